@@ -1,0 +1,84 @@
+//! Command line and environment: every `hookline serve` setting is a flag that can also come
+//! from a `HOOKLINE_*` variable. Values are parsed here, once, into their real types.
+
+use crate::domain::retry::{RetrySchedule, DEFAULT_RETRY_SCHEDULE};
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "A durable, Logto-compatible webhook engine for identity events"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the delivery workers in one process.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port the HTTP API listens on.
+    #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:3001")]
+    pub listen: String,
+
+    /// Where events, hooks and the delivery queue are stored: sqlite://PATH (created and
+    /// migrated on first start).
+    #[arg(
+        long,
+        env = "HOOKLINE_DATABASE_URL",
+        default_value = "sqlite://hookline.db"
+    )]
+    pub database_url: String,
+
+    /// Bearer token for the /api routes (at least 16 characters). Without one, the first start
+    /// generates a token, prints it once and stores only its hash.
+    #[arg(long, env = "HOOKLINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Time a receiver gets to answer one webhook request.
+    #[arg(long, env = "HOOKLINE_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Delays between the attempts of a failing delivery (each ±20 % jitter); when they are
+    /// used up the delivery is marked failed. Default: the Standard Webhooks schedule.
+    #[arg(long, env = "HOOKLINE_RETRY_SCHEDULE", default_value = DEFAULT_RETRY_SCHEDULE)]
+    pub retry_schedule: RetrySchedule,
+
+    /// Allow hook URLs on loopback, private, link-local and other non-public addresses
+    /// (for local development only).
+    #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_targets: bool,
+
+    /// Webhook requests in flight at once, over all hooks.
+    #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_in_flight: u32,
+
+    /// Webhook requests in flight at once to one hook, so that a slow endpoint can hold only
+    /// this many of the slots.
+    #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT_PER_HOOK", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_in_flight_per_hook: u32,
+
+    /// Largest request body the API accepts, in bytes.
+    #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl ServeArgs {
+    /// The settings a test or an embedding program starts from: defaults, no admin token.
+    pub fn defaults() -> Self {
+        match Cli::try_parse_from(["hookline", "serve"]) {
+            Ok(Cli {
+                command: Command::Serve(args),
+            }) => args,
+            Err(e) => unreachable!("the defaults parse: {e}"),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The claim loop: keeps up to `max_in_flight` sends running, at most
+//! `max_in_flight_per_hook` per hook, and sleeps until new work is committed, a send finishes
+//! or the next retry falls due.
+
+use super::http::WebhookSender;
+use super::EngineSettings;
+use crate::domain::id::new_id;
+use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, NextStep, Store};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Upper bound on one sleep: other processes (a second node, a restarted one) may queue work
+/// without being able to wake this one.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Deliveries claimed per round trip to the store.
+const CLAIM_BATCH: usize = 256;
+/// Extra lease time on top of the request timeout, for queueing and recording.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    sender: Arc<WebhookSender>,
+    settings: EngineSettings,
+    wake: Arc<Notify>,
+    records: UnboundedSender<AttemptRecord>,
+    /// Sends in flight per hook.
+    per_hook: HashMap<String, usize>,
+    /// Claimed deliveries not yet finished (running or waiting), to release them if shutdown
+    /// cuts them off.
+    in_flight: HashSet<String>,
+    /// Claimed deliveries whose hook is at its limit. A claim may return a few more for a hook
+    /// than it has free slots; they wait here (inside their lease) rather than exceed it.
+    waiting: HashMap<String, VecDeque<ClaimedDelivery>>,
+    tasks: JoinSet<(String, String)>,
+    /// Which delivery each task sends, so a task that panicked still gives its slot back.
+    task_deliveries: HashMap<tokio::task::Id, (String, String)>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sender: Arc<WebhookSender>,
+        settings: EngineSettings,
+        wake: Arc<Notify>,
+        records: UnboundedSender<AttemptRecord>,
+    ) -> Self {
+        Self {
+            store,
+            sender,
+            settings,
+            wake,
+            records,
+            per_hook: HashMap::new(),
+            in_flight: HashSet::new(),
+            waiting: HashMap::new(),
+            tasks: JoinSet::new(),
+            task_deliveries: HashMap::new(),
+        }
+    }
+
+    fn finished(&mut self, hook_id: &str, delivery_id: &str) {
+        self.in_flight.remove(delivery_id);
+        if let Some(n) = self.per_hook.get_mut(hook_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_hook.remove(hook_id);
+            }
+        }
+        let next = self.waiting.get_mut(hook_id).and_then(VecDeque::pop_front);
+        if self.waiting.get(hook_id).is_some_and(VecDeque::is_empty) {
+            self.waiting.remove(hook_id);
+        }
+        if let Some(d) = next {
+            self.start(d);
+        }
+    }
+
+    fn claimed_count(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    fn reap(
+        &mut self,
+        joined: Result<(tokio::task::Id, (String, String)), tokio::task::JoinError>,
+    ) {
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => {
+                // A send task does not panic on any input; if one did, its delivery stays
+                // claimed and comes back after the lease.
+                tracing::error!(error = %e, "a send task failed");
+                e.id()
+            }
+        };
+        if let Some((hook, delivery)) = self.task_deliveries.remove(&id) {
+            self.finished(&hook, &delivery);
+        }
+    }
+
+    fn busy_hooks(&self) -> Vec<String> {
+        self.per_hook
+            .iter()
+            .filter(|(_, n)| **n >= self.settings.max_in_flight_per_hook)
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let lease_ms = (self.settings.request_timeout + LEASE_MARGIN).as_millis() as i64;
+        loop {
+            while let Some(joined) = self.tasks.try_join_next_with_id() {
+                self.reap(joined);
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let free = self
+                .settings
+                .max_in_flight
+                .saturating_sub(self.claimed_count());
+            let busy = self.busy_hooks();
+            let mut sleep_for = POLL_INTERVAL;
+            if free > 0 {
+                let limit = free.min(CLAIM_BATCH);
+                let req = ClaimRequest {
+                    now: now_ms(),
+                    limit: limit as u32,
+                    per_hook: self.settings.max_in_flight_per_hook as u32,
+                    busy_hooks: busy.clone(),
+                    lease_ms,
+                };
+                match self.store.claim_due(&req).await {
+                    Ok(claimed) => {
+                        let full = claimed.len() == limit;
+                        for d in claimed {
+                            self.spawn_send(d);
+                        }
+                        if full {
+                            continue; // more may be due right now
+                        }
+                        match self.store.next_due_at().await {
+                            Ok(Some(at)) => {
+                                let wait = (at - now_ms()).max(0) as u64;
+                                sleep_for = sleep_for.min(Duration::from_millis(wait));
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "reading the next due time failed")
+                            }
+                        }
+                        // Due work held back only because its hooks are busy waits for a send
+                        // to finish, not for the clock.
+                        if sleep_for.is_zero() && !busy.is_empty() {
+                            sleep_for = POLL_INTERVAL;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming deliveries failed; trying again shortly")
+                    }
+                }
+            }
+            if sleep_for.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.reap(joined),
+                _ = tokio::time::sleep(sleep_for) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Takes a claimed delivery: sends it now, or queues it behind its hook's running sends.
+    fn spawn_send(&mut self, d: ClaimedDelivery) {
+        self.in_flight.insert(d.id.clone());
+        if self.per_hook.get(&d.hook_id).copied().unwrap_or(0)
+            >= self.settings.max_in_flight_per_hook
+        {
+            self.waiting
+                .entry(d.hook_id.clone())
+                .or_default()
+                .push_back(d);
+        } else {
+            self.start(d);
+        }
+    }
+
+    fn start(&mut self, d: ClaimedDelivery) {
+        *self.per_hook.entry(d.hook_id.clone()).or_default() += 1;
+        let sender = self.sender.clone();
+        let records = self.records.clone();
+        let schedule = self.settings.retry_schedule.clone();
+        let ids = (d.hook_id.clone(), d.id.clone());
+        let span = tracing::info_span!("delivery", hook_id = %d.hook_id, event_id = %d.event_id, delivery_id = %d.id, attempt = d.attempts + 1);
+        let handle = self.tasks.spawn(
+            async move {
+                let ClaimedDelivery { id, hook_id, event_name, body, attempts, target, .. } = d;
+                let outcome = sender.send(&target, &id, body).await;
+                let attempt = attempts + 1;
+                let at = now_ms();
+                let next = if outcome.is_success() {
+                    NextStep::Succeeded
+                } else {
+                    match schedule.next_delay(attempt, outcome.retry_after) {
+                        Some(delay) => NextStep::RetryAt(at + delay.as_millis() as i64),
+                        None => NextStep::GaveUp,
+                    }
+                };
+                match next {
+                    NextStep::Succeeded => tracing::debug!(status = ?outcome.status, "delivered"),
+                    NextStep::RetryAt(_) => tracing::info!(status = ?outcome.status, error = ?outcome.error, "attempt failed; will retry"),
+                    NextStep::GaveUp => tracing::warn!(status = ?outcome.status, error = ?outcome.error, "attempt failed; retry schedule used up, delivery marked failed"),
+                }
+                // Unbounded so that this is not an await point: a result is never lost to
+                // cancellation between sending it and returning.
+                let _ = records.send(AttemptRecord {
+                    id: new_id(),
+                    delivery_id: id.clone(),
+                    hook_id: hook_id.clone(),
+                    event_name,
+                    attempt,
+                    next,
+                    response_status: outcome.status,
+                    response_body: outcome.body,
+                    error: outcome.error,
+                    duration_ms: outcome.duration.as_millis() as i64,
+                    at,
+                });
+                (hook_id, id)
+            }
+            .instrument(span),
+        );
+        self.task_deliveries.insert(handle.id(), ids);
+    }
+
+    /// Lets in-flight sends finish within the request timeout, then releases what is left.
+    async fn drain(mut self) {
+        let grace = self.settings.request_timeout + Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + grace;
+        self.waiting.clear();
+        while !self.tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next_with_id()).await {
+                Ok(Some(joined)) => self.reap(joined),
+                Ok(None) => break,
+                Err(_) => break,
+            }
+        }
+        self.tasks.abort_all();
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            if let Ok((_, (_, delivery))) = joined {
+                self.in_flight.remove(&delivery);
+            }
+        }
+        if !self.in_flight.is_empty() {
+            let ids: Vec<String> = self.in_flight.drain().collect();
+            tracing::info!(
+                count = ids.len(),
+                "releasing unfinished deliveries for the next start"
+            );
+            if let Err(e) = self.store.release(&ids, now_ms()).await {
+                tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Delivery: claim due deliveries, send them, record what happened, schedule retries.
+//!
+//! Three parts, each a task:
+//! - the **dispatcher** ([`dispatcher`]) claims batches of due deliveries from the store and
+//!   starts one send task per delivery, within a global and a per-hook in-flight limit, so a
+//!   slow or dead endpoint can only ever hold its own few slots;
+//! - the **send tasks** POST through the shared [`http::WebhookSender`] and hand an
+//!   [`crate::storage::AttemptRecord`] to the recorder;
+//! - the **recorder** ([`recorder`]) writes attempt records in batches, one transaction each
+//!   (group commit), which is what keeps SQLite's single writer from being the bottleneck.
+//!
+//! Delivery is at least once: a claim hides a delivery for a lease; if the process dies before
+//! its result is recorded, the delivery becomes due again when the lease runs out.
+
+pub mod dispatcher;
+pub mod http;
+pub mod recorder;
+
+use crate::domain::retry::RetrySchedule;
+use crate::storage::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub retry_schedule: RetrySchedule,
+    pub request_timeout: Duration,
+    /// Requests in flight at once, over all hooks.
+    pub max_in_flight: usize,
+    /// Requests in flight at once to one hook.
+    pub max_in_flight_per_hook: usize,
+}
+
+/// Wakes the dispatcher when new deliveries were committed, so the happy path has no polling
+/// delay. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Waker(Arc<Notify>);
+
+impl Waker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The running engine.
+pub struct DeliveryEngine {
+    dispatcher: JoinHandle<()>,
+    recorder: JoinHandle<()>,
+}
+
+impl DeliveryEngine {
+    /// Starts the dispatcher and the recorder. They stop when `shutdown` is cancelled: no new
+    /// claims, in-flight requests get up to the request timeout to finish, the rest are
+    /// released, and every result is written before [`DeliveryEngine::join`] returns.
+    pub fn start(
+        store: Arc<dyn Store>,
+        sender: Arc<http::WebhookSender>,
+        settings: EngineSettings,
+        waker: Waker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (records_tx, records_rx) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = tokio::spawn(recorder::run(store.clone(), records_rx));
+        let dispatcher = tokio::spawn(
+            dispatcher::Dispatcher::new(store, sender, settings, waker.0, records_tx).run(shutdown),
+        );
+        Self {
+            dispatcher,
+            recorder,
+        }
+    }
+
+    pub async fn join(self) {
+        if let Err(e) = self.dispatcher.await {
+            tracing::error!(error = %e, "the delivery dispatcher ended abnormally");
+        }
+        if let Err(e) = self.recorder.await {
+            tracing::error!(error = %e, "the attempt recorder ended abnormally");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The event catalog: every event name a hook may subscribe to, in Logto's order.
+//!
+//! An event is parsed once, at the edge (hook bodies, ingest bodies), into [`HookEvent`];
+//! everything behind the edge can rely on the name being one of the catalog's.
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// Logto sorts its events into three kinds; the kind decides the payload's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventKind {
+    /// `Post*`: fired when an end user finishes an interaction (sign-in, registration, ...).
+    Interaction,
+    /// `<Schema>.<Mutation>`: fired when the Management API changed data.
+    Data,
+    /// Fired when something went wrong on purpose (lockout, rate limit).
+    Exception,
+}
+
+/// The registrable events in the order `@logto/schemas` lists them (`hookEvents`), without the
+/// dev-feature `TrustedDevice.*` events.
+const CATALOG: &[(&str, EventKind)] = &[
+    ("PostRegister", EventKind::Interaction),
+    ("PostSignIn", EventKind::Interaction),
+    ("PostSignInAdaptiveMfaTriggered", EventKind::Interaction),
+    ("PostResetPassword", EventKind::Interaction),
+    ("User.Created", EventKind::Data),
+    ("User.Deleted", EventKind::Data),
+    ("User.Data.Updated", EventKind::Data),
+    ("User.SuspensionStatus.Updated", EventKind::Data),
+    ("Role.Created", EventKind::Data),
+    ("Role.Deleted", EventKind::Data),
+    ("Role.Data.Updated", EventKind::Data),
+    ("Role.Scopes.Updated", EventKind::Data),
+    ("Scope.Created", EventKind::Data),
+    ("Scope.Deleted", EventKind::Data),
+    ("Scope.Data.Updated", EventKind::Data),
+    ("Organization.Created", EventKind::Data),
+    ("Organization.Deleted", EventKind::Data),
+    ("Organization.Data.Updated", EventKind::Data),
+    ("Organization.Membership.Updated", EventKind::Data),
+    ("OrganizationRole.Created", EventKind::Data),
+    ("OrganizationRole.Deleted", EventKind::Data),
+    ("OrganizationRole.Data.Updated", EventKind::Data),
+    ("OrganizationRole.Scopes.Updated", EventKind::Data),
+    ("OrganizationScope.Created", EventKind::Data),
+    ("OrganizationScope.Deleted", EventKind::Data),
+    ("OrganizationScope.Data.Updated", EventKind::Data),
+    ("Identifier.Lockout", EventKind::Exception),
+    ("Message.RateLimited", EventKind::Exception),
+    ("Grant.LimitExceeded", EventKind::Exception),
+];
+
+/// One catalog event. A `Copy` index into [`CATALOG`], so it costs nothing to pass around
+/// and can never hold a name outside the catalog.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HookEvent(u8);
+
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a hook event; GET /api/hook-events lists them")]
+pub struct UnknownEvent(pub String);
+
+impl HookEvent {
+    pub fn parse(name: &str) -> Result<Self, UnknownEvent> {
+        CATALOG
+            .iter()
+            .position(|(n, _)| *n == name)
+            .map(|i| HookEvent(i as u8))
+            .ok_or_else(|| UnknownEvent(name.chars().take(100).collect()))
+    }
+
+    pub fn name(self) -> &'static str {
+        CATALOG[self.0 as usize].0
+    }
+
+    pub fn kind(self) -> EventKind {
+        CATALOG[self.0 as usize].1
+    }
+
+    /// Every event, in catalog order.
+    pub fn all() -> impl Iterator<Item = HookEvent> {
+        (0..CATALOG.len()).map(|i| HookEvent(i as u8))
+    }
+}
+
+impl fmt::Debug for HookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for HookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for HookEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_round_trips_and_keeps_logto_order() {
+        let names: Vec<_> = HookEvent::all().map(HookEvent::name).collect();
+        assert_eq!(names.len(), 29);
+        assert_eq!(names[0], "PostRegister");
+        assert_eq!(names[28], "Grant.LimitExceeded");
+        for e in HookEvent::all() {
+            assert_eq!(HookEvent::parse(e.name()).unwrap(), e);
+        }
+        assert_eq!(
+            HookEvent::parse("PostSignIn").unwrap().kind(),
+            EventKind::Interaction
+        );
+        assert_eq!(
+            HookEvent::parse("Identifier.Lockout").unwrap().kind(),
+            EventKind::Exception
+        );
+        assert!(HookEvent::parse("postsignin").is_err());
+        assert!(HookEvent::parse("TrustedDevice.Created").is_err());
+    }
+}

@@ -1,0 +1,444 @@
+//! A hook (a webhook subscription) and the parsing of the bodies that create and change one.
+//!
+//! Bodies arrive as loosely typed JSON ([`HookInput`]) and are parsed once into a [`Hook`] or
+//! [`HookPatch`]; from then on a hook's events are catalog events, its URL is http(s), its
+//! headers are valid header names and values, and its name and key have Logto's lengths.
+
+use super::event::HookEvent;
+use super::target::{check_url, TargetError};
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+pub const MAX_NAME_LENGTH: usize = 256;
+pub const MAX_URL_LENGTH: usize = 2048;
+pub const MAX_HEADERS: usize = 50;
+/// The tenant every hook belongs to; hookline is single-tenant like Logto OSS.
+pub const TENANT_ID: &str = "default";
+
+/// Why a hook body was refused. Each maps to a 400 with its own code.
+#[derive(Debug, thiserror::Error)]
+pub enum HookInputError {
+    #[error("either `events` (non-empty) or `event` must be given")]
+    MissingEvents,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+}
+
+/// Custom request headers, in the order the user gave them (order is kept so that a hook read
+/// back looks the way it was written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookHeaders(Vec<(String, String)>);
+
+impl HookHeaders {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn parse(map: serde_json::Map<String, Value>) -> Result<Self, HookInputError> {
+        if map.len() > MAX_HEADERS {
+            return Err(HookInputError::Invalid(format!(
+                "config.headers may hold at most {MAX_HEADERS} headers"
+            )));
+        }
+        let mut out = Vec::with_capacity(map.len());
+        for (name, value) in map {
+            let Value::String(value) = value else {
+                return Err(HookInputError::Invalid(format!(
+                    "config.headers.{name} must be a string"
+                )));
+            };
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(HookInputError::Invalid(format!(
+                    "config.headers: '{name}' is not a valid header name"
+                )));
+            }
+            if reqwest::header::HeaderValue::from_str(&value).is_err() {
+                return Err(HookInputError::Invalid(format!(
+                    "config.headers.{name}: the value is not a valid header value"
+                )));
+            }
+            out.push((name, value));
+        }
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for HookHeaders {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for HookHeaders {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::deserialize(d)?;
+        HookHeaders::parse(map).map_err(D::Error::custom)
+    }
+}
+
+/// `config` as Logto has it: `{url, headers?, retries?}`. `retries` is deprecated in Logto and
+/// ignored by hookline's delivery (the retry schedule decides); it is stored and echoed so that
+/// clients that send it get it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookConfig {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub headers: Option<HookHeaders>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retries: Option<u8>,
+}
+
+impl HookConfig {
+    /// Parses `config` from a request body. Host names are not resolved here; the caller
+    /// resolves them (I/O) and checks the addresses.
+    pub fn parse(value: Value, allow_private: bool) -> Result<Self, HookInputError> {
+        let Value::Object(mut obj) = value else {
+            return Err(HookInputError::Invalid("config must be an object".into()));
+        };
+        let url = match obj.remove("url") {
+            Some(Value::String(u)) => u,
+            Some(_) => {
+                return Err(HookInputError::Invalid(
+                    "config.url must be a string".into(),
+                ))
+            }
+            None => return Err(HookInputError::Invalid("config.url is required".into())),
+        };
+        if url.len() > MAX_URL_LENGTH {
+            return Err(HookInputError::Invalid(format!(
+                "config.url is longer than {MAX_URL_LENGTH} characters"
+            )));
+        }
+        check_url(&url, allow_private)?;
+        let headers = match obj.remove("headers") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(HookHeaders::parse(m)?),
+            Some(_) => {
+                return Err(HookInputError::Invalid(
+                    "config.headers must be an object of strings".into(),
+                ))
+            }
+        };
+        let retries = match obj.remove("retries") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(r @ 0..=3) => Some(r as u8),
+                _ => {
+                    return Err(HookInputError::Invalid(
+                        "config.retries must be an integer from 0 to 3".into(),
+                    ))
+                }
+            },
+            Some(_) => {
+                return Err(HookInputError::Invalid(
+                    "config.retries must be an integer from 0 to 3".into(),
+                ))
+            }
+        };
+        Ok(Self {
+            url,
+            headers,
+            retries,
+        })
+    }
+}
+
+/// A stored hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub id: String,
+    pub name: String,
+    /// Logto's legacy single-event field; new clients use `events`.
+    pub event: Option<HookEvent>,
+    pub events: Vec<HookEvent>,
+    pub config: HookConfig,
+    pub signing_key: String,
+    pub enabled: bool,
+    /// Epoch milliseconds, as Logto returns it.
+    pub created_at: i64,
+}
+
+impl Hook {
+    /// Does this hook want `event`? The legacy `event` field counts as well, as in Logto.
+    pub fn subscribes_to(&self, event: HookEvent) -> bool {
+        self.event == Some(event) || self.events.contains(&event)
+    }
+}
+
+/// Hook fields of a create or update body, each still as loosely typed JSON.
+/// Unknown fields are ignored, as Logto's zod guards strip them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookInput {
+    #[serde(default)]
+    pub name: Option<Value>,
+    /// `None`: absent; `Some(Value::Null)`: explicitly null (clears the legacy field on update).
+    #[serde(default, deserialize_with = "present")]
+    pub event: Option<Value>,
+    #[serde(default)]
+    pub events: Option<Value>,
+    #[serde(default)]
+    pub config: Option<Value>,
+    #[serde(default)]
+    pub enabled: Option<Value>,
+}
+
+/// Keeps an explicit `null` apart from an absent field.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// The parsed changes of `PATCH /api/hooks/:id`; `None` leaves a field alone.
+#[derive(Debug, Default)]
+pub struct HookPatch {
+    pub name: Option<String>,
+    pub event: Option<Option<HookEvent>>,
+    pub events: Option<Vec<HookEvent>>,
+    pub config: Option<HookConfig>,
+    pub enabled: Option<bool>,
+}
+
+fn parse_name(v: Value) -> Result<String, HookInputError> {
+    match v {
+        Value::String(s) if s.chars().count() > MAX_NAME_LENGTH => Err(HookInputError::Invalid(
+            format!("name is longer than {MAX_NAME_LENGTH} characters"),
+        )),
+        Value::String(s) if s.is_empty() => {
+            Err(HookInputError::Invalid("name must not be empty".into()))
+        }
+        Value::String(s) => Ok(s),
+        _ => Err(HookInputError::Invalid("name must be a string".into())),
+    }
+}
+
+fn parse_event(v: Value) -> Result<Option<HookEvent>, HookInputError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => HookEvent::parse(&s)
+            .map(Some)
+            .map_err(|e| HookInputError::Invalid(e.to_string())),
+        _ => Err(HookInputError::Invalid("event must be a string".into())),
+    }
+}
+
+/// `events`: a non-empty array of catalog events; repeats are dropped (first one kept), as
+/// Logto's `nonemptyUniqueHookEventsGuard` does.
+fn parse_events(v: Value) -> Result<Vec<HookEvent>, HookInputError> {
+    let Value::Array(items) = v else {
+        return Err(HookInputError::Invalid(
+            "events must be an array of event names".into(),
+        ));
+    };
+    if items.is_empty() {
+        return Err(HookInputError::MissingEvents);
+    }
+    let mut out: Vec<HookEvent> = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::String(s) = item else {
+            return Err(HookInputError::Invalid(
+                "events must be an array of event names".into(),
+            ));
+        };
+        let e = HookEvent::parse(&s).map_err(|e| HookInputError::Invalid(e.to_string()))?;
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_enabled(v: Value) -> Result<bool, HookInputError> {
+    v.as_bool()
+        .ok_or_else(|| HookInputError::Invalid("enabled must be a boolean".into()))
+}
+
+impl HookInput {
+    /// Parses a create body into a new hook with the given id, key and creation time.
+    pub fn into_new_hook(
+        self,
+        id: String,
+        signing_key: String,
+        created_at: i64,
+        allow_private: bool,
+    ) -> Result<Hook, HookInputError> {
+        let name = self.name.map(parse_name).transpose()?.unwrap_or_default();
+        let event = self.event.map(parse_event).transpose()?.flatten();
+        let events = match self.events {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => parse_events(v)?,
+        };
+        if event.is_none() && events.is_empty() {
+            return Err(HookInputError::MissingEvents);
+        }
+        let config = match self.config {
+            Some(v) => HookConfig::parse(v, allow_private)?,
+            None => return Err(HookInputError::Invalid("config is required".into())),
+        };
+        let enabled = self.enabled.map(parse_enabled).transpose()?.unwrap_or(true);
+        Ok(Hook {
+            id,
+            name,
+            event,
+            events,
+            config,
+            signing_key,
+            enabled,
+            created_at,
+        })
+    }
+
+    /// Parses an update body. Fields given replace the stored ones whole (JSON fields such
+    /// as `config` are replaced, not merged), as in Logto.
+    pub fn into_patch(self, allow_private: bool) -> Result<HookPatch, HookInputError> {
+        Ok(HookPatch {
+            name: self.name.map(parse_name).transpose()?,
+            event: self.event.map(parse_event).transpose()?,
+            events: self.events.map(parse_events).transpose()?,
+            config: self
+                .config
+                .map(|c| HookConfig::parse(c, allow_private))
+                .transpose()?,
+            enabled: self.enabled.map(parse_enabled).transpose()?,
+        })
+    }
+}
+
+impl HookPatch {
+    pub fn apply(self, hook: &mut Hook) {
+        if let Some(n) = self.name {
+            hook.name = n;
+        }
+        if let Some(e) = self.event {
+            hook.event = e;
+        }
+        if let Some(e) = self.events {
+            hook.events = e;
+        }
+        if let Some(c) = self.config {
+            hook.config = c;
+        }
+        if let Some(e) = self.enabled {
+            hook.enabled = e;
+        }
+    }
+}
+
+/// Parses the `events` of `POST /api/hooks/:id/test`.
+pub fn parse_test_events(v: Option<Value>) -> Result<Vec<HookEvent>, HookInputError> {
+    match v {
+        None | Some(Value::Null) => Err(HookInputError::MissingEvents),
+        Some(v) => parse_events(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input(v: Value) -> HookInput {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn create_body_parses_and_dedupes_events() {
+        let hook = input(json!({
+            "name": "crm", "events": ["PostSignIn", "User.Created", "PostSignIn"],
+            "config": {"url": "https://example.com/h", "headers": {"x-a": "1"}}, "unknown": 1
+        }))
+        .into_new_hook("id".into(), "key".into(), 1, false)
+        .unwrap();
+        assert_eq!(hook.events.len(), 2);
+        assert!(hook.enabled);
+        assert!(hook.subscribes_to(HookEvent::parse("User.Created").unwrap()));
+        assert!(!hook.subscribes_to(HookEvent::parse("User.Deleted").unwrap()));
+    }
+
+    #[test]
+    fn create_body_errors_are_specific() {
+        let new = |v| input(v).into_new_hook("id".into(), "k".into(), 1, false);
+        let cfg = json!({"url": "https://example.com"});
+        assert!(matches!(
+            new(json!({"config": cfg})),
+            Err(HookInputError::MissingEvents)
+        ));
+        assert!(matches!(
+            new(json!({"events": [], "config": cfg})),
+            Err(HookInputError::MissingEvents)
+        ));
+        assert!(matches!(
+            new(json!({"events": ["Nope"], "config": cfg})),
+            Err(HookInputError::Invalid(_))
+        ));
+        assert!(matches!(
+            new(json!({"events": ["PostSignIn"]})),
+            Err(HookInputError::Invalid(_))
+        ));
+        assert!(matches!(
+            new(json!({"events": ["PostSignIn"], "config": {"url": "http://10.0.0.1/"}})),
+            Err(HookInputError::Target(TargetError::Private(_)))
+        ));
+        assert!(matches!(
+            new(
+                json!({"events": ["PostSignIn"], "config": {"url": "https://e.com", "headers": {"bad name": "x"}}})
+            ),
+            Err(HookInputError::Invalid(_))
+        ));
+        assert!(matches!(
+            new(
+                json!({"events": ["PostSignIn"], "config": {"url": "https://e.com", "retries": 4}})
+            ),
+            Err(HookInputError::Invalid(_))
+        ));
+        assert!(matches!(
+            new(json!({"name": "x".repeat(257), "events": ["PostSignIn"], "config": cfg})),
+            Err(HookInputError::Invalid(_))
+        ));
+        let legacy = new(json!({"event": "PostSignIn", "config": cfg})).unwrap();
+        assert_eq!(legacy.event, Some(HookEvent::parse("PostSignIn").unwrap()));
+        assert!(legacy.events.is_empty());
+    }
+
+    #[test]
+    fn patch_keeps_null_apart_from_absent() {
+        let mut hook = input(json!({"event": "PostSignIn", "config": {"url": "https://e.com"}}))
+            .into_new_hook("id".into(), "k".into(), 1, false)
+            .unwrap();
+        input(json!({"name": "n"}))
+            .into_patch(false)
+            .unwrap()
+            .apply(&mut hook);
+        assert_eq!(hook.event, Some(HookEvent::parse("PostSignIn").unwrap()));
+        input(json!({"event": null, "enabled": false}))
+            .into_patch(false)
+            .unwrap()
+            .apply(&mut hook);
+        assert_eq!(hook.event, None);
+        assert!(!hook.enabled);
+        assert_eq!(hook.name, "n");
+    }
+
+    #[test]
+    fn headers_keep_their_order_through_json() {
+        let c = HookConfig::parse(
+            json!({"url": "https://e.com", "headers": {"b": "1", "a": "2"}}),
+            false,
+        )
+        .unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"url":"https://e.com","headers":{"b":"1","a":"2"}}"#
+        );
+        let back: HookConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+}

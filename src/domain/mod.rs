@@ -1,0 +1,10 @@
+//! The domain: events, hooks, payloads, signatures, retry and target rules. Pure code, no
+//! I/O, so every rule here is unit-tested on its own.
+
+pub mod event;
+pub mod hook;
+pub mod id;
+pub mod payload;
+pub mod retry;
+pub mod signature;
+pub mod target;

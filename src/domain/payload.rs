@@ -1,0 +1,152 @@
+//! The JSON bodies hookline sends.
+//!
+//! Key order matters to receivers that log or diff payloads, so payloads are built as
+//! insertion-ordered maps (`serde_json` with `preserve_order`): `event` first, `createdAt`
+//! next, the rest as published, `hookId` last, as in Logto.
+
+use super::event::{EventKind, HookEvent};
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+/// `2026-11-27T18:52:32.123Z`: millisecond precision in UTC, like JavaScript's `toISOString()`.
+pub fn iso_timestamp(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// The event payload as published through `POST /api/events`, with `createdAt` placed right
+/// after `event` (a `createdAt` the publisher gave is kept) and without `hookId`, which is
+/// per delivery.
+pub fn event_payload(
+    event: HookEvent,
+    mut published: Map<String, Value>,
+    created_at: &str,
+) -> Map<String, Value> {
+    published.remove("event");
+    published.remove("hookId");
+    let created = match published.remove("createdAt") {
+        Some(Value::String(s)) => Value::String(s),
+        _ => Value::String(created_at.to_owned()),
+    };
+    let mut out = Map::with_capacity(published.len() + 3);
+    out.insert("event".into(), Value::String(event.name().into()));
+    out.insert("createdAt".into(), created);
+    out.extend(published);
+    out
+}
+
+/// The exact body of one delivery: the event payload with `hookId` as the last key.
+/// Stored with the delivery so that every retry sends (and signs) the same bytes.
+pub fn delivery_body(event_payload: &Map<String, Value>, hook_id: &str) -> String {
+    let mut body = event_payload.clone();
+    body.insert("hookId".into(), Value::String(hook_id.to_owned()));
+    Value::Object(body).to_string()
+}
+
+/// The payload `POST /api/hooks/:id/test` sends: fake values in the shape of the event's
+/// kind, like Logto's test payload.
+pub fn test_payload(event: HookEvent, hook_id: &str, now: OffsetDateTime) -> Value {
+    let created_at = iso_timestamp(now);
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut p = match event.kind() {
+        EventKind::Interaction => json!({
+            "event": event.name(),
+            "interactionEvent": match event.name() {
+                "PostRegister" => "Register",
+                "PostResetPassword" => "ForgotPassword",
+                _ => "SignIn",
+            },
+            "createdAt": created_at,
+            "sessionId": "fake-session-id",
+            "userAgent": "fake-user-agent",
+            "userId": "fake-id",
+            "userIp": "127.0.0.1",
+            "user": {
+                "id": "fake-id",
+                "username": "fake-user",
+                "primaryEmail": "fake-user@fake-service.com",
+                "primaryPhone": "1234567890",
+                "name": "Fake User",
+                "avatar": "https://fake-service.com/avatars/fake-user.png",
+                "customData": {"theme": "light"},
+                "identities": {},
+                "lastSignInAt": now_ms,
+                "createdAt": now_ms,
+                "updatedAt": now_ms,
+                "profile": {},
+                "applicationId": "fake-application-id",
+                "isSuspended": false
+            },
+            "application": {
+                "id": "fake-application-id",
+                "type": "Traditional",
+                "name": "Fake Application",
+                "description": "Fake application data for testing"
+            }
+        }),
+        EventKind::Data | EventKind::Exception => json!({
+            "event": event.name(),
+            "createdAt": created_at,
+            "userAgent": "fake-user-agent",
+            "ip": "127.0.0.1",
+            "path": "/fake-path/:id",
+            "method": "POST",
+            "status": 200,
+            "params": {"id": "fake-id"},
+            "matchedRoute": "/fake-path/:id",
+            "data": {"result": "success"}
+        }),
+    };
+    if let Some(obj) = p.as_object_mut() {
+        obj.insert("hookId".into(), Value::String(hook_id.to_owned()));
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_keys_come_in_logto_order() {
+        let ev = HookEvent::parse("User.Created").unwrap();
+        let published =
+            json!({"data": {"id": "u1"}, "hookId": "spoofed", "event": "x", "path": "/users"});
+        let p = event_payload(
+            ev,
+            published.as_object().unwrap().clone(),
+            "2026-01-01T00:00:00.000Z",
+        );
+        let body = delivery_body(&p, "h1");
+        assert_eq!(
+            body,
+            r#"{"event":"User.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"u1"},"path":"/users","hookId":"h1"}"#
+        );
+    }
+
+    #[test]
+    fn iso_timestamps_look_like_javascript() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        assert_eq!(iso_timestamp(t), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn test_payloads_follow_the_kind() {
+        let now = OffsetDateTime::now_utc();
+        let p = test_payload(HookEvent::parse("PostSignIn").unwrap(), "h", now);
+        assert_eq!(p["sessionId"], "fake-session-id");
+        assert_eq!(p.as_object().unwrap().keys().next_back().unwrap(), "hookId");
+        let d = test_payload(HookEvent::parse("Role.Created").unwrap(), "h", now);
+        assert_eq!(d["path"], "/fake-path/:id");
+        assert_eq!(d["data"]["result"], "success");
+    }
+}

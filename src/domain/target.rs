@@ -1,0 +1,205 @@
+//! Which webhook targets hookline refuses to call (SSRF protection).
+//!
+//! A hook URL is attacker-controlled input: without these checks anyone with API access could
+//! make hookline POST to the database port, the cloud metadata service or an admin panel on
+//! the private network. The rules are pure functions here; they are applied twice, when a hook
+//! is created or updated, and again on every connect after DNS resolution (see
+//! `delivery::http`), so a name that resolves to a public address at create time and to a
+//! private one later (DNS rebinding) is still refused.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use url::{Host, Url};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TargetError {
+    #[error("the URL is not valid: {0}")]
+    Invalid(String),
+    #[error("only http and https URLs are accepted")]
+    Scheme,
+    #[error("the URL must not carry credentials")]
+    Credentials,
+    #[error("the target {0} is a loopback, private, link-local or otherwise non-public address; start hookline with --allow-private-targets to allow it")]
+    Private(String),
+}
+
+/// Is `ip` an address that a webhook must never reach (unless private targets are allowed)?
+///
+/// Refused: unspecified, loopback, private (RFC 1918), shared/CGNAT (100.64/10), link-local
+/// (169.254/16, which holds cloud metadata services), multicast, broadcast, benchmarking,
+/// documentation and reserved ranges; and their IPv6 counterparts (::1, fc00::/7, fe80::/10,
+/// ff00::/8, ...), including IPv4 addresses wrapped in IPv6 (::ffff:a.b.c.d, NAT64, 6to4).
+pub fn is_forbidden_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_forbidden_v4(v4),
+        IpAddr::V6(v6) => is_forbidden_v6(v6),
+    }
+}
+
+fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0 // "this network"
+        || (a == 100 && (64..128).contains(&b)) // shared address space / CGNAT
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240 // reserved
+}
+
+fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_forbidden_v4(v4);
+    }
+    let seg = ip.segments();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (seg[0] & 0xffc0) == 0xfec0 // deprecated site-local fec0::/10
+        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        // IPv4-compatible ::a.b.c.d (deprecated) and NAT64 64:ff9b::/96 embed an IPv4 address
+        || (seg[..6] == [0, 0, 0, 0, 0, 0])
+        || (seg[0] == 0x0064 && seg[1] == 0xff9b && is_forbidden_v4(embedded_v4(&seg)))
+        // 6to4 2002::/16 embeds the IPv4 address in segments 1 and 2
+        || (seg[0] == 0x2002
+            && is_forbidden_v4(Ipv4Addr::new(
+                (seg[1] >> 8) as u8,
+                seg[1] as u8,
+                (seg[2] >> 8) as u8,
+                seg[2] as u8,
+            )))
+}
+
+fn embedded_v4(seg: &[u16; 8]) -> Ipv4Addr {
+    Ipv4Addr::new(
+        (seg[6] >> 8) as u8,
+        seg[6] as u8,
+        (seg[7] >> 8) as u8,
+        seg[7] as u8,
+    )
+}
+
+/// Is this host name one that always means "this machine", whatever DNS says?
+pub fn is_local_hostname(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    h == "localhost" || h.ends_with(".localhost")
+}
+
+/// A URL a webhook may be sent to, as far as can be told without DNS: http(s), no
+/// credentials, and (unless `allow_private`) no literal private address or `localhost`.
+/// Returns the parsed URL; host names still have to be resolved and checked.
+pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
+    let url = Url::parse(raw).map_err(|e| TargetError::Invalid(e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(TargetError::Scheme);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(TargetError::Credentials);
+    }
+    let host = url
+        .host()
+        .ok_or_else(|| TargetError::Invalid("the URL has no host".into()))?;
+    if !allow_private {
+        let forbidden = match &host {
+            Host::Ipv4(ip) => is_forbidden_v4(*ip),
+            Host::Ipv6(ip) => is_forbidden_v6(*ip),
+            Host::Domain(d) => is_local_hostname(d),
+        };
+        if forbidden {
+            return Err(TargetError::Private(host.to_string()));
+        }
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forbidden(s: &str) -> bool {
+        is_forbidden_ip(s.parse().unwrap())
+    }
+
+    #[test]
+    fn private_and_special_ranges_are_forbidden() {
+        for ip in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "198.18.0.1",
+            "192.0.0.8",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "2001:db8::1",
+        ] {
+            assert!(forbidden(ip), "{ip} should be forbidden");
+        }
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            assert!(!forbidden(ip), "{ip} should be allowed");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_for_scheme_credentials_and_literal_hosts() {
+        assert!(check_url("https://example.com/hook", false).is_ok());
+        assert_eq!(
+            check_url("ftp://example.com", false).unwrap_err(),
+            TargetError::Scheme
+        );
+        assert_eq!(
+            check_url("https://u:p@example.com", false).unwrap_err(),
+            TargetError::Credentials
+        );
+        assert!(matches!(
+            check_url("not a url", false),
+            Err(TargetError::Invalid(_))
+        ));
+        for u in [
+            "http://127.0.0.1:3000/x",
+            "http://localhost/x",
+            "http://api.localhost/",
+            "http://[::1]/",
+            "http://0x7f000001/",
+            "http://2130706433/",
+        ] {
+            assert!(
+                matches!(check_url(u, false), Err(TargetError::Private(_))),
+                "{u}"
+            );
+            assert!(check_url(u, true).is_ok(), "{u} allowed with the opt-in");
+        }
+    }
+}

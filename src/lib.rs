@@ -1,0 +1,11 @@
+//! hookline: a durable, Logto-compatible webhook engine for identity events.
+//!
+//! See ARCHITECTURE.md for the map of the code.
+
+pub mod configuration;
+pub mod delivery;
+pub mod domain;
+pub mod routes;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,108 @@
+//! The one error type of the HTTP API: `{code, message, data?}` JSON with a status, shaped like
+//! Logto's `RequestError` so that Logto API clients read it unchanged.
+
+use crate::domain::hook::HookInputError;
+use crate::domain::target::TargetError;
+use crate::storage::StoreError;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "guard.invalid_input", message)
+    }
+
+    pub fn not_found(entity: &str, id: &str) -> Self {
+        let id: String = id.chars().take(64).collect();
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "entity.not_exists_with_id",
+            format!("The {entity} with ID `{id}` does not exist."),
+        )
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.unauthorized",
+            "Send the admin token as `Authorization: Bearer <token>`.",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let (Some(data), Some(obj)) = (self.data, body.as_object_mut()) {
+            obj.insert("data".into(), data);
+        }
+        let mut res = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        // The details go to the log, not to the client.
+        tracing::error!(error = %e, "storage error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "The request could not be completed because of a storage error.",
+        )
+    }
+}
+
+impl From<HookInputError> for ApiError {
+    fn from(e: HookInputError) -> Self {
+        match e {
+            HookInputError::MissingEvents => Self::new(
+                StatusCode::BAD_REQUEST,
+                "hook.missing_events",
+                "A hook needs at least one event: give a non-empty `events` (or the legacy `event`).",
+            ),
+            HookInputError::Invalid(m) => Self::invalid_input(m),
+            HookInputError::Target(t) => t.into(),
+        }
+    }
+}
+
+impl From<TargetError> for ApiError {
+    fn from(e: TargetError) -> Self {
+        let code = match e {
+            TargetError::Private(_) => "hook.private_target_refused",
+            _ => "hook.invalid_url",
+        };
+        Self::new(StatusCode::BAD_REQUEST, code, format!("config.url: {e}"))
+    }
+}

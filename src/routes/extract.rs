@@ -1,0 +1,100 @@
+//! Request extractors that answer bad input with [`ApiError`] instead of axum's plain-text
+//! rejections.
+
+use super::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// A JSON body. The content type is not insisted on (a `curl -d` without a header still
+/// works); an empty body reads as `{}`, as Logto's body parser does.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request.body_too_large",
+                    "The request body is larger than the server accepts (see --max-body-bytes).",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "request.unreadable_body",
+                    r.body_text(),
+                )
+            }
+        })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes).map(ApiJson).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "request.malformed_json",
+                    format!("The body is not valid JSON: {e}"),
+                )
+            } else {
+                ApiError::invalid_input(format!("The body does not have the expected shape: {e}"))
+            }
+        })
+    }
+}
+
+/// The query string as a map (the last value of a repeated key wins). Never rejects.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(QueryMap(
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
+    }
+}
+
+impl QueryMap {
+    /// An integer parameter within `range`, or `None` when absent.
+    pub fn int(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.0.get(key) else {
+            return Ok(None);
+        };
+        match raw.trim().parse::<i64>() {
+            Ok(v) if range.contains(&v) => Ok(Some(v)),
+            _ => Err(ApiError::invalid_input(format!(
+                "query parameter `{key}` must be an integer from {} to {}",
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+
+    /// A boolean flag: `true`/`1` are true, `false`/`0`/absent false.
+    pub fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.0.get(key).map(|s| s.trim()) {
+            None | Some("false") | Some("0") | Some("") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(_) => Err(ApiError::invalid_input(format!(
+                "query parameter `{key}` must be true or false"
+            ))),
+        }
+    }
+}

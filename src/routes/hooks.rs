@@ -1,0 +1,306 @@
+//! `/api/hooks`: Logto's hooks Management API.
+
+use super::error::ApiError;
+use super::extract::{ApiJson, QueryMap};
+use super::pagination::Pagination;
+use super::AppState;
+use crate::delivery::dispatcher::now_ms;
+use crate::delivery::http::check_target;
+use crate::domain::hook::{parse_test_events, Hook, HookConfig, HookInput, TENANT_ID};
+use crate::domain::id::{new_id, new_secret, SIGNING_KEY_LENGTH};
+use crate::domain::payload::test_payload;
+use crate::domain::signature::standard_webhooks_secret;
+use crate::storage::{DeliveryTarget, ExecutionStats, LogQuery};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A hook as the API shows it: Logto's fields in Logto's order, plus the signing key in the
+/// `whsec_` form that Standard Webhooks libraries take.
+pub fn hook_json(h: &Hook, stats: Option<ExecutionStats>) -> Value {
+    let mut v = json!({
+        "tenantId": TENANT_ID,
+        "id": h.id,
+        "name": h.name,
+        "event": h.event,
+        "events": h.events,
+        "config": h.config,
+        "signingKey": h.signing_key,
+        "enabled": h.enabled,
+        "createdAt": h.created_at,
+        "standardWebhooksSecret": standard_webhooks_secret(&h.signing_key),
+    });
+    if let (Some(s), Some(obj)) = (stats, v.as_object_mut()) {
+        obj.insert(
+            "executionStats".into(),
+            json!({"requestCount": s.request_count, "successCount": s.success_count}),
+        );
+    }
+    v
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Hook, ApiError> {
+    state
+        .store
+        .get_hook(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("hook", id))
+}
+
+async fn stats_for(
+    state: &AppState,
+    hooks: &[Hook],
+) -> Result<std::collections::HashMap<String, ExecutionStats>, ApiError> {
+    let ids: Vec<String> = hooks.iter().map(|h| h.id.clone()).collect();
+    Ok(state.store.execution_stats(&ids, now_ms() - DAY_MS).await?)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    uri: Uri,
+    q: QueryMap,
+) -> Result<Response, ApiError> {
+    let with_stats = q.flag("includeExecutionStats")?;
+    let pagination = Pagination::from_query(&q, true)?;
+    let (hooks, total) = state
+        .store
+        .list_hooks(pagination.map(Pagination::as_page))
+        .await?;
+    let stats = if with_stats {
+        Some(stats_for(&state, &hooks).await?)
+    } else {
+        None
+    };
+    let body: Vec<Value> = hooks
+        .iter()
+        .map(|h| {
+            hook_json(
+                h,
+                stats
+                    .as_ref()
+                    .map(|s| s.get(&h.id).copied().unwrap_or_default()),
+            )
+        })
+        .collect();
+    let headers = match pagination {
+        Some(p) => p.headers(&uri, total),
+        None => {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("total-number", total.into());
+            h
+        }
+    };
+    Ok((headers, Json(body)).into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> Result<Json<Value>, ApiError> {
+    let hook = find(&state, &id).await?;
+    let stats = if q.flag("includeExecutionStats")? {
+        Some(
+            stats_for(&state, std::slice::from_ref(&hook))
+                .await?
+                .remove(&hook.id)
+                .unwrap_or_default(),
+        )
+    } else {
+        None
+    };
+    Ok(Json(hook_json(&hook, stats)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<HookInput>,
+) -> Result<Response, ApiError> {
+    let hook = input.into_new_hook(
+        new_id(),
+        new_secret(SIGNING_KEY_LENGTH),
+        now_ms(),
+        state.allow_private,
+    )?;
+    check_target(&hook.config.url, state.allow_private).await?;
+    state.store.insert_hook(&hook).await?;
+    tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
+    Ok((StatusCode::CREATED, Json(hook_json(&hook, None))).into_response())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<HookInput>,
+) -> Result<Json<Value>, ApiError> {
+    let patch = input.into_patch(state.allow_private)?;
+    if let Some(config) = &patch.config {
+        check_target(&config.url, state.allow_private).await?;
+    }
+    let mut hook = find(&state, &id).await?;
+    patch.apply(&mut hook);
+    if !state.store.update_hook(&hook).await? {
+        return Err(ApiError::not_found("hook", &id));
+    }
+    Ok(Json(hook_json(&hook, None)))
+}
+
+pub async fn rotate_signing_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut hook = find(&state, &id).await?;
+    hook.signing_key = new_secret(SIGNING_KEY_LENGTH);
+    if !state.store.update_hook(&hook).await? {
+        return Err(ApiError::not_found("hook", &id));
+    }
+    tracing::info!(hook_id = %hook.id, "signing key rotated");
+    Ok(Json(hook_json(&hook, None)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.delete_hook(&id).await? {
+        tracing::info!(hook_id = %id, "hook deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("hook", &id))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TestBody {
+    #[serde(default)]
+    events: Option<Value>,
+    #[serde(default)]
+    config: Option<Value>,
+}
+
+/// `POST /api/hooks/:id/test`: sends a test payload per event to `config.url`, signed with the
+/// hook's key. 204 when every send got a 2xx; otherwise 422 as Logto answers.
+pub async fn test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TestBody>,
+) -> Result<StatusCode, ApiError> {
+    let events = parse_test_events(body.events)?;
+    let config = match body.config {
+        Some(c) => HookConfig::parse(c, state.allow_private)?,
+        None => return Err(ApiError::invalid_input("config is required")),
+    };
+    check_target(&config.url, state.allow_private).await?;
+    let hook = find(&state, &id).await?;
+    let target = DeliveryTarget {
+        config,
+        signing_key: hook.signing_key.clone(),
+    };
+    let now = OffsetDateTime::now_utc();
+    let sends = events.iter().map(|event| {
+        let body = test_payload(*event, &hook.id, now).to_string();
+        let target = &target;
+        let sender = &state.sender;
+        async move { sender.send(target, &new_id(), body).await }
+    });
+    for outcome in futures_util::future::join_all(sends).await {
+        if outcome.is_success() {
+            continue;
+        }
+        return Err(match outcome.status {
+            Some(status) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "hook.endpoint_responded_with_error",
+                "The endpoint responded with an error.",
+            )
+            .with_data(
+                json!({"responseStatus": status, "responseBody": outcome.body.unwrap_or_default()}),
+            ),
+            None => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "hook.send_test_payload_failed",
+                format!(
+                    "Failed to send the test payload: {}",
+                    outcome.error.unwrap_or_default()
+                ),
+            ),
+        });
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/hooks/:id/recent-logs`: the hook's attempts, newest first, in Logto's log shape.
+pub async fn recent_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    q: QueryMap,
+) -> Result<Response, ApiError> {
+    let hook = find(&state, &id).await?;
+    let pagination = Pagination::from_query(&q, false)?.unwrap_or(Pagination {
+        page: 1,
+        page_size: 20,
+    });
+    let now = now_ms();
+    let start = q.int("start_time", 0..=i64::MAX)?.unwrap_or(now - DAY_MS);
+    let end = q.int("end_time", 0..=i64::MAX)?.unwrap_or(now);
+    let event_name = match q.0.get("logKey") {
+        None => None,
+        Some(key) => match key.strip_prefix("TriggerHook.") {
+            Some(name) => Some(name.to_owned()),
+            // A key of another kind of log never matches a hook's attempts.
+            None => {
+                return Ok((pagination.headers(&uri, 0), Json(Vec::<Value>::new())).into_response())
+            }
+        },
+    };
+    let query = LogQuery {
+        hook_id: hook.id,
+        event_name,
+        start,
+        end,
+        page: pagination.as_page(),
+    };
+    let (logs, total) = state.store.recent_logs(&query).await?;
+    let body: Vec<Value> = logs
+        .into_iter()
+        .map(|l| {
+            let key = format!("TriggerHook.{}", l.event_name);
+            let request_body = l
+                .request_body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .unwrap_or(Value::Null);
+            let mut payload = json!({
+                "key": key,
+                "result": if l.success { "Success" } else { "Error" },
+                "hookId": l.hook_id,
+                "hookRequest": {"body": request_body},
+            });
+            if let Some(obj) = payload.as_object_mut() {
+                if let Some(status) = l.response_status {
+                    let body = l.response_body.unwrap_or_default();
+                    let body = serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body));
+                    obj.insert(
+                        "response".into(),
+                        json!({"statusCode": status, "body": body}),
+                    );
+                }
+                if let Some(e) = l.error {
+                    obj.insert("error".into(), Value::String(e));
+                }
+                obj.insert("deliveryId".into(), Value::String(l.delivery_id));
+                obj.insert("attempt".into(), json!(l.attempt));
+                obj.insert("durationMs".into(), json!(l.duration_ms));
+            }
+            json!({"id": l.id, "key": key, "payload": payload, "createdAt": l.created_at})
+        })
+        .collect();
+    Ok((pagination.headers(&uri, total), Json(body)).into_response())
+}

@@ -1,0 +1,140 @@
+//! Wiring: open the store, settle the admin token, bind the listener, start the delivery
+//! engine, serve until told to stop.
+
+use crate::configuration::ServeArgs;
+use crate::delivery::http::WebhookSender;
+use crate::delivery::{DeliveryEngine, EngineSettings, Waker};
+use crate::domain::id::new_secret;
+use crate::routes::auth::token_hash;
+use crate::routes::{router, AppState};
+use crate::storage::{connect, Store};
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+pub const MIN_ADMIN_TOKEN_LENGTH: usize = 16;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    args: ServeArgs,
+    /// Set when this start generated the admin token; shown to the operator once.
+    pub generated_admin_token: Option<String>,
+}
+
+/// The admin token's hash: from the configured token, else the stored hash of a token
+/// generated earlier, else a new token (returned so it can be shown once).
+async fn settle_admin_token(
+    store: &dyn Store,
+    configured: Option<&str>,
+) -> anyhow::Result<([u8; 32], Option<String>)> {
+    if let Some(token) = configured {
+        if token.trim().len() < MIN_ADMIN_TOKEN_LENGTH {
+            bail!("the admin token must be at least {MIN_ADMIN_TOKEN_LENGTH} characters long");
+        }
+        return Ok((token_hash(token.trim()), None));
+    }
+    if let Some(stored) = store.setting(ADMIN_TOKEN_SETTING).await? {
+        let bytes = hex::decode(&stored).context("the stored admin token hash is not hex")?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the stored admin token hash has the wrong length"))?;
+        return Ok((hash, None));
+    }
+    let token = format!("hl_{}", new_secret(40));
+    let hash = token_hash(&token);
+    if !store
+        .set_setting_if_absent(ADMIN_TOKEN_SETTING, &hex::encode(hash))
+        .await?
+    {
+        bail!("another process stored an admin token at the same moment; start again");
+    }
+    Ok((hash, Some(token)))
+}
+
+impl Application {
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        let store = connect(&args.database_url)
+            .await
+            .with_context(|| format!("opening the database {}", redact_url(&args.database_url)))?;
+        let (admin_token_hash, generated_admin_token) =
+            settle_admin_token(&*store, args.admin_token.as_deref()).await?;
+        let sender = Arc::new(WebhookSender::new(
+            args.request_timeout,
+            args.allow_private_targets,
+        )?);
+        let listener = TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let state = AppState {
+            store,
+            sender,
+            waker: Waker::default(),
+            admin_token_hash,
+            allow_private: args.allow_private_targets,
+        };
+        Ok(Self {
+            listener,
+            state,
+            args,
+            generated_admin_token,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves and delivers until `shutdown` is cancelled, then stops accepting requests, lets
+    /// in-flight deliveries finish (or releases them) and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            args,
+            ..
+        } = self;
+        if args.allow_private_targets {
+            tracing::warn!(
+                "--allow-private-targets is on: hooks may call loopback and private addresses"
+            );
+        }
+        let engine = DeliveryEngine::start(
+            state.store.clone(),
+            state.sender.clone(),
+            EngineSettings {
+                retry_schedule: args.retry_schedule.clone(),
+                request_timeout: args.request_timeout,
+                max_in_flight: args.max_in_flight as usize,
+                max_in_flight_per_hook: args.max_in_flight_per_hook as usize,
+            },
+            state.waker.clone(),
+            shutdown.clone(),
+        );
+        // Deliveries queued before this start (or by another node) are picked up at once.
+        state.waker.wake();
+        let app = router(state, args.max_body_bytes);
+        tracing::info!(address = %listener.local_addr()?, "hookline is listening");
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        shutdown.cancel();
+        engine.join().await;
+        tracing::info!("hookline stopped");
+        served.context("serving HTTP")
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

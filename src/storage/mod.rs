@@ -1,0 +1,192 @@
+//! Storage: one interface ([`Store`]), one implementation per database.
+//!
+//! Everything the API and the delivery engine persist goes through [`Store`], so that a
+//! PostgreSQL implementation can sit next to [`sqlite::SqliteStore`] without the callers
+//! changing. Each implementation also exposes its enqueue step as a function over an open
+//! transaction (`sqlite::enqueue_event_in`), so that later features (the identity core) can
+//! write their own rows and the events those rows cause in one commit.
+
+pub mod sqlite;
+
+use crate::domain::event::HookEvent;
+use crate::domain::hook::{Hook, HookConfig};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("a stored row could not be read: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    UnsupportedUrl(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A published event about to be stored with its deliveries.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub event: HookEvent,
+    /// The payload without `hookId` (see `domain::payload::event_payload`).
+    pub payload: Map<String, Value>,
+    pub created_at: i64,
+}
+
+/// Rows of one page: `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutionStats {
+    pub request_count: u64,
+    pub success_count: u64,
+}
+
+/// What the dispatcher asks for when it claims work.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub now: i64,
+    /// At most this many deliveries in all.
+    pub limit: u32,
+    /// At most this many per hook, so one hook's backlog cannot fill a batch.
+    pub per_hook: u32,
+    /// Hooks that already have all the requests in flight they may have.
+    pub busy_hooks: Vec<String>,
+    /// Claimed deliveries are hidden until `now + lease_ms`; if the claimer dies, they come back.
+    pub lease_ms: i64,
+}
+
+/// A claimed delivery with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    pub event_id: String,
+    pub hook_id: String,
+    pub event_name: String,
+    pub body: String,
+    /// Attempts already made before this one.
+    pub attempts: u32,
+    pub created_at: i64,
+    pub target: DeliveryTarget,
+}
+
+/// Where and how to send: the hook's config and key at claim time.
+#[derive(Debug, Clone)]
+pub struct DeliveryTarget {
+    pub config: HookConfig,
+    pub signing_key: String,
+}
+
+/// What became of a delivery after one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    RetryAt(i64),
+    /// The schedule is used up; the delivery is kept, marked failed.
+    GaveUp,
+}
+
+/// One HTTP attempt, as recorded.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub id: String,
+    pub delivery_id: String,
+    pub hook_id: String,
+    pub event_name: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub next: NextStep,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub at: i64,
+}
+
+/// A filter for a hook's attempt log.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    pub hook_id: String,
+    pub event_name: Option<String>,
+    pub start: i64,
+    pub end: i64,
+    pub page: Page,
+}
+
+/// One attempt read back, with the body that was sent.
+#[derive(Debug, Clone)]
+pub struct AttemptLog {
+    pub id: String,
+    pub delivery_id: String,
+    pub hook_id: String,
+    pub event_name: String,
+    pub attempt: u32,
+    pub success: bool,
+    pub request_body: Option<String>,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub created_at: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Is the database reachable and answering?
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` unless the key is set already; returns whether it was stored.
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+
+    async fn insert_hook(&self, hook: &Hook) -> StoreResult<()>;
+    async fn get_hook(&self, id: &str) -> StoreResult<Option<Hook>>;
+    /// Hooks, oldest first, and the total count.
+    async fn list_hooks(&self, page: Option<Page>) -> StoreResult<(Vec<Hook>, u64)>;
+    /// Replaces a hook's fields; false if it does not exist.
+    async fn update_hook(&self, hook: &Hook) -> StoreResult<bool>;
+    /// Deletes a hook with its deliveries and attempt log; false if it did not exist.
+    async fn delete_hook(&self, id: &str) -> StoreResult<bool>;
+    /// Attempts (and successful ones) per hook since `since`.
+    async fn execution_stats(
+        &self,
+        hook_ids: &[String],
+        since: i64,
+    ) -> StoreResult<HashMap<String, ExecutionStats>>;
+
+    /// Stores the event and one queued delivery per enabled hook subscribed to it, in one
+    /// transaction. Returns the number of deliveries. Once this returns, the event is durable.
+    async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize>;
+
+    /// Claims due deliveries (see [`ClaimRequest`]).
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records attempts and moves their deliveries on, all in one transaction.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()>;
+    /// Makes claimed deliveries due again at `now` (used at shutdown for unfinished work).
+    async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()>;
+    /// When the earliest queued delivery becomes due, if any.
+    async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+
+    /// A hook's attempt log, newest first, and the total count.
+    async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)>;
+}
+
+/// Opens the store named by `database_url` and brings its schema up to date.
+pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    if database_url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(database_url).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
+    }
+}

@@ -1,0 +1,447 @@
+//! The SQLite implementation of [`Store`]: hookline's embedded default.
+//!
+//! SQLite allows one writer at a time. Rather than let several pooled connections fight over
+//! the write lock (and fail with `SQLITE_BUSY` when a read transaction tries to upgrade), all
+//! writes go through a pool of exactly one connection; reads use a separate pool and, thanks
+//! to WAL mode, never wait for the writer. Throughput comes from doing more per write
+//! transaction (batch claims, batched attempt records), not from more writers.
+
+use super::*;
+use crate::domain::hook::HookConfig;
+use crate::domain::id::new_id;
+use crate::domain::payload::delivery_body;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const STATE_QUEUED: i64 = 0;
+const STATE_SUCCEEDED: i64 = 1;
+const STATE_FAILED: i64 = 2;
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a transaction that returned is on disk, even across a power cut, which is
+            // what "after the 202 the event is never lost" means. Group commit keeps the
+            // fsync count per delivery low.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("hook {what}: {e}"));
+    let event: Option<String> = row.try_get("event")?;
+    let events: String = row.try_get("events")?;
+    let events: Vec<String> = serde_json::from_str(&events).map_err(|e| corrupt("events", &e))?;
+    let config: String = row.try_get("config")?;
+    let config: HookConfig = serde_json::from_str(&config).map_err(|e| corrupt("config", &e))?;
+    Ok(Hook {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        event: event
+            .map(|e| HookEvent::parse(&e))
+            .transpose()
+            .map_err(|e| corrupt("event", &e))?,
+        events: events
+            .iter()
+            .map(|e| HookEvent::parse(e))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt("events", &e))?,
+        config,
+        signing_key: row.try_get("signing_key")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    // Serializing plain data (strings, maps of strings) to a String cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn event_names(hook: &Hook) -> String {
+    json_text(&hook.events.iter().map(|e| e.name()).collect::<Vec<_>>())
+}
+
+/// Stores `event` and its deliveries inside an open write transaction. The identity core will
+/// call this with its own row changes in the same transaction.
+pub async fn enqueue_event_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    event: &NewEvent,
+) -> StoreResult<usize> {
+    let name = event.event.name();
+    sqlx::query("INSERT INTO events (id, name, payload, created_at) VALUES (?, ?, ?, ?)")
+        .bind(&event.id)
+        .bind(name)
+        .bind(Value::Object(event.payload.clone()).to_string())
+        .bind(event.created_at)
+        .execute(&mut **tx)
+        .await?;
+    let hook_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM hooks WHERE enabled = 1 \
+         AND (event = ?1 OR EXISTS (SELECT 1 FROM json_each(hooks.events) WHERE value = ?1)) \
+         ORDER BY created_at, id",
+    )
+    .bind(name)
+    .fetch_all(&mut **tx)
+    .await?;
+    for hook_id in &hook_ids {
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, hook_id, event_name, body, due_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new_id())
+        .bind(&event.id)
+        .bind(hook_id)
+        .bind(name)
+        .bind(delivery_body(&event.payload, hook_id))
+        .bind(event.created_at)
+        .bind(event.created_at)
+        .bind(event.created_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(hook_ids.len())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.writer)
+                .await?,
+        )
+    }
+
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn insert_hook(&self, hook: &Hook) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&hook.id)
+        .bind(&hook.name)
+        .bind(hook.event.map(|e| e.name()))
+        .bind(event_names(hook))
+        .bind(json_text(&hook.config))
+        .bind(&hook.signing_key)
+        .bind(hook.enabled as i64)
+        .bind(hook.created_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_hook(&self, id: &str) -> StoreResult<Option<Hook>> {
+        // Read from the writer: a client that just wrote a hook must read its own write.
+        sqlx::query("SELECT * FROM hooks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .as_ref()
+            .map(hook_from_row)
+            .transpose()
+    }
+
+    async fn list_hooks(&self, page: Option<Page>) -> StoreResult<(Vec<Hook>, u64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hooks")
+            .fetch_one(&self.reader)
+            .await?;
+        let (limit, offset) = page.map_or((-1, 0), |p| (p.limit as i64, p.offset as i64));
+        let rows = sqlx::query("SELECT * FROM hooks ORDER BY created_at, id LIMIT ? OFFSET ?")
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.reader)
+            .await?;
+        let hooks = rows
+            .iter()
+            .map(hook_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((hooks, total as u64))
+    }
+
+    async fn update_hook(&self, hook: &Hook) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE hooks SET name = ?, event = ?, events = ?, config = ?, signing_key = ?, enabled = ? WHERE id = ?",
+        )
+        .bind(&hook.name)
+        .bind(hook.event.map(|e| e.name()))
+        .bind(event_names(hook))
+        .bind(json_text(&hook.config))
+        .bind(&hook.signing_key)
+        .bind(hook.enabled as i64)
+        .bind(&hook.id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn delete_hook(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query("DELETE FROM hooks WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM deliveries WHERE hook_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM attempts WHERE hook_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn execution_stats(
+        &self,
+        hook_ids: &[String],
+        since: i64,
+    ) -> StoreResult<HashMap<String, ExecutionStats>> {
+        let rows = sqlx::query(
+            "SELECT hook_id, COUNT(*) AS requests, COALESCE(SUM(success), 0) AS successes FROM attempts \
+             WHERE hook_id IN (SELECT value FROM json_each(?)) AND created_at >= ? GROUP BY hook_id",
+        )
+        .bind(json_text(&hook_ids))
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            out.insert(
+                row.try_get("hook_id")?,
+                ExecutionStats {
+                    request_count: row.try_get::<i64, _>("requests")? as u64,
+                    success_count: row.try_get::<i64, _>("successes")? as u64,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
+        let mut tx = self.writer.begin().await?;
+        let n = enqueue_event_in(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+        // Look at the first `scan` due rows (index order), keep at most `per_hook` of each
+        // hook, at most `limit` in all, and push them out of sight for the lease.
+        let scan = (req.limit as i64).saturating_mul(4).max(64);
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query(
+            "WITH due AS ( \
+                SELECT d.id, d.hook_id, d.due_at FROM deliveries d \
+                WHERE d.state = 0 AND d.due_at <= ?1 \
+                  AND d.hook_id IN (SELECT id FROM hooks WHERE enabled = 1) \
+                  AND d.hook_id NOT IN (SELECT value FROM json_each(?2)) \
+                ORDER BY d.due_at LIMIT ?3 \
+             ), ranked AS ( \
+                SELECT id, due_at, ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY due_at) AS rn FROM due \
+             ) \
+             UPDATE deliveries SET due_at = ?4, updated_at = ?1 \
+             WHERE id IN (SELECT id FROM ranked WHERE rn <= ?5 ORDER BY due_at LIMIT ?6) \
+             RETURNING id, event_id, hook_id, event_name, body, attempts, created_at",
+        )
+        .bind(req.now)
+        .bind(json_text(&req.busy_hooks))
+        .bind(scan)
+        .bind(req.now + req.lease_ms)
+        .bind(req.per_hook as i64)
+        .bind(req.limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let mut hook_ids: Vec<String> = Vec::new();
+        for row in &rows {
+            let h: String = row.try_get("hook_id")?;
+            if !hook_ids.contains(&h) {
+                hook_ids.push(h);
+            }
+        }
+        let targets = sqlx::query("SELECT id, config, signing_key FROM hooks WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(json_text(&hook_ids))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut by_hook: HashMap<String, DeliveryTarget> = HashMap::with_capacity(targets.len());
+        for t in targets {
+            let config: String = t.try_get("config")?;
+            let config: HookConfig = serde_json::from_str(&config)
+                .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
+            by_hook.insert(
+                t.try_get("id")?,
+                DeliveryTarget {
+                    config,
+                    signing_key: t.try_get("signing_key")?,
+                },
+            );
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let hook_id: String = row.try_get("hook_id")?;
+            // A hook deleted between the two statements cannot happen (same transaction).
+            let Some(target) = by_hook.get(&hook_id).cloned() else {
+                continue;
+            };
+            out.push(ClaimedDelivery {
+                id: row.try_get("id")?,
+                event_id: row.try_get("event_id")?,
+                hook_id,
+                event_name: row.try_get("event_name")?,
+                body: row.try_get("body")?,
+                attempts: row.try_get::<i64, _>("attempts")? as u32,
+                created_at: row.try_get("created_at")?,
+                target,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, response_status, \
+                 response_body, error, duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.id)
+            .bind(&r.delivery_id)
+            .bind(&r.hook_id)
+            .bind(&r.event_name)
+            .bind(r.attempt as i64)
+            .bind((r.next == NextStep::Succeeded) as i64)
+            .bind(r.response_status.map(i64::from))
+            .bind(&r.response_body)
+            .bind(&r.error)
+            .bind(r.duration_ms)
+            .bind(r.at)
+            .execute(&mut *tx)
+            .await?;
+            let (state, due_at) = match r.next {
+                NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
+                NextStep::RetryAt(at) => (STATE_QUEUED, at),
+                NextStep::GaveUp => (STATE_FAILED, r.at),
+            };
+            sqlx::query("UPDATE deliveries SET state = ?, due_at = ?, attempts = ?, updated_at = ? WHERE id = ?")
+                .bind(state)
+                .bind(due_at)
+                .bind(r.attempt as i64)
+                .bind(r.at)
+                .bind(&r.delivery_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE deliveries SET due_at = ? WHERE state = 0 AND id IN (SELECT value FROM json_each(?))")
+            .bind(now)
+            .bind(json_text(&delivery_ids))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM deliveries WHERE state = 0 AND hook_id IN (SELECT id FROM hooks WHERE enabled = 1)",
+        )
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {
+        let filter = "a.hook_id = ?1 AND a.created_at >= ?2 AND a.created_at <= ?3 AND (?4 IS NULL OR a.event_name = ?4)";
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM attempts a WHERE {filter}"))
+                .bind(&q.hook_id)
+                .bind(q.start)
+                .bind(q.end)
+                .bind(&q.event_name)
+                .fetch_one(&self.reader)
+                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT a.*, d.body FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE {filter} ORDER BY a.created_at DESC, a.rowid DESC LIMIT ?5 OFFSET ?6"
+        ))
+        .bind(&q.hook_id)
+        .bind(q.start)
+        .bind(q.end)
+        .bind(&q.event_name)
+        .bind(q.page.limit as i64)
+        .bind(q.page.offset as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(AttemptLog {
+                id: row.try_get("id")?,
+                delivery_id: row.try_get("delivery_id")?,
+                hook_id: row.try_get("hook_id")?,
+                event_name: row.try_get("event_name")?,
+                attempt: row.try_get::<i64, _>("attempt")? as u32,
+                success: row.try_get::<i64, _>("success")? != 0,
+                request_body: row.try_get("body")?,
+                response_status: row
+                    .try_get::<Option<i64>, _>("response_status")?
+                    .map(|s| s as u16),
+                response_body: row.try_get("response_body")?,
+                error: row.try_get("error")?,
+                duration_ms: row.try_get("duration_ms")?,
+                created_at: row.try_get("created_at")?,
+            });
+        }
+        Ok((out, total as u64))
+    }
+}
