@@ -20,8 +20,8 @@ use tracing::Instrument;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Deliveries claimed per round trip to the store.
 const CLAIM_BATCH: usize = 256;
-/// Extra lease time on top of the request timeout, for queueing and recording.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// Extra lease time for recording the result.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -119,7 +119,9 @@ impl Dispatcher {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let lease_ms = (self.settings.request_timeout + LEASE_MARGIN).as_millis() as i64;
+        // A claimed delivery may wait for one round of its hook's running sends (each bounded by
+        // the request timeout) and then take one timeout itself.
+        let lease_ms = (self.settings.request_timeout * 2 + LEASE_MARGIN).as_millis() as i64;
         loop {
             while let Some(joined) = self.tasks.try_join_next_with_id() {
                 self.reap(joined);

@@ -103,7 +103,7 @@ impl HookConfig {
         let Value::Object(mut obj) = value else {
             return Err(HookInputError::Invalid("config must be an object".into()));
         };
-        let url = match obj.remove("url") {
+        let url = match obj.shift_remove("url") {
             Some(Value::String(u)) => u,
             Some(_) => {
                 return Err(HookInputError::Invalid(
@@ -118,7 +118,7 @@ impl HookConfig {
             )));
         }
         check_url(&url, allow_private)?;
-        let headers = match obj.remove("headers") {
+        let headers = match obj.shift_remove("headers") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(HookHeaders::parse(m)?),
             Some(_) => {
@@ -127,7 +127,7 @@ impl HookConfig {
                 ))
             }
         };
-        let retries = match obj.remove("retries") {
+        let retries = match obj.shift_remove("retries") {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(r @ 0..=3) => Some(r as u8),

@@ -31,9 +31,9 @@ pub fn event_payload(
     mut published: Map<String, Value>,
     created_at: &str,
 ) -> Map<String, Value> {
-    published.remove("event");
-    published.remove("hookId");
-    let created = match published.remove("createdAt") {
+    published.shift_remove("event");
+    published.shift_remove("hookId");
+    let created = match published.shift_remove("createdAt") {
         Some(Value::String(s)) => Value::String(s),
         _ => Value::String(created_at.to_owned()),
     };
@@ -119,8 +119,8 @@ mod tests {
     #[test]
     fn payload_keys_come_in_logto_order() {
         let ev = HookEvent::parse("User.Created").unwrap();
-        let published =
-            json!({"data": {"id": "u1"}, "hookId": "spoofed", "event": "x", "path": "/users"});
+        // `event` and `hookId` in the middle: removing them must not reorder the rest.
+        let published = json!({"data": {"id": "u1"}, "event": "x", "hookId": "spoofed", "path": "/users", "ip": "1.2.3.4"});
         let p = event_payload(
             ev,
             published.as_object().unwrap().clone(),
@@ -129,7 +129,7 @@ mod tests {
         let body = delivery_body(&p, "h1");
         assert_eq!(
             body,
-            r#"{"event":"User.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"u1"},"path":"/users","hookId":"h1"}"#
+            r#"{"event":"User.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"u1"},"path":"/users","ip":"1.2.3.4","hookId":"h1"}"#
         );
     }
 

@@ -11,8 +11,8 @@ use crate::domain::id::{new_id, new_secret, SIGNING_KEY_LENGTH};
 use crate::domain::payload::test_payload;
 use crate::domain::signature::standard_webhooks_secret;
 use crate::storage::{DeliveryTarget, ExecutionStats, LogQuery};
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -63,7 +63,7 @@ async fn stats_for(
 
 pub async fn list(
     State(state): State<AppState>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> Result<Response, ApiError> {
     let with_stats = q.flag("includeExecutionStats")?;
@@ -239,7 +239,7 @@ pub async fn test(
 pub async fn recent_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> Result<Response, ApiError> {
     let hook = find(&state, &id).await?;

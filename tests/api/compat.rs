@@ -1,0 +1,84 @@
+//! Hook objects validated by Logto's own zod guards (`@logto/schemas`) and signatures by the
+//! reference `standardwebhooks` npm package, both run with Node.js on what the API returned.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[tokio::test]
+async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library() {
+    let compat = compat_dir();
+    assert!(
+        compat.join("node_modules/@logto/schemas").exists(),
+        "run `npm ci --prefix tests/compat` first (the README's test command does)"
+    );
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let created = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"name": "zod", "events": ["PostSignIn", "Organization.Membership.Updated"],
+                      "config": {"url": receiver.url(), "headers": {"x-a": "b"}, "retries": 2}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let legacy = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"event": "PostRegister", "config": {"url": receiver.url()}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    app.publish(json!({"event": "PostSignIn", "userId": "u"})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let id = created["id"].as_str().unwrap();
+    app.poll_json(&format!("/hooks/{id}/recent-logs"), Duration::from_secs(5), |v| !v.as_array().unwrap().is_empty())
+        .await;
+    let listed = app.get_json("/hooks").await;
+    let with_stats = app.get_json("/hooks?includeExecutionStats=true").await;
+    assert_eq!(with_stats[0]["executionStats"]["requestCount"], 1);
+    let one_with_stats = app.get_json(&format!("/hooks/{id}?includeExecutionStats=true")).await;
+
+    receiver.script([Reply::status(500).body("nope")]);
+    let err: Value = app
+        .api(Method::POST, &format!("/hooks/{id}/test"))
+        .json(&json!({"events": ["PostSignIn"], "config": {"url": receiver.url()}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let catalog: Vec<Value> = app.get_json("/hook-events").await.as_array().unwrap().iter().map(|e| e["name"].clone()).collect();
+
+    let input = json!({
+        "hooks": [created, legacy, listed[0], listed[1]],
+        "hooksWithStats": [with_stats[0], with_stats[1], one_with_stats],
+        "testErrorData": err["data"],
+        "catalog": catalog,
+        "signed": [{
+            "secret": created["standardWebhooksSecret"],
+            "id": got[0].header("webhook-id"),
+            "timestamp": got[0].header("webhook-timestamp"),
+            "signature": got[0].header("webhook-signature"),
+            "body": std::str::from_utf8(&got[0].body).unwrap(),
+        }],
+    });
+    let file = app.dir.path().join("compat-input.json");
+    std::fs::write(&file, input.to_string()).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(compat.join("validate.mjs"))
+        .arg(&file)
+        .current_dir(&compat)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "compat check failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("compat ok: 38 checks"), "{stdout}");
+    app.stop().await;
+}

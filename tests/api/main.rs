@@ -1,0 +1,13 @@
+//! Integration tests: every test drives hookline through its HTTP API (in-process or as the
+//! real binary) against real receivers on loopback and a real SQLite file.
+
+mod helpers;
+
+mod auth_and_health;
+mod compat;
+mod delivery;
+mod hooks;
+mod ingest;
+mod lifecycle;
+mod retries;
+mod target_safety;
