@@ -4,7 +4,12 @@ use reqwest::Method;
 #[tokio::test]
 async fn healthz_answers_without_auth() {
     let app = TestApp::spawn().await;
-    let res = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
@@ -27,7 +32,12 @@ async fn every_api_route_needs_the_admin_token() {
     ];
     for (method, path) in routes {
         let url = format!("{}/api{path}", app.base);
-        for auth in [None, Some("Bearer wrong-token-wrong-token"), Some("Basic dGVzdDp0ZXN0"), Some(TOKEN)] {
+        for auth in [
+            None,
+            Some("Bearer wrong-token-wrong-token"),
+            Some("Basic dGVzdDp0ZXN0"),
+            Some(TOKEN),
+        ] {
             let mut req = app.client.request(method.clone(), &url);
             if let Some(a) = auth {
                 req = req.header("authorization", a);

@@ -17,8 +17,10 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
     let receiver = Receiver::start().await;
     let created = app
         .api(Method::POST, "/hooks")
-        .json(&json!({"name": "zod", "events": ["PostSignIn", "Organization.Membership.Updated"],
-                      "config": {"url": receiver.url(), "headers": {"x-a": "b"}, "retries": 2}}))
+        .json(
+            &json!({"name": "zod", "events": ["PostSignIn", "Organization.Membership.Updated"],
+                      "config": {"url": receiver.url(), "headers": {"x-a": "b"}, "retries": 2}}),
+        )
         .send()
         .await
         .unwrap()
@@ -34,15 +36,22 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         .json::<Value>()
         .await
         .unwrap();
-    app.publish(json!({"event": "PostSignIn", "userId": "u"})).await;
+    app.publish(json!({"event": "PostSignIn", "userId": "u"}))
+        .await;
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
     let id = created["id"].as_str().unwrap();
-    app.poll_json(&format!("/hooks/{id}/recent-logs"), Duration::from_secs(5), |v| !v.as_array().unwrap().is_empty())
-        .await;
+    app.poll_json(
+        &format!("/hooks/{id}/recent-logs"),
+        Duration::from_secs(5),
+        |v| !v.as_array().unwrap().is_empty(),
+    )
+    .await;
     let listed = app.get_json("/hooks").await;
     let with_stats = app.get_json("/hooks?includeExecutionStats=true").await;
     assert_eq!(with_stats[0]["executionStats"]["requestCount"], 1);
-    let one_with_stats = app.get_json(&format!("/hooks/{id}?includeExecutionStats=true")).await;
+    let one_with_stats = app
+        .get_json(&format!("/hooks/{id}?includeExecutionStats=true"))
+        .await;
 
     receiver.script([Reply::status(500).body("nope")]);
     let err: Value = app
@@ -54,7 +63,14 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         .json()
         .await
         .unwrap();
-    let catalog: Vec<Value> = app.get_json("/hook-events").await.as_array().unwrap().iter().map(|e| e["name"].clone()).collect();
+    let catalog: Vec<Value> = app
+        .get_json("/hook-events")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
 
     let input = json!({
         "hooks": [created, legacy, listed[0], listed[1]],
@@ -78,7 +94,11 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "compat check failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "compat check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("compat ok: 38 checks"), "{stdout}");
     app.stop().await;
 }

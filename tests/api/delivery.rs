@@ -42,12 +42,19 @@ async fn a_published_event_arrives_signed_both_ways() {
     let text = std::str::from_utf8(&req.body).unwrap();
     let payload: Value = req.json();
     let keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["event", "createdAt", "userId", "userIp", "data", "hookId"]);
+    assert_eq!(
+        keys,
+        ["event", "createdAt", "userId", "userIp", "data", "hookId"]
+    );
     assert_eq!(payload["event"], "PostSignIn");
     assert_eq!(payload["hookId"], hook_id);
     assert_eq!(payload["data"], json!({"n": 1}));
     let created = payload["createdAt"].as_str().unwrap();
-    assert!(time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339).is_ok(), "{created}");
+    assert!(
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{created}"
+    );
     assert!(created.ends_with('Z') && created.len() == 24, "{created}");
 
     // Headers: JSON, the custom headers (user-agent may be overridden), and signatures that
@@ -55,18 +62,26 @@ async fn a_published_event_arrives_signed_both_ways() {
     assert_eq!(req.header("content-type"), "application/json");
     assert_eq!(req.header("x-tenant"), "acme");
     assert_eq!(req.header("user-agent"), "custom-agent");
-    assert_eq!(req.header("logto-signature-sha-256"), expected_logto_signature(key, text.as_bytes()));
+    assert_eq!(
+        req.header("logto-signature-sha-256"),
+        expected_logto_signature(key, text.as_bytes())
+    );
 
     // Standard Webhooks, checked with the reference library and the whsec_ secret the API shows.
-    let wh = standardwebhooks::Webhook::new(hook["standardWebhooksSecret"].as_str().unwrap()).unwrap();
+    let wh =
+        standardwebhooks::Webhook::new(hook["standardWebhooksSecret"].as_str().unwrap()).unwrap();
     let mut headers = http::HeaderMap::new();
     for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
         headers.insert(name, req.header(name).parse().unwrap());
     }
-    wh.verify(&req.body, &headers).expect("the Standard Webhooks signature verifies");
+    wh.verify(&req.body, &headers)
+        .expect("the Standard Webhooks signature verifies");
     let mut tampered = req.body.to_vec();
     tampered[2] ^= 1;
-    assert!(wh.verify(&tampered, &headers).is_err(), "a changed body fails verification");
+    assert!(
+        wh.verify(&tampered, &headers).is_err(),
+        "a changed body fails verification"
+    );
     let ts: i64 = req.header("webhook-timestamp").parse().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!((now - ts).abs() < 60);
@@ -76,26 +91,45 @@ async fn a_published_event_arrives_signed_both_ways() {
 #[tokio::test]
 async fn only_enabled_subscribed_hooks_get_the_event() {
     let app = TestApp::spawn().await;
-    let (a, b, c, d) = (Receiver::start().await, Receiver::start().await, Receiver::start().await, Receiver::start().await);
-    app.create_hook(&["User.Created", "User.Deleted"], &a.url()).await;
+    let (a, b, c, d) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    app.create_hook(&["User.Created", "User.Deleted"], &a.url())
+        .await;
     app.create_hook(&["PostSignIn"], &b.url()).await;
     let disabled = app.create_hook(&["User.Created"], &c.url()).await;
-    app.api(Method::PATCH, &format!("/hooks/{}", disabled["id"].as_str().unwrap()))
-        .json(&json!({"enabled": false}))
-        .send()
-        .await
-        .unwrap();
+    app.api(
+        Method::PATCH,
+        &format!("/hooks/{}", disabled["id"].as_str().unwrap()),
+    )
+    .json(&json!({"enabled": false}))
+    .send()
+    .await
+    .unwrap();
     // A hook subscribed through Logto's legacy `event` field.
     app.api(Method::POST, "/hooks")
         .json(&json!({"event": "User.Created", "config": {"url": d.url()}}))
         .send()
         .await
         .unwrap();
-    let accepted = app.publish(json!({"event": "User.Created", "data": {"id": "u1"}})).await;
+    let accepted = app
+        .publish(json!({"event": "User.Created", "data": {"id": "u1"}}))
+        .await;
     assert_eq!(accepted["deliveries"], 2);
-    assert_eq!(a.wait_for(1, Duration::from_secs(10)).await[0].json()["event"], "User.Created");
-    assert_eq!(d.wait_for(1, Duration::from_secs(10)).await[0].json()["event"], "User.Created");
-    let accepted = app.publish(json!({"event": "Role.Created", "data": {}})).await;
+    assert_eq!(
+        a.wait_for(1, Duration::from_secs(10)).await[0].json()["event"],
+        "User.Created"
+    );
+    assert_eq!(
+        d.wait_for(1, Duration::from_secs(10)).await[0].json()["event"],
+        "User.Created"
+    );
+    let accepted = app
+        .publish(json!({"event": "Role.Created", "data": {}}))
+        .await;
     assert_eq!(accepted["deliveries"], 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(a.count(), 1);
@@ -118,14 +152,22 @@ async fn a_slow_endpoint_does_not_hold_up_a_healthy_one() {
     app.create_hook(&["User.Created"], &stuck.url()).await;
     app.create_hook(&["User.Created"], &healthy.url()).await;
     for i in 0..30 {
-        app.publish(json!({"event": "User.Created", "data": {"i": i}})).await;
+        app.publish(json!({"event": "User.Created", "data": {"i": i}}))
+            .await;
     }
     // Every delivery to the healthy endpoint arrives while the stuck one holds its requests.
     healthy.wait_for(30, Duration::from_secs(15)).await;
-    assert_eq!(stuck.count(), 2, "the stuck endpoint holds exactly its per-hook limit");
+    assert_eq!(
+        stuck.count(),
+        2,
+        "the stuck endpoint holds exactly its per-hook limit"
+    );
     stuck.open_gate();
     let got = stuck.wait_for(30, Duration::from_secs(15)).await;
-    let mut seen: Vec<i64> = got.iter().map(|r| r.json()["data"]["i"].as_i64().unwrap()).collect();
+    let mut seen: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["data"]["i"].as_i64().unwrap())
+        .collect();
     seen.sort();
     assert_eq!(seen, (0..30).collect::<Vec<_>>());
     app.stop().await;
@@ -135,7 +177,9 @@ async fn a_slow_endpoint_does_not_hold_up_a_healthy_one() {
 async fn test_route_sends_a_signed_sample_and_reports_failures() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
-    let hook = app.create_hook(&["PostSignIn"], "https://example.com/unused").await;
+    let hook = app
+        .create_hook(&["PostSignIn"], "https://example.com/unused")
+        .await;
     let id = hook["id"].as_str().unwrap();
     let key = hook["signingKey"].as_str().unwrap();
 
@@ -149,7 +193,10 @@ async fn test_route_sends_a_signed_sample_and_reports_failures() {
     let got = receiver.wait_for(2, Duration::from_secs(5)).await;
     let mut by_event = std::collections::HashMap::new();
     for r in &got {
-        assert_eq!(r.header("logto-signature-sha-256"), expected_logto_signature(key, &r.body));
+        assert_eq!(
+            r.header("logto-signature-sha-256"),
+            expected_logto_signature(key, &r.body)
+        );
         by_event.insert(r.json()["event"].as_str().unwrap().to_owned(), r.json());
     }
     let sign_in = &by_event["PostSignIn"];
@@ -174,7 +221,10 @@ async fn test_route_sends_a_signed_sample_and_reports_failures() {
     assert_eq!(res.status(), 422);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["code"], "hook.endpoint_responded_with_error");
-    assert_eq!(err["data"], json!({"responseStatus": 500, "responseBody": "database down"}));
+    assert_eq!(
+        err["data"],
+        json!({"responseStatus": 500, "responseBody": "database down"})
+    );
 
     // Nothing listens: 422 send_test_payload_failed.
     let res = app
@@ -189,11 +239,28 @@ async fn test_route_sends_a_signed_sample_and_reports_failures() {
 
     // Bad bodies and unknown hooks.
     for (body, status, code) in [
-        (json!({"config": {"url": receiver.url()}}), 400, "hook.missing_events"),
-        (json!({"events": ["PostSignIn"]}), 400, "guard.invalid_input"),
-        (json!({"events": ["Nope"], "config": {"url": receiver.url()}}), 400, "guard.invalid_input"),
+        (
+            json!({"config": {"url": receiver.url()}}),
+            400,
+            "hook.missing_events",
+        ),
+        (
+            json!({"events": ["PostSignIn"]}),
+            400,
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": ["Nope"], "config": {"url": receiver.url()}}),
+            400,
+            "guard.invalid_input",
+        ),
     ] {
-        let res = app.api(Method::POST, &format!("/hooks/{id}/test")).json(&body).send().await.unwrap();
+        let res = app
+            .api(Method::POST, &format!("/hooks/{id}/test"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), status, "{body}");
         assert_eq!(res.json::<Value>().await.unwrap()["code"], code);
     }
@@ -213,14 +280,22 @@ async fn recent_logs_show_every_attempt_in_logto_shape() {
     let receiver = Receiver::start().await;
     receiver.script([Reply::status(500).body("{\"error\":\"try later\"}")]);
     receiver.set_default(Reply::status(200).body("thanks"));
-    let hook = app.create_hook(&["PostSignIn", "User.Created"], &receiver.url()).await;
+    let hook = app
+        .create_hook(&["PostSignIn", "User.Created"], &receiver.url())
+        .await;
     let id = hook["id"].as_str().unwrap();
-    app.publish(json!({"event": "PostSignIn", "userId": "u1"})).await;
+    app.publish(json!({"event": "PostSignIn", "userId": "u1"}))
+        .await;
     receiver.wait_for(2, Duration::from_secs(10)).await; // one failure, one retry
-    app.publish(json!({"event": "User.Created", "data": {"id": "u2"}})).await;
+    app.publish(json!({"event": "User.Created", "data": {"id": "u2"}}))
+        .await;
     receiver.wait_for(3, Duration::from_secs(10)).await;
     let path = format!("/hooks/{id}/recent-logs");
-    let logs = app.poll_json(&path, Duration::from_secs(10), |v| v.as_array().unwrap().len() == 3).await;
+    let logs = app
+        .poll_json(&path, Duration::from_secs(10), |v| {
+            v.as_array().unwrap().len() == 3
+        })
+        .await;
     let logs = logs.as_array().unwrap();
     // Newest first.
     assert_eq!(logs[0]["key"], "TriggerHook.User.Created");
@@ -232,30 +307,60 @@ async fn recent_logs_show_every_attempt_in_logto_shape() {
     assert_eq!(ok["payload"]["hookId"], id);
     assert_eq!(ok["payload"]["hookRequest"]["body"]["userId"], "u1");
     assert_eq!(ok["payload"]["hookRequest"]["body"]["hookId"], id);
-    assert_eq!(ok["payload"]["response"], json!({"statusCode": 200, "body": "thanks"}));
+    assert_eq!(
+        ok["payload"]["response"],
+        json!({"statusCode": 200, "body": "thanks"})
+    );
     assert_eq!(ok["payload"]["attempt"], 2);
     assert_eq!(failed["payload"]["result"], "Error");
-    assert_eq!(failed["payload"]["response"], json!({"statusCode": 500, "body": {"error": "try later"}}));
+    assert_eq!(
+        failed["payload"]["response"],
+        json!({"statusCode": 500, "body": {"error": "try later"}})
+    );
     assert_eq!(failed["payload"]["attempt"], 1);
     assert_eq!(failed["payload"]["deliveryId"], ok["payload"]["deliveryId"]);
     assert!(failed["createdAt"].as_i64().unwrap() <= ok["createdAt"].as_i64().unwrap());
 
     // Filters: logKey, time window, pagination.
-    let only = app.get_json(&format!("{path}?logKey=TriggerHook.User.Created")).await;
+    let only = app
+        .get_json(&format!("{path}?logKey=TriggerHook.User.Created"))
+        .await;
     assert_eq!(only.as_array().unwrap().len(), 1);
-    assert_eq!(app.get_json(&format!("{path}?logKey=Other.Key")).await, json!([]));
+    assert_eq!(
+        app.get_json(&format!("{path}?logKey=Other.Key")).await,
+        json!([])
+    );
     let future = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + 60_000;
-    assert_eq!(app.get_json(&format!("{path}?start_time={future}")).await, json!([]));
+    assert_eq!(
+        app.get_json(&format!("{path}?start_time={future}")).await,
+        json!([])
+    );
     assert_eq!(app.get_json(&format!("{path}?end_time=1")).await, json!([]));
-    let res = app.api(Method::GET, &format!("{path}?page=2&page_size=2")).send().await.unwrap();
+    let res = app
+        .api(Method::GET, &format!("{path}?page=2&page_size=2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["total-number"], "3");
-    assert_eq!(res.json::<Value>().await.unwrap().as_array().unwrap().len(), 1);
-    let res = app.api(Method::GET, &format!("{path}?start_time=abc")).send().await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        1
+    );
+    let res = app
+        .api(Method::GET, &format!("{path}?start_time=abc"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
 
     // executionStats counts these attempts.
-    let h = app.get_json(&format!("/hooks/{id}?includeExecutionStats=true")).await;
-    assert_eq!(h["executionStats"], json!({"requestCount": 3, "successCount": 2}));
+    let h = app
+        .get_json(&format!("/hooks/{id}?includeExecutionStats=true"))
+        .await;
+    assert_eq!(
+        h["executionStats"],
+        json!({"requestCount": 3, "successCount": 2})
+    );
     app.stop().await;
 }
 
@@ -267,8 +372,18 @@ async fn large_response_bodies_are_logged_up_to_20kb() {
     let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
     app.publish(json!({"event": "PostSignIn"})).await;
     let path = format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap());
-    let logs = app.poll_json(&path, Duration::from_secs(10), |v| !v.as_array().unwrap().is_empty()).await;
-    assert_eq!(logs[0]["payload"]["response"]["body"].as_str().unwrap().len(), 20 * 1024);
+    let logs = app
+        .poll_json(&path, Duration::from_secs(10), |v| {
+            !v.as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(
+        logs[0]["payload"]["response"]["body"]
+            .as_str()
+            .unwrap()
+            .len(),
+        20 * 1024
+    );
     assert_eq!(logs[0]["payload"]["result"], "Success");
     app.stop().await;
 }

@@ -34,7 +34,10 @@ impl Received {
         serde_json::from_slice(&self.body).expect("the receiver got JSON")
     }
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -49,7 +52,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Reply { status, headers: vec![], body: String::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            headers: vec![],
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
     }
     pub fn body(mut self, body: &str) -> Self {
         self.body = body.to_owned();
@@ -94,13 +102,23 @@ impl Receiver {
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let s = s.clone();
             async move {
-                s.requests.lock().unwrap().push(Received { headers, body, at: Instant::now() });
+                s.requests.lock().unwrap().push(Received {
+                    headers,
+                    body,
+                    at: Instant::now(),
+                });
                 s.arrived.notify_waiters();
                 let mut gate = s.gate.subscribe();
                 let _ = gate.wait_for(|open| *open).await;
-                let reply = s.script.lock().unwrap().pop_front().unwrap_or_else(|| s.default.lock().unwrap().clone());
+                let reply = s
+                    .script
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or_else(|| s.default.lock().unwrap().clone());
                 tokio::time::sleep(reply.delay).await;
-                let mut res = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+                let mut res =
+                    (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
                 for (k, v) in reply.headers {
                     res.headers_mut().insert(k, v.parse().unwrap());
                 }
@@ -212,7 +230,13 @@ impl TestApp {
         let base = format!("http://{}", app.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        TestApp { base, client: reqwest::Client::new(), dir, shutdown, handle }
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            dir,
+            shutdown,
+            handle,
+        }
     }
 
     pub async fn stop(self) -> Arc<TempDir> {
@@ -222,7 +246,9 @@ impl TestApp {
     }
 
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}/api{path}", self.base)).bearer_auth(TOKEN)
+        self.client
+            .request(method, format!("{}/api{path}", self.base))
+            .bearer_auth(TOKEN)
     }
 
     pub async fn create_hook(&self, events: &[&str], url: &str) -> Value {
@@ -237,7 +263,12 @@ impl TestApp {
     }
 
     pub async fn publish(&self, body: Value) -> Value {
-        let res = self.api(reqwest::Method::POST, "/events").json(&body).send().await.unwrap();
+        let res = self
+            .api(reqwest::Method::POST, "/events")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 202, "publishing an event");
         res.json().await.unwrap()
     }
@@ -249,14 +280,22 @@ impl TestApp {
     }
 
     /// Polls `path` until `done` holds for its JSON (panics after `within`).
-    pub async fn poll_json(&self, path: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn poll_json(
+        &self,
+        path: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let v = self.get_json(path).await;
             if done(&v) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "condition on {path} not met within {within:?}: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "condition on {path} not met within {within:?}: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -272,7 +311,11 @@ pub struct Process {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Process {
@@ -300,7 +343,9 @@ impl Process {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let base = format!("http://127.0.0.1:{port}");
@@ -318,7 +363,11 @@ impl Process {
             assert!(Instant::now() < deadline, "hookline did not become healthy");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Process { child, base, stdout }
+        Process {
+            child,
+            base,
+            stdout,
+        }
     }
 
     pub fn kill9(&mut self) {
@@ -329,13 +378,20 @@ impl Process {
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "hookline did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "hookline did not stop after SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

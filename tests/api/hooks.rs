@@ -22,19 +22,34 @@ async fn create_get_update_rotate_delete() {
     assert_eq!(hook["tenantId"], "default");
     assert_eq!(hook["name"], "crm sync");
     assert_eq!(hook["event"], Value::Null);
-    assert_eq!(hook["events"], json!(["User.Created", "PostSignIn"]), "events are deduplicated");
-    assert_eq!(hook["config"], json!({"url": "https://example.com/hook", "headers": {"x-tenant": "acme"}, "retries": 3}));
+    assert_eq!(
+        hook["events"],
+        json!(["User.Created", "PostSignIn"]),
+        "events are deduplicated"
+    );
+    assert_eq!(
+        hook["config"],
+        json!({"url": "https://example.com/hook", "headers": {"x-tenant": "acme"}, "retries": 3})
+    );
     assert_eq!(hook["enabled"], true);
     let key = hook["signingKey"].as_str().unwrap().to_owned();
     assert_eq!(key.len(), 32);
     assert!(hook["createdAt"].as_i64().unwrap() > 1_600_000_000_000);
-    assert!(hook["standardWebhooksSecret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(hook["standardWebhooksSecret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
     assert!(hook.get("executionStats").is_none());
 
     let got = app.get_json(&format!("/hooks/{id}")).await;
     assert_eq!(got, hook);
-    let with_stats = app.get_json(&format!("/hooks/{id}?includeExecutionStats=true")).await;
-    assert_eq!(with_stats["executionStats"], json!({"requestCount": 0, "successCount": 0}));
+    let with_stats = app
+        .get_json(&format!("/hooks/{id}?includeExecutionStats=true"))
+        .await;
+    assert_eq!(
+        with_stats["executionStats"],
+        json!({"requestCount": 0, "successCount": 0})
+    );
 
     // Partial update: only the given fields change; config is replaced, not merged.
     let res = app
@@ -46,27 +61,51 @@ async fn create_get_update_rotate_delete() {
     assert_eq!(res.status(), 200);
     let updated: Value = res.json().await.unwrap();
     assert_eq!(updated["name"], "renamed");
-    assert_eq!(updated["config"], json!({"url": "https://example.org/other"}));
+    assert_eq!(
+        updated["config"],
+        json!({"url": "https://example.org/other"})
+    );
     assert_eq!(updated["enabled"], false);
     assert_eq!(updated["events"], hook["events"]);
     assert_eq!(updated["signingKey"], key.as_str());
     assert_eq!(app.get_json(&format!("/hooks/{id}")).await, updated);
 
     // The legacy single event can be set and cleared.
-    let res = app.api(Method::PATCH, &format!("/hooks/{id}")).json(&json!({"event": "PostRegister"})).send().await.unwrap();
+    let res = app
+        .api(Method::PATCH, &format!("/hooks/{id}"))
+        .json(&json!({"event": "PostRegister"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["event"], "PostRegister");
-    let res = app.api(Method::PATCH, &format!("/hooks/{id}")).json(&json!({"event": null})).send().await.unwrap();
+    let res = app
+        .api(Method::PATCH, &format!("/hooks/{id}"))
+        .json(&json!({"event": null}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["event"], Value::Null);
 
-    let res = app.api(Method::PATCH, &format!("/hooks/{id}/signing-key")).send().await.unwrap();
+    let res = app
+        .api(Method::PATCH, &format!("/hooks/{id}/signing-key"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let rotated: Value = res.json().await.unwrap();
     let new_key = rotated["signingKey"].as_str().unwrap();
     assert_eq!(new_key.len(), 32);
     assert_ne!(new_key, key);
-    assert_eq!(app.get_json(&format!("/hooks/{id}")).await["signingKey"], new_key);
+    assert_eq!(
+        app.get_json(&format!("/hooks/{id}")).await["signingKey"],
+        new_key
+    );
 
-    let res = app.api(Method::DELETE, &format!("/hooks/{id}")).send().await.unwrap();
+    let res = app
+        .api(Method::DELETE, &format!("/hooks/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     for (method, path) in [
         (Method::GET, format!("/hooks/{id}")),
@@ -75,7 +114,12 @@ async fn create_get_update_rotate_delete() {
         (Method::PATCH, format!("/hooks/{id}/signing-key")),
         (Method::GET, format!("/hooks/{id}/recent-logs")),
     ] {
-        let res = app.api(method.clone(), &path).json(&json!({})).send().await.unwrap();
+        let res = app
+            .api(method.clone(), &path)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 404, "{method} {path}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["code"], "entity.not_exists_with_id");
@@ -105,19 +149,40 @@ async fn list_paginates_with_total_number_and_link() {
     let app = TestApp::spawn().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(app.create_hook(&["PostSignIn"], "https://example.com/h").await["id"].as_str().unwrap().to_owned());
+        ids.push(
+            app.create_hook(&["PostSignIn"], "https://example.com/h")
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     // Without page parameters: everything, oldest first.
     let res = app.api(Method::GET, "/hooks").send().await.unwrap();
     assert_eq!(res.headers()["total-number"], "5");
     let all: Vec<Value> = res.json().await.unwrap();
-    assert_eq!(all.iter().map(|h| h["id"].as_str().unwrap()).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        all.iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ids
+    );
 
-    let res = app.api(Method::GET, "/hooks?page=2&page_size=2&includeExecutionStats=true").send().await.unwrap();
+    let res = app
+        .api(
+            Method::GET,
+            "/hooks?page=2&page_size=2&includeExecutionStats=true",
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["total-number"], "5");
     let link = res.headers()["link"].to_str().unwrap().to_owned();
-    assert!(link.contains("</api/hooks?includeExecutionStats=true&page=1&page_size=2>; rel=\"first\""), "{link}");
+    assert!(
+        link.contains("</api/hooks?includeExecutionStats=true&page=1&page_size=2>; rel=\"first\""),
+        "{link}"
+    );
     assert!(link.contains("page=1&page_size=2>; rel=\"prev\""), "{link}");
     assert!(link.contains("page=3&page_size=2>; rel=\"next\""), "{link}");
     assert!(link.contains("page=3&page_size=2>; rel=\"last\""), "{link}");
@@ -125,16 +190,36 @@ async fn list_paginates_with_total_number_and_link() {
     assert_eq!(page.len(), 2);
     assert_eq!(page[0]["id"], ids[2].as_str());
     assert_eq!(page[1]["id"], ids[3].as_str());
-    assert_eq!(page[0]["executionStats"], json!({"requestCount": 0, "successCount": 0}));
+    assert_eq!(
+        page[0]["executionStats"],
+        json!({"requestCount": 0, "successCount": 0})
+    );
 
-    let res = app.api(Method::GET, "/hooks?page_size=20").send().await.unwrap();
+    let res = app
+        .api(Method::GET, "/hooks?page_size=20")
+        .send()
+        .await
+        .unwrap();
     let page: Vec<Value> = res.json().await.unwrap();
     assert_eq!(page.len(), 5);
 
-    for bad in ["page=0", "page_size=101", "page_size=abc", "page=-1", "includeExecutionStats=maybe"] {
-        let res = app.api(Method::GET, &format!("/hooks?{bad}")).send().await.unwrap();
+    for bad in [
+        "page=0",
+        "page_size=101",
+        "page_size=abc",
+        "page=-1",
+        "includeExecutionStats=maybe",
+    ] {
+        let res = app
+            .api(Method::GET, &format!("/hooks?{bad}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 400, "{bad}");
-        assert_eq!(res.json::<Value>().await.unwrap()["code"], "guard.invalid_input");
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["code"],
+            "guard.invalid_input"
+        );
     }
     app.stop().await;
 }
@@ -148,42 +233,114 @@ async fn bad_hook_bodies_get_400_with_a_code() {
     .await;
     let url = "https://example.com/h";
     let cases: Vec<(Value, &str)> = vec![
-        (json!({"name": "x", "config": {"url": url}}), "hook.missing_events"),
-        (json!({"events": [], "config": {"url": url}}), "hook.missing_events"),
-        (json!({"events": ["User.Exploded"], "config": {"url": url}}), "guard.invalid_input"),
-        (json!({"event": "NotAnEvent", "config": {"url": url}}), "guard.invalid_input"),
-        (json!({"events": "PostSignIn", "config": {"url": url}}), "guard.invalid_input"),
+        (
+            json!({"name": "x", "config": {"url": url}}),
+            "hook.missing_events",
+        ),
+        (
+            json!({"events": [], "config": {"url": url}}),
+            "hook.missing_events",
+        ),
+        (
+            json!({"events": ["User.Exploded"], "config": {"url": url}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"event": "NotAnEvent", "config": {"url": url}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": "PostSignIn", "config": {"url": url}}),
+            "guard.invalid_input",
+        ),
         (json!({"events": ["PostSignIn"]}), "guard.invalid_input"),
-        (json!({"events": ["PostSignIn"], "config": {}}), "guard.invalid_input"),
-        (json!({"events": ["PostSignIn"], "config": {"url": 5}}), "guard.invalid_input"),
-        (json!({"events": ["PostSignIn"], "config": {"url": url, "headers": {"x": 1}}}), "guard.invalid_input"),
-        (json!({"events": ["PostSignIn"], "config": {"url": url, "headers": {"bad header": "1"}}}), "guard.invalid_input"),
-        (json!({"events": ["PostSignIn"], "config": {"url": url, "retries": 9}}), "guard.invalid_input"),
-        (json!({"events": ["PostSignIn"], "config": {"url": url}, "enabled": "yes"}), "guard.invalid_input"),
-        (json!({"name": "", "events": ["PostSignIn"], "config": {"url": url}}), "guard.invalid_input"),
-        (json!({"name": "n".repeat(257), "events": ["PostSignIn"], "config": {"url": url}}), "guard.invalid_input"),
-        (json!({"events": ["PostSignIn"], "config": {"url": "not a url"}}), "hook.invalid_url"),
-        (json!({"events": ["PostSignIn"], "config": {"url": "ftp://example.com/x"}}), "hook.invalid_url"),
-        (json!({"events": ["PostSignIn"], "config": {"url": "javascript:alert(1)"}}), "hook.invalid_url"),
-        (json!({"events": ["PostSignIn"], "config": {"url": "https://user:pw@example.com/"}}), "hook.invalid_url"),
+        (
+            json!({"events": ["PostSignIn"], "config": {}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": 5}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": url, "headers": {"x": 1}}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": url, "headers": {"bad header": "1"}}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": url, "retries": 9}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": url}, "enabled": "yes"}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"name": "", "events": ["PostSignIn"], "config": {"url": url}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"name": "n".repeat(257), "events": ["PostSignIn"], "config": {"url": url}}),
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": "not a url"}}),
+            "hook.invalid_url",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": "ftp://example.com/x"}}),
+            "hook.invalid_url",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": "javascript:alert(1)"}}),
+            "hook.invalid_url",
+        ),
+        (
+            json!({"events": ["PostSignIn"], "config": {"url": "https://user:pw@example.com/"}}),
+            "hook.invalid_url",
+        ),
         (json!(["not", "an", "object"]), "guard.invalid_input"),
     ];
     for (body, code) in cases {
-        let res = app.api(Method::POST, "/hooks").json(&body).send().await.unwrap();
+        let res = app
+            .api(Method::POST, "/hooks")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 400, "{body}");
         let err: Value = res.json().await.unwrap();
         assert_eq!(err["code"], code, "{body}: {err}");
         assert!(!err["message"].as_str().unwrap().is_empty());
     }
     // Malformed JSON.
-    let res = app.api(Method::POST, "/hooks").body("{\"events\": [").send().await.unwrap();
+    let res = app
+        .api(Method::POST, "/hooks")
+        .body("{\"events\": [")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<Value>().await.unwrap()["code"], "request.malformed_json");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "request.malformed_json"
+    );
     // Oversized body: 413 with a JSON error.
     let big = json!({"name": "x".repeat(5000), "events": ["PostSignIn"], "config": {"url": url}});
-    let res = app.api(Method::POST, "/hooks").json(&big).send().await.unwrap();
+    let res = app
+        .api(Method::POST, "/hooks")
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
-    assert_eq!(res.json::<Value>().await.unwrap()["code"], "request.body_too_large");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "request.body_too_large"
+    );
     // The same rules apply to updates.
     let hook = app.create_hook(&["PostSignIn"], url).await;
     let id = hook["id"].as_str().unwrap();
@@ -191,13 +348,25 @@ async fn bad_hook_bodies_get_400_with_a_code() {
         (json!({"events": []}), "hook.missing_events"),
         (json!({"events": ["Nope"]}), "guard.invalid_input"),
         (json!({"config": {"url": "ftp://x"}}), "hook.invalid_url"),
-        (json!({"config": {"url": "http://127.0.0.1/"}}), "hook.private_target_refused"),
+        (
+            json!({"config": {"url": "http://127.0.0.1/"}}),
+            "hook.private_target_refused",
+        ),
     ] {
-        let res = app.api(Method::PATCH, &format!("/hooks/{id}")).json(&body).send().await.unwrap();
+        let res = app
+            .api(Method::PATCH, &format!("/hooks/{id}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 400, "{body}");
         assert_eq!(res.json::<Value>().await.unwrap()["code"], code);
     }
-    assert_eq!(app.get_json(&format!("/hooks/{id}")).await, hook, "refused updates change nothing");
+    assert_eq!(
+        app.get_json(&format!("/hooks/{id}")).await,
+        hook,
+        "refused updates change nothing"
+    );
     app.stop().await;
 }
 
@@ -207,7 +376,10 @@ async fn hook_events_lists_the_catalog_with_kinds() {
     let events = app.get_json("/hook-events").await;
     let events = events.as_array().unwrap();
     assert_eq!(events.len(), 29);
-    assert_eq!(events[0], json!({"name": "PostRegister", "kind": "interaction"}));
+    assert_eq!(
+        events[0],
+        json!({"name": "PostRegister", "kind": "interaction"})
+    );
     assert!(events.contains(&json!({"name": "Organization.Membership.Updated", "kind": "data"})));
     assert!(events.contains(&json!({"name": "Identifier.Lockout", "kind": "exception"})));
     app.stop().await;

@@ -30,7 +30,9 @@ async fn publish(base: &str, token: &str, i: usize) {
 }
 
 fn unique_ids(got: &[Received]) -> HashSet<i64> {
-    got.iter().map(|r| r.json()["data"]["i"].as_i64().unwrap()).collect()
+    got.iter()
+        .map(|r| r.json()["data"]["i"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -39,7 +41,15 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
     let receiver = Receiver::start().await;
     // Slow answers keep deliveries in flight when the process is killed.
     receiver.set_default(Reply::status(200).delay(Duration::from_millis(300)));
-    let args = ["--admin-token", TOKEN, "--allow-private-targets", "--request-timeout", "1s", "--retry-schedule", "100ms"];
+    let args = [
+        "--admin-token",
+        TOKEN,
+        "--allow-private-targets",
+        "--request-timeout",
+        "1s",
+        "--retry-schedule",
+        "100ms",
+    ];
     let mut server = Process::start(dir.path(), &args).await;
     let hook = create_hook(&server.base, TOKEN, &receiver.url()).await;
     for i in 0..40 {
@@ -48,7 +58,10 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
     receiver.wait_for(1, Duration::from_secs(10)).await;
     server.kill9();
     let before = receiver.count();
-    assert!(before < 40, "the kill came mid-delivery ({before} of 40 had arrived)");
+    assert!(
+        before < 40,
+        "the kill came mid-delivery ({before} of 40 had arrived)"
+    );
 
     receiver.set_default(Reply::status(200));
     let server = Process::start(dir.path(), &args).await;
@@ -59,22 +72,47 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
         if unique_ids(&got).len() == 40 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "only {} of 40 events arrived", unique_ids(&got).len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 40 events arrived",
+            unique_ids(&got).len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // webhook-id lets a receiver de-duplicate the at-least-once re-sends.
     let got = receiver.received();
     let by_id: HashSet<(String, i64)> = got
         .iter()
-        .map(|r| (r.header("webhook-id").to_owned(), r.json()["data"]["i"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r.header("webhook-id").to_owned(),
+                r.json()["data"]["i"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(by_id.len(), 40, "each event keeps one webhook-id across re-sends");
+    assert_eq!(
+        by_id.len(),
+        40,
+        "each event keeps one webhook-id across re-sends"
+    );
     // The deliveries the killed process had claimed are claimed again once their lease runs
     // out, and then recorded: 40 deliveries, each with a successful attempt.
-    let path = format!("{}/api/hooks/{}/recent-logs?page_size=100", server.base, hook["id"].as_str().unwrap());
+    let path = format!(
+        "{}/api/hooks/{}/recent-logs?page_size=100",
+        server.base,
+        hook["id"].as_str().unwrap()
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let logs: Value = reqwest::Client::new().get(&path).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        let logs: Value = reqwest::Client::new()
+            .get(&path)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let succeeded: HashSet<&str> = logs
             .as_array()
             .unwrap()
@@ -85,7 +123,11 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
         if succeeded.len() == 40 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{} of 40 deliveries recorded as delivered", succeeded.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of 40 deliveries recorded as delivered",
+            succeeded.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(server.terminate().await.code(), Some(0));
@@ -96,7 +138,13 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start().await;
     receiver.set_default(Reply::status(200).delay(Duration::from_millis(800)));
-    let args = ["--admin-token", TOKEN, "--allow-private-targets", "--retry-schedule", "100ms"];
+    let args = [
+        "--admin-token",
+        TOKEN,
+        "--allow-private-targets",
+        "--retry-schedule",
+        "100ms",
+    ];
     let server = Process::start(dir.path(), &args).await;
     let hook = create_hook(&server.base, TOKEN, &receiver.url()).await;
     publish(&server.base, TOKEN, 1).await;
@@ -108,7 +156,11 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
     receiver.set_default(Reply::status(200));
     let server = Process::start(dir.path(), &args).await;
     let logs: Value = reqwest::Client::new()
-        .get(format!("{}/api/hooks/{}/recent-logs", server.base, hook["id"].as_str().unwrap()))
+        .get(format!(
+            "{}/api/hooks/{}/recent-logs",
+            server.base,
+            hook["id"].as_str().unwrap()
+        ))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -118,7 +170,9 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
         .unwrap();
     assert_eq!(logs.as_array().unwrap().len(), 1);
     assert_eq!(logs[0]["payload"]["result"], "Success");
-    receiver.assert_stays_at(1, Duration::from_millis(1500)).await;
+    receiver
+        .assert_stays_at(1, Duration::from_millis(1500))
+        .await;
     drop(server);
 }
 
@@ -136,23 +190,42 @@ async fn first_start_generates_and_prints_an_admin_token_once() {
         .to_owned();
     assert!(out.contains("Authorization: Bearer"), "{out}");
     let client = reqwest::Client::new();
-    let ok = client.get(format!("{}/api/hooks", server.base)).bearer_auth(&token).send().await.unwrap();
+    let ok = client
+        .get(format!("{}/api/hooks", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let db = std::fs::read(dir.path().join("hookline.db")).unwrap();
-    assert!(!String::from_utf8_lossy(&db).contains(&token), "only a hash is stored");
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&token),
+        "only a hash is stored"
+    );
     assert_eq!(server.terminate().await.code(), Some(0));
 
     let server = Process::start(dir.path(), &[]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!server.stdout.lock().unwrap().contains("hl_"), "the token is shown only once");
-    let ok = client.get(format!("{}/api/hooks", server.base)).bearer_auth(&token).send().await.unwrap();
+    assert!(
+        !server.stdout.lock().unwrap().contains("hl_"),
+        "the token is shown only once"
+    );
+    let ok = client
+        .get(format!("{}/api/hooks", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200, "the generated token keeps working");
     drop(server);
 }
 
 #[test]
 fn help_documents_every_setting_with_its_environment_variable() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline")).args(["serve", "--help"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for (flag, env) in [
         ("--listen", "HOOKLINE_LISTEN"),
@@ -162,10 +235,16 @@ fn help_documents_every_setting_with_its_environment_variable() {
         ("--retry-schedule", "HOOKLINE_RETRY_SCHEDULE"),
         ("--allow-private-targets", "HOOKLINE_ALLOW_PRIVATE_TARGETS"),
         ("--max-in-flight", "HOOKLINE_MAX_IN_FLIGHT"),
-        ("--max-in-flight-per-hook", "HOOKLINE_MAX_IN_FLIGHT_PER_HOOK"),
+        (
+            "--max-in-flight-per-hook",
+            "HOOKLINE_MAX_IN_FLIGHT_PER_HOOK",
+        ),
         ("--max-body-bytes", "HOOKLINE_MAX_BODY_BYTES"),
     ] {
-        assert!(help.contains(flag) && help.contains(env), "{flag} / {env} missing from:\n{help}");
+        assert!(
+            help.contains(flag) && help.contains(env),
+            "{flag} / {env} missing from:\n{help}"
+        );
     }
     assert!(help.contains("5s,5m,30m,2h,5h,10h,14h,20h,24h"));
     assert!(help.contains("127.0.0.1:3001"));

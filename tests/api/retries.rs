@@ -4,22 +4,38 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn failures_are_retried_with_the_same_id_and_body_until_success() {
-    let app = TestApp::spawn_with(|a| a.retry_schedule = "100ms,100ms,100ms".parse().unwrap()).await;
+    let app =
+        TestApp::spawn_with(|a| a.retry_schedule = "100ms,100ms,100ms".parse().unwrap()).await;
     let receiver = Receiver::start().await;
     receiver.script([Reply::status(500), Reply::status(404)]);
     let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
     app.publish(json!({"event": "PostSignIn"})).await;
     let got = receiver.wait_for(3, Duration::from_secs(10)).await;
-    receiver.assert_stays_at(3, Duration::from_millis(600)).await;
+    receiver
+        .assert_stays_at(3, Duration::from_millis(600))
+        .await;
     let id = got[0].header("webhook-id");
     assert!(!id.is_empty());
     for r in &got {
-        assert_eq!(r.header("webhook-id"), id, "webhook-id is stable across retries");
+        assert_eq!(
+            r.header("webhook-id"),
+            id,
+            "webhook-id is stable across retries"
+        );
         assert_eq!(r.body, got[0].body, "every retry sends the same bytes");
     }
     let path = format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap());
-    let logs = app.poll_json(&path, Duration::from_secs(5), |v| v.as_array().unwrap().len() == 3).await;
-    let results: Vec<&str> = logs.as_array().unwrap().iter().map(|l| l["payload"]["result"].as_str().unwrap()).collect();
+    let logs = app
+        .poll_json(&path, Duration::from_secs(5), |v| {
+            v.as_array().unwrap().len() == 3
+        })
+        .await;
+    let results: Vec<&str> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["payload"]["result"].as_str().unwrap())
+        .collect();
     assert_eq!(results, ["Success", "Error", "Error"]);
     app.stop().await;
 }
@@ -32,13 +48,31 @@ async fn a_delivery_is_marked_failed_when_the_schedule_is_used_up() {
     let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
     app.publish(json!({"event": "PostSignIn"})).await;
     receiver.wait_for(3, Duration::from_secs(10)).await;
-    receiver.assert_stays_at(3, Duration::from_millis(800)).await;
+    receiver
+        .assert_stays_at(3, Duration::from_millis(800))
+        .await;
     let path = format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap());
-    let logs = app.poll_json(&path, Duration::from_secs(5), |v| v.as_array().unwrap().len() == 3).await;
-    assert!(logs.as_array().unwrap().iter().all(|l| l["payload"]["result"] == "Error"));
+    let logs = app
+        .poll_json(&path, Duration::from_secs(5), |v| {
+            v.as_array().unwrap().len() == 3
+        })
+        .await;
+    assert!(logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["payload"]["result"] == "Error"));
     // The failed delivery is kept: its attempts stay readable and counted.
-    let h = app.get_json(&format!("/hooks/{}?includeExecutionStats=true", hook["id"].as_str().unwrap())).await;
-    assert_eq!(h["executionStats"], json!({"requestCount": 3, "successCount": 0}));
+    let h = app
+        .get_json(&format!(
+            "/hooks/{}?includeExecutionStats=true",
+            hook["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        h["executionStats"],
+        json!({"requestCount": 3, "successCount": 0})
+    );
     app.stop().await;
 }
 
@@ -51,7 +85,10 @@ async fn retry_after_is_honoured() {
     app.publish(json!({"event": "PostSignIn"})).await;
     let got = receiver.wait_for(2, Duration::from_secs(10)).await;
     let gap = got[1].at - got[0].at;
-    assert!(gap >= Duration::from_millis(950), "the retry waited for Retry-After (gap {gap:?})");
+    assert!(
+        gap >= Duration::from_millis(950),
+        "the retry waited for Retry-After (gap {gap:?})"
+    );
     app.stop().await;
 }
 
@@ -76,18 +113,46 @@ async fn timeouts_redirects_and_dead_endpoints_count_as_failures() {
     app.publish(json!({"event": "PostSignIn"})).await;
     for hook in &hooks {
         let path = format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap());
-        let logs = app.poll_json(&path, Duration::from_secs(10), |v| v.as_array().unwrap().len() == 2).await;
+        let logs = app
+            .poll_json(&path, Duration::from_secs(10), |v| {
+                v.as_array().unwrap().len() == 2
+            })
+            .await;
         for l in logs.as_array().unwrap() {
             assert_eq!(l["payload"]["result"], "Error", "{l}");
         }
     }
-    let slow_logs = app.get_json(&format!("/hooks/{}/recent-logs", hooks[0]["id"].as_str().unwrap())).await;
-    assert!(slow_logs[0]["payload"]["error"].as_str().unwrap().contains("timed out"), "{slow_logs}");
-    let redirect_logs = app.get_json(&format!("/hooks/{}/recent-logs", hooks[1]["id"].as_str().unwrap())).await;
+    let slow_logs = app
+        .get_json(&format!(
+            "/hooks/{}/recent-logs",
+            hooks[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        slow_logs[0]["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{slow_logs}"
+    );
+    let redirect_logs = app
+        .get_json(&format!(
+            "/hooks/{}/recent-logs",
+            hooks[1]["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(redirect_logs[0]["payload"]["response"]["statusCode"], 302);
     assert_eq!(target.count(), 0, "redirects are not followed");
-    let dead_logs = app.get_json(&format!("/hooks/{}/recent-logs", hooks[2]["id"].as_str().unwrap())).await;
+    let dead_logs = app
+        .get_json(&format!(
+            "/hooks/{}/recent-logs",
+            hooks[2]["id"].as_str().unwrap()
+        ))
+        .await;
     assert!(dead_logs[0]["payload"].get("response").is_none());
-    assert!(!dead_logs[0]["payload"]["error"].as_str().unwrap().is_empty());
+    assert!(!dead_logs[0]["payload"]["error"]
+        .as_str()
+        .unwrap()
+        .is_empty());
     app.stop().await;
 }

@@ -34,9 +34,14 @@ async fn private_targets_are_refused_at_create_update_and_test() {
         assert_eq!(res.status(), 400, "{url}");
         let err: Value = res.json().await.unwrap();
         assert_eq!(err["code"], "hook.private_target_refused", "{url}");
-        assert!(err["message"].as_str().unwrap().contains("--allow-private-targets"));
+        assert!(err["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-private-targets"));
     }
-    let hook = app.create_hook(&["PostSignIn"], "https://example.com/hook").await;
+    let hook = app
+        .create_hook(&["PostSignIn"], "https://example.com/hook")
+        .await;
     let id = hook["id"].as_str().unwrap();
     let res = app
         .api(Method::PATCH, &format!("/hooks/{id}"))
@@ -52,7 +57,10 @@ async fn private_targets_are_refused_at_create_update_and_test() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<Value>().await.unwrap()["code"], "hook.private_target_refused");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "hook.private_target_refused"
+    );
     app.stop().await;
 }
 
@@ -63,14 +71,23 @@ async fn a_stored_private_target_is_refused_again_at_send_time() {
     let receiver = Receiver::start().await;
     let app = TestApp::spawn().await;
     let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
-    let localhost_hook = app.create_hook(&["PostSignIn"], &format!("http://localhost:{}/hook", receiver.addr.port())).await;
+    let localhost_hook = app
+        .create_hook(
+            &["PostSignIn"],
+            &format!("http://localhost:{}/hook", receiver.addr.port()),
+        )
+        .await;
     let dir = app.stop().await;
 
     let app = TestApp::spawn_in(dir, |a| a.allow_private_targets = false).await;
     app.publish(json!({"event": "PostSignIn"})).await;
     for h in [&hook, &localhost_hook] {
         let path = format!("/hooks/{}/recent-logs", h["id"].as_str().unwrap());
-        let logs = app.poll_json(&path, Duration::from_secs(10), |v| v.as_array().unwrap().len() == 3).await;
+        let logs = app
+            .poll_json(&path, Duration::from_secs(10), |v| {
+                v.as_array().unwrap().len() == 3
+            })
+            .await;
         for l in logs.as_array().unwrap() {
             assert_eq!(l["payload"]["result"], "Error");
             let error = l["payload"]["error"].as_str().unwrap();
