@@ -350,8 +350,11 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         for r in records {
             sqlx::query(
+                // The hook may have been deleted (with its deliveries) while this attempt ran:
+                // then there is nothing to log it against.
                 "INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, response_status, \
-                 response_body, error, duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 response_body, error, duration_ms, created_at) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?2)",
             )
             .bind(&r.id)
             .bind(&r.delivery_id)
@@ -394,10 +397,13 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        // ORDER BY + LIMIT walks the partial index from its start and stops at the first row
+        // of an enabled hook; MIN() with this filter would scan every queued row.
         Ok(sqlx::query_scalar(
-            "SELECT MIN(due_at) FROM deliveries WHERE state = 0 AND hook_id IN (SELECT id FROM hooks WHERE enabled = 1)",
+            "SELECT due_at FROM deliveries WHERE state = 0 \
+             AND hook_id IN (SELECT id FROM hooks WHERE enabled = 1) ORDER BY due_at LIMIT 1",
         )
-        .fetch_one(&self.reader)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
