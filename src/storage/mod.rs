@@ -22,6 +22,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("a stored row could not be read: {0}")]
     Corrupt(String),
+    #[error("the store is not available: {0}")]
+    Unavailable(String),
     #[error("unsupported database URL '{0}': use sqlite://PATH")]
     UnsupportedUrl(String),
 }

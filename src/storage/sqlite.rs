@@ -4,20 +4,108 @@
 //! the write lock (and fail with `SQLITE_BUSY` when a read transaction tries to upgrade), all
 //! writes go through a pool of exactly one connection; reads use a separate pool and, thanks
 //! to WAL mode, never wait for the writer. Throughput comes from doing more per write
-//! transaction (batch claims, batched attempt records), not from more writers.
+//! transaction, not from more writers:
+//! - published events are group-committed: concurrent `enqueue_event` calls queue up for an
+//!   ingest task that commits whatever has gathered in one transaction, and each caller gets
+//!   its answer only after that commit;
+//! - claims and attempt records are written in batches by the delivery engine.
+//!
+//! Not every write needs an fsync. See [`Durability`].
 
 use super::*;
 use crate::domain::hook::HookConfig;
 use crate::domain::id::new_id;
 use crate::domain::payload::delivery_body;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Row, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Feeds the ingest task (see [`ingest_loop`]).
+    ingest: mpsc::Sender<IngestRequest>,
+}
+
+type IngestRequest = (NewEvent, oneshot::Sender<StoreResult<usize>>);
+
+/// Events committed per ingest transaction at most.
+const INGEST_BATCH: usize = 512;
+
+/// How far a write must reach before it counts as done. Set per transaction (SQLite's
+/// `synchronous` is per connection, and there is exactly one writer connection).
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    /// fsync'ed before the commit returns: survives a power cut. For published events (the
+    /// promise behind the 202) and for hooks and settings.
+    Disk,
+    /// In the WAL but not yet fsync'ed: survives a crash of the process, and becomes durable
+    /// with the next `Disk` commit or checkpoint. For claims and attempt records: losing the
+    /// last few of those to a power cut only means a delivery is sent again, which
+    /// at-least-once delivery allows anyway.
+    Process,
+}
+
+impl SqliteStore {
+    /// The writer connection, set to `durability`.
+    async fn writer(&self, durability: Durability) -> StoreResult<PoolConnection<Sqlite>> {
+        let mut conn = self.writer.acquire().await?;
+        set_durability(&mut conn, durability).await?;
+        Ok(conn)
+    }
+}
+
+async fn set_durability(
+    conn: &mut PoolConnection<Sqlite>,
+    durability: Durability,
+) -> StoreResult<()> {
+    let pragma = match durability {
+        Durability::Disk => "PRAGMA synchronous = FULL",
+        Durability::Process => "PRAGMA synchronous = NORMAL",
+    };
+    sqlx::query(pragma).execute(&mut **conn).await?;
+    Ok(())
+}
+
+/// Commits published events in groups: waits for the first, takes whatever else is queued
+/// (up to [`INGEST_BATCH`]), stores them all in one `Disk` transaction and answers each
+/// caller. Under load one fsync covers hundreds of events; at rest an event is committed
+/// alone, at once.
+async fn ingest_loop(writer: SqlitePool, mut rx: mpsc::Receiver<IngestRequest>) {
+    let mut batch: Vec<IngestRequest> = Vec::with_capacity(INGEST_BATCH);
+    while rx.recv_many(&mut batch, INGEST_BATCH).await > 0 {
+        let events: Vec<&NewEvent> = batch.iter().map(|(e, _)| e).collect();
+        match commit_events(&writer, &events).await {
+            Ok(counts) => {
+                for ((_, reply), n) in batch.drain(..).zip(counts) {
+                    let _ = reply.send(Ok(n));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "committing published events failed");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::Unavailable(format!(
+                        "the event was not stored: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_events(writer: &SqlitePool, events: &[&NewEvent]) -> StoreResult<Vec<usize>> {
+    let mut conn = writer.acquire().await?;
+    set_durability(&mut conn, Durability::Disk).await?;
+    let mut tx = conn.begin().await?;
+    let mut counts = Vec::with_capacity(events.len());
+    for event in events {
+        counts.push(enqueue_event_in(&mut tx, event).await?);
+    }
+    tx.commit().await?;
+    Ok(counts)
 }
 
 const STATE_QUEUED: i64 = 0;
@@ -30,9 +118,7 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a transaction that returned is on disk, even across a power cut, which is
-            // what "after the 202 the event is never lost" means. Group commit keeps the
-            // fsync count per delivery low.
+            // The default for every connection; writes pick theirs (see `Durability`).
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
@@ -48,7 +134,13 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let (ingest, rx) = mpsc::channel(4 * INGEST_BATCH);
+        tokio::spawn(ingest_loop(writer.clone(), rx));
+        Ok(Self {
+            writer,
+            reader,
+            ingest,
+        })
     }
 }
 
@@ -151,7 +243,7 @@ impl Store for SqliteStore {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.writer)
+        .execute(&mut *self.writer(Durability::Disk).await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -169,7 +261,7 @@ impl Store for SqliteStore {
         .bind(&hook.signing_key)
         .bind(hook.enabled as i64)
         .bind(hook.created_at)
-        .execute(&self.writer)
+        .execute(&mut *self.writer(Durability::Disk).await?)
         .await?;
         Ok(())
     }
@@ -213,13 +305,14 @@ impl Store for SqliteStore {
         .bind(&hook.signing_key)
         .bind(hook.enabled as i64)
         .bind(&hook.id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer(Durability::Disk).await?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
     async fn delete_hook(&self, id: &str) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer(Durability::Disk).await?;
+        let mut tx = conn.begin().await?;
         let r = sqlx::query("DELETE FROM hooks WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -263,17 +356,21 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
-        let mut tx = self.writer.begin().await?;
-        let n = enqueue_event_in(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(n)
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the ingest task has stopped".into());
+        self.ingest
+            .send((event.clone(), reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
         // Look at the first `scan` due rows (index order), keep at most `per_hook` of each
         // hook, at most `limit` in all, and push them out of sight for the lease.
         let scan = (req.limit as i64).saturating_mul(4).max(64);
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer(Durability::Process).await?;
+        let mut tx = conn.begin().await?;
         let rows = sqlx::query(
             "WITH due AS ( \
                 SELECT d.id, d.hook_id, d.due_at FROM deliveries d \
@@ -347,7 +444,8 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer(Durability::Process).await?;
+        let mut tx = conn.begin().await?;
         for r in records {
             sqlx::query(
                 // The hook may have been deleted (with its deliveries) while this attempt ran:
@@ -391,7 +489,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE deliveries SET due_at = ? WHERE state = 0 AND id IN (SELECT value FROM json_each(?))")
             .bind(now)
             .bind(json_text(&delivery_ids))
-            .execute(&self.writer)
+            .execute(&mut *self.writer(Durability::Process).await?)
             .await?;
         Ok(())
     }
