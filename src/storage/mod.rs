@@ -3,7 +3,7 @@
 //! Everything the API and the delivery engine persist goes through [`Store`], so that a
 //! PostgreSQL implementation can sit next to [`sqlite::SqliteStore`] without the callers
 //! changing. Each implementation also exposes its enqueue step as a function over an open
-//! transaction (`sqlite::enqueue_event_in`), so that later features (the identity core) can
+//! transaction (`sqlite::enqueue_events_in`), so that later features (the identity core) can
 //! write their own rows and the events those rows cause in one commit.
 
 pub mod sqlite;
