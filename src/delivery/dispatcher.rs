@@ -34,8 +34,9 @@ pub struct Dispatcher {
     /// Claimed deliveries not yet finished (running or waiting), to release them if shutdown
     /// cuts them off.
     in_flight: HashSet<String>,
-    /// Claimed deliveries whose hook is at its limit. A claim may return a few more for a hook
-    /// than it has free slots; they wait here (inside their lease) rather than exceed it.
+    /// Claimed deliveries whose hook is at its limit. Each hook keeps up to about one more round
+    /// of deliveries buffered here (inside their lease), so that most completions start the
+    /// next send from memory instead of claiming from the store.
     waiting: HashMap<String, VecDeque<ClaimedDelivery>>,
     tasks: JoinSet<(String, String)>,
     /// Which delivery each task sends, so a task that panicked still gives its slot back.
@@ -88,14 +89,22 @@ impl Dispatcher {
         }
     }
 
-    fn claimed_count(&self) -> usize {
-        self.in_flight.len()
+    /// How many more deliveries may be claimed: sends running stay within `max_in_flight`,
+    /// and buffered ones (claimed, waiting for their hook) within as many again. Buffered
+    /// deliveries do not take sending slots, so hooks at their limit cannot starve the others.
+    fn free_slots(&self) -> usize {
+        let max = self.settings.max_in_flight;
+        let running = self.tasks.len();
+        let claimed = self.in_flight.len();
+        max.saturating_sub(running)
+            .min((2 * max).saturating_sub(claimed))
     }
 
+    /// Books a finished send task; returns whether that makes a new claim worthwhile.
     fn reap(
         &mut self,
         joined: Result<(tokio::task::Id, (String, String)), tokio::task::JoinError>,
-    ) {
+    ) -> bool {
         let id = match &joined {
             Ok((id, _)) => *id,
             Err(e) => {
@@ -105,86 +114,108 @@ impl Dispatcher {
                 e.id()
             }
         };
-        if let Some((hook, delivery)) = self.task_deliveries.remove(&id) {
-            self.finished(&hook, &delivery);
-        }
+        let Some((hook, delivery)) = self.task_deliveries.remove(&id) else {
+            return false;
+        };
+        self.finished(&hook, &delivery);
+        // Claim again when this hook has nothing left waiting (its buffer ran dry), or when
+        // the global limit had been reached and a good share of it is free again. Claiming
+        // after every single completion would cost one write transaction per delivery.
+        let buffer_dry = !self.waiting.contains_key(&hook);
+        buffer_dry || self.free_slots() >= (self.settings.max_in_flight / 8).max(1)
     }
 
+    /// Hooks that hold (running plus waiting) twice their in-flight limit: a claim skips them.
     fn busy_hooks(&self) -> Vec<String> {
-        self.per_hook
-            .iter()
-            .filter(|(_, n)| **n >= self.settings.max_in_flight_per_hook)
-            .map(|(h, _)| h.clone())
-            .collect()
+        let full = 2 * self.settings.max_in_flight_per_hook;
+        let mut busy: Vec<String> = Vec::new();
+        for (hook, running) in &self.per_hook {
+            let waiting = self.waiting.get(hook).map_or(0, VecDeque::len);
+            if running + waiting >= full {
+                busy.push(hook.clone());
+            }
+        }
+        busy
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        // A claimed delivery may wait for one round of its hook's running sends (each bounded by
-        // the request timeout) and then take one timeout itself.
-        let lease_ms = (self.settings.request_timeout * 2 + LEASE_MARGIN).as_millis() as i64;
+        // A claimed delivery may wait behind up to two rounds of its hook's sends (its hook
+        // holds at most three times its limit), each bounded by the request timeout.
+        let lease_ms = (self.settings.request_timeout * 3 + LEASE_MARGIN).as_millis() as i64;
+        let mut claim_now = true;
+        // When to claim even if nothing wakes us: the next due retry, at most a poll away.
+        let mut deadline = tokio::time::Instant::now();
         loop {
             while let Some(joined) = self.tasks.try_join_next_with_id() {
-                self.reap(joined);
+                claim_now |= self.reap(joined);
             }
             if shutdown.is_cancelled() {
                 break;
             }
-            let free = self
-                .settings
-                .max_in_flight
-                .saturating_sub(self.claimed_count());
-            let busy = self.busy_hooks();
-            let mut sleep_for = POLL_INTERVAL;
-            if free > 0 {
-                let limit = free.min(CLAIM_BATCH);
-                let req = ClaimRequest {
-                    now: now_ms(),
-                    limit: limit as u32,
-                    per_hook: self.settings.max_in_flight_per_hook as u32,
-                    busy_hooks: busy.clone(),
-                    lease_ms,
-                };
-                match self.store.claim_due(&req).await {
-                    Ok(claimed) => {
-                        let full = claimed.len() == limit;
-                        for d in claimed {
-                            self.spawn_send(d);
-                        }
-                        if full {
-                            continue; // more may be due right now
-                        }
-                        match self.store.next_due_at().await {
-                            Ok(Some(at)) => {
-                                let wait = (at - now_ms()).max(0) as u64;
-                                sleep_for = sleep_for.min(Duration::from_millis(wait));
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "reading the next due time failed")
-                            }
-                        }
-                        // Due work held back only because its hooks are busy waits for a send
-                        // to finish, not for the clock.
-                        if sleep_for.is_zero() && !busy.is_empty() {
-                            sleep_for = POLL_INTERVAL;
-                        }
+            if claim_now {
+                claim_now = false;
+                deadline = tokio::time::Instant::now() + POLL_INTERVAL;
+                match self.claim(lease_ms).await {
+                    Ok(Some(wait)) => deadline = tokio::time::Instant::now() + wait,
+                    Ok(None) => {
+                        claim_now = true; // a full batch: more may be due right now
+                        continue;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming deliveries failed; trying again shortly")
                     }
                 }
             }
-            if sleep_for.is_zero() {
-                continue;
-            }
             tokio::select! {
-                _ = self.wake.notified() => {}
-                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.reap(joined),
-                _ = tokio::time::sleep(sleep_for) => {}
+                _ = self.wake.notified() => claim_now = true,
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    claim_now |= self.reap(joined);
+                }
+                _ = tokio::time::sleep_until(deadline) => claim_now = true,
                 _ = shutdown.cancelled() => {}
             }
         }
         self.drain().await;
+    }
+
+    /// Claims what is due and starts it. Returns `None` after a full batch (claim again at
+    /// once), else how long to sleep before the next due retry (capped at the poll interval).
+    async fn claim(
+        &mut self,
+        lease_ms: i64,
+    ) -> Result<Option<Duration>, crate::storage::StoreError> {
+        let free = self.free_slots();
+        if free == 0 {
+            return Ok(Some(POLL_INTERVAL));
+        }
+        let limit = free.min(CLAIM_BATCH);
+        let busy = self.busy_hooks();
+        let req = ClaimRequest {
+            now: now_ms(),
+            limit: limit as u32,
+            per_hook: self.settings.max_in_flight_per_hook as u32,
+            busy_hooks: busy.clone(),
+            lease_ms,
+        };
+        let claimed = self.store.claim_due(&req).await?;
+        let full = claimed.len() == limit;
+        for d in claimed {
+            self.spawn_send(d);
+        }
+        if full {
+            return Ok(None);
+        }
+        let mut sleep_for = POLL_INTERVAL;
+        if let Some(at) = self.store.next_due_at().await? {
+            let wait = (at - now_ms()).max(0) as u64;
+            sleep_for = sleep_for.min(Duration::from_millis(wait));
+        }
+        // Due work held back only because its hooks are busy waits for sends to finish (a
+        // completion triggers the next claim), not for the clock.
+        if sleep_for.is_zero() && !busy.is_empty() {
+            sleep_for = POLL_INTERVAL;
+        }
+        Ok(Some(sleep_for))
     }
 
     /// Takes a claimed delivery: sends it now, or queues it behind its hook's running sends.
@@ -257,7 +288,9 @@ impl Dispatcher {
         self.waiting.clear();
         while !self.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, self.tasks.join_next_with_id()).await {
-                Ok(Some(joined)) => self.reap(joined),
+                Ok(Some(joined)) => {
+                    self.reap(joined);
+                }
                 Ok(None) => break,
                 Err(_) => break,
             }

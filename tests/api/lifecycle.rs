@@ -65,7 +65,7 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
 
     receiver.set_default(Reply::status(200));
     let server = Process::start(dir.path(), &args).await;
-    // Claims made by the killed process come back after their lease (2 x 1s + 5s).
+    // Claims made by the killed process come back after their lease (3 x 1s + 5s).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let got = receiver.received();
