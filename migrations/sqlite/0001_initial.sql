@@ -17,7 +17,9 @@ CREATE TABLE hooks (
     created_at  INTEGER NOT NULL
 ) STRICT;
 
--- Every published event, as published (without hookId): the source for replay.
+-- Every published event, as published (without hookId). A delivery's body is this payload
+-- with its hookId spliced in (domain::payload::delivery_body), so it is stored once per event,
+-- not once per hook, and queue rows stay narrow: claims and results rewrite only small rows.
 CREATE TABLE events (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -35,7 +37,6 @@ CREATE TABLE deliveries (
     event_id   TEXT NOT NULL,
     hook_id    TEXT NOT NULL,
     event_name TEXT NOT NULL,
-    body       TEXT NOT NULL,     -- the exact bytes sent and signed, identical on every retry
     state      INTEGER NOT NULL DEFAULT 0,
     attempts   INTEGER NOT NULL DEFAULT 0,
     due_at     INTEGER NOT NULL,

@@ -44,12 +44,26 @@ pub fn event_payload(
     out
 }
 
-/// The exact body of one delivery: the event payload with `hookId` as the last key.
-/// Stored with the delivery so that every retry sends (and signs) the same bytes.
-pub fn delivery_body(event_payload: &Map<String, Value>, hook_id: &str) -> String {
-    let mut body = event_payload.clone();
-    body.insert("hookId".into(), Value::String(hook_id.to_owned()));
-    Value::Object(body).to_string()
+/// The exact body of one delivery: the stored event payload (JSON object text) with `hookId`
+/// spliced in as the last key. It works on the stored text rather than a parsed value, so
+/// every retry sends (and signs) the same bytes, and it costs a copy, not a parse.
+pub fn delivery_body(payload_json: &str, hook_id: &str) -> String {
+    let hook_id = Value::String(hook_id.to_owned()).to_string(); // quoted and escaped
+    let object = payload_json.trim();
+    match object.strip_suffix('}') {
+        Some(head) if object.starts_with('{') => {
+            let sep = if head[1..].trim().is_empty() { "" } else { "," };
+            let mut body = String::with_capacity(object.len() + hook_id.len() + 12);
+            body.push_str(head);
+            body.push_str(sep);
+            body.push_str("\"hookId\":");
+            body.push_str(&hook_id);
+            body.push('}');
+            body
+        }
+        // Not an object: cannot happen for payloads hookline stored; send the id alone.
+        _ => format!("{{\"hookId\":{hook_id}}}"),
+    }
 }
 
 /// The payload `POST /api/hooks/:id/test` sends: fake values in the shape of the event's
@@ -126,10 +140,21 @@ mod tests {
             published.as_object().unwrap().clone(),
             "2026-01-01T00:00:00.000Z",
         );
-        let body = delivery_body(&p, "h1");
+        let body = delivery_body(&Value::Object(p).to_string(), "h1");
         assert_eq!(
             body,
             r#"{"event":"User.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"u1"},"path":"/users","ip":"1.2.3.4","hookId":"h1"}"#
+        );
+    }
+
+    #[test]
+    fn hook_id_is_spliced_in_as_valid_json() {
+        assert_eq!(delivery_body("{}", "h"), r#"{"hookId":"h"}"#);
+        assert_eq!(delivery_body(r#"{"a":1} "#, "h"), r#"{"a":1,"hookId":"h"}"#);
+        let odd = delivery_body(r#"{"a":"}"}"#, "q\"x");
+        assert_eq!(
+            serde_json::from_str::<Value>(&odd).unwrap(),
+            json!({"a": "}", "hookId": "q\"x"})
         );
     }
 

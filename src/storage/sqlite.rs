@@ -118,7 +118,10 @@ impl SqliteStore {
             // The default for every connection; writes pick theirs (see `Durability`).
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Statement journals and sort trees in memory: multi-row statements inside a
+            // transaction otherwise write a temporary file each.
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -225,7 +228,6 @@ pub async fn enqueue_events_in(
                 event.id,
                 hook_id,
                 name,
-                delivery_body(&event.payload, hook_id),
                 event.created_at
             ]));
         }
@@ -240,8 +242,8 @@ pub async fn enqueue_events_in(
     .await?;
     if !delivery_rows.is_empty() {
         sqlx::query(
-            "INSERT INTO deliveries (id, event_id, hook_id, event_name, body, due_at, created_at, updated_at) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>5, value->>5 \
+            "INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>4, value->>4 \
              FROM json_each(?)",
         )
         .bind(Value::Array(delivery_rows).to_string())
@@ -414,7 +416,7 @@ impl Store for SqliteStore {
              ) \
              UPDATE deliveries SET due_at = ?4, updated_at = ?1 \
              WHERE id IN (SELECT id FROM ranked WHERE rn <= ?5 ORDER BY due_at LIMIT ?6) \
-             RETURNING id, event_id, hook_id, event_name, body, attempts, created_at",
+             RETURNING id, event_id, hook_id, event_name, attempts, created_at",
         )
         .bind(req.now)
         .bind(json_text(&req.busy_hooks))
@@ -424,22 +426,27 @@ impl Store for SqliteStore {
         .bind(req.limit as i64)
         .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         if rows.is_empty() {
-            tx.commit().await?;
             return Ok(Vec::new());
         }
+        // The write transaction ends with the claim; the rest is read from the read pool
+        // (event payloads never change, and a hook's current config is the one to use).
         let mut hook_ids: Vec<String> = Vec::new();
+        let mut event_ids: Vec<String> = Vec::new();
         for row in &rows {
             let h: String = row.try_get("hook_id")?;
             if !hook_ids.contains(&h) {
                 hook_ids.push(h);
             }
+            event_ids.push(row.try_get("event_id")?);
         }
-        let targets = sqlx::query("SELECT id, config, signing_key FROM hooks WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(json_text(&hook_ids))
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let targets = sqlx::query(
+            "SELECT id, config, signing_key FROM hooks WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_text(&hook_ids))
+        .fetch_all(&self.reader)
+        .await?;
         let mut by_hook: HashMap<String, DeliveryTarget> = HashMap::with_capacity(targets.len());
         for t in targets {
             let config: String = t.try_get("config")?;
@@ -453,19 +460,33 @@ impl Store for SqliteStore {
                 },
             );
         }
+        let payloads: HashMap<String, String> = sqlx::query_as(
+            "SELECT id, payload FROM events WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_text(&event_ids))
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .collect();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let hook_id: String = row.try_get("hook_id")?;
-            // A hook deleted between the two statements cannot happen (same transaction).
+            let event_id: String = row.try_get("event_id")?;
+            // A hook deleted since the claim takes its deliveries with it: nothing to send.
             let Some(target) = by_hook.get(&hook_id).cloned() else {
                 continue;
             };
+            let Some(payload) = payloads.get(&event_id) else {
+                return Err(StoreError::Corrupt(format!(
+                    "event {event_id} of a delivery is missing"
+                )));
+            };
             out.push(ClaimedDelivery {
                 id: row.try_get("id")?,
-                event_id: row.try_get("event_id")?,
+                body: delivery_body(payload, &hook_id),
+                event_id,
                 hook_id,
                 event_name: row.try_get("event_name")?,
-                body: row.try_get("body")?,
                 attempts: row.try_get::<i64, _>("attempts")? as u32,
                 created_at: row.try_get("created_at")?,
                 target,
@@ -557,7 +578,8 @@ impl Store for SqliteStore {
                 .fetch_one(&self.reader)
                 .await?;
         let rows = sqlx::query(&format!(
-            "SELECT a.*, d.body FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id \
+            "SELECT a.*, e.payload FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id \
+             LEFT JOIN events e ON e.id = d.event_id \
              WHERE {filter} ORDER BY a.created_at DESC, a.rowid DESC LIMIT ?5 OFFSET ?6"
         ))
         .bind(&q.hook_id)
@@ -570,14 +592,17 @@ impl Store for SqliteStore {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
+            let hook_id: String = row.try_get("hook_id")?;
             out.push(AttemptLog {
                 id: row.try_get("id")?,
                 delivery_id: row.try_get("delivery_id")?,
-                hook_id: row.try_get("hook_id")?,
                 event_name: row.try_get("event_name")?,
                 attempt: row.try_get::<i64, _>("attempt")? as u32,
                 success: row.try_get::<i64, _>("success")? != 0,
-                request_body: row.try_get("body")?,
+                request_body: row
+                    .try_get::<Option<String>, _>("payload")?
+                    .map(|p| delivery_body(&p, &hook_id)),
+                hook_id,
                 response_status: row
                     .try_get::<Option<i64>, _>("response_status")?
                     .map(|s| s as u16),
