@@ -1,6 +1,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 #[tokio::test]
 async fn create_get_update_rotate_delete() {
@@ -382,5 +383,66 @@ async fn hook_events_lists_the_catalog_with_kinds() {
     );
     assert!(events.contains(&json!({"name": "Organization.Membership.Updated", "kind": "data"})));
     assert!(events.contains(&json!({"name": "Identifier.Lockout", "kind": "exception"})));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_hook_drops_its_queued_deliveries() {
+    let app =
+        TestApp::spawn_with(|a| a.retry_schedule = "300ms,300ms,300ms".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(500));
+    let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
+    app.publish(json!({"event": "PostSignIn"})).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let res = app
+        .api(
+            Method::DELETE,
+            &format!("/hooks/{}", hook["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    receiver
+        .assert_stays_at(1, Duration::from_millis(1200))
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hook_created_disabled_gets_nothing_until_enabled() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let res = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"events": ["User.Created"], "config": {"url": receiver.url()}, "enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    let hook: Value = res.json().await.unwrap();
+    assert_eq!(hook["enabled"], false);
+    assert_eq!(
+        app.publish(json!({"event": "User.Created"})).await["deliveries"],
+        0
+    );
+    app.api(
+        Method::PATCH,
+        &format!("/hooks/{}", hook["id"].as_str().unwrap()),
+    )
+    .json(&json!({"enabled": true}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        app.publish(json!({"event": "User.Created", "data": {"n": 2}}))
+            .await["deliveries"],
+        1
+    );
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["data"]["n"], 2);
+    receiver
+        .assert_stays_at(1, Duration::from_millis(300))
+        .await;
     app.stop().await;
 }

@@ -255,3 +255,16 @@ fn help_documents_every_setting_with_its_environment_variable() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("soon"));
 }
+
+#[test]
+fn a_short_admin_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", "short"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("h.db").display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+}

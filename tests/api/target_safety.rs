@@ -97,3 +97,72 @@ async fn a_stored_private_target_is_refused_again_at_send_time() {
     assert_eq!(receiver.count(), 0, "nothing reached the private address");
     app.stop().await;
 }
+
+/// A host name other than `localhost` that this machine's hosts file maps to loopback, so the
+/// DNS half of the checks can be driven without a DNS server.
+fn loopback_alias() -> Option<String> {
+    let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+    hosts.lines().find_map(|line| {
+        let mut parts = line.split('#').next()?.split_whitespace();
+        let ip: std::net::IpAddr = parts.next()?.parse().ok()?;
+        if !ip.is_loopback() {
+            return None;
+        }
+        parts
+            .find(|n| !n.eq_ignore_ascii_case("localhost") && !n.ends_with(".localhost"))
+            .map(str::to_owned)
+    })
+}
+
+#[tokio::test]
+async fn names_that_resolve_to_private_addresses_are_refused_at_save_and_at_connect() {
+    let Some(alias) = loopback_alias() else {
+        eprintln!("SKIPPED: no loopback alias in /etc/hosts on this machine");
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let url = format!("http://{alias}:{}/hook", receiver.addr.port());
+
+    // At save time: the name is resolved and its loopback address refused.
+    let strict = TestApp::spawn_with(|a| a.allow_private_targets = false).await;
+    let res = strict
+        .api(Method::POST, "/hooks")
+        .json(&json!({"events": ["PostSignIn"], "config": {"url": url}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "{alias}");
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "hook.private_target_refused");
+    assert!(
+        err["message"].as_str().unwrap().contains("127.0.0.1")
+            || err["message"].as_str().unwrap().contains("::1")
+    );
+    strict.stop().await;
+
+    // At connect time: a hook saved while allowed is resolved again, and refused.
+    let app = TestApp::spawn().await;
+    let hook = app.create_hook(&["PostSignIn"], &url).await;
+    app.publish(json!({"event": "PostSignIn"})).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await; // allowed: it arrives
+    let dir = app.stop().await;
+    let app = TestApp::spawn_in(dir, |a| a.allow_private_targets = false).await;
+    app.publish(json!({"event": "PostSignIn"})).await;
+    let path = format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap());
+    let logs = app
+        .poll_json(&path, Duration::from_secs(10), |v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["payload"]["result"] == "Error")
+        })
+        .await;
+    let error = logs[0]["payload"]["error"].as_str().unwrap();
+    assert!(error.contains("non-public"), "{error}");
+    assert_eq!(
+        receiver.count(),
+        1,
+        "nothing more reached the loopback address"
+    );
+    app.stop().await;
+}
