@@ -407,3 +407,15 @@ impl Drop for Process {
 pub fn compat_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/compat")
 }
+
+/// Asserts an API error: the status, a JSON `{code, message}` body with this code. Returns the body.
+pub async fn expect_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status(), status, "{}", res.url());
+    let body: Value = res.json().await.expect("errors are JSON");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}

@@ -56,11 +56,7 @@ async fn private_targets_are_refused_at_create_update_and_test() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["code"],
-        "hook.private_target_refused"
-    );
+    expect_error(res, 400, "hook.private_target_refused").await;
     app.stop().await;
 }
 
