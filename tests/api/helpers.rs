@@ -308,6 +308,26 @@ pub struct Process {
     pub child: Child,
     pub base: String,
     pub stdout: Arc<Mutex<String>>,
+    /// The logs (hookline logs to stderr).
+    pub stderr: Arc<Mutex<String>>,
+}
+
+/// Copies everything from `pipe` into a shared string, on a thread of its own.
+fn collect(mut pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let out = Arc::new(Mutex::new(String::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    out
 }
 
 pub fn free_port() -> u16 {
@@ -329,25 +349,12 @@ impl Process {
             .arg(format!("sqlite://{}", db_dir.join("hookline.db").display()))
             .args(extra)
             .env_remove("HOOKLINE_ADMIN_TOKEN")
-            .env("RUST_LOG", "hookline=debug")
+            .env("RUST_LOG", "trace")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("the binary starts");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -367,6 +374,7 @@ impl Process {
             child,
             base,
             stdout,
+            stderr,
         }
     }
 

@@ -180,7 +180,16 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
 async fn first_start_generates_and_prints_an_admin_token_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path(), &[]).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server
+        .stdout
+        .lock()
+        .unwrap()
+        .contains("Authorization: Bearer")
+    {
+        assert!(std::time::Instant::now() < deadline, "no token printed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let out = server.stdout.lock().unwrap().clone();
     let token = out
         .split_whitespace()
@@ -267,4 +276,77 @@ fn a_short_admin_token_is_refused_at_start() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(500).body("first try fails")]);
+    let args = [
+        "--admin-token",
+        TOKEN,
+        "--allow-private-targets",
+        "--retry-schedule",
+        "100ms",
+    ];
+    let server = Process::start(dir.path(), &args).await;
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/api/hooks", server.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"events": ["User.Created"], "config": {"url": format!("{}?token=url-secret-0001", receiver.url()), "headers": {"authorization": "Bearer header-secret-0002"}}}))
+        .send()
+        .await
+        .unwrap();
+    let hook: Value = res.json().await.unwrap();
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let first_key = hook["signingKey"].as_str().unwrap().to_owned();
+    publish(&server.base, TOKEN, 1).await;
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    let rotated: Value = client
+        .patch(format!("{}/api/hooks/{id}/signing-key", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A wrong token is refused and not echoed either.
+    let res = client
+        .get(format!("{}/api/hooks", server.base))
+        .bearer_auth("wrong-token-0003-abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let stderr = server.stderr.clone();
+    assert_eq!(server.terminate().await.code(), Some(0));
+    // The pipe is read on a thread of its own: wait until it has the last line.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !stderr.lock().unwrap().contains("hookline stopped")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let logs = stderr.lock().unwrap().clone();
+    assert!(
+        logs.contains("hook created"),
+        "the logs were captured:\n{logs}"
+    );
+    for secret in [
+        TOKEN,
+        first_key.as_str(),
+        rotated["signingKey"].as_str().unwrap(),
+        hook["standardWebhooksSecret"].as_str().unwrap(),
+        "url-secret-0001",
+        "header-secret-0002",
+        "wrong-token-0003-abcdef",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret ({secret}) appears in the logs:\n{logs}"
+        );
+    }
 }
