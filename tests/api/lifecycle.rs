@@ -211,6 +211,10 @@ async fn first_start_generates_and_prints_an_admin_token_once() {
         !String::from_utf8_lossy(&db).contains(&token),
         "only a hash is stored"
     );
+    assert!(
+        !server.stderr.lock().unwrap().contains(&token),
+        "the token is printed, never logged"
+    );
     assert_eq!(server.terminate().await.code(), Some(0));
 
     let server = Process::start(dir.path(), &[]).await;
