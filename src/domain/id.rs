@@ -1,6 +1,10 @@
-//! Identifiers and secrets, generated the way Logto generates them: ids are 21 characters of
-//! lowercase letters and digits (`generateStandardId`), signing keys 32 characters of letters
-//! and digits (`generateStandardSecret`). Both come from the OS-seeded CSPRNG.
+//! Identifiers and secrets. Ids have the shape of Logto's (`generateStandardId`: 21
+//! characters of lowercase letters and digits); signing keys are 32 characters of letters and
+//! digits (`generateStandardSecret`). Randomness comes from the OS-seeded CSPRNG.
+//!
+//! Unlike Logto's, an id starts with the creation time (milliseconds, base 36), so ids sort by
+//! age and new rows land at the right edge of their primary-key B-tree instead of on a random
+//! page: the database writes far fewer pages per insert.
 
 use rand::distributions::{Alphanumeric, Distribution, Uniform};
 use rand::Rng;
@@ -10,13 +14,28 @@ pub const SIGNING_KEY_LENGTH: usize = 32;
 
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// A new 21-character id (`[a-z0-9]{21}`): about 108 bits of randomness.
+/// Characters of the time prefix: base 36 milliseconds fit 9 characters until the year 5188.
+const TIME_CHARS: usize = 9;
+
+/// A new 21-character id (`[a-z0-9]{21}`): 9 characters of creation time, then 12 random ones
+/// (about 62 bits, against collisions within one millisecond).
 pub fn new_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let mut id = [0u8; ID_LENGTH];
+    let mut t = millis;
+    for slot in id[..TIME_CHARS].iter_mut().rev() {
+        *slot = LOWER_ALNUM[(t % 36) as usize];
+        t /= 36;
+    }
     let mut rng = rand::thread_rng();
     let pick = Uniform::from(0..LOWER_ALNUM.len());
-    (0..ID_LENGTH)
-        .map(|_| LOWER_ALNUM[pick.sample(&mut rng)] as char)
-        .collect()
+    for slot in id[TIME_CHARS..].iter_mut() {
+        *slot = LOWER_ALNUM[pick.sample(&mut rng)];
+    }
+    id.iter().map(|&b| b as char).collect()
 }
 
 /// A new random secret of `len` characters (`[A-Za-z0-9]`).
@@ -38,6 +57,9 @@ mod tests {
         assert_eq!(id.len(), 21);
         assert!(id.bytes().all(|b| LOWER_ALNUM.contains(&b)));
         assert_ne!(new_id(), id);
+        // Ids sort by creation time.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(new_id() > id);
         let key = new_secret(SIGNING_KEY_LENGTH);
         assert_eq!(key.len(), 32);
         assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()));
