@@ -38,9 +38,19 @@ pub struct Dispatcher {
     /// of deliveries buffered here (inside their lease), so that most completions start the
     /// next send from memory instead of claiming from the store.
     waiting: HashMap<String, VecDeque<ClaimedDelivery>>,
-    tasks: JoinSet<(String, String)>,
+    /// Each send task returns when its delivery is due again, if it failed and will retry.
+    tasks: JoinSet<Option<i64>>,
     /// Which delivery each task sends, so a task that panicked still gives its slot back.
     task_deliveries: HashMap<tokio::task::Id, (String, String)>,
+    /// Hooks the last claim may have left due work behind for: skipped as busy, or given the
+    /// most a claim gives one hook. Only for these does a finished send call for a new claim;
+    /// any other hook had everything due claimed already.
+    capped: HashSet<String>,
+    /// The last claim found no free slot at all.
+    global_limited: bool,
+    /// The earliest retry that finished sends have scheduled since the loop last slept, so
+    /// that it wakes for it without asking the store.
+    earliest_retry: Option<i64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -69,6 +79,9 @@ impl Dispatcher {
             waiting: HashMap::new(),
             tasks: JoinSet::new(),
             task_deliveries: HashMap::new(),
+            capped: HashSet::new(),
+            global_limited: false,
+            earliest_retry: None,
         }
     }
 
@@ -103,10 +116,15 @@ impl Dispatcher {
     /// Books a finished send task; returns whether that makes a new claim worthwhile.
     fn reap(
         &mut self,
-        joined: Result<(tokio::task::Id, (String, String)), tokio::task::JoinError>,
+        joined: Result<(tokio::task::Id, Option<i64>), tokio::task::JoinError>,
     ) -> bool {
         let id = match &joined {
-            Ok((id, _)) => *id,
+            Ok((id, retry_at)) => {
+                if let Some(at) = *retry_at {
+                    self.earliest_retry = Some(self.earliest_retry.map_or(at, |t| t.min(at)));
+                }
+                *id
+            }
             Err(e) => {
                 // A send task does not panic on any input; if one did, its delivery stays
                 // claimed and comes back after the lease.
@@ -118,11 +136,13 @@ impl Dispatcher {
             return false;
         };
         self.finished(&hook, &delivery);
-        // Claim again when this hook has nothing left waiting (its buffer ran dry), or when
-        // the global limit had been reached and a good share of it is free again. Claiming
-        // after every single completion would cost one write transaction per delivery.
+        // Claim again when a hook that may have more due work has nothing left waiting (its
+        // buffer ran dry), or when the global limit had been reached and a good share of it is
+        // free again. Claiming after every completion would cost a write transaction each.
         let buffer_dry = !self.waiting.contains_key(&hook);
-        buffer_dry || self.free_slots() >= (self.settings.max_in_flight / 8).max(1)
+        (buffer_dry && self.capped.contains(&hook))
+            || (self.global_limited
+                && self.free_slots() >= (self.settings.max_in_flight / 8).max(1))
     }
 
     /// Hooks that hold (running plus waiting) twice their in-flight limit: a claim skips them.
@@ -166,6 +186,10 @@ impl Dispatcher {
                     }
                 }
             }
+            if let Some(at) = self.earliest_retry.take() {
+                let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+                deadline = deadline.min(tokio::time::Instant::now() + wait);
+            }
             tokio::select! {
                 _ = self.wake.notified() => claim_now = true,
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
@@ -185,6 +209,7 @@ impl Dispatcher {
         lease_ms: i64,
     ) -> Result<Option<Duration>, crate::storage::StoreError> {
         let free = self.free_slots();
+        self.global_limited = free == 0;
         if free == 0 {
             return Ok(Some(POLL_INTERVAL));
         }
@@ -199,6 +224,17 @@ impl Dispatcher {
         };
         let claimed = self.store.claim_due(&req).await?;
         let full = claimed.len() == limit;
+        let mut per_hook: HashMap<&str, usize> = HashMap::new();
+        for d in &claimed {
+            *per_hook.entry(d.hook_id.as_str()).or_default() += 1;
+        }
+        let capped: HashSet<String> = per_hook
+            .into_iter()
+            .filter(|(_, n)| *n >= self.settings.max_in_flight_per_hook)
+            .map(|(h, _)| h.to_owned())
+            .chain(busy.iter().cloned())
+            .collect();
+        self.capped = capped;
         for d in claimed {
             self.spawn_send(d);
         }
@@ -274,7 +310,10 @@ impl Dispatcher {
                     duration_ms: outcome.duration.as_millis() as i64,
                     at,
                 });
-                (hook_id, id)
+                match next {
+                    NextStep::RetryAt(at) => Some(at),
+                    _ => None,
+                }
             }
             .instrument(span),
         );
@@ -297,8 +336,11 @@ impl Dispatcher {
         }
         self.tasks.abort_all();
         while let Some(joined) = self.tasks.join_next_with_id().await {
-            if let Ok((_, (_, delivery))) = joined {
-                self.in_flight.remove(&delivery);
+            // A send that completed before the abort reached it has its result recorded.
+            if let Ok((id, _)) = joined {
+                if let Some((_, delivery)) = self.task_deliveries.remove(&id) {
+                    self.in_flight.remove(&delivery);
+                }
             }
         }
         if !self.in_flight.is_empty() {
