@@ -13,6 +13,9 @@ pub const ID_LENGTH: usize = 21;
 pub const SIGNING_KEY_LENGTH: usize = 32;
 
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// The same characters in ASCII order, for the time prefix: its digits must compare as bytes
+/// the way they compare as numbers.
+const BASE36_DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// Characters of the time prefix: base 36 milliseconds fit 9 characters until the year 5188.
 const TIME_CHARS: usize = 9;
@@ -25,11 +28,7 @@ pub fn new_id() -> String {
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
     let mut id = [0u8; ID_LENGTH];
-    let mut t = millis;
-    for slot in id[..TIME_CHARS].iter_mut().rev() {
-        *slot = LOWER_ALNUM[(t % 36) as usize];
-        t /= 36;
-    }
+    id[..TIME_CHARS].copy_from_slice(&time_prefix(millis));
     let mut rng = rand::thread_rng();
     let pick = Uniform::from(0..LOWER_ALNUM.len());
     for slot in id[TIME_CHARS..].iter_mut() {
@@ -45,6 +44,17 @@ pub fn new_secret(len: usize) -> String {
         .take(len)
         .map(char::from)
         .collect()
+}
+
+/// `millis` in base 36, fixed width, so that byte order is time order.
+fn time_prefix(millis: u64) -> [u8; TIME_CHARS] {
+    let mut out = [b'0'; TIME_CHARS];
+    let mut t = millis;
+    for slot in out.iter_mut().rev() {
+        *slot = BASE36_DIGITS[(t % 36) as usize];
+        t /= 36;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -63,5 +73,18 @@ mod tests {
         let key = new_secret(SIGNING_KEY_LENGTH);
         assert_eq!(key.len(), 32);
         assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn time_prefixes_sort_as_the_times_do() {
+        let now = 1_795_000_000_000u64;
+        let mut times = vec![0, 9, 10, 35, 36, 1295, 1296, now - 1, now, now + 1];
+        times.extend((0..2000).map(|i| now + i * 997));
+        times.sort();
+        times.dedup();
+        for pair in times.windows(2) {
+            assert!(time_prefix(pair[0]) < time_prefix(pair[1]), "{pair:?}");
+        }
+        assert_eq!(&time_prefix(36), b"000000010");
     }
 }
