@@ -156,3 +156,48 @@ async fn timeouts_redirects_and_dead_endpoints_count_as_failures() {
         .is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_releases_claimed_but_unsent_deliveries_for_the_next_start() {
+    // One request at a time to the hook: the first is in flight when shutdown comes, the
+    // other two are claimed and buffered behind it. The first is let finish; the two are
+    // released, so the next start sends them at once instead of after their lease
+    // (3 x 3 s + 5 s = 14 s).
+    let configure = |a: &mut hookline::configuration::ServeArgs| {
+        a.max_in_flight_per_hook = 1;
+        a.request_timeout = Duration::from_secs(3);
+    };
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(200).delay(Duration::from_millis(1500))]);
+    let app = TestApp::spawn_with(configure).await;
+    let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
+    for i in 0..3 {
+        app.publish(json!({"event": "PostSignIn", "i": i})).await;
+    }
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let dir = app.stop().await;
+    assert_eq!(receiver.count(), 1, "nothing new is sent during shutdown");
+
+    let app = TestApp::spawn_in(dir, configure).await;
+    let got = receiver.wait_for(3, Duration::from_secs(8)).await;
+    let mut seen: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["i"].as_i64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [0, 1, 2]);
+    let path = format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap());
+    let logs = app
+        .poll_json(&path, Duration::from_secs(5), |v| {
+            v.as_array().unwrap().len() == 3
+        })
+        .await;
+    assert!(
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["payload"]["result"] == "Success"),
+        "{logs}"
+    );
+    app.stop().await;
+}
