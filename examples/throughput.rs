@@ -1,7 +1,8 @@
 //! A quick end-to-end throughput probe against a running hookline (the full benchmark harness
-//! is a separate piece of work). It starts its own receiver, creates `HOOKS` hooks pointing at
-//! it, publishes `EVENTS` events from `CONCURRENCY` clients and reports ingest and delivery
-//! rates.
+//! is a separate piece of work). It starts its own receiver and first measures the ceiling
+//! (plain POSTs of the same bodies straight to it at the same concurrency), then creates
+//! `HOOKS` hooks pointing at it, publishes `EVENTS` events from `CONCURRENCY` clients and
+//! reports ingest and delivery rates and the ratio to the ceiling.
 //!
 //! ```sh
 //! cargo run --release -- serve --allow-private-targets --admin-token $TOKEN --database-url sqlite:///tmp/bench.db &
@@ -43,6 +44,40 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let client = reqwest::Client::new();
+    let data = "x".repeat(900);
+
+    // The ceiling: the same number of plain keep-alive POSTs of the same size, straight to the
+    // receiver, at the same concurrency. A delivery is one such POST.
+    let direct = events * hooks.max(1);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut posters = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, body) = (
+            client.clone(),
+            next.clone(),
+            json!({"event": "User.Created", "data": {"blob": data}}).to_string(),
+        );
+        posters.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < direct {
+                let res = client
+                    .post(format!("http://{addr}/ceiling"))
+                    .body(body.clone())
+                    .send()
+                    .await;
+                assert!(
+                    matches!(res, Ok(ref r) if r.status() == 200),
+                    "direct POST failed"
+                );
+            }
+        }));
+    }
+    for p in posters {
+        p.await?;
+    }
+    let ceiling = direct as f64 / started.elapsed().as_secs_f64();
+    received.store(0, Ordering::Relaxed);
+
     for _ in 0..hooks {
         let res = client
             .post(format!("{base}/api/hooks"))
@@ -52,7 +87,6 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(res.status() == 201, "creating a hook: {}", res.status());
     }
-    let data = "x".repeat(900);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = Vec::new();
@@ -93,12 +127,13 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let total = started.elapsed();
+    let deliveries = expected as f64 / total.as_secs_f64();
     println!(
-        "hooks={hooks} events={events} concurrency={concurrency}: ingest {:.0} events/s ({:.2}s), deliveries {:.0}/s ({:.2}s to the last)",
+        "hooks={hooks} events={events} concurrency={concurrency}: ceiling {ceiling:.0} POSTs/s; ingest {:.0} events/s ({:.2}s); deliveries {deliveries:.0}/s ({:.2}s to the last) = {:.2} x ceiling",
         events as f64 / ingest.as_secs_f64(),
         ingest.as_secs_f64(),
-        expected as f64 / total.as_secs_f64(),
-        total.as_secs_f64()
+        total.as_secs_f64(),
+        deliveries / ceiling
     );
     Ok(())
 }
