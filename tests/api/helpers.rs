@@ -378,6 +378,18 @@ impl Process {
         }
     }
 
+    /// `GET /api{path}` with the test admin token, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.json().await.unwrap()
+    }
+
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();

@@ -98,21 +98,12 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
     // The deliveries the killed process had claimed are claimed again once their lease runs
     // out, and then recorded: 40 deliveries, each with a successful attempt.
     let path = format!(
-        "{}/api/hooks/{}/recent-logs?page_size=100",
-        server.base,
+        "/hooks/{}/recent-logs?page_size=100",
         hook["id"].as_str().unwrap()
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let logs: Value = reqwest::Client::new()
-            .get(&path)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let logs = server.get_json(&path).await;
         let succeeded: HashSet<&str> = logs
             .as_array()
             .unwrap()
@@ -155,19 +146,12 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
     // The finished delivery was recorded: a new start does not send it again.
     receiver.set_default(Reply::status(200));
     let server = Process::start(dir.path(), &args).await;
-    let logs: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/hooks/{}/recent-logs",
-            server.base,
+    let logs = server
+        .get_json(&format!(
+            "/hooks/{}/recent-logs",
             hook["id"].as_str().unwrap()
         ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(logs.as_array().unwrap().len(), 1);
     assert_eq!(logs[0]["payload"]["result"], "Success");
     receiver
