@@ -166,13 +166,6 @@ pub struct Hook {
     pub created_at: i64,
 }
 
-impl Hook {
-    /// Does this hook want `event`? The legacy `event` field counts as well, as in Logto.
-    pub fn subscribes_to(&self, event: HookEvent) -> bool {
-        self.event == Some(event) || self.events.contains(&event)
-    }
-}
-
 /// Hook fields of a create or update body, each still as loosely typed JSON.
 /// Unknown fields are ignored, as Logto's zod guards strip them.
 #[derive(Debug, Default, Deserialize)]
@@ -356,10 +349,9 @@ mod tests {
         }))
         .into_new_hook("id".into(), "key".into(), 1, false)
         .unwrap();
-        assert_eq!(hook.events.len(), 2);
         assert!(hook.enabled);
-        assert!(hook.subscribes_to(HookEvent::parse("User.Created").unwrap()));
-        assert!(!hook.subscribes_to(HookEvent::parse("User.Deleted").unwrap()));
+        let names: Vec<&str> = hook.events.iter().map(|e| e.name()).collect();
+        assert_eq!(names, ["PostSignIn", "User.Created"]);
     }
 
     #[test]
