@@ -401,12 +401,12 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
-        // Look at the first `scan` due rows (in the order of the queue index, named so that the
-        // planner cannot pick the hook_id index and walk a hook's whole history), keep at most `per_hook` of each
-        // hook, at most `limit` in all, and push them out of sight for the lease.
+        // Look at the first `scan` due rows in the order of the queue index (named, so that the
+        // planner cannot pick the hook_id index and walk a hook's whole history), keep at most
+        // `per_hook` of each hook and `limit` in all, and push them out of sight for the lease.
+        // One statement, so it is atomic without an explicit transaction.
         let scan = (req.limit as i64).saturating_mul(4).max(64);
         let mut conn = self.writer(Durability::Process).await?;
-        let mut tx = conn.begin().await?;
         let rows = sqlx::query(
             "WITH due AS ( \
                 SELECT d.id, d.hook_id, d.due_at FROM deliveries d INDEXED BY deliveries_queued_due \
@@ -427,9 +427,9 @@ impl Store for SqliteStore {
         .bind(req.now + req.lease_ms)
         .bind(req.per_hook as i64)
         .bind(req.limit as i64)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
-        tx.commit().await?;
+        drop(conn); // the writer is free again; the rest reads from the read pool
         if rows.is_empty() {
             return Ok(Vec::new());
         }
