@@ -16,26 +16,20 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
     let created = app
-        .api(Method::POST, "/hooks")
-        .json(
-            &json!({"name": "zod", "events": ["PostSignIn", "Organization.Membership.Updated"],
-                      "config": {"url": receiver.url(), "headers": {"x-a": "b"}, "retries": 2}}),
+        .send_json(
+            Method::POST,
+            "/hooks",
+            json!({"name": "zod", "events": ["PostSignIn", "Organization.Membership.Updated"],
+                   "config": {"url": receiver.url(), "headers": {"x-a": "b"}, "retries": 2}}),
         )
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let legacy = app
-        .api(Method::POST, "/hooks")
-        .json(&json!({"event": "PostRegister", "config": {"url": receiver.url()}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/hooks",
+            json!({"event": "PostRegister", "config": {"url": receiver.url()}}),
+        )
+        .await;
     app.publish(json!({"event": "PostSignIn", "userId": "u"}))
         .await;
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
@@ -54,15 +48,13 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         .await;
 
     receiver.script([Reply::status(500).body("nope")]);
-    let err: Value = app
-        .api(Method::POST, &format!("/hooks/{id}/test"))
-        .json(&json!({"events": ["PostSignIn"], "config": {"url": receiver.url()}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let err = app
+        .send_json(
+            Method::POST,
+            &format!("/hooks/{id}/test"),
+            json!({"events": ["PostSignIn"], "config": {"url": receiver.url()}}),
+        )
+        .await;
     let catalog: Vec<Value> = app
         .get_json("/hook-events")
         .await

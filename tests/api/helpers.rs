@@ -262,6 +262,12 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Sends `body` as JSON and returns the answer's JSON, whatever the status.
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let res = self.api(method, path).json(&body).send().await.unwrap();
+        res.json().await.unwrap()
+    }
+
     pub async fn publish(&self, body: Value) -> Value {
         let res = self
             .api(reqwest::Method::POST, "/events")
