@@ -15,6 +15,17 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How log lines (on stderr) are written: `text` for people, `json` (one object per
+    /// line, with the fields of every enclosing span) for log pipelines.
+    #[arg(long, global = true, env = "HOOKLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +88,7 @@ impl ServeArgs {
         match Cli::try_parse_from(["hookline", "serve"]) {
             Ok(Cli {
                 command: Command::Serve(args),
+                ..
             }) => args,
             Err(e) => unreachable!("the defaults parse: {e}"),
         }

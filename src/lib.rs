@@ -5,6 +5,7 @@
 pub mod configuration;
 pub mod delivery;
 pub mod domain;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod storage;

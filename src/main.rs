@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    hookline::telemetry::init();
+    hookline::telemetry::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args).await,
     }

@@ -5,6 +5,7 @@ use crate::configuration::ServeArgs;
 use crate::delivery::http::WebhookSender;
 use crate::delivery::{DeliveryEngine, EngineSettings, Waker};
 use crate::domain::id::new_secret;
+use crate::metrics::Metrics;
 use crate::routes::auth::token_hash;
 use crate::routes::{router, AppState};
 use crate::storage::{connect, Store};
@@ -75,6 +76,7 @@ impl Application {
             waker: Waker::default(),
             admin_token_hash,
             allow_private: args.allow_private_targets,
+            metrics: Arc::new(Metrics::new()),
         };
         Ok(Self {
             listener,
@@ -112,6 +114,7 @@ impl Application {
                 max_in_flight_per_hook: args.max_in_flight_per_hook as usize,
             },
             state.waker.clone(),
+            state.metrics.clone(),
             shutdown.clone(),
         );
         // Deliveries queued before this start (or by another node) are picked up at once.

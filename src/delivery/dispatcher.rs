@@ -5,6 +5,7 @@
 use super::http::WebhookSender;
 use super::EngineSettings;
 use crate::domain::id::new_id;
+use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, NextStep, Store};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub struct Dispatcher {
     settings: EngineSettings,
     wake: Arc<Notify>,
     records: UnboundedSender<AttemptRecord>,
+    metrics: Arc<Metrics>,
     /// Sends in flight per hook.
     per_hook: HashMap<String, usize>,
     /// Claimed deliveries not yet finished (running or waiting), to release them if shutdown
@@ -53,6 +55,23 @@ pub struct Dispatcher {
     earliest_retry: Option<i64>,
 }
 
+/// Counts a send in the in-flight gauge for as long as it lives, also when its task is aborted
+/// at shutdown.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.in_flight.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -67,6 +86,7 @@ impl Dispatcher {
         settings: EngineSettings,
         wake: Arc<Notify>,
         records: UnboundedSender<AttemptRecord>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -74,6 +94,7 @@ impl Dispatcher {
             settings,
             wake,
             records,
+            metrics,
             per_hook: HashMap::new(),
             in_flight: HashSet::new(),
             waiting: HashMap::new(),
@@ -274,12 +295,16 @@ impl Dispatcher {
         let sender = self.sender.clone();
         let records = self.records.clone();
         let schedule = self.settings.retry_schedule.clone();
+        let metrics = self.metrics.clone();
         let ids = (d.hook_id.clone(), d.id.clone());
         let span = tracing::info_span!("delivery", hook_id = %d.hook_id, event_id = %d.event_id, delivery_id = %d.id, attempt = d.attempts + 1);
         let handle = self.tasks.spawn(
             async move {
-                let ClaimedDelivery { id, hook_id, event_name, body, attempts, target, .. } = d;
+                let ClaimedDelivery { id, hook_id, event_name, body, attempts, target, created_at, .. } = d;
+                let in_flight = InFlight::new(&metrics);
                 let outcome = sender.send(&target, &id, body).await;
+                drop(in_flight);
+                metrics.attempt(outcome.is_success(), outcome.duration);
                 let attempt = attempts + 1;
                 let at = now_ms();
                 let next = if outcome.is_success() {
@@ -290,6 +315,14 @@ impl Dispatcher {
                         None => NextStep::GaveUp,
                     }
                 };
+                match next {
+                    NextStep::Succeeded => metrics.delivery_finished(
+                        DeliveryOutcome::succeeded,
+                        Duration::from_millis((at - created_at).max(0) as u64),
+                    ),
+                    NextStep::GaveUp => metrics.delivery_finished(DeliveryOutcome::failed, Duration::ZERO),
+                    NextStep::RetryAt(_) => {}
+                }
                 match next {
                     NextStep::Succeeded => tracing::debug!(status = ?outcome.status, "delivered"),
                     NextStep::RetryAt(_) => tracing::info!(status = ?outcome.status, error = ?outcome.error, "attempt failed; will retry"),

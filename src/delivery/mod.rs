@@ -17,6 +17,7 @@ pub mod http;
 pub mod recorder;
 
 use crate::domain::retry::RetrySchedule;
+use crate::metrics::Metrics;
 use crate::storage::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,12 +61,14 @@ impl DeliveryEngine {
         sender: Arc<http::WebhookSender>,
         settings: EngineSettings,
         waker: Waker,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Self {
         let (records_tx, records_rx) = tokio::sync::mpsc::unbounded_channel();
         let recorder = tokio::spawn(recorder::run(store.clone(), records_rx));
         let dispatcher = tokio::spawn(
-            dispatcher::Dispatcher::new(store, sender, settings, waker.0, records_tx).run(shutdown),
+            dispatcher::Dispatcher::new(store, sender, settings, waker.0, records_tx, metrics)
+                .run(shutdown),
         );
         Self {
             dispatcher,

@@ -39,6 +39,8 @@ pub async fn publish(
         created_at: now_ms(),
     };
     let deliveries = state.store.enqueue_event(&new_event).await?;
+    state.metrics.events_ingested.inc();
+    tracing::Span::current().record("event_id", new_event.id.as_str());
     if deliveries > 0 {
         state.waker.wake();
     }

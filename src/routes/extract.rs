@@ -98,3 +98,20 @@ impl QueryMap {
         }
     }
 }
+
+/// The `{id}` of a `/hooks/{id}…` route. Extracting it also records it in the request's span,
+/// so every log line of the request names the hook.
+pub struct HookId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for HookId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::invalid_input(e.body_text()))?;
+        super::record_hook_id(&id);
+        Ok(HookId(id))
+    }
+}

@@ -1,7 +1,7 @@
 //! `/api/hooks`: Logto's hooks Management API.
 
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryMap};
+use super::extract::{ApiJson, HookId, QueryMap};
 use super::pagination::Pagination;
 use super::AppState;
 use crate::delivery::dispatcher::now_ms;
@@ -11,7 +11,7 @@ use crate::domain::id::{new_id, new_secret, SIGNING_KEY_LENGTH};
 use crate::domain::payload::test_payload;
 use crate::domain::signature::standard_webhooks_secret;
 use crate::storage::{DeliveryTarget, ExecutionStats, LogQuery};
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -101,7 +101,7 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    HookId(id): HookId,
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     let hook = find(&state, &id).await?;
@@ -129,6 +129,7 @@ pub async fn create(
         state.allow_private,
     )?;
     check_target(&hook.config.url, state.allow_private).await?;
+    super::record_hook_id(&hook.id);
     state.store.insert_hook(&hook).await?;
     tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
     Ok((StatusCode::CREATED, Json(hook_json(&hook, None))).into_response())
@@ -136,7 +137,7 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    HookId(id): HookId,
     ApiJson(input): ApiJson<HookInput>,
 ) -> Result<Json<Value>, ApiError> {
     let patch = input.into_patch(state.allow_private)?;
@@ -153,7 +154,7 @@ pub async fn update(
 
 pub async fn rotate_signing_key(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    HookId(id): HookId,
 ) -> Result<Json<Value>, ApiError> {
     let mut hook = find(&state, &id).await?;
     hook.signing_key = new_secret(SIGNING_KEY_LENGTH);
@@ -166,7 +167,7 @@ pub async fn rotate_signing_key(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    HookId(id): HookId,
 ) -> Result<StatusCode, ApiError> {
     if state.store.delete_hook(&id).await? {
         tracing::info!(hook_id = %id, "hook deleted");
@@ -188,7 +189,7 @@ pub struct TestBody {
 /// hook's key. 204 when every send got a 2xx; otherwise 422 as Logto answers.
 pub async fn test(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    HookId(id): HookId,
     ApiJson(body): ApiJson<TestBody>,
 ) -> Result<StatusCode, ApiError> {
     let events = parse_test_events(body.events)?;
@@ -238,7 +239,7 @@ pub async fn test(
 /// `GET /api/hooks/:id/recent-logs`: the hook's attempts, newest first, in Logto's log shape.
 pub async fn recent_logs(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    HookId(id): HookId,
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> Result<Response, ApiError> {

@@ -11,6 +11,7 @@ pub mod pagination;
 
 use crate::delivery::http::WebhookSender;
 use crate::delivery::Waker;
+use crate::metrics::Metrics;
 use crate::storage::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -28,6 +29,7 @@ pub struct AppState {
     /// SHA-256 of the admin token.
     pub admin_token_hash: [u8; 32],
     pub allow_private: bool,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -50,12 +52,36 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ));
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span every request runs in. It names the route pattern, not the path, so no id or
+/// query value of a URL reaches the logs by way of the span; handlers fill in `hook_id` and
+/// `event_id` when they know them (see [`record_hook_id`]).
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        hook_id = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+    )
+}
+
+/// Adds the hook a request is about to its span.
+pub fn record_hook_id(id: &str) {
+    tracing::Span::current().record("hook_id", id);
 }
 
 async fn not_found() -> ApiError {

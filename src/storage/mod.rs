@@ -53,6 +53,17 @@ pub struct ExecutionStats {
     pub success_count: u64,
 }
 
+/// The queue as the store sees it, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Queued deliveries that may be sent now.
+    pub due: u64,
+    /// Queued deliveries not due yet: waiting for a retry, or claimed (in flight).
+    pub scheduled: u64,
+    /// Enabled hooks whose latest attempt failed.
+    pub failing_hooks: u64,
+}
+
 /// What the dispatcher asks for when it claims work.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
@@ -143,7 +154,7 @@ pub struct AttemptLog {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Is the database reachable and answering?
+    /// Is the database reachable, and does it take writes?
     async fn ping(&self) -> StoreResult<()>;
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
@@ -177,6 +188,9 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()>;
     /// When the earliest queued delivery becomes due, if any.
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+
+    /// Counts for the metrics (see [`QueueStats`]).
+    async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats>;
 
     /// A hook's attempt log, newest first, and the total count.
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)>;

@@ -259,7 +259,13 @@ pub async fn enqueue_events_in(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
+        // Ready means able to take events, so the check takes the write lock (and gives it
+        // back at once): a database that reads but cannot be written is not ready.
         sqlx::query("SELECT 1").execute(&self.reader).await?;
+        let mut conn = self.writer(Durability::Process).await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+        tx.rollback().await?;
         Ok(())
     }
 
@@ -568,6 +574,30 @@ impl Store for SqliteStore {
         )
         .fetch_optional(&self.reader)
         .await?)
+    }
+
+    async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats> {
+        // Both counts walk only the queued rows' partial index (finished deliveries are not in
+        // it); the failing-hook count looks up one index entry per hook.
+        let (due, scheduled, failing): (i64, i64, i64) = sqlx::query_as(
+            "SELECT \
+               (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_queued_due \
+                  WHERE state = 0 AND due_at <= ?1), \
+               (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_queued_due \
+                  WHERE state = 0 AND due_at > ?1), \
+               (SELECT COUNT(*) FROM hooks h WHERE h.enabled = 1 AND \
+                  (SELECT a.success FROM attempts a WHERE a.hook_id = h.id \
+                     ORDER BY a.created_at DESC LIMIT 1) = 0)",
+        )
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(QueueStats {
+            due: count(due),
+            scheduled: count(scheduled),
+            failing_hooks: count(failing),
+        })
     }
 
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {

@@ -223,7 +223,7 @@ impl TestApp {
 
     /// Starts an app on the database in `dir` (reused across restarts).
     pub async fn spawn_in(dir: Arc<TempDir>, configure: impl FnOnce(&mut ServeArgs)) -> Self {
-        hookline::telemetry::init();
+        hookline::telemetry::init(hookline::configuration::LogFormat::Text);
         let mut args = test_args(dir.path());
         configure(&mut args);
         let app = Application::build(args).await.expect("the app builds");

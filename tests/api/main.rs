@@ -9,5 +9,6 @@ mod delivery;
 mod hooks;
 mod ingest;
 mod lifecycle;
+mod observability;
 mod retries;
 mod target_safety;
