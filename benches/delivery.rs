@@ -1,0 +1,730 @@
+//! The delivery benchmark: hookline against the machine's own ceiling, in one run.
+//!
+//! ```sh
+//! cargo bench --bench delivery               # the full run (about 2 minutes on 2 cores)
+//! cargo bench --bench delivery -- --quick    # smaller counts, for a smoke test
+//! cargo bench --bench delivery -- --database-url postgres://…   # another store
+//! ```
+//!
+//! What it does, in order:
+//! 1. **Ceiling**: posts signed ~1 KiB bodies straight to its own receiver at hookline's
+//!    concurrency. A delivery is one such POST, so this is the most deliveries per second the
+//!    machine can do in this run.
+//! 2. **Throughput** for 1, 10 and 100 hooks: starts the release binary on a fresh SQLite file,
+//!    publishes events through `POST /api/events` from concurrent clients and measures ingest
+//!    events/s, deliveries/s at the receiver and publish-to-arrival latency.
+//! 3. **Latency under moderate load**: 1,000 events/s to 10 hooks, latency measured from each
+//!    event's scheduled publish time (so a stall is not hidden by publishing less).
+//! 4. **Backlog**: the receiver stalls (accepts, does not answer) while 1,000,000 deliveries
+//!    queue up; then it answers and the drain is timed decile by decile, to show whether
+//!    claiming slows down while the queue is large.
+//!
+//! Every delivery is checked at the receiver: its Logto signature must verify with its hook's
+//! key, and each (event, hook) pair must arrive exactly once. Peak RSS is read from
+//! `/proc/<pid>/status` (VmHWM). Results print as a table and as one JSON line.
+//!
+//! The benchmark process (publishers and receiver) shares the machine with hookline, exactly
+//! as the ceiling's client and receiver do.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+/// hookline's in-flight limit in every scenario, and the ceiling's concurrency.
+const CONCURRENCY: usize = 64;
+/// Concurrent publishers.
+const PUBLISHERS: usize = 32;
+/// Padding that makes a delivered body about 1 KiB.
+const PAD: usize = 800;
+
+/// Process-wide clock: microseconds since the benchmark started.
+fn now_us() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+// ------------------------------------------------------------------------------ receiver
+
+/// What one scenario's receiver saw. Slot `seq * hooks + hook` belongs to one (event, hook)
+/// pair, so checking for duplicates and gaps needs no lock.
+struct Sink {
+    hooks: usize,
+    /// Signing keys by hook index, set once the hooks exist.
+    keys: RwLock<Vec<Vec<u8>>>,
+    /// Publish-to-arrival microseconds + 1 (0: not arrived).
+    latency: Vec<AtomicU32>,
+    /// Arrival time (µs since the benchmark started).
+    arrival: Vec<AtomicU64>,
+    received: AtomicUsize,
+    duplicates: AtomicUsize,
+    bad: AtomicUsize,
+    /// While false, requests are held (the receiver is "stopped" but connections stay up).
+    open: watch::Sender<bool>,
+}
+
+impl Sink {
+    fn new(hooks: usize, events: usize) -> Arc<Self> {
+        let slots = hooks * events;
+        Arc::new(Sink {
+            hooks,
+            keys: RwLock::new(vec![Vec::new(); hooks]),
+            latency: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            arrival: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            received: AtomicUsize::new(0),
+            duplicates: AtomicUsize::new(0),
+            bad: AtomicUsize::new(0),
+            open: watch::channel(true).0,
+        })
+    }
+
+    fn slots(&self) -> usize {
+        self.latency.len()
+    }
+
+    /// Verifies and books one request; false if it is not a valid delivery.
+    fn accept(&self, hook: usize, headers: &HeaderMap, body: &[u8]) -> bool {
+        let at = now_us();
+        let Some(signature) = headers
+            .get("logto-signature-sha-256")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| hex::decode(v).ok())
+        else {
+            return false;
+        };
+        let verified = {
+            let keys = self.keys.read().unwrap();
+            let Some(key) = keys.get(hook) else {
+                return false;
+            };
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+            mac.update(body);
+            mac.verify_slice(&signature).is_ok()
+        };
+        let (Some(seq), Some(t0)) = (
+            number_after(body, b"\"seq\":"),
+            number_after(body, b"\"t0\":"),
+        ) else {
+            return false;
+        };
+        let slot = seq as usize * self.hooks + hook;
+        if !verified || slot >= self.slots() {
+            return false;
+        }
+        let latency = (at.saturating_sub(t0)).min(u32::MAX as u64 - 1) as u32 + 1;
+        if self.latency[slot].swap(latency, Ordering::Relaxed) != 0 {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.arrival[slot].store(at, Ordering::Relaxed);
+            self.received.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    async fn wait_for(&self, n: usize, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        while self.received.load(Ordering::Relaxed) < n {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "deliveries stalled at {} of {n}",
+                self.received.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+
+    /// Latencies in µs of the arrived deliveries, sorted.
+    fn latencies(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .latency
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .filter(|&l| l > 0)
+            .map(|l| l - 1)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn arrivals(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .arrival
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .filter(|&a| a > 0)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Everything arrived exactly once, verified.
+    fn check_complete(&self) -> anyhow::Result<()> {
+        let got = self.received.load(Ordering::Relaxed);
+        let dup = self.duplicates.load(Ordering::Relaxed);
+        let bad = self.bad.load(Ordering::Relaxed);
+        anyhow::ensure!(
+            got == self.slots() && dup == 0 && bad == 0,
+            "{got} of {} deliveries arrived, {dup} duplicates, {bad} invalid",
+            self.slots()
+        );
+        Ok(())
+    }
+}
+
+/// The integer after `key` in a JSON text (the bodies are ours; no full parse needed).
+fn number_after(body: &[u8], key: &[u8]) -> Option<u64> {
+    let at = body.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = body[at..].iter().take_while(|b| b.is_ascii_digit());
+    let mut n: u64 = 0;
+    let mut any = false;
+    for d in digits {
+        n = n.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+        any = true;
+    }
+    any.then_some(n)
+}
+
+async fn receive(
+    State(sink): State<Arc<Sink>>,
+    Path(hook): Path<usize>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut open = sink.open.subscribe();
+    let _ = open.wait_for(|o| *o).await;
+    if sink.accept(hook, &headers, &body) {
+        StatusCode::OK
+    } else {
+        sink.bad.fetch_add(1, Ordering::Relaxed);
+        StatusCode::BAD_REQUEST
+    }
+}
+
+/// Starts a receiver for `sink`; returns its base URL (`http://addr/r`).
+async fn start_receiver(sink: Arc<Sink>) -> anyhow::Result<String> {
+    let app = axum::Router::new()
+        .route("/r/{hook}", axum::routing::post(receive))
+        .with_state(sink);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}/r"))
+}
+
+fn event_body(seq: usize, t0: u64) -> String {
+    json!({"event": "User.Created", "data": {"seq": seq, "t0": t0, "pad": "x".repeat(PAD)}})
+        .to_string()
+}
+
+// ------------------------------------------------------------------------------ hookline
+
+struct Hookline {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Hookline {
+    async fn start(database_url: Option<&str>, extra: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = database_url
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = std::fs::File::create(dir.path().join("hookline.log"))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(["serve", "--allow-private-targets", "--admin-token", TOKEN])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--database-url", &url])
+            .args(["--max-in-flight", &CONCURRENCY.to_string()])
+            .args(["--max-in-flight-per-hook", &CONCURRENCY.to_string()])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            anyhow::ensure!(Instant::now() < deadline, "hookline did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Hookline {
+            child,
+            base,
+            _dir: dir,
+        })
+    }
+
+    /// Creates `sink.hooks` hooks pointing at the receiver and gives the sink their keys.
+    async fn create_hooks(
+        &self,
+        client: &reqwest::Client,
+        sink: &Sink,
+        receiver: &str,
+    ) -> anyhow::Result<()> {
+        for i in 0..sink.hooks {
+            let res = client
+                .post(format!("{}/api/hooks", self.base))
+                .bearer_auth(TOKEN)
+                .json(&json!({"name": format!("bench {i}"), "events": ["User.Created"], "config": {"url": format!("{receiver}/{i}")}}))
+                .send()
+                .await?;
+            anyhow::ensure!(res.status() == 201, "creating a hook: {}", res.status());
+            let hook: Value = res.json().await?;
+            let key = hook["signingKey"]
+                .as_str()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec();
+            sink.keys.write().unwrap()[i] = key;
+        }
+        Ok(())
+    }
+
+    /// Peak resident memory so far, in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+
+    /// A sample of `/metrics`.
+    async fn metric(&self, client: &reqwest::Client, series: &str) -> anyhow::Result<f64> {
+        let text = client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("{series} not in /metrics"))
+    }
+}
+
+impl Drop for Hookline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Publishes events `from..to` from [`PUBLISHERS`] clients as fast as hookline takes them.
+/// Returns how long that took.
+async fn publish_range(
+    client: &reqwest::Client,
+    base: &str,
+    from: usize,
+    to: usize,
+) -> anyhow::Result<Duration> {
+    let events = to;
+    let next = Arc::new(AtomicUsize::new(from));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..PUBLISHERS {
+        let (client, next, url) = (client.clone(), next.clone(), format!("{base}/api/events"));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= events {
+                    return anyhow::Ok(());
+                }
+                publish(&client, &url, event_body(seq, now_us())).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(started.elapsed())
+}
+
+async fn publish(client: &reqwest::Client, url: &str, body: String) -> anyhow::Result<()> {
+    let res = client
+        .post(url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(res.status() == 202, "publishing: {}", res.status());
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ figures
+
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    sorted_us[i] as f64 / 1000.0
+}
+
+/// Deliveries per second between the 10th and the 90th percentile arrival: the steady state,
+/// without the ramp-up and the tail.
+fn sustained_rate(arrivals: &[u64]) -> f64 {
+    let n = arrivals.len();
+    if n < 10 {
+        return f64::NAN;
+    }
+    let (a, b) = (n / 10, n * 9 / 10);
+    let span = (arrivals[b] - arrivals[a]).max(1) as f64 / 1e6;
+    (b - a) as f64 / span
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Throughput {
+    hooks: usize,
+    events: usize,
+    deliveries: usize,
+    ingest_events_per_s: f64,
+    sustained_deliveries_per_s: f64,
+    /// All deliveries over the time from the first publish to the last arrival.
+    overall_deliveries_per_s: f64,
+    ratio_to_ceiling: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    peak_rss_mib: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Backlog {
+    deliveries: usize,
+    queued_in_s: f64,
+    queue_depth_metric: f64,
+    drain_per_s: f64,
+    /// Drain rate in each tenth of the backlog, from the fullest queue to the last tenth.
+    drain_per_s_by_decile: Vec<f64>,
+    /// Ingest events/s over the first and the last tenth of the queueing (each event queues one
+    /// delivery per hook).
+    ingest_first_tenth_per_s: f64,
+    ingest_last_tenth_per_s: f64,
+    peak_rss_mib: f64,
+}
+
+// ------------------------------------------------------------------------------ scenarios
+
+async fn ceiling(client: &reqwest::Client, posts: usize) -> anyhow::Result<f64> {
+    let sink = Sink::new(1, posts);
+    let key = b"ceiling-signing-key".to_vec();
+    sink.keys.write().unwrap()[0] = key.clone();
+    let url = format!("{}/0", start_receiver(sink.clone()).await?);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, next, url, key) = (client.clone(), next.clone(), url.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= posts {
+                    return anyhow::Ok(());
+                }
+                // Built and signed per request, as hookline signs per delivery.
+                let body = event_body(seq, now_us());
+                let mut mac = Hmac::<Sha256>::new_from_slice(&key)?;
+                mac.update(body.as_bytes());
+                let res = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header(
+                        "logto-signature-sha-256",
+                        hex::encode(mac.finalize().into_bytes()),
+                    )
+                    .body(body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(res.status() == 200, "ceiling POST: {}", res.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = posts as f64 / started.elapsed().as_secs_f64();
+    sink.check_complete()?;
+    Ok(rate)
+}
+
+async fn throughput(
+    client: &reqwest::Client,
+    database_url: Option<&str>,
+    hooks: usize,
+    events: usize,
+    ceiling: f64,
+) -> anyhow::Result<Throughput> {
+    let sink = Sink::new(hooks, events);
+    let receiver = start_receiver(sink.clone()).await?;
+    let hookline = Hookline::start(database_url, &[]).await?;
+    hookline.create_hooks(client, &sink, &receiver).await?;
+    let started = now_us();
+    let ingest = publish_range(client, &hookline.base, 0, events).await?;
+    sink.wait_for(sink.slots(), Duration::from_secs(300))
+        .await?;
+    sink.check_complete()?;
+    let arrivals = sink.arrivals();
+    let last = *arrivals.last().unwrap_or(&started);
+    let latencies = sink.latencies();
+    let sustained = sustained_rate(&arrivals);
+    Ok(Throughput {
+        hooks,
+        events,
+        deliveries: sink.slots(),
+        ingest_events_per_s: events as f64 / ingest.as_secs_f64(),
+        sustained_deliveries_per_s: sustained,
+        overall_deliveries_per_s: sink.slots() as f64 / ((last - started) as f64 / 1e6),
+        ratio_to_ceiling: sustained / ceiling,
+        latency_p50_ms: percentile_ms(&latencies, 0.5),
+        latency_p99_ms: percentile_ms(&latencies, 0.99),
+        peak_rss_mib: hookline.peak_rss_mib(),
+    })
+}
+
+/// Publishes at a fixed rate and measures latency from each event's scheduled time.
+async fn fixed_rate(
+    client: &reqwest::Client,
+    database_url: Option<&str>,
+    hooks: usize,
+    per_second: usize,
+    seconds: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let events = per_second * seconds;
+    let sink = Sink::new(hooks, events);
+    let receiver = start_receiver(sink.clone()).await?;
+    let hookline = Hookline::start(database_url, &[]).await?;
+    hookline.create_hooks(client, &sink, &receiver).await?;
+    let url = format!("{}/api/events", hookline.base);
+    let interval_us = 1_000_000 / per_second as u64;
+    let start = now_us() + 10_000;
+    let epoch = Instant::now() - Duration::from_micros(now_us());
+    let mut tasks = Vec::with_capacity(events);
+    for seq in 0..events {
+        let t0 = start + seq as u64 * interval_us;
+        tokio::time::sleep_until((epoch + Duration::from_micros(t0)).into()).await;
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            publish(&client, &url, event_body(seq, t0)).await
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    sink.wait_for(sink.slots(), Duration::from_secs(60)).await?;
+    sink.check_complete()?;
+    let latencies = sink.latencies();
+    Ok((
+        percentile_ms(&latencies, 0.5),
+        percentile_ms(&latencies, 0.99),
+        hookline.peak_rss_mib(),
+    ))
+}
+
+async fn backlog(
+    client: &reqwest::Client,
+    database_url: Option<&str>,
+    deliveries: usize,
+) -> anyhow::Result<Backlog> {
+    const HOOKS: usize = 100;
+    let events = deliveries / HOOKS;
+    let sink = Sink::new(HOOKS, events);
+    let receiver = start_receiver(sink.clone()).await?;
+    // The receiver holds requests instead of answering, so hookline must not time them out
+    // while the backlog builds.
+    let hookline = Hookline::start(database_url, &["--request-timeout", "600s"]).await?;
+    hookline.create_hooks(client, &sink, &receiver).await?;
+    sink.open.send_replace(false);
+
+    let tenth = (events / 10).max(1);
+    let started = Instant::now();
+    // The first and the last tenth are timed apart: if inserting slowed down as the queue
+    // grows, the last tenth would show it.
+    let first = publish_range(client, &hookline.base, 0, tenth).await?;
+    publish_range(client, &hookline.base, tenth, events - tenth).await?;
+    let last_tenth = publish_range(client, &hookline.base, events - tenth, events).await?;
+    let queued_in = started.elapsed();
+    let depth = hookline
+        .metric(client, "hookline_queue_depth{state=\"due\"}")
+        .await?;
+
+    let drain_start = now_us();
+    sink.open.send_replace(true);
+    sink.wait_for(sink.slots(), Duration::from_secs(600))
+        .await?;
+    sink.check_complete()?;
+    let arrivals = sink.arrivals();
+    let last = *arrivals.last().unwrap_or(&drain_start);
+    let n = arrivals.len();
+    let mut by_decile = Vec::new();
+    let mut from = drain_start;
+    for d in 1..=10 {
+        let to = arrivals[(n * d / 10).saturating_sub(1)];
+        by_decile.push((n / 10) as f64 / ((to - from).max(1) as f64 / 1e6));
+        from = to;
+    }
+    Ok(Backlog {
+        deliveries: sink.slots(),
+        queued_in_s: queued_in.as_secs_f64(),
+        queue_depth_metric: depth,
+        drain_per_s: n as f64 / ((last - drain_start) as f64 / 1e6),
+        drain_per_s_by_decile: by_decile,
+        ingest_first_tenth_per_s: tenth as f64 / first.as_secs_f64(),
+        ingest_last_tenth_per_s: tenth as f64 / last_tenth.as_secs_f64(),
+        peak_rss_mib: hookline.peak_rss_mib(),
+    })
+}
+
+// ------------------------------------------------------------------------------ main
+
+struct Options {
+    database_url: Option<String>,
+    quick: bool,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut o = Options {
+        database_url: None,
+        quick: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--database-url" => o.database_url = args.next(),
+            // `cargo bench` passes this to every bench target.
+            "--bench" => {}
+            other => {
+                anyhow::bail!("unknown argument {other}; takes --quick and --database-url URL")
+            }
+        }
+    }
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let o = options()?;
+    let db = o.database_url.as_deref();
+    let scale = if o.quick { 10 } else { 1 };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    now_us();
+    let machine = machine();
+    eprintln!("machine: {machine}");
+
+    eprintln!("measuring the ceiling ...");
+    // Warm-up (connections, allocator), then the measured run.
+    ceiling(&client, 5_000 / scale).await?;
+    let ceiling = ceiling(&client, 200_000 / scale).await?;
+    eprintln!("  {ceiling:.0} POSTs/s");
+
+    let mut runs = Vec::new();
+    for (hooks, events) in [(1, 40_000), (10, 10_000), (100, 1_000)] {
+        eprintln!("throughput: {hooks} hooks x {} events ...", events / scale);
+        let t = throughput(&client, db, hooks, events / scale, ceiling).await?;
+        eprintln!("  {t:?}");
+        runs.push(t);
+    }
+
+    eprintln!("latency at 1,000 events/s to 10 hooks ...");
+    let (p50, p99, rss) = fixed_rate(&client, db, 10, 1_000, if o.quick { 2 } else { 10 }).await?;
+    eprintln!("  p50 {p50:.2} ms, p99 {p99:.2} ms");
+
+    let backlog_size = 1_000_000 / scale;
+    eprintln!("backlog: {backlog_size} deliveries queued behind a stalled receiver ...");
+    let b = backlog(&client, db, backlog_size).await?;
+    eprintln!("  {b:?}");
+
+    let best = runs
+        .iter()
+        .map(|r| r.ratio_to_ceiling)
+        .fold(f64::NAN, f64::max);
+    println!();
+    println!("hookline delivery benchmark ({machine}; concurrency {CONCURRENCY}; ~1 KiB bodies)");
+    println!("ceiling: {ceiling:.0} signed POSTs/s straight to the receiver");
+    println!();
+    println!("| hooks | events | ingest ev/s | deliveries/s (sustained) | deliveries/s (overall) | x ceiling | p50 ms | p99 ms | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &runs {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            r.hooks,
+            r.events,
+            r.ingest_events_per_s,
+            r.sustained_deliveries_per_s,
+            r.overall_deliveries_per_s,
+            r.ratio_to_ceiling,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.peak_rss_mib
+        );
+    }
+    println!();
+    println!("latency at 1,000 events/s to 10 hooks: p50 {p50:.2} ms, p99 {p99:.2} ms (peak RSS {rss:.1} MiB)");
+    println!(
+        "backlog of {}: queued in {:.1} s (ingest {:.0} -> {:.0} events/s, first -> last tenth; /metrics showed {} due), \
+         drained at {:.0}/s; by tenth of the backlog: {}; peak RSS {:.1} MiB",
+        b.deliveries,
+        b.queued_in_s,
+        b.ingest_first_tenth_per_s,
+        b.ingest_last_tenth_per_s,
+        b.queue_depth_metric,
+        b.drain_per_s,
+        b.drain_per_s_by_decile
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        b.peak_rss_mib
+    );
+    println!("best ratio, hookline deliveries/s / ceiling: {best:.2}");
+    println!(
+        "{}",
+        json!({
+            "machine": machine,
+            "concurrency": CONCURRENCY,
+            "ceiling_posts_per_s": ceiling,
+            "throughput": runs,
+            "best_ratio_to_ceiling": best,
+            "fixed_rate": {"events_per_s": 1000, "hooks": 10, "p50_ms": p50, "p99_ms": p99, "peak_rss_mib": rss},
+            "backlog": b,
+        })
+    );
+    Ok(())
+}
+
+/// The CPU model and core count, for the record.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores")
+}
