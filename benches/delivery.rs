@@ -310,6 +310,24 @@ impl Hookline {
             .map_or(f64::NAN, |kb| kb / 1024.0)
     }
 
+    /// CPU time (user + system) hookline has used so far, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime
+        // the 13th; both in clock ticks (100 per second on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// A sample of `/metrics`.
     async fn metric(&self, client: &reqwest::Client, series: &str) -> anyhow::Result<f64> {
         let text = client
@@ -409,6 +427,8 @@ struct Throughput {
     latency_p50_ms: f64,
     latency_p99_ms: f64,
     peak_rss_mib: f64,
+    /// hookline's CPU time per delivery, ingest included.
+    cpu_us_per_delivery: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -482,6 +502,7 @@ async fn throughput(
     let hookline = Hookline::start(database_url, &[]).await?;
     hookline.create_hooks(client, &sink, &receiver).await?;
     let started = now_us();
+    let cpu_before = hookline.cpu_seconds();
     let ingest = publish_range(client, &hookline.base, 0, events).await?;
     sink.wait_for(sink.slots(), Duration::from_secs(300))
         .await?;
@@ -501,6 +522,7 @@ async fn throughput(
         latency_p50_ms: percentile_ms(&latencies, 0.5),
         latency_p99_ms: percentile_ms(&latencies, 0.99),
         peak_rss_mib: hookline.peak_rss_mib(),
+        cpu_us_per_delivery: (hookline.cpu_seconds() - cpu_before) * 1e6 / sink.slots() as f64,
     })
 }
 
@@ -667,11 +689,11 @@ async fn main() -> anyhow::Result<()> {
     println!("hookline delivery benchmark ({machine}; concurrency {CONCURRENCY}; ~1 KiB bodies)");
     println!("ceiling: {ceiling:.0} signed POSTs/s straight to the receiver");
     println!();
-    println!("| hooks | events | ingest ev/s | deliveries/s (sustained) | deliveries/s (overall) | x ceiling | p50 ms | p99 ms | peak RSS MiB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| hooks | events | ingest ev/s | deliveries/s (sustained) | deliveries/s (overall) | x ceiling | p50 ms | p99 ms | peak RSS MiB | hookline CPU µs/delivery |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &runs {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} |",
             r.hooks,
             r.events,
             r.ingest_events_per_s,
@@ -680,7 +702,8 @@ async fn main() -> anyhow::Result<()> {
             r.ratio_to_ceiling,
             r.latency_p50_ms,
             r.latency_p99_ms,
-            r.peak_rss_mib
+            r.peak_rss_mib,
+            r.cpu_us_per_delivery
         );
     }
     println!();

@@ -3,7 +3,7 @@
 
 use crate::configuration::ServeArgs;
 use crate::delivery::http::WebhookSender;
-use crate::delivery::{DeliveryEngine, EngineSettings, Waker};
+use crate::delivery::{DeliveryEngine, Dispatch, EngineSettings, Inbox};
 use crate::domain::id::new_secret;
 use crate::metrics::Metrics;
 use crate::routes::auth::token_hash;
@@ -21,6 +21,8 @@ pub const MIN_ADMIN_TOKEN_LENGTH: usize = 16;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    inbox: Inbox,
+    settings: EngineSettings,
     args: ServeArgs,
     /// Set when this start generated the admin token; shown to the operator once.
     pub generated_admin_token: Option<String>,
@@ -70,10 +72,17 @@ impl Application {
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
+        let settings = EngineSettings {
+            retry_schedule: args.retry_schedule.clone(),
+            request_timeout: args.request_timeout,
+            max_in_flight: args.max_in_flight as usize,
+            max_in_flight_per_hook: args.max_in_flight_per_hook as usize,
+        };
+        let (dispatch, inbox) = Dispatch::new(&settings);
         let state = AppState {
             store,
             sender,
-            waker: Waker::default(),
+            dispatch,
             admin_token_hash,
             allow_private: args.allow_private_targets,
             metrics: Arc::new(Metrics::new()),
@@ -81,6 +90,8 @@ impl Application {
         Ok(Self {
             listener,
             state,
+            inbox,
+            settings,
             args,
             generated_admin_token,
         })
@@ -96,6 +107,8 @@ impl Application {
         let Application {
             listener,
             state,
+            inbox,
+            settings,
             args,
             ..
         } = self;
@@ -107,18 +120,13 @@ impl Application {
         let engine = DeliveryEngine::start(
             state.store.clone(),
             state.sender.clone(),
-            EngineSettings {
-                retry_schedule: args.retry_schedule.clone(),
-                request_timeout: args.request_timeout,
-                max_in_flight: args.max_in_flight as usize,
-                max_in_flight_per_hook: args.max_in_flight_per_hook as usize,
-            },
-            state.waker.clone(),
+            settings,
+            inbox,
             state.metrics.clone(),
             shutdown.clone(),
         );
         // Deliveries queued before this start (or by another node) are picked up at once.
-        state.waker.wake();
+        state.dispatch.wake();
         let app = router(state, args.max_body_bytes);
         tracing::info!(address = %listener.local_addr()?, "hookline is listening");
         let served = axum::serve(listener, app)

@@ -1,16 +1,22 @@
-//! The claim loop: keeps up to `max_in_flight` sends running, at most
-//! `max_in_flight_per_hook` per hook, and sleeps until new work is committed, a send finishes
-//! or the next retry falls due.
+//! The dispatch loop: keeps up to `max_in_flight` sends running, at most
+//! `max_in_flight_per_hook` per hook. Work comes two ways:
+//! - **handed over** by the API: deliveries an enqueue inserted already leased, within the
+//!   [`LeaseBudget`] this loop gives back to as sends finish (the fast path: no claim query);
+//! - **claimed** from the queue: retries, anything enqueued while the budget was used up or
+//!   closed, and work another process left behind.
+//!
+//! It sleeps until work is handed over or committed, a send finishes, or the next retry falls
+//! due.
 
 use super::http::WebhookSender;
-use super::EngineSettings;
+use super::{EngineSettings, Inbox};
 use crate::domain::id::new_id;
 use crate::metrics::{DeliveryOutcome, Metrics};
-use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, NextStep, Store};
+use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, LeaseBudget, NextStep, Store};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -21,14 +27,16 @@ use tracing::Instrument;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Deliveries claimed per round trip to the store.
 const CLAIM_BATCH: usize = 256;
-/// Extra lease time for recording the result.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     sender: Arc<WebhookSender>,
     settings: EngineSettings,
     wake: Arc<Notify>,
+    /// Deliveries leased at enqueue, handed over by the API.
+    handoff: UnboundedReceiver<Vec<ClaimedDelivery>>,
+    /// One unit per claimed delivery not yet finished, shared with the API's enqueues.
+    budget: Arc<LeaseBudget>,
     records: UnboundedSender<AttemptRecord>,
     metrics: Arc<Metrics>,
     /// Sends in flight per hook.
@@ -36,6 +44,10 @@ pub struct Dispatcher {
     /// Claimed deliveries not yet finished (running or waiting), to release them if shutdown
     /// cuts them off.
     in_flight: HashSet<String>,
+    /// Claimed deliveries waiting for one of the `max_in_flight` sending slots. Claims fill it
+    /// up to the budget (twice the slots), so that finished sends start the next one from
+    /// memory and claims come in batches of half the slots, not one per finished send.
+    ready: VecDeque<ClaimedDelivery>,
     /// Claimed deliveries whose hook is at its limit. Each hook keeps up to about one more round
     /// of deliveries buffered here (inside their lease), so that most completions start the
     /// next send from memory instead of claiming from the store.
@@ -84,7 +96,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         sender: Arc<WebhookSender>,
         settings: EngineSettings,
-        wake: Arc<Notify>,
+        inbox: Inbox,
         records: UnboundedSender<AttemptRecord>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -92,11 +104,14 @@ impl Dispatcher {
             store,
             sender,
             settings,
-            wake,
+            wake: inbox.notify,
+            handoff: inbox.handoff,
+            budget: inbox.budget,
             records,
             metrics,
             per_hook: HashMap::new(),
             in_flight: HashSet::new(),
+            ready: VecDeque::new(),
             waiting: HashMap::new(),
             tasks: JoinSet::new(),
             task_deliveries: HashMap::new(),
@@ -107,7 +122,9 @@ impl Dispatcher {
     }
 
     fn finished(&mut self, hook_id: &str, delivery_id: &str) {
-        self.in_flight.remove(delivery_id);
+        if self.in_flight.remove(delivery_id) {
+            self.budget.give_back(1);
+        }
         if let Some(n) = self.per_hook.get_mut(hook_id) {
             *n -= 1;
             if *n == 0 {
@@ -121,17 +138,33 @@ impl Dispatcher {
         if let Some(d) = next {
             self.start(d);
         }
+        self.fill();
     }
 
-    /// How many more deliveries may be claimed: sends running stay within `max_in_flight`,
-    /// and buffered ones (claimed, waiting for their hook) within as many again. Buffered
-    /// deliveries do not take sending slots, so hooks at their limit cannot starve the others.
+    /// Starts ready deliveries while sending slots are free; one whose hook is at its limit
+    /// moves to that hook's waiting line.
+    fn fill(&mut self) {
+        while self.tasks.len() < self.settings.max_in_flight {
+            let Some(d) = self.ready.pop_front() else {
+                break;
+            };
+            if self.per_hook.get(&d.hook_id).copied().unwrap_or(0)
+                >= self.settings.max_in_flight_per_hook
+            {
+                self.waiting
+                    .entry(d.hook_id.clone())
+                    .or_default()
+                    .push_back(d);
+            } else {
+                self.start(d);
+            }
+        }
+    }
+
+    /// How many more deliveries may be claimed: those claimed (running, ready, waiting for
+    /// their hook, or handed over) stay within the budget, twice the sending slots.
     fn free_slots(&self) -> usize {
-        let max = self.settings.max_in_flight;
-        let running = self.tasks.len();
-        let claimed = self.in_flight.len();
-        max.saturating_sub(running)
-            .min((2 * max).saturating_sub(claimed))
+        self.budget.available()
     }
 
     /// Books a finished send task; returns whether that makes a new claim worthwhile.
@@ -158,31 +191,53 @@ impl Dispatcher {
         };
         self.finished(&hook, &delivery);
         // Claim again when a hook that may have more due work has nothing left waiting (its
-        // buffer ran dry), or when the global limit had been reached and a good share of it is
-        // free again. Claiming after every completion would cost a write transaction each.
+        // buffer ran dry), or when the budget had run out and half the sending slots' worth
+        // is free again. Claiming after every completion would cost a write each.
         let buffer_dry = !self.waiting.contains_key(&hook);
         (buffer_dry && self.capped.contains(&hook))
             || (self.global_limited
-                && self.free_slots() >= (self.settings.max_in_flight / 8).max(1))
+                && self.free_slots() >= (self.settings.max_in_flight / 2).max(1))
     }
 
-    /// Hooks that hold (running plus waiting) twice their in-flight limit: a claim skips them.
+    /// Whether a hook holds (running plus waiting) twice its in-flight limit.
+    fn is_busy(&self, hook: &str, running: usize) -> bool {
+        let waiting = self.waiting.get(hook).map_or(0, VecDeque::len);
+        running + waiting >= 2 * self.settings.max_in_flight_per_hook
+    }
+
+    /// Hooks that are busy (see [`Self::is_busy`]): a claim skips them.
     fn busy_hooks(&self) -> Vec<String> {
-        let full = 2 * self.settings.max_in_flight_per_hook;
-        let mut busy: Vec<String> = Vec::new();
-        for (hook, running) in &self.per_hook {
-            let waiting = self.waiting.get(hook).map_or(0, VecDeque::len);
-            if running + waiting >= full {
-                busy.push(hook.clone());
+        self.per_hook
+            .iter()
+            .filter(|(hook, running)| self.is_busy(hook, **running))
+            .map(|(hook, _)| hook.clone())
+            .collect()
+    }
+
+    /// Takes deliveries handed over by the API. One for a hook that already holds all it may
+    /// is released to the queue instead (it would wait in memory past its lease), and the
+    /// hook is marked so that a finished send claims it back.
+    async fn take_handoff(&mut self, batch: Vec<ClaimedDelivery>) {
+        let mut released = Vec::new();
+        for d in batch {
+            let running = self.per_hook.get(&d.hook_id).copied().unwrap_or(0);
+            if self.is_busy(&d.hook_id, running) {
+                self.capped.insert(d.hook_id.clone());
+                released.push(d.id);
+            } else {
+                self.spawn_send(d);
             }
         }
-        busy
+        if !released.is_empty() {
+            self.budget.give_back(released.len());
+            if let Err(e) = self.store.release(&released, now_ms()).await {
+                tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
+            }
+        }
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        // A claimed delivery may wait behind up to two rounds of its hook's sends (its hook
-        // holds at most three times its limit), each bounded by the request timeout.
-        let lease_ms = (self.settings.request_timeout * 3 + LEASE_MARGIN).as_millis() as i64;
+        let lease_ms = self.settings.lease_ms();
         let mut claim_now = true;
         // When to claim even if nothing wakes us: the next due retry, at most a poll away.
         let mut deadline = tokio::time::Instant::now();
@@ -212,6 +267,7 @@ impl Dispatcher {
                 deadline = deadline.min(tokio::time::Instant::now() + wait);
             }
             tokio::select! {
+                Some(batch) = self.handoff.recv() => self.take_handoff(batch).await,
                 _ = self.wake.notified() => claim_now = true,
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     claim_now |= self.reap(joined);
@@ -234,7 +290,12 @@ impl Dispatcher {
         if free == 0 {
             return Ok(Some(POLL_INTERVAL));
         }
-        let limit = free.min(CLAIM_BATCH);
+        // Reserve the batch in the budget first, so the API cannot grant the same room.
+        let limit = self.budget.take(free.min(CLAIM_BATCH));
+        if limit == 0 {
+            self.global_limited = true;
+            return Ok(Some(POLL_INTERVAL));
+        }
         let busy = self.busy_hooks();
         let req = ClaimRequest {
             now: now_ms(),
@@ -243,8 +304,18 @@ impl Dispatcher {
             busy_hooks: busy.clone(),
             lease_ms,
         };
-        let claimed = self.store.claim_due(&req).await?;
+        let claimed = match self.store.claim_due(&req).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.budget.give_back(limit);
+                return Err(e);
+            }
+        };
+        self.budget.give_back(limit - claimed.len());
         let full = claimed.len() == limit;
+        // New events may skip the queue only while it holds no due work this loop has not
+        // caught up with: then nothing overtakes anything.
+        self.budget.set_open(!full);
         let mut per_hook: HashMap<&str, usize> = HashMap::new();
         for d in &claimed {
             *per_hook.entry(d.hook_id.as_str()).or_default() += 1;
@@ -275,19 +346,11 @@ impl Dispatcher {
         Ok(Some(sleep_for))
     }
 
-    /// Takes a claimed delivery: sends it now, or queues it behind its hook's running sends.
+    /// Takes a claimed delivery: it starts as soon as a sending slot and its hook allow.
     fn spawn_send(&mut self, d: ClaimedDelivery) {
         self.in_flight.insert(d.id.clone());
-        if self.per_hook.get(&d.hook_id).copied().unwrap_or(0)
-            >= self.settings.max_in_flight_per_hook
-        {
-            self.waiting
-                .entry(d.hook_id.clone())
-                .or_default()
-                .push_back(d);
-        } else {
-            self.start(d);
-        }
+        self.ready.push_back(d);
+        self.fill();
     }
 
     fn start(&mut self, d: ClaimedDelivery) {
@@ -358,6 +421,7 @@ impl Dispatcher {
         let grace = self.settings.request_timeout + Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + grace;
         self.waiting.clear();
+        self.ready.clear();
         while !self.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, self.tasks.join_next_with_id()).await {
                 Ok(Some(joined)) => {
@@ -375,6 +439,12 @@ impl Dispatcher {
                     self.in_flight.remove(&delivery);
                 }
             }
+        }
+        // Handed over but never started: release them too. After `close`, an API request
+        // still finishing releases its own (see `Dispatch::submit`).
+        self.handoff.close();
+        while let Ok(batch) = self.handoff.try_recv() {
+            self.in_flight.extend(batch.into_iter().map(|d| d.id));
         }
         if !self.in_flight.is_empty() {
             let ids: Vec<String> = self.in_flight.drain().collect();

@@ -10,7 +10,7 @@ pub mod hooks;
 pub mod pagination;
 
 use crate::delivery::http::WebhookSender;
-use crate::delivery::Waker;
+use crate::delivery::Dispatch;
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use axum::extract::DefaultBodyLimit;
@@ -25,7 +25,8 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sender: Arc<WebhookSender>,
-    pub waker: Waker,
+    /// Hands new deliveries to the delivery engine.
+    pub dispatch: Dispatch,
     /// SHA-256 of the admin token.
     pub admin_token_hash: [u8; 32],
     pub allow_private: bool,

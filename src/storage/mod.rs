@@ -13,6 +13,7 @@ use crate::domain::hook::{Hook, HookConfig};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +39,77 @@ pub struct NewEvent {
     /// The payload without `hookId` (see `domain::payload::event_payload`).
     pub payload: Map<String, Value>,
     pub created_at: i64,
+}
+
+/// What [`Store::enqueue_event`] did with one event.
+#[derive(Debug, Default)]
+pub struct Enqueued {
+    /// Deliveries queued for it (one per subscribed, enabled hook).
+    pub deliveries: usize,
+    /// Those of them leased to the caller at commit, ready to send (see [`LeaseBudget`]).
+    pub leased: Vec<ClaimedDelivery>,
+}
+
+/// How many new deliveries an enqueue may lease to its caller instead of leaving them due.
+///
+/// The dispatcher can take only so much work at once. A delivery it would claim from the queue
+/// right after the commit anyway can be inserted already leased (claimed) and handed over in
+/// memory: no claim query, no second write of the row, and no trip through the queue for the
+/// latency. The budget is the dispatcher's free capacity, so handed-over work never piles up
+/// in memory past its lease. It is *closed* while the queue holds due work the dispatcher has
+/// not caught up with, so that new events do not overtake older ones: then everything goes
+/// through the queue in order.
+#[derive(Debug)]
+pub struct LeaseBudget {
+    available: AtomicUsize,
+    open: AtomicBool,
+    /// How long a lease lasts; a leased delivery whose process dies comes back after it.
+    pub lease_ms: i64,
+}
+
+impl LeaseBudget {
+    /// A closed budget of `capacity` deliveries.
+    pub fn new(capacity: usize, lease_ms: i64) -> Self {
+        Self {
+            available: AtomicUsize::new(capacity),
+            open: AtomicBool::new(false),
+            lease_ms,
+        }
+    }
+
+    /// Takes up to `want` for new deliveries; none while closed.
+    pub fn take_for_new(&self, want: usize) -> usize {
+        if !self.open.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.take(want)
+    }
+
+    /// Takes up to `want`, open or not (the dispatcher's own claims).
+    pub fn take(&self, want: usize) -> usize {
+        let mut taken = 0;
+        let _ = self
+            .available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                taken = free.min(want);
+                Some(free - taken)
+            });
+        taken
+    }
+
+    pub fn give_back(&self, n: usize) {
+        if n > 0 {
+            self.available.fetch_add(n, Ordering::AcqRel);
+        }
+    }
+
+    pub fn available(&self) -> usize {
+        self.available.load(Ordering::Acquire)
+    }
+
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Release);
+    }
 }
 
 /// Rows of one page: `limit` rows after skipping `offset`.
@@ -177,8 +249,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<HashMap<String, ExecutionStats>>;
 
     /// Stores the event and one queued delivery per enabled hook subscribed to it, in one
-    /// transaction. Returns the number of deliveries. Once this returns, the event is durable.
-    async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize>;
+    /// transaction. Once this returns, the event is durable. With a `budget`, up to what it
+    /// grants of the deliveries are inserted leased and returned, for the caller to send.
+    async fn enqueue_event(
+        &self,
+        event: &NewEvent,
+        budget: Option<std::sync::Arc<LeaseBudget>>,
+    ) -> StoreResult<Enqueued>;
 
     /// Claims due deliveries (see [`ClaimRequest`]).
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>>;

@@ -20,6 +20,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,7 +31,11 @@ pub struct SqliteStore {
     ingest: mpsc::Sender<IngestRequest>,
 }
 
-type IngestRequest = (NewEvent, oneshot::Sender<StoreResult<usize>>);
+struct IngestRequest {
+    event: NewEvent,
+    budget: Option<Arc<LeaseBudget>>,
+    reply: oneshot::Sender<StoreResult<Enqueued>>,
+}
 
 /// Events committed per ingest transaction at most.
 const INGEST_BATCH: usize = 512;
@@ -77,17 +82,19 @@ async fn set_durability(
 async fn ingest_loop(writer: SqlitePool, mut rx: mpsc::Receiver<IngestRequest>) {
     let mut batch: Vec<IngestRequest> = Vec::with_capacity(INGEST_BATCH);
     while rx.recv_many(&mut batch, INGEST_BATCH).await > 0 {
-        let events: Vec<&NewEvent> = batch.iter().map(|(e, _)| e).collect();
-        match commit_events(&writer, &events).await {
-            Ok(counts) => {
-                for ((_, reply), n) in batch.drain(..).zip(counts) {
-                    let _ = reply.send(Ok(n));
+        let events: Vec<&NewEvent> = batch.iter().map(|r| &r.event).collect();
+        // Every caller passes the same budget (the dispatcher's), or none.
+        let budget = batch.iter().find_map(|r| r.budget.clone());
+        match commit_events(&writer, &events, budget.as_deref()).await {
+            Ok(results) => {
+                for (req, enqueued) in batch.drain(..).zip(results) {
+                    let _ = req.reply.send(Ok(enqueued));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, events = batch.len(), "committing published events failed");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::Unavailable(format!(
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(StoreError::Unavailable(format!(
                         "the event was not stored: {e}"
                     ))));
                 }
@@ -96,13 +103,23 @@ async fn ingest_loop(writer: SqlitePool, mut rx: mpsc::Receiver<IngestRequest>) 
     }
 }
 
-async fn commit_events(writer: &SqlitePool, events: &[&NewEvent]) -> StoreResult<Vec<usize>> {
+async fn commit_events(
+    writer: &SqlitePool,
+    events: &[&NewEvent],
+    budget: Option<&LeaseBudget>,
+) -> StoreResult<Vec<Enqueued>> {
     let mut conn = writer.acquire().await?;
     set_durability(&mut conn, Durability::Disk).await?;
     let mut tx = conn.begin().await?;
-    let counts = enqueue_events_in(&mut tx, events).await?;
-    tx.commit().await?;
-    Ok(counts)
+    let results = enqueue_events_in(&mut tx, events, budget).await?;
+    if let Err(e) = tx.commit().await {
+        // Nothing was stored, so nothing was leased.
+        if let Some(b) = budget {
+            b.give_back(results.iter().map(|r| r.leased.len()).sum());
+        }
+        return Err(e.into());
+    }
+    Ok(results)
 }
 
 const STATE_QUEUED: i64 = 0;
@@ -183,9 +200,13 @@ fn event_names(hook: &Hook) -> String {
     json_text(&hook.events.iter().map(|e| e.name()).collect::<Vec<_>>())
 }
 
-/// Stores `events` and their deliveries inside an open write transaction; returns the number
-/// of deliveries per event. Features that change their own rows (the identity core) call this
-/// in the same transaction, so the change and the events it causes commit together.
+/// Stores `events` and their deliveries inside an open write transaction. Features that
+/// change their own rows (the identity core) call this in the same transaction, so the change
+/// and the events it causes commit together.
+///
+/// With a `budget`, as many deliveries as it grants are inserted leased and returned ready to
+/// send (see [`LeaseBudget`]). If the transaction then fails to commit, the caller gives the
+/// grant back.
 ///
 /// A whole batch costs a handful of statements, not a few per event: the rows travel as one
 /// JSON array each and are unpacked by SQLite (`json_each`). With sqlx every statement is a
@@ -193,67 +214,127 @@ fn event_names(hook: &Hook) -> String {
 pub async fn enqueue_events_in(
     tx: &mut Transaction<'_, Sqlite>,
     events: &[&NewEvent],
-) -> StoreResult<Vec<usize>> {
-    // Subscribers, looked up once per distinct event name in the batch.
-    let mut subscribers: HashMap<HookEvent, Vec<String>> = HashMap::new();
+    budget: Option<&LeaseBudget>,
+) -> StoreResult<Vec<Enqueued>> {
+    // Subscribers with what it takes to send to them, looked up once per distinct event name.
+    let mut subscribers: HashMap<HookEvent, Vec<(String, DeliveryTarget)>> = HashMap::new();
     for event in events {
         if subscribers.contains_key(&event.event) {
             continue;
         }
-        let hook_ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM hooks WHERE enabled = 1 \
+        let rows = sqlx::query(
+            "SELECT id, config, signing_key FROM hooks WHERE enabled = 1 \
              AND (event = ?1 OR EXISTS (SELECT 1 FROM json_each(hooks.events) WHERE value = ?1)) \
              ORDER BY created_at, id",
         )
         .bind(event.event.name())
         .fetch_all(&mut **tx)
         .await?;
-        subscribers.insert(event.event, hook_ids);
+        let mut hooks = Vec::with_capacity(rows.len());
+        for row in rows {
+            hooks.push((row.try_get("id")?, target_from_row(&row)?));
+        }
+        subscribers.insert(event.event, hooks);
     }
+    let total: usize = events
+        .iter()
+        .map(|e| subscribers.get(&e.event).map_or(0, Vec::len))
+        .sum();
+    let mut grant = budget.map_or(0, |b| b.take_for_new(total));
+    let lease_until = |created_at: i64| created_at + budget.map_or(0, |b| b.lease_ms);
+
     let mut event_rows = Vec::with_capacity(events.len());
-    let mut delivery_rows = Vec::new();
-    let mut counts = Vec::with_capacity(events.len());
+    let mut delivery_rows = Vec::with_capacity(total);
+    let mut results = Vec::with_capacity(events.len());
     for event in events {
         let name = event.event.name();
-        event_rows.push(serde_json::json!([
-            event.id,
-            name,
-            Value::Object(event.payload.clone()).to_string(),
-            event.created_at
-        ]));
-        let hook_ids = subscribers
+        let payload = serde_json::to_string(&event.payload)
+            .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+        let hooks = subscribers
             .get(&event.event)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        for hook_id in hook_ids {
+        let mut enqueued = Enqueued {
+            deliveries: hooks.len(),
+            leased: Vec::new(),
+        };
+        for (hook_id, target) in hooks {
+            let id = new_id();
+            let leased = grant > 0;
+            let due_at = if leased {
+                grant -= 1;
+                lease_until(event.created_at)
+            } else {
+                event.created_at
+            };
             delivery_rows.push(serde_json::json!([
-                new_id(),
+                id,
                 event.id,
                 hook_id,
                 name,
-                event.created_at
+                event.created_at,
+                due_at
             ]));
+            if leased {
+                enqueued.leased.push(ClaimedDelivery {
+                    id,
+                    event_id: event.id.clone(),
+                    hook_id: hook_id.clone(),
+                    event_name: name.to_owned(),
+                    body: delivery_body(&payload, hook_id),
+                    attempts: 0,
+                    created_at: event.created_at,
+                    target: target.clone(),
+                });
+            }
         }
-        counts.push(hook_ids.len());
+        event_rows.push(serde_json::json!([
+            event.id,
+            name,
+            payload,
+            event.created_at
+        ]));
+        results.push(enqueued);
     }
-    sqlx::query(
-        "INSERT INTO events (id, name, payload, created_at) \
-         SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?)",
-    )
-    .bind(Value::Array(event_rows).to_string())
-    .execute(&mut **tx)
-    .await?;
-    if !delivery_rows.is_empty() {
+    let inserted = async {
         sqlx::query(
-            "INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>4, value->>4 \
-             FROM json_each(?)",
+            "INSERT INTO events (id, name, payload, created_at) \
+             SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?)",
         )
-        .bind(Value::Array(delivery_rows).to_string())
+        .bind(Value::Array(event_rows).to_string())
         .execute(&mut **tx)
         .await?;
+        if !delivery_rows.is_empty() {
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>5, value->>4, value->>4 \
+                 FROM json_each(?)",
+            )
+            .bind(Value::Array(delivery_rows).to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        StoreResult::Ok(())
     }
-    Ok(counts)
+    .await;
+    if let Err(e) = inserted {
+        if let Some(b) = budget {
+            b.give_back(results.iter().map(|r| r.leased.len()).sum());
+        }
+        return Err(e);
+    }
+    Ok(results)
+}
+
+/// A hook's sending details from a row with `config` and `signing_key`.
+fn target_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<DeliveryTarget> {
+    let config: String = row.try_get("config")?;
+    let config: HookConfig = serde_json::from_str(&config)
+        .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
+    Ok(DeliveryTarget {
+        config,
+        signing_key: row.try_get("signing_key")?,
+    })
 }
 
 #[async_trait]
@@ -396,11 +477,19 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
+    async fn enqueue_event(
+        &self,
+        event: &NewEvent,
+        budget: Option<Arc<LeaseBudget>>,
+    ) -> StoreResult<Enqueued> {
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Unavailable("the ingest task has stopped".into());
         self.ingest
-            .send((event.clone(), reply))
+            .send(IngestRequest {
+                event: event.clone(),
+                budget,
+                reply,
+            })
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
@@ -458,16 +547,7 @@ impl Store for SqliteStore {
         .await?;
         let mut by_hook: HashMap<String, DeliveryTarget> = HashMap::with_capacity(targets.len());
         for t in targets {
-            let config: String = t.try_get("config")?;
-            let config: HookConfig = serde_json::from_str(&config)
-                .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
-            by_hook.insert(
-                t.try_get("id")?,
-                DeliveryTarget {
-                    config,
-                    signing_key: t.try_get("signing_key")?,
-                },
-            );
+            by_hook.insert(t.try_get("id")?, target_from_row(&t)?);
         }
         let payloads: HashMap<String, String> = sqlx::query_as(
             "SELECT id, payload FROM events WHERE id IN (SELECT value FROM json_each(?))",
