@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub struct SqliteStore {
     writer: SqlitePool,
+    /// The writer connection's current `synchronous` setting.
+    writer_mode: WriterMode,
     reader: SqlitePool,
     /// Feeds the ingest task (see [`ingest_loop`]).
     ingest: mpsc::Sender<IngestRequest>,
@@ -57,35 +59,57 @@ enum Durability {
 impl SqliteStore {
     /// The writer connection, set to `durability`.
     async fn writer(&self, durability: Durability) -> StoreResult<PoolConnection<Sqlite>> {
-        let mut conn = self.writer.acquire().await?;
-        set_durability(&mut conn, durability).await?;
-        Ok(conn)
+        self.writer_mode.acquire(&self.writer, durability).await
     }
 }
 
-async fn set_durability(
-    conn: &mut PoolConnection<Sqlite>,
-    durability: Durability,
-) -> StoreResult<()> {
-    let pragma = match durability {
-        Durability::Disk => "PRAGMA synchronous = FULL",
-        Durability::Process => "PRAGMA synchronous = NORMAL",
-    };
-    sqlx::query(pragma).execute(&mut **conn).await?;
-    Ok(())
+/// What the single writer connection's `synchronous` is set to, so that the PRAGMA is sent
+/// only when it changes (each statement is a round trip to the connection's thread). Only
+/// the holder of the one writer connection reads or sets it. It is "unknown" while a PRAGMA
+/// is on its way (a cancelled caller leaves it so, and the next one sends it again); a
+/// connection the pool opens anew starts at FULL, and `after_connect` records that.
+#[derive(Clone, Default)]
+struct WriterMode(Arc<std::sync::atomic::AtomicU8>);
+
+const MODE_UNKNOWN: u8 = 0;
+const MODE_NORMAL: u8 = 1;
+const MODE_FULL: u8 = 2;
+
+impl WriterMode {
+    fn set(&self, mode: u8) {
+        self.0.store(mode, std::sync::atomic::Ordering::Release);
+    }
+
+    async fn acquire(
+        &self,
+        pool: &SqlitePool,
+        durability: Durability,
+    ) -> StoreResult<PoolConnection<Sqlite>> {
+        let mut conn = pool.acquire().await?;
+        let (mode, pragma) = match durability {
+            Durability::Disk => (MODE_FULL, "PRAGMA synchronous = FULL"),
+            Durability::Process => (MODE_NORMAL, "PRAGMA synchronous = NORMAL"),
+        };
+        if self.0.load(std::sync::atomic::Ordering::Acquire) != mode {
+            self.set(MODE_UNKNOWN);
+            sqlx::query(pragma).execute(&mut *conn).await?;
+            self.set(mode);
+        }
+        Ok(conn)
+    }
 }
 
 /// Commits published events in groups: waits for the first, takes whatever else is queued
 /// (up to [`INGEST_BATCH`]), stores them all in one `Disk` transaction and answers each
 /// caller. Under load one fsync covers hundreds of events; at rest an event is committed
 /// alone, at once.
-async fn ingest_loop(writer: SqlitePool, mut rx: mpsc::Receiver<IngestRequest>) {
+async fn ingest_loop(writer: SqlitePool, mode: WriterMode, mut rx: mpsc::Receiver<IngestRequest>) {
     let mut batch: Vec<IngestRequest> = Vec::with_capacity(INGEST_BATCH);
     while rx.recv_many(&mut batch, INGEST_BATCH).await > 0 {
         let events: Vec<&NewEvent> = batch.iter().map(|r| &r.event).collect();
         // Every caller passes the same budget (the dispatcher's), or none.
         let budget = batch.iter().find_map(|r| r.budget.clone());
-        match commit_events(&writer, &events, budget.as_deref()).await {
+        match commit_events(&writer, &mode, &events, budget.as_deref()).await {
             Ok(results) => {
                 for (req, enqueued) in batch.drain(..).zip(results) {
                     let _ = req.reply.send(Ok(enqueued));
@@ -105,11 +129,11 @@ async fn ingest_loop(writer: SqlitePool, mut rx: mpsc::Receiver<IngestRequest>) 
 
 async fn commit_events(
     writer: &SqlitePool,
+    mode: &WriterMode,
     events: &[&NewEvent],
     budget: Option<&LeaseBudget>,
 ) -> StoreResult<Vec<Enqueued>> {
-    let mut conn = writer.acquire().await?;
-    set_durability(&mut conn, Durability::Disk).await?;
+    let mut conn = mode.acquire(writer, Durability::Disk).await?;
     let mut tx = conn.begin().await?;
     let results = enqueue_events_in(&mut tx, events, budget).await?;
     if let Err(e) = tx.commit().await {
@@ -142,9 +166,15 @@ impl SqliteStore {
             // Checkpoint every ~40 MB of WAL instead of every 4 MB: a page rewritten many times
             // between two checkpoints (the queue index's hot pages are) is copied back once.
             .pragma("wal_autocheckpoint", "10000");
+        let writer_mode = WriterMode::default();
+        let on_connect = writer_mode.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .after_connect(move |_, _| {
+                on_connect.set(MODE_FULL); // the connect options' default
+                Box::pin(async { Ok(()) })
+            })
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
@@ -155,9 +185,10 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         let (ingest, rx) = mpsc::channel(4 * INGEST_BATCH);
-        tokio::spawn(ingest_loop(writer.clone(), rx));
+        tokio::spawn(ingest_loop(writer.clone(), writer_mode.clone(), rx));
         Ok(Self {
             writer,
+            writer_mode,
             reader,
             ingest,
         })
@@ -499,7 +530,10 @@ impl Store for SqliteStore {
         // Look at the first `scan` due rows in the order of the queue index (named, so that the
         // planner cannot pick the hook_id index and walk a hook's whole history), keep at most
         // `per_hook` of each hook and `limit` in all, and push them out of sight for the lease.
-        // One statement, so it is atomic without an explicit transaction.
+        // One statement, so it is atomic without an explicit transaction, and it returns all
+        // it takes to send (the event's payload, the hook's current config and key): every
+        // statement is a round trip to the connection's thread, which under load costs more
+        // than the statement.
         let scan = (req.limit as i64).saturating_mul(4).max(64);
         let mut conn = self.writer(Durability::Process).await?;
         let rows = sqlx::query(
@@ -514,7 +548,10 @@ impl Store for SqliteStore {
              ) \
              UPDATE deliveries SET due_at = ?4, updated_at = ?1 \
              WHERE id IN (SELECT id FROM ranked WHERE rn <= ?5 ORDER BY due_at LIMIT ?6) \
-             RETURNING id, event_id, hook_id, event_name, attempts, created_at",
+             RETURNING id, event_id, hook_id, event_name, attempts, created_at, \
+               (SELECT payload FROM events e WHERE e.id = deliveries.event_id) AS payload, \
+               (SELECT config FROM hooks h WHERE h.id = deliveries.hook_id) AS config, \
+               (SELECT signing_key FROM hooks h WHERE h.id = deliveries.hook_id) AS signing_key",
         )
         .bind(req.now)
         .bind(json_text(&req.busy_hooks))
@@ -524,55 +561,33 @@ impl Store for SqliteStore {
         .bind(req.limit as i64)
         .fetch_all(&mut *conn)
         .await?;
-        drop(conn); // the writer is free again; the rest reads from the read pool
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The write transaction ends with the claim; the rest is read from the read pool
-        // (event payloads never change, and a hook's current config is the one to use).
-        let mut hook_ids: Vec<String> = Vec::new();
-        let mut event_ids: Vec<String> = Vec::new();
-        for row in &rows {
-            let h: String = row.try_get("hook_id")?;
-            if !hook_ids.contains(&h) {
-                hook_ids.push(h);
-            }
-            event_ids.push(row.try_get("event_id")?);
-        }
-        let targets = sqlx::query(
-            "SELECT id, config, signing_key FROM hooks WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(json_text(&hook_ids))
-        .fetch_all(&self.reader)
-        .await?;
-        let mut by_hook: HashMap<String, DeliveryTarget> = HashMap::with_capacity(targets.len());
-        for t in targets {
-            by_hook.insert(t.try_get("id")?, target_from_row(&t)?);
-        }
-        let payloads: HashMap<String, String> = sqlx::query_as(
-            "SELECT id, payload FROM events WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(json_text(&event_ids))
-        .fetch_all(&self.reader)
-        .await?
-        .into_iter()
-        .collect();
+        drop(conn);
         let mut out = Vec::with_capacity(rows.len());
+        // Hooks' configs parsed once per claim, not once per delivery.
+        let mut targets: HashMap<String, DeliveryTarget> = HashMap::new();
         for row in rows {
             let hook_id: String = row.try_get("hook_id")?;
             let event_id: String = row.try_get("event_id")?;
-            // A hook deleted since the claim takes its deliveries with it: nothing to send.
-            let Some(target) = by_hook.get(&hook_id).cloned() else {
-                continue;
-            };
-            let Some(payload) = payloads.get(&event_id) else {
+            let Some(payload) = row.try_get::<Option<String>, _>("payload")? else {
                 return Err(StoreError::Corrupt(format!(
                     "event {event_id} of a delivery is missing"
                 )));
             };
+            let target = match targets.get(&hook_id) {
+                Some(t) => t.clone(),
+                None => {
+                    // A hook deleted since the claim takes its deliveries with it.
+                    if row.try_get::<Option<String>, _>("config")?.is_none() {
+                        continue;
+                    }
+                    let t = target_from_row(&row)?;
+                    targets.insert(hook_id.clone(), t.clone());
+                    t
+                }
+            };
             out.push(ClaimedDelivery {
                 id: row.try_get("id")?,
-                body: delivery_body(payload, &hook_id),
+                body: delivery_body(&payload, &hook_id),
                 event_id,
                 hook_id,
                 event_name: row.try_get("event_name")?,
