@@ -283,3 +283,25 @@ pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store
         Err(StoreError::UnsupportedUrl(database_url.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LeaseBudget;
+
+    #[test]
+    fn a_lease_budget_grants_new_work_only_while_open_and_never_more_than_it_has() {
+        let b = LeaseBudget::new(10, 1_000);
+        assert_eq!(b.take_for_new(3), 0, "closed until the dispatcher opens it");
+        b.set_open(true);
+        assert_eq!(b.take_for_new(3), 3);
+        assert_eq!(b.take(4), 4, "claims take from the same room");
+        assert_eq!(b.take_for_new(5), 3, "only what is left");
+        assert_eq!(b.available(), 0);
+        assert_eq!(b.take(1), 0);
+        b.give_back(2);
+        assert_eq!(b.available(), 2);
+        b.set_open(false);
+        assert_eq!(b.take_for_new(1), 0);
+        assert_eq!(b.take(5), 2, "claims take room while closed");
+    }
+}
