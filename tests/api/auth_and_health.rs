@@ -4,12 +4,7 @@ use reqwest::Method;
 #[tokio::test]
 async fn healthz_answers_without_auth() {
     let app = TestApp::spawn().await;
-    let res = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_public("/healthz").await;
     assert_eq!(res.status(), 200);
     app.stop().await;
 }

@@ -245,6 +245,15 @@ impl TestApp {
         self.dir
     }
 
+    /// `GET {path}` outside `/api`, without a token (health, readiness, metrics).
+    pub async fn get_public(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}/api{path}", self.base))
@@ -394,6 +403,20 @@ impl Process {
             .unwrap();
         assert_eq!(res.status(), 200, "GET {path}");
         res.json().await.unwrap()
+    }
+
+    /// `{method} /api{path}` with the test admin token and a JSON body; the answer's JSON.
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        reqwest::Client::new()
+            .request(method, format!("{}/api{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub fn kill9(&mut self) {

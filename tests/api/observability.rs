@@ -7,12 +7,7 @@ use std::time::{Duration, Instant};
 
 /// The samples of a `/metrics` scrape, by series (`name{labels}`).
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let res = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_public("/metrics").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
         .to_str()
@@ -175,12 +170,7 @@ async fn work_held_back_by_the_per_hook_limit_shows_as_due() {
 #[tokio::test]
 async fn readiness_checks_the_database() {
     let app = TestApp::spawn().await;
-    let res = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_public("/readyz").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.unwrap(),
@@ -196,28 +186,13 @@ async fn readiness_checks_the_database() {
         .execute(&mut other)
         .await
         .unwrap();
-    let res = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_public("/readyz").await;
     expect_error(res, 503, "database.unavailable").await;
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
-    let res = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_public("/readyz").await;
     assert_eq!(res.status(), 200);
     // Liveness never depended on the database.
-    let res = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_public("/healthz").await;
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
@@ -250,26 +225,21 @@ async fn logs_of_a_hook_lifetime(log_format: &str) -> (String, Value, Value, Str
     let hook: Value = res.json().await.unwrap();
     let id = hook["id"].as_str().unwrap().to_owned();
     let first_key = hook["signingKey"].as_str().unwrap().to_owned();
-    let event: Value = client
-        .post(format!("{}/api/events", server.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({"event": "User.Created", "data": {"i": 1}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let event = server
+        .send_json(
+            reqwest::Method::POST,
+            "/events",
+            json!({"event": "User.Created", "data": {"i": 1}}),
+        )
+        .await;
     receiver.wait_for(2, Duration::from_secs(10)).await;
-    let rotated: Value = client
-        .patch(format!("{}/api/hooks/{id}/signing-key", server.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated = server
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/hooks/{id}/signing-key"),
+            json!({}),
+        )
+        .await;
     // A wrong token is refused and not echoed either.
     let res = client
         .get(format!("{}/api/hooks", server.base))
