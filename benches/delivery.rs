@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo bench --bench delivery               # the full run (about 2 minutes on 2 cores)
 //! cargo bench --bench delivery -- --quick    # smaller counts, for a smoke test
-//! cargo bench --bench delivery -- --latency-only   # just the 1,000 events/s scenario
+//! cargo bench --bench delivery -- --only latency   # one scenario: latency or backlog
 //! cargo bench --bench delivery -- --database-url postgres://…   # another store
 //! ```
 //!
@@ -625,26 +625,26 @@ async fn backlog(
 struct Options {
     database_url: Option<String>,
     quick: bool,
-    /// Only the fixed-rate latency scenario (for working on latency).
-    latency_only: bool,
+    /// Only this scenario (`latency` or `backlog`), for working on one figure.
+    only: Option<String>,
 }
 
 fn options() -> anyhow::Result<Options> {
     let mut o = Options {
         database_url: None,
         quick: false,
-        latency_only: false,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
-            "--latency-only" => o.latency_only = true,
+            "--only" => o.only = args.next(),
             "--database-url" => o.database_url = args.next(),
             // `cargo bench` passes this to every bench target.
             "--bench" => {}
             other => {
-                anyhow::bail!("unknown argument {other}; takes --quick, --latency-only and --database-url URL")
+                anyhow::bail!("unknown argument {other}; takes --quick, --only latency|backlog and --database-url URL")
             }
         }
     }
@@ -662,10 +662,19 @@ async fn main() -> anyhow::Result<()> {
     now_us();
     let machine = machine();
     eprintln!("machine: {machine}");
-    if o.latency_only {
-        let (p50, p99, rss) = fixed_rate(&client, db, 10, 1_000, 10).await?;
-        println!("latency at 1,000 events/s to 10 hooks: p50 {p50:.2} ms, p99 {p99:.2} ms (peak RSS {rss:.1} MiB)");
-        return Ok(());
+    match o.only.as_deref() {
+        Some("latency") => {
+            let (p50, p99, rss) = fixed_rate(&client, db, 10, 1_000, 10).await?;
+            println!("latency at 1,000 events/s to 10 hooks: p50 {p50:.2} ms, p99 {p99:.2} ms (peak RSS {rss:.1} MiB)");
+            return Ok(());
+        }
+        Some("backlog") => {
+            let b = backlog(&client, db, 1_000_000 / scale).await?;
+            println!("{}", json!(b));
+            return Ok(());
+        }
+        Some(other) => anyhow::bail!("--only takes latency or backlog, not {other}"),
+        None => {}
     }
 
     eprintln!("measuring the ceiling ...");
