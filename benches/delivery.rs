@@ -445,6 +445,8 @@ struct Backlog {
     ingest_first_tenth_per_s: f64,
     ingest_last_tenth_per_s: f64,
     peak_rss_mib: f64,
+    /// hookline's CPU time per delivery while draining (claims, sends and records only).
+    drain_cpu_us_per_delivery: f64,
 }
 
 // ------------------------------------------------------------------------------ scenarios
@@ -594,6 +596,7 @@ async fn backlog(
         .await?;
 
     let drain_start = now_us();
+    let cpu_before = hookline.cpu_seconds();
     sink.open.send_replace(true);
     sink.wait_for(sink.slots(), Duration::from_secs(600))
         .await?;
@@ -617,6 +620,7 @@ async fn backlog(
         ingest_first_tenth_per_s: tenth as f64 / first.as_secs_f64(),
         ingest_last_tenth_per_s: tenth as f64 / last_tenth.as_secs_f64(),
         peak_rss_mib: hookline.peak_rss_mib(),
+        drain_cpu_us_per_delivery: (hookline.cpu_seconds() - cpu_before) * 1e6 / n as f64,
     })
 }
 
@@ -729,13 +733,14 @@ async fn main() -> anyhow::Result<()> {
     println!("latency at 1,000 events/s to 10 hooks: p50 {p50:.2} ms, p99 {p99:.2} ms (peak RSS {rss:.1} MiB)");
     println!(
         "backlog of {}: queued in {:.1} s (ingest {:.0} -> {:.0} events/s, first -> last tenth; /metrics showed {} due), \
-         drained at {:.0}/s; by tenth of the backlog: {}; peak RSS {:.1} MiB",
+         drained at {:.0}/s ({:.0} µs hookline CPU per delivery); by tenth of the backlog: {}; peak RSS {:.1} MiB",
         b.deliveries,
         b.queued_in_s,
         b.ingest_first_tenth_per_s,
         b.ingest_last_tenth_per_s,
         b.queue_depth_metric,
         b.drain_per_s,
+        b.drain_cpu_us_per_delivery,
         b.drain_per_s_by_decile
             .iter()
             .map(|r| format!("{r:.0}"))
