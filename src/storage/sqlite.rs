@@ -227,6 +227,12 @@ fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
     })
 }
 
+/// A batch of rows as the JSON array that `json_each` unpacks. Unlike [`json_text`], a failure
+/// is an error: a batch that silently became `null` would store nothing.
+fn rows_json<T: serde::Serialize>(rows: &T) -> StoreResult<String> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("a row batch: {e}")))
+}
+
 fn json_text<T: serde::Serialize>(v: &T) -> String {
     // Serializing plain data (strings, maps of strings) to a String cannot fail.
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
@@ -311,17 +317,9 @@ pub async fn enqueue_events_in(
             } else {
                 event.created_at
             };
-            delivery_rows.push(serde_json::json!([
-                id,
-                event.id,
-                hook_id,
-                name,
-                event.created_at,
-                due_at
-            ]));
             if leased {
                 enqueued.leased.push(ClaimedDelivery {
-                    id,
+                    id: id.clone(),
                     event_id: event.id.clone(),
                     hook_id: hook_id.clone(),
                     event_name: name.to_owned(),
@@ -331,13 +329,16 @@ pub async fn enqueue_events_in(
                     target: target.clone(),
                 });
             }
+            delivery_rows.push((
+                id,
+                event.id.as_str(),
+                hook_id.as_str(),
+                name,
+                event.created_at,
+                due_at,
+            ));
         }
-        event_rows.push(serde_json::json!([
-            event.id,
-            name,
-            payload,
-            event.created_at
-        ]));
+        event_rows.push((event.id.as_str(), name, payload, event.created_at));
         results.push(enqueued);
     }
     let inserted = async {
@@ -345,7 +346,7 @@ pub async fn enqueue_events_in(
             "INSERT INTO events (id, name, payload, created_at) \
              SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?)",
         )
-        .bind(Value::Array(event_rows).to_string())
+        .bind(rows_json(&event_rows)?)
         .execute(&mut **tx)
         .await?;
         if !delivery_rows.is_empty() {
@@ -354,7 +355,7 @@ pub async fn enqueue_events_in(
                  SELECT value->>0, value->>1, value->>2, value->>3, value->>5, value->>4, value->>4 \
                  FROM json_each(?)",
             )
-            .bind(Value::Array(delivery_rows).to_string())
+            .bind(rows_json(&delivery_rows)?)
             .execute(&mut **tx)
             .await?;
         }
@@ -613,7 +614,9 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
-        let rows: Vec<Value> = records
+        // Tuples of references serialize straight to JSON arrays: no `Value` tree, no copies
+        // of the response bodies.
+        let rows: Vec<_> = records
             .iter()
             .map(|r| {
                 let (state, due_at) = match r.next {
@@ -621,24 +624,24 @@ impl Store for SqliteStore {
                     NextStep::RetryAt(at) => (STATE_QUEUED, at),
                     NextStep::GaveUp => (STATE_FAILED, r.at),
                 };
-                serde_json::json!([
-                    r.id,
-                    r.delivery_id,
-                    r.hook_id,
-                    r.event_name,
+                (
+                    &r.id,
+                    &r.delivery_id,
+                    &r.hook_id,
+                    &r.event_name,
                     r.attempt,
                     (r.next == NextStep::Succeeded) as i64,
                     r.response_status,
-                    r.response_body,
-                    r.error,
+                    &r.response_body,
+                    &r.error,
                     r.duration_ms,
                     r.at,
                     state,
-                    due_at
-                ])
+                    due_at,
+                )
             })
             .collect();
-        let rows = Value::Array(rows).to_string();
+        let rows = rows_json(&rows)?;
         let mut conn = self.writer(Durability::Process).await?;
         let mut tx = conn.begin().await?;
         // The hook may have been deleted (with its deliveries) while an attempt ran: then
