@@ -215,13 +215,14 @@ impl Dispatcher {
     }
 
     /// Takes deliveries handed over by the API. One for a hook that already holds all it may
-    /// is released to the queue instead (it would wait in memory past its lease), and the
-    /// hook is marked so that a finished send claims it back.
+    /// (it would wait in memory past its lease), or that may have due work in the queue (it
+    /// would overtake that work), is released to the queue instead, and the hook is marked so
+    /// that a finished send claims it back.
     async fn take_handoff(&mut self, batch: Vec<ClaimedDelivery>) {
         let mut released = Vec::new();
         for d in batch {
             let running = self.per_hook.get(&d.hook_id).copied().unwrap_or(0);
-            if self.is_busy(&d.hook_id, running) {
+            if self.is_busy(&d.hook_id, running) || self.capped.contains(&d.hook_id) {
                 self.capped.insert(d.hook_id.clone());
                 released.push(d.id);
             } else {

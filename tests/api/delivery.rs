@@ -387,3 +387,23 @@ async fn large_response_bodies_are_logged_up_to_20kb() {
     assert_eq!(logs[0]["payload"]["result"], "Success");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hook_sent_one_request_at_a_time_gets_events_in_publish_order() {
+    // One request at a time and a slow receiver: most events find the hook busy and go
+    // through the queue, some are handed over in memory; none may overtake another.
+    let app = TestApp::spawn_with(|a| a.max_in_flight_per_hook = 1).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_millis(5)));
+    app.create_hook(&["User.Created"], &receiver.url()).await;
+    for i in 0..40 {
+        app.publish(json!({"event": "User.Created", "data": {"i": i}}))
+            .await;
+    }
+    let got = receiver.wait_for(40, Duration::from_secs(20)).await;
+    let order: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["data"]["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, (0..40).collect::<Vec<i64>>());
+}
