@@ -228,6 +228,16 @@ fn event_body(seq: usize, t0: u64) -> String {
 
 // ------------------------------------------------------------------------------ hookline
 
+/// hookline's in-flight limits in a scenario.
+#[derive(Clone, Copy)]
+enum Limits {
+    /// [`CONCURRENCY`] over all hooks and per hook: the ceiling's concurrency, for the
+    /// throughput comparisons.
+    Ceiling,
+    /// hookline's defaults (256 over all hooks, 16 per hook), as an operator runs it.
+    Defaults,
+}
+
 struct Hookline {
     child: Child,
     base: String,
@@ -235,7 +245,12 @@ struct Hookline {
 }
 
 impl Hookline {
-    async fn start(database_url: Option<&str>, extra: &[&str]) -> anyhow::Result<Self> {
+    /// Starts hookline with [`CONCURRENCY`] as its in-flight limits, or with its defaults.
+    async fn start(
+        database_url: Option<&str>,
+        limits: Limits,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let url = database_url
             .map(str::to_owned)
@@ -248,8 +263,15 @@ impl Hookline {
             .args(["serve", "--allow-private-targets", "--admin-token", TOKEN])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--database-url", &url])
-            .args(["--max-in-flight", &CONCURRENCY.to_string()])
-            .args(["--max-in-flight-per-hook", &CONCURRENCY.to_string()])
+            .args(match limits {
+                Limits::Ceiling => vec![
+                    "--max-in-flight".to_owned(),
+                    CONCURRENCY.to_string(),
+                    "--max-in-flight-per-hook".to_owned(),
+                    CONCURRENCY.to_string(),
+                ],
+                Limits::Defaults => vec![],
+            })
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -502,7 +524,7 @@ async fn throughput(
 ) -> anyhow::Result<Throughput> {
     let sink = Sink::new(hooks, events);
     let receiver = start_receiver(sink.clone()).await?;
-    let hookline = Hookline::start(database_url, &[]).await?;
+    let hookline = Hookline::start(database_url, Limits::Ceiling, &[]).await?;
     hookline.create_hooks(client, &sink, &receiver).await?;
     let started = now_us();
     let cpu_before = hookline.cpu_seconds();
@@ -540,7 +562,7 @@ async fn fixed_rate(
     let events = per_second * seconds;
     let sink = Sink::new(hooks, events);
     let receiver = start_receiver(sink.clone()).await?;
-    let hookline = Hookline::start(database_url, &[]).await?;
+    let hookline = Hookline::start(database_url, Limits::Defaults, &[]).await?;
     hookline.create_hooks(client, &sink, &receiver).await?;
     let url = format!("{}/api/events", hookline.base);
     let interval_us = 1_000_000 / per_second as u64;
@@ -579,7 +601,12 @@ async fn backlog(
     let receiver = start_receiver(sink.clone()).await?;
     // The receiver holds requests instead of answering, so hookline must not time them out
     // while the backlog builds.
-    let hookline = Hookline::start(database_url, &["--request-timeout", "600s"]).await?;
+    let hookline = Hookline::start(
+        database_url,
+        Limits::Ceiling,
+        &["--request-timeout", "600s"],
+    )
+    .await?;
     hookline.create_hooks(client, &sink, &receiver).await?;
     sink.open.send_replace(false);
 
