@@ -14,8 +14,9 @@
 //! 2. **Throughput** for 1, 10 and 100 hooks: starts the release binary on a fresh SQLite file,
 //!    publishes events through `POST /api/events` from concurrent clients and measures ingest
 //!    events/s, deliveries/s at the receiver and publish-to-arrival latency.
-//! 3. **Latency under moderate load**: 1,000 events/s to 10 hooks, latency measured from each
-//!    event's scheduled publish time (so a stall is not hidden by publishing less).
+//! 3. **Latency under moderate load**: 1,000 events/s to 10 hooks, hookline at its default
+//!    limits, latency measured from each event's scheduled publish time (so a stall is not
+//!    hidden by publishing less).
 //! 4. **Backlog**: the receiver stalls (accepts, does not answer) while 1,000,000 deliveries
 //!    queue up; then it answers and the drain is timed decile by decile, to show whether
 //!    claiming slows down while the queue is large.
