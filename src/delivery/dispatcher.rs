@@ -161,12 +161,6 @@ impl Dispatcher {
         }
     }
 
-    /// How many more deliveries may be claimed: those claimed (running, ready, waiting for
-    /// their hook, or handed over) stay within the budget, twice the sending slots.
-    fn free_slots(&self) -> usize {
-        self.budget.available()
-    }
-
     /// Books a finished send task; returns whether that makes a new claim worthwhile.
     fn reap(
         &mut self,
@@ -191,12 +185,13 @@ impl Dispatcher {
         };
         self.finished(&hook, &delivery);
         // Claim again when a hook that may have more due work has nothing left waiting (its
-        // buffer ran dry), or when the budget had run out and half the sending slots' worth
-        // is free again. Claiming after every completion would cost a write each.
+        // buffer ran dry), or when the budget (everything claimed: running, ready, waiting or
+        // handed over) had run out and half the sending slots' worth is free again. Claiming
+        // after every completion would cost a write each.
         let buffer_dry = !self.waiting.contains_key(&hook);
         (buffer_dry && self.capped.contains(&hook))
             || (self.global_limited
-                && self.free_slots() >= (self.settings.max_in_flight / 2).max(1))
+                && self.budget.available() >= (self.settings.max_in_flight / 2).max(1))
     }
 
     /// Whether a hook holds (running plus waiting) twice its in-flight limit.
@@ -286,15 +281,10 @@ impl Dispatcher {
         &mut self,
         lease_ms: i64,
     ) -> Result<Option<Duration>, crate::storage::StoreError> {
-        let free = self.free_slots();
-        self.global_limited = free == 0;
-        if free == 0 {
-            return Ok(Some(POLL_INTERVAL));
-        }
         // Reserve the batch in the budget first, so the API cannot grant the same room.
-        let limit = self.budget.take(free.min(CLAIM_BATCH));
+        let limit = self.budget.take(CLAIM_BATCH);
+        self.global_limited = limit == 0;
         if limit == 0 {
-            self.global_limited = true;
             return Ok(Some(POLL_INTERVAL));
         }
         let busy = self.busy_hooks();

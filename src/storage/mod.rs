@@ -77,12 +77,18 @@ impl LeaseBudget {
         }
     }
 
-    /// Takes up to `want` for new deliveries; none while closed.
+    /// Takes up to `want` for new deliveries; none while closed. Granting less than `want`
+    /// closes the budget: the rest go to the queue, and until the dispatcher has caught up
+    /// with it, the next events queue behind them instead of overtaking them.
     pub fn take_for_new(&self, want: usize) -> usize {
         if !self.open.load(Ordering::Acquire) {
             return 0;
         }
-        self.take(want)
+        let granted = self.take(want);
+        if granted < want {
+            self.set_open(false);
+        }
+        granted
     }
 
     /// Takes up to `want`, open or not (the dispatcher's own claims).

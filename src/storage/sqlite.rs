@@ -282,15 +282,7 @@ pub async fn enqueue_events_in(
         .iter()
         .map(|e| subscribers.get(&e.event).map_or(0, Vec::len))
         .sum();
-    let mut grant = 0;
-    if let Some(b) = budget {
-        grant = b.take_for_new(total);
-        if grant < total {
-            // Some of these go to the queue: until the dispatcher has caught up with it, the
-            // next events queue behind them instead of overtaking them.
-            b.set_open(false);
-        }
-    }
+    let mut grant = budget.map_or(0, |b| b.take_for_new(total));
     let lease_until = |created_at: i64| created_at + budget.map_or(0, |b| b.lease_ms);
 
     let mut event_rows = Vec::with_capacity(events.len());
