@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo bench --bench delivery               # the full run (about 2 minutes on 2 cores)
 //! cargo bench --bench delivery -- --quick    # smaller counts, for a smoke test
-//! cargo bench --bench delivery -- --only latency   # one scenario: latency or backlog
+//! cargo bench --bench delivery -- --only latency   # one scenario: throughput, latency or backlog
 //! cargo bench --bench delivery -- --database-url postgres://…   # another store
 //! ```
 //!
@@ -657,7 +657,8 @@ async fn backlog(
 struct Options {
     database_url: Option<String>,
     quick: bool,
-    /// Only this scenario (`latency` or `backlog`), for working on one figure.
+    /// Only this scenario (`throughput` with its ceiling, `latency` or `backlog`), for working
+    /// on one figure.
     only: Option<String>,
 }
 
@@ -676,7 +677,7 @@ fn options() -> anyhow::Result<Options> {
             // `cargo bench` passes this to every bench target.
             "--bench" => {}
             other => {
-                anyhow::bail!("unknown argument {other}; takes --quick, --only latency|backlog and --database-url URL")
+                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog and --database-url URL")
             }
         }
     }
@@ -705,7 +706,17 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", json!(b));
             return Ok(());
         }
-        Some(other) => anyhow::bail!("--only takes latency or backlog, not {other}"),
+        Some("throughput") => {
+            ceiling(&client, 5_000 / scale).await?;
+            let ceiling = ceiling(&client, 200_000 / scale).await?;
+            println!("ceiling: {ceiling:.0} POSTs/s");
+            for (hooks, events) in [(10, 20_000), (100, 2_000)] {
+                let t = throughput(&client, db, hooks, events / scale, ceiling).await?;
+                println!("{}", json!(t));
+            }
+            return Ok(());
+        }
+        Some(other) => anyhow::bail!("--only takes throughput, latency or backlog, not {other}"),
         None => {}
     }
 

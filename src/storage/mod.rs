@@ -3,8 +3,9 @@
 //! Everything the API and the delivery engine persist goes through [`Store`], so that a
 //! PostgreSQL implementation can sit next to [`sqlite::SqliteStore`] without the callers
 //! changing. Each implementation also exposes its enqueue step as a function over an open
-//! transaction (`sqlite::enqueue_events_in`), so that later features (the identity core) can
-//! write their own rows and the events those rows cause in one commit.
+//! write transaction (`sqlite::enqueue_events_in`, run inside `SqliteStore::write`), so that
+//! later features (the identity core) can write their own rows and the events those rows
+//! cause in one commit.
 
 pub mod sqlite;
 
@@ -19,6 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("a stored row could not be read: {0}")]
@@ -167,7 +170,8 @@ pub struct ClaimedDelivery {
     /// Attempts already made before this one.
     pub attempts: u32,
     pub created_at: i64,
-    pub target: DeliveryTarget,
+    /// Shared by every delivery to the hook (the writer caches it; see `sqlite::cache`).
+    pub target: std::sync::Arc<DeliveryTarget>,
 }
 
 /// Where and how to send: the hook's config and key at claim time.

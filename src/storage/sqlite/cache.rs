@@ -1,0 +1,96 @@
+//! What the writer thread remembers about hooks between writes.
+//!
+//! Every published event needs its subscribers and every claimed delivery its hook's target
+//! (URL, headers, key). Both change only when a hook is written, and every hook write runs on
+//! the writer thread, which clears this cache as it does so: the cache cannot go stale, and
+//! the hot path neither re-reads hook rows nor re-parses their JSON per event or delivery.
+
+use crate::domain::event::HookEvent;
+use crate::domain::hook::HookConfig;
+use crate::storage::{DeliveryTarget, StoreError, StoreResult};
+use rusqlite::{Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An enabled hook subscribed to an event.
+pub struct Subscriber {
+    pub hook_id: String,
+    pub target: Arc<DeliveryTarget>,
+}
+
+#[derive(Default)]
+pub struct HookCache {
+    subscribers: HashMap<HookEvent, Arc<[Subscriber]>>,
+    targets: HashMap<String, Arc<DeliveryTarget>>,
+}
+
+impl HookCache {
+    /// Forget everything: a hook was written, or a transaction that read hooks rolled back.
+    pub fn clear(&mut self) {
+        self.subscribers.clear();
+        self.targets.clear();
+    }
+
+    /// The enabled hooks subscribed to `event`, oldest first.
+    pub fn subscribers(
+        &mut self,
+        conn: &Connection,
+        event: HookEvent,
+    ) -> StoreResult<Arc<[Subscriber]>> {
+        if let Some(s) = self.subscribers.get(&event) {
+            return Ok(s.clone());
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, config, signing_key FROM hooks WHERE enabled = 1 \
+             AND (event = ?1 OR EXISTS (SELECT 1 FROM json_each(hooks.events) WHERE value = ?1)) \
+             ORDER BY created_at, id",
+        )?;
+        let mut rows = stmt.query([event.name()])?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            let hook_id: String = row.get(0)?;
+            let target = match self.targets.get(&hook_id) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = Arc::new(parse_target(row.get(1)?, row.get(2)?)?);
+                    self.targets.insert(hook_id.clone(), t.clone());
+                    t
+                }
+            };
+            found.push(Subscriber { hook_id, target });
+        }
+        let found: Arc<[Subscriber]> = found.into();
+        self.subscribers.insert(event, found.clone());
+        Ok(found)
+    }
+
+    /// A hook's target, or `None` if the hook does not exist.
+    pub fn target(
+        &mut self,
+        conn: &Connection,
+        hook_id: &str,
+    ) -> StoreResult<Option<Arc<DeliveryTarget>>> {
+        if let Some(t) = self.targets.get(hook_id) {
+            return Ok(Some(t.clone()));
+        }
+        let row: Option<(String, String)> = conn
+            .prepare_cached("SELECT config, signing_key FROM hooks WHERE id = ?1")?
+            .query_row([hook_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((config, key)) = row else {
+            return Ok(None);
+        };
+        let t = Arc::new(parse_target(config, key)?);
+        self.targets.insert(hook_id.to_owned(), t.clone());
+        Ok(Some(t))
+    }
+}
+
+fn parse_target(config: String, signing_key: String) -> StoreResult<DeliveryTarget> {
+    let config: HookConfig = serde_json::from_str(&config)
+        .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
+    Ok(DeliveryTarget {
+        config,
+        signing_key,
+    })
+}

@@ -1,0 +1,482 @@
+//! The SQLite implementation of [`Store`]: hookline's embedded default.
+//!
+//! SQLite allows one writer at a time, and WAL mode lets readers run alongside it without
+//! waiting. So the store has two sides:
+//! - **writes** all go to one connection owned by the writer thread ([`writer`]), which runs
+//!   whatever writes are waiting in one transaction (group commit) with prepared statements;
+//! - **reads** use a small sqlx pool of read-only connections (hook lists, logs, the queue
+//!   gauges), which never wait for the writer and see everything it has committed.
+//!
+//! Not every write needs an fsync. See [`Durability`].
+
+mod cache;
+mod queue;
+mod writer;
+
+pub use queue::enqueue_events_in;
+pub use writer::WriteTx;
+
+use super::*;
+use crate::domain::hook::HookConfig;
+use crate::domain::payload::delivery_body;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use writer::{Job, Writer};
+
+pub struct SqliteStore {
+    writer: Writer,
+    reader: SqlitePool,
+}
+
+/// How far a write must reach before it counts as done. A batch of writes is committed at
+/// the strictest level any of its jobs asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync'ed before the commit returns: survives a power cut. For published events (the
+    /// promise behind the 202) and for hooks and settings.
+    Disk,
+    /// In the WAL but not yet fsync'ed: survives a crash of the process, and becomes durable
+    /// with the next `Disk` commit or checkpoint. For claims and attempt records: losing the
+    /// last few of those to a power cut only means a delivery is sent again, which
+    /// at-least-once delivery allows anyway.
+    Process,
+}
+
+impl Durability {
+    fn synchronous(self) -> &'static str {
+        match self {
+            Durability::Disk => "FULL",
+            Durability::Process => "NORMAL",
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let path = options.get_filename().to_owned();
+        if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
+            // The writer thread and the read pool are separate connections: they must share
+            // a file.
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        // Migrations over a connection of their own, before the writer opens the file.
+        let mut conn = SqliteConnection::connect_with(&options).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        conn.close().await?;
+        let writer = tokio::task::spawn_blocking(move || open_writer(&path))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the writer: {e}")))??;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            writer: Writer::start(writer)?,
+            reader,
+        })
+    }
+
+    /// Runs `work` on the writer thread inside a write transaction, and returns its result
+    /// once committed. For features that write their own rows together with the events they
+    /// cause ([`enqueue_events_in`]).
+    pub async fn write<T, F>(&self, durability: Durability, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run(durability, work).await
+    }
+}
+
+/// The writer connection and its settings.
+fn open_writer(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;          PRAGMA foreign_keys = ON;          PRAGMA synchronous = FULL;          -- Statement journals and sort trees in memory: multi-row statements inside a          -- transaction otherwise write a temporary file each.
+         PRAGMA temp_store = MEMORY;          -- Checkpoint every ~40 MB of WAL instead of every 4 MB: a page rewritten many times          -- between two checkpoints (the queue index's hot pages are) is copied back once.
+         PRAGMA wal_autocheckpoint = 10000;          -- A 16 MiB page cache (the default is 2 MiB): it keeps the hot index pages of a          -- large queue in memory instead of re-reading them from the OS, which made draining          -- a million-delivery backlog ~13 % faster (BENCHMARKS.md). Readers keep the default,          -- so the whole store stays well under 100 MB.
+         PRAGMA cache_size = -16384;",
+    )?;
+    Ok(conn)
+}
+
+/// An enqueue of one published event, as a writer job: on a failed commit it gives back what
+/// it took from the lease budget, since nothing it leased was stored.
+struct EnqueueJob {
+    event: NewEvent,
+    budget: Option<Arc<LeaseBudget>>,
+    result: Option<StoreResult<Enqueued>>,
+    reply: tokio::sync::oneshot::Sender<StoreResult<Enqueued>>,
+}
+
+impl Job for EnqueueJob {
+    fn durability(&self) -> Durability {
+        Durability::Disk
+    }
+
+    fn run(&mut self, w: &mut WriteTx<'_>) -> bool {
+        let result = enqueue_events_in(w, &[&self.event], self.budget.as_deref())
+            .map(|mut r| r.pop().unwrap_or_default());
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: StoreResult<()>) {
+        let answer = match (committed, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Unavailable("the event was not stored".into())),
+            (Err(e), result) => {
+                if let (Some(b), Some(Ok(enqueued))) = (&self.budget, &result) {
+                    b.give_back(enqueued.leased.len());
+                }
+                Err(StoreError::Unavailable(format!(
+                    "the event was not stored: {e}"
+                )))
+            }
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("hook {what}: {e}"));
+    let event: Option<String> = row.try_get("event")?;
+    let events: String = row.try_get("events")?;
+    let events: Vec<String> = serde_json::from_str(&events).map_err(|e| corrupt("events", &e))?;
+    let config: String = row.try_get("config")?;
+    let config: HookConfig = serde_json::from_str(&config).map_err(|e| corrupt("config", &e))?;
+    Ok(Hook {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        event: event
+            .map(|e| HookEvent::parse(&e))
+            .transpose()
+            .map_err(|e| corrupt("event", &e))?,
+        events: events
+            .iter()
+            .map(|e| HookEvent::parse(e))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt("events", &e))?,
+        config,
+        signing_key: row.try_get("signing_key")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A batch of rows as the JSON array that `json_each` unpacks. Unlike [`json_text`], a failure
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    // Serializing plain data (strings, maps of strings) to a String cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn event_names(hook: &Hook) -> String {
+    json_text(&hook.events.iter().map(|e| e.name()).collect::<Vec<_>>())
+}
+
+/// A hook as its row stores it (JSON text for the lists and the config), owned so that it
+/// can travel to the writer thread.
+struct HookRow {
+    id: String,
+    name: String,
+    event: Option<&'static str>,
+    events: String,
+    config: String,
+    signing_key: String,
+    enabled: bool,
+    created_at: i64,
+}
+
+impl HookRow {
+    fn of(hook: &Hook) -> Self {
+        Self {
+            id: hook.id.clone(),
+            name: hook.name.clone(),
+            event: hook.event.map(|e| e.name()),
+            events: event_names(hook),
+            config: json_text(&hook.config),
+            signing_key: hook.signing_key.clone(),
+            enabled: hook.enabled,
+            created_at: hook.created_at,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        // Ready means able to take events, so the check goes through the writer, whose batch
+        // takes the write lock: a database that reads but cannot be written is not ready.
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        self.writer
+            .run(Durability::Process, |w| {
+                w.conn
+                    .prepare_cached("SELECT 1")?
+                    .query_row([], |_| Ok(()))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.writer
+            .run(Durability::Disk, move |w| {
+                let n = w.conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    (&key, &value),
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn insert_hook(&self, hook: &Hook) -> StoreResult<()> {
+        let row = HookRow::of(hook);
+        self.writer
+            .run(Durability::Disk, move |w| {
+                w.hooks.clear();
+                w.conn.execute(
+                    "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    (&row.id, &row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, row.created_at),
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_hook(&self, id: &str) -> StoreResult<Option<Hook>> {
+        // A client reads its own writes here too: the writer answers only after its commit,
+        // and a WAL reader's next transaction sees every commit made before it began.
+        sqlx::query("SELECT * FROM hooks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(hook_from_row)
+            .transpose()
+    }
+
+    async fn list_hooks(&self, page: Option<Page>) -> StoreResult<(Vec<Hook>, u64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hooks")
+            .fetch_one(&self.reader)
+            .await?;
+        let (limit, offset) = page.map_or((-1, 0), |p| (p.limit as i64, p.offset as i64));
+        let rows = sqlx::query("SELECT * FROM hooks ORDER BY created_at, id LIMIT ? OFFSET ?")
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.reader)
+            .await?;
+        let hooks = rows
+            .iter()
+            .map(hook_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((hooks, total as u64))
+    }
+
+    async fn update_hook(&self, hook: &Hook) -> StoreResult<bool> {
+        let row = HookRow::of(hook);
+        self.writer
+            .run(Durability::Disk, move |w| {
+                w.hooks.clear();
+                let n = w.conn.execute(
+                    "UPDATE hooks SET name = ?1, event = ?2, events = ?3, config = ?4, signing_key = ?5, enabled = ?6 \
+                     WHERE id = ?7",
+                    (&row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, &row.id),
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn delete_hook(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.writer
+            .run(Durability::Disk, move |w| {
+                w.hooks.clear();
+                let n = w.conn.execute("DELETE FROM hooks WHERE id = ?1", [&id])?;
+                w.conn
+                    .execute("DELETE FROM deliveries WHERE hook_id = ?1", [&id])?;
+                w.conn
+                    .execute("DELETE FROM attempts WHERE hook_id = ?1", [&id])?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn execution_stats(
+        &self,
+        hook_ids: &[String],
+        since: i64,
+    ) -> StoreResult<HashMap<String, ExecutionStats>> {
+        let rows = sqlx::query(
+            "SELECT hook_id, COUNT(*) AS requests, COALESCE(SUM(success), 0) AS successes FROM attempts \
+             WHERE hook_id IN (SELECT value FROM json_each(?)) AND created_at >= ? GROUP BY hook_id",
+        )
+        .bind(json_text(&hook_ids))
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            out.insert(
+                row.try_get("hook_id")?,
+                ExecutionStats {
+                    request_count: row.try_get::<i64, _>("requests")? as u64,
+                    success_count: row.try_get::<i64, _>("successes")? as u64,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    async fn enqueue_event(
+        &self,
+        event: &NewEvent,
+        budget: Option<Arc<LeaseBudget>>,
+    ) -> StoreResult<Enqueued> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .submit(Box::new(EnqueueJob {
+                event: event.clone(),
+                budget,
+                result: None,
+                reply,
+            }))
+            .await?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?
+    }
+
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+        let req = req.clone();
+        self.writer
+            .run(Durability::Process, move |w| queue::claim_due(w, &req))
+            .await
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
+        let records = records.to_vec();
+        self.writer
+            .run(Durability::Process, move |w| {
+                queue::record_attempts(w, &records)
+            })
+            .await
+    }
+
+    async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()> {
+        let ids = delivery_ids.to_vec();
+        self.writer
+            .run(Durability::Process, move |w| queue::release(w, &ids, now))
+            .await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        // ORDER BY + LIMIT walks the partial index from its start and stops at the first row
+        // of an enabled hook; MIN() with this filter would scan every queued row.
+        Ok(sqlx::query_scalar(
+            "SELECT due_at FROM deliveries INDEXED BY deliveries_queued_due WHERE state = 0 \
+             AND hook_id IN (SELECT id FROM hooks WHERE enabled = 1) ORDER BY due_at LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats> {
+        // Both counts walk only the queued rows' partial index (finished deliveries are not in
+        // it); the failing-hook count looks up one index entry per hook.
+        let (due, scheduled, failing): (i64, i64, i64) = sqlx::query_as(
+            "SELECT \
+               (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_queued_due \
+                  WHERE state = 0 AND due_at <= ?1), \
+               (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_queued_due \
+                  WHERE state = 0 AND due_at > ?1), \
+               (SELECT COUNT(*) FROM hooks h WHERE h.enabled = 1 AND \
+                  (SELECT a.success FROM attempts a WHERE a.hook_id = h.id \
+                     ORDER BY a.created_at DESC LIMIT 1) = 0)",
+        )
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(QueueStats {
+            due: count(due),
+            scheduled: count(scheduled),
+            failing_hooks: count(failing),
+        })
+    }
+
+    async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {
+        let filter = "a.hook_id = ?1 AND a.created_at >= ?2 AND a.created_at <= ?3 AND (?4 IS NULL OR a.event_name = ?4)";
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM attempts a WHERE {filter}"))
+                .bind(&q.hook_id)
+                .bind(q.start)
+                .bind(q.end)
+                .bind(&q.event_name)
+                .fetch_one(&self.reader)
+                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT a.*, e.payload FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id \
+             LEFT JOIN events e ON e.id = d.event_id \
+             WHERE {filter} ORDER BY a.created_at DESC, a.rowid DESC LIMIT ?5 OFFSET ?6"
+        ))
+        .bind(&q.hook_id)
+        .bind(q.start)
+        .bind(q.end)
+        .bind(&q.event_name)
+        .bind(q.page.limit as i64)
+        .bind(q.page.offset as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let hook_id: String = row.try_get("hook_id")?;
+            out.push(AttemptLog {
+                id: row.try_get("id")?,
+                delivery_id: row.try_get("delivery_id")?,
+                event_name: row.try_get("event_name")?,
+                attempt: row.try_get::<i64, _>("attempt")? as u32,
+                success: row.try_get::<i64, _>("success")? != 0,
+                request_body: row
+                    .try_get::<Option<String>, _>("payload")?
+                    .map(|p| delivery_body(&p, &hook_id)),
+                hook_id,
+                response_status: row
+                    .try_get::<Option<i64>, _>("response_status")?
+                    .map(|s| s as u16),
+                response_body: row.try_get("response_body")?,
+                error: row.try_get("error")?,
+                duration_ms: row.try_get("duration_ms")?,
+                created_at: row.try_get("created_at")?,
+            });
+        }
+        Ok((out, total as u64))
+    }
+}

@@ -1,0 +1,227 @@
+//! The delivery queue's writes: enqueue, claim, record, release. They run on the writer
+//! thread (see [`super::writer`]) inside its batch transaction, one prepared statement per
+//! row; with no thread hop per statement, plain prepared statements beat packing rows into
+//! JSON for SQLite to unpack, which is what the sqlx version had to do.
+
+use super::writer::WriteTx;
+use crate::domain::id::new_id;
+use crate::domain::payload::delivery_body;
+use crate::storage::{
+    AttemptRecord, ClaimRequest, ClaimedDelivery, Enqueued, LeaseBudget, NewEvent, NextStep,
+    StoreError, StoreResult,
+};
+use std::sync::Arc;
+
+const STATE_QUEUED: i64 = 0;
+const STATE_SUCCEEDED: i64 = 1;
+const STATE_FAILED: i64 = 2;
+
+/// Stores `events` and their deliveries inside the writer's transaction. Features that change
+/// their own rows (the identity core) call this from their own write job, so the change and
+/// the events it causes commit together.
+///
+/// With a `budget`, as many deliveries as it grants are inserted leased and returned ready to
+/// send (see [`LeaseBudget`]). On an error here the grant is given back; if the transaction
+/// then fails to commit, the caller gives it back.
+pub fn enqueue_events_in(
+    w: &mut WriteTx<'_>,
+    events: &[&NewEvent],
+    budget: Option<&LeaseBudget>,
+) -> StoreResult<Vec<Enqueued>> {
+    let mut subscribers = Vec::with_capacity(events.len());
+    for event in events {
+        subscribers.push(w.hooks.subscribers(w.conn, event.event)?);
+    }
+    let total: usize = subscribers.iter().map(|s| s.len()).sum();
+    let granted = budget.map_or(0, |b| b.take_for_new(total));
+    let result = insert_events(w, events, &subscribers, granted, budget);
+    if result.is_err() {
+        if let Some(b) = budget {
+            b.give_back(granted);
+        }
+    }
+    result
+}
+
+fn insert_events(
+    w: &mut WriteTx<'_>,
+    events: &[&NewEvent],
+    subscribers: &[Arc<[super::cache::Subscriber]>],
+    mut grant: usize,
+    budget: Option<&LeaseBudget>,
+) -> StoreResult<Vec<Enqueued>> {
+    let lease_ms = budget.map_or(0, |b| b.lease_ms);
+    let mut insert_event = w.conn.prepare_cached(
+        "INSERT INTO events (id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut insert_delivery = w.conn.prepare_cached(
+        "INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?;
+    let mut results = Vec::with_capacity(events.len());
+    for (event, hooks) in events.iter().zip(subscribers) {
+        let name = event.event.name();
+        let payload = serde_json::to_string(&event.payload)
+            .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+        insert_event.execute((&event.id, name, &payload, event.created_at))?;
+        let mut enqueued = Enqueued {
+            deliveries: hooks.len(),
+            leased: Vec::new(),
+        };
+        for hook in hooks.iter() {
+            let id = new_id();
+            let leased = grant > 0;
+            let due_at = if leased {
+                grant -= 1;
+                event.created_at + lease_ms
+            } else {
+                event.created_at
+            };
+            insert_delivery.execute((
+                &id,
+                &event.id,
+                &hook.hook_id,
+                name,
+                due_at,
+                event.created_at,
+            ))?;
+            if leased {
+                enqueued.leased.push(ClaimedDelivery {
+                    id,
+                    event_id: event.id.clone(),
+                    hook_id: hook.hook_id.clone(),
+                    event_name: name.to_owned(),
+                    body: delivery_body(&payload, &hook.hook_id),
+                    attempts: 0,
+                    created_at: event.created_at,
+                    target: hook.target.clone(),
+                });
+            }
+        }
+        results.push(enqueued);
+    }
+    Ok(results)
+}
+
+/// Claims due deliveries: looks at the first `scan` due rows in the order of the queue index
+/// (named, so that the planner cannot pick the hook_id index and walk a hook's whole
+/// history), keeps at most `per_hook` of each hook and `limit` in all, and pushes them out of
+/// sight for the lease. One statement, returning the event's payload with each row; the
+/// hook's target comes from the writer's cache.
+pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+    let scan = (req.limit as i64).saturating_mul(4).max(64);
+    let busy = serde_json::to_string(&req.busy_hooks)
+        .map_err(|e| StoreError::Corrupt(format!("busy hooks: {e}")))?;
+    let mut stmt = w.conn.prepare_cached(
+        "WITH due AS ( \
+            SELECT d.id, d.hook_id, d.due_at FROM deliveries d INDEXED BY deliveries_queued_due \
+            WHERE d.state = 0 AND d.due_at <= ?1 \
+              AND d.hook_id IN (SELECT id FROM hooks WHERE enabled = 1) \
+              AND d.hook_id NOT IN (SELECT value FROM json_each(?2)) \
+            ORDER BY d.due_at LIMIT ?3 \
+         ), ranked AS ( \
+            SELECT id, due_at, ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY due_at) AS rn FROM due \
+         ) \
+         UPDATE deliveries SET due_at = ?4, updated_at = ?1 \
+         WHERE id IN (SELECT id FROM ranked WHERE rn <= ?5 ORDER BY due_at LIMIT ?6) \
+         RETURNING id, event_id, hook_id, event_name, attempts, created_at, \
+           (SELECT payload FROM events e WHERE e.id = deliveries.event_id)",
+    )?;
+    let mut rows = stmt.query((
+        req.now,
+        &busy,
+        scan,
+        req.now + req.lease_ms,
+        req.per_hook as i64,
+        req.limit as i64,
+    ))?;
+    let mut claimed = Vec::with_capacity(req.limit as usize);
+    while let Some(row) = rows.next()? {
+        let event_id: String = row.get(1)?;
+        let hook_id: String = row.get(2)?;
+        let Some(payload) = row
+            .get_ref(6)?
+            .as_str_or_null()
+            .map_err(rusqlite::Error::from)?
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "event {event_id} of a delivery is missing"
+            )));
+        };
+        let body = delivery_body(payload, &hook_id);
+        let (id, event_name): (String, String) = (row.get(0)?, row.get(3)?);
+        let (attempts, created_at): (i64, i64) = (row.get(4)?, row.get(5)?);
+        claimed.push((
+            id, event_id, hook_id, event_name, attempts, created_at, body,
+        ));
+    }
+    drop(rows);
+    drop(stmt);
+    let mut out = Vec::with_capacity(claimed.len());
+    for (id, event_id, hook_id, event_name, attempts, created_at, body) in claimed {
+        // The claim only takes deliveries of existing, enabled hooks, and deleting a hook
+        // deletes its deliveries in the same transaction.
+        let Some(target) = w.hooks.target(w.conn, &hook_id)? else {
+            continue;
+        };
+        out.push(ClaimedDelivery {
+            id,
+            event_id,
+            hook_id,
+            event_name,
+            body,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            created_at,
+            target,
+        });
+    }
+    Ok(out)
+}
+
+/// Records attempts and moves their deliveries on. The hook may have been deleted (with its
+/// deliveries) while an attempt ran: then there is nothing to log it against.
+pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreResult<()> {
+    let mut update = w.conn.prepare_cached(
+        "UPDATE deliveries SET state = ?1, due_at = ?2, attempts = ?3, updated_at = ?4 WHERE id = ?5",
+    )?;
+    let mut insert = w.conn.prepare_cached(
+        "INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
+         response_status, response_body, error, duration_ms, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for r in records {
+        let (state, due_at) = match r.next {
+            NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
+            NextStep::RetryAt(at) => (STATE_QUEUED, at),
+            NextStep::GaveUp => (STATE_FAILED, r.at),
+        };
+        if update.execute((state, due_at, r.attempt, r.at, &r.delivery_id))? == 0 {
+            continue;
+        }
+        insert.execute((
+            &r.id,
+            &r.delivery_id,
+            &r.hook_id,
+            &r.event_name,
+            r.attempt,
+            r.next == NextStep::Succeeded,
+            r.response_status,
+            &r.response_body,
+            &r.error,
+            r.duration_ms,
+            r.at,
+        ))?;
+    }
+    Ok(())
+}
+
+/// Makes claimed deliveries due again at `now`.
+pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String], now: i64) -> StoreResult<()> {
+    let mut stmt = w
+        .conn
+        .prepare_cached("UPDATE deliveries SET due_at = ?1 WHERE state = 0 AND id = ?2")?;
+    for id in delivery_ids {
+        stmt.execute((now, id))?;
+    }
+    Ok(())
+}
