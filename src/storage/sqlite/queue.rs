@@ -10,6 +10,7 @@ use crate::storage::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, Enqueued, LeaseBudget, NewEvent, NextStep,
     StoreError, StoreResult,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const STATE_QUEUED: i64 = 0;
@@ -103,40 +104,63 @@ fn insert_events(
     Ok(results)
 }
 
-/// Claims due deliveries: looks at the first `scan` due rows in the order of the queue index
-/// (named, so that the planner cannot pick the hook_id index and walk a hook's whole
-/// history), keeps at most `per_hook` of each hook and `limit` in all, and pushes them out of
-/// sight for the lease. One statement, returning the event's payload with each row; the
-/// hook's target comes from the writer's cache.
+/// Claims due deliveries in two steps, both on the queue index (named, so that the planner
+/// cannot pick the hook_id index and walk a hook's whole history):
+/// 1. *pick*: walk due rows in due order, reading only the index (it carries `hook_id`), skip
+///    disabled and busy hooks, keep at most `per_hook` of each hook and stop at `limit` (or
+///    after looking at four times that many);
+/// 2. *take*: push each picked row out of sight for the lease, by rowid, and read back what
+///    it takes to send (the event's payload); the hook's target comes from the writer's
+///    cache.
+///
+/// The per-hook cap is counted here rather than in SQL: a window function over the scanned
+/// rows meant sorting them twice per claim, and the walk can stop as soon as it has enough.
 pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+    let limit = req.limit as usize;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let scan = (req.limit as i64).saturating_mul(4).max(64);
     let busy = serde_json::to_string(&req.busy_hooks)
         .map_err(|e| StoreError::Corrupt(format!("busy hooks: {e}")))?;
-    let mut stmt = w.conn.prepare_cached(
-        "WITH due AS ( \
-            SELECT d.id, d.hook_id, d.due_at FROM deliveries d INDEXED BY deliveries_queued_due \
-            WHERE d.state = 0 AND d.due_at <= ?1 \
-              AND d.hook_id IN (SELECT id FROM hooks WHERE enabled = 1) \
-              AND d.hook_id NOT IN (SELECT value FROM json_each(?2)) \
-            ORDER BY d.due_at LIMIT ?3 \
-         ), ranked AS ( \
-            SELECT id, due_at, ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY due_at) AS rn FROM due \
-         ) \
-         UPDATE deliveries SET due_at = ?4, updated_at = ?1 \
-         WHERE id IN (SELECT id FROM ranked WHERE rn <= ?5 ORDER BY due_at LIMIT ?6) \
+    let mut picked: Vec<i64> = Vec::with_capacity(limit);
+    {
+        let mut pick = w.conn.prepare_cached(
+            "SELECT d.rowid, d.hook_id FROM deliveries d INDEXED BY deliveries_queued_due \
+             WHERE d.state = 0 AND d.due_at <= ?1 \
+               AND d.hook_id IN (SELECT id FROM hooks WHERE enabled = 1) \
+               AND d.hook_id NOT IN (SELECT value FROM json_each(?2)) \
+             ORDER BY d.due_at LIMIT ?3",
+        )?;
+        let mut rows = pick.query((req.now, &busy, scan))?;
+        let mut per_hook: HashMap<String, u32> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let hook_id = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let taken = match per_hook.get_mut(hook_id) {
+                Some(n) => n,
+                None => per_hook.entry(hook_id.to_owned()).or_default(),
+            };
+            if *taken >= req.per_hook {
+                continue;
+            }
+            *taken += 1;
+            picked.push(row.get(0)?);
+            if picked.len() == limit {
+                break;
+            }
+        }
+    }
+    let mut take = w.conn.prepare_cached(
+        "UPDATE deliveries SET due_at = ?1, updated_at = ?2 WHERE rowid = ?3 \
          RETURNING id, event_id, hook_id, event_name, attempts, created_at, \
            (SELECT payload FROM events e WHERE e.id = deliveries.event_id)",
     )?;
-    let mut rows = stmt.query((
-        req.now,
-        &busy,
-        scan,
-        req.now + req.lease_ms,
-        req.per_hook as i64,
-        req.limit as i64,
-    ))?;
-    let mut claimed = Vec::with_capacity(req.limit as usize);
-    while let Some(row) = rows.next()? {
+    let mut out = Vec::with_capacity(picked.len());
+    for rowid in picked {
+        let mut rows = take.query((req.now + req.lease_ms, req.now, rowid))?;
+        let Some(row) = rows.next()? else {
+            continue;
+        };
         let event_id: String = row.get(1)?;
         let hook_id: String = row.get(2)?;
         let Some(payload) = row
@@ -151,15 +175,8 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
         let body = delivery_body(payload, &hook_id);
         let (id, event_name): (String, String) = (row.get(0)?, row.get(3)?);
         let (attempts, created_at): (i64, i64) = (row.get(4)?, row.get(5)?);
-        claimed.push((
-            id, event_id, hook_id, event_name, attempts, created_at, body,
-        ));
-    }
-    drop(rows);
-    drop(stmt);
-    let mut out = Vec::with_capacity(claimed.len());
-    for (id, event_id, hook_id, event_name, attempts, created_at, body) in claimed {
-        // The claim only takes deliveries of existing, enabled hooks, and deleting a hook
+        drop(rows);
+        // The pick only takes deliveries of existing, enabled hooks, and deleting a hook
         // deletes its deliveries in the same transaction.
         let Some(target) = w.hooks.target(w.conn, &hook_id)? else {
             continue;
