@@ -5,7 +5,9 @@ use crate::domain::signature::{
     logto_signature, standard_webhooks_signature, LOGTO_SIGNATURE_HEADER, WEBHOOK_ID_HEADER,
     WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
 };
-use crate::domain::target::{check_url, is_forbidden_ip, is_local_hostname, TargetError};
+use crate::domain::target::{
+    check_host, check_url, is_forbidden_ip, is_local_hostname, TargetError,
+};
 use crate::storage::DeliveryTarget;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
@@ -148,8 +150,13 @@ impl WebhookSender {
             duration: started.elapsed(),
         };
         // Literal IP hosts never reach the resolver, so they are checked here.
-        let url = match check_url(&target.config.url, self.allow_private) {
-            Ok(u) => u,
+        let url = match target
+            .url
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|u| check_host(u, self.allow_private).map(|()| u))
+        {
+            Ok(u) => u.clone(),
             Err(e) => return failed(format!("refused: {e}")),
         };
         let headers = match signed_headers(target, msg_id, body.as_bytes()) {

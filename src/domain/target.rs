@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
     #[error("the URL is not valid: {0}")]
     Invalid(String),
@@ -95,6 +95,15 @@ pub fn is_local_hostname(host: &str) -> bool {
 /// credentials, and (unless `allow_private`) no literal private address or `localhost`.
 /// Returns the parsed URL; host names still have to be resolved and checked.
 pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
+    let url = parse_url(raw)?;
+    check_host(&url, allow_private)?;
+    Ok(url)
+}
+
+/// The half of [`check_url`] that does not depend on the settings: an http(s) URL with a
+/// host and no credentials. Deliveries parse a hook's URL once with this (see
+/// `storage::DeliveryTarget`) and run [`check_host`] per request.
+pub fn parse_url(raw: &str) -> Result<Url, TargetError> {
     let url = Url::parse(raw).map_err(|e| TargetError::Invalid(e.to_string()))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(TargetError::Scheme);
@@ -102,20 +111,30 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(TargetError::Credentials);
     }
-    let host = url
-        .host()
-        .ok_or_else(|| TargetError::Invalid("the URL has no host".into()))?;
-    if !allow_private {
-        let forbidden = match &host {
-            Host::Ipv4(ip) => is_forbidden_v4(*ip),
-            Host::Ipv6(ip) => is_forbidden_v6(*ip),
-            Host::Domain(d) => is_local_hostname(d),
-        };
-        if forbidden {
-            return Err(TargetError::Private(host.to_string()));
-        }
+    if url.host().is_none() {
+        return Err(TargetError::Invalid("the URL has no host".into()));
     }
     Ok(url)
+}
+
+/// The other half: unless private targets are allowed, a literal IP host must be public and
+/// a host name must not be a local one (names are checked again, per address, when resolved).
+pub fn check_host(url: &Url, allow_private: bool) -> Result<(), TargetError> {
+    if allow_private {
+        return Ok(());
+    }
+    let Some(host) = url.host() else {
+        return Err(TargetError::Invalid("the URL has no host".into()));
+    };
+    let forbidden = match &host {
+        Host::Ipv4(ip) => is_forbidden_v4(*ip),
+        Host::Ipv6(ip) => is_forbidden_v6(*ip),
+        Host::Domain(d) => is_local_hostname(d),
+    };
+    if forbidden {
+        return Err(TargetError::Private(host.to_string()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

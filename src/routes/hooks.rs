@@ -199,10 +199,7 @@ pub async fn test(
     };
     check_target(&config.url, state.allow_private).await?;
     let hook = find(&state, &id).await?;
-    let target = DeliveryTarget {
-        config,
-        signing_key: hook.signing_key.clone(),
-    };
+    let target = DeliveryTarget::new(config, hook.signing_key.clone());
     let now = OffsetDateTime::now_utc();
     let sends = events.iter().map(|event| {
         let body = test_payload(*event, &hook.id, now).to_string();

@@ -174,11 +174,26 @@ pub struct ClaimedDelivery {
     pub target: std::sync::Arc<DeliveryTarget>,
 }
 
-/// Where and how to send: the hook's config and key at claim time.
+/// Where and how to send: the hook's config and key at claim time, and its URL parsed once
+/// (not per request: the store shares one target among all of a hook's deliveries).
 #[derive(Debug, Clone)]
 pub struct DeliveryTarget {
     pub config: HookConfig,
     pub signing_key: String,
+    /// `config.url`, parsed. Hooks are checked when saved, so this is an error only for a
+    /// row written by something else; the delivery then fails with it.
+    pub url: Result<url::Url, crate::domain::target::TargetError>,
+}
+
+impl DeliveryTarget {
+    pub fn new(config: HookConfig, signing_key: String) -> Self {
+        let url = crate::domain::target::parse_url(&config.url);
+        Self {
+            config,
+            signing_key,
+            url,
+        }
+    }
 }
 
 /// What became of a delivery after one attempt.

@@ -89,8 +89,5 @@ impl HookCache {
 fn parse_target(config: String, signing_key: String) -> StoreResult<DeliveryTarget> {
     let config: HookConfig = serde_json::from_str(&config)
         .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
-    Ok(DeliveryTarget {
-        config,
-        signing_key,
-    })
+    Ok(DeliveryTarget::new(config, signing_key))
 }
