@@ -28,7 +28,7 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is not available: {0}")]
     Unavailable(String),
-    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    #[error("unsupported database URL '{0}': use sqlite://PATH (a file; in-memory databases are not supported)")]
     UnsupportedUrl(String),
 }
 

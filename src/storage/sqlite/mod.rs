@@ -64,7 +64,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let path = options.get_filename().to_owned();
-        if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
+        if path.as_os_str().is_empty() || url.contains(":memory:") || url.contains("mode=memory") {
             // The writer thread and the read pool are separate connections: they must share
             // a file.
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
@@ -104,12 +104,21 @@ fn open_writer(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;          PRAGMA foreign_keys = ON;          PRAGMA synchronous = FULL;          -- Statement journals and sort trees in memory: multi-row statements inside a          -- transaction otherwise write a temporary file each.
-         PRAGMA temp_store = MEMORY;          -- Checkpoint every ~40 MB of WAL instead of every 4 MB: a page rewritten many times          -- between two checkpoints (the queue index's hot pages are) is copied back once.
-         PRAGMA wal_autocheckpoint = 10000;          -- A 16 MiB page cache (the default is 2 MiB): it keeps the hot index pages of a          -- large queue in memory instead of re-reading them from the OS, which made draining          -- a million-delivery backlog ~13 % faster (BENCHMARKS.md). Readers keep the default,          -- so the whole store stays well under 100 MB.
-         PRAGMA cache_size = -16384;",
-    )?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Statement journals and sort trees in memory: multi-row statements inside a transaction
+    // otherwise write a temporary file each.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // SQLite's default (a checkpoint every ~4 MB of WAL), set on purpose: the checkpoint runs
+    // inside the writer's commit, and ten times that (fewer copies of hot pages) gave no more
+    // throughput and longer stalls in the latency tail (BENCHMARKS.md).
+    conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+    // A 16 MiB page cache (the default is 2 MiB): it keeps the hot index pages of a large
+    // queue in memory instead of re-reading them from the OS, which made draining a
+    // million-delivery backlog ~13 % faster (BENCHMARKS.md). Readers keep the default, so the
+    // whole store stays well under 100 MB.
+    conn.pragma_update(None, "cache_size", -16384)?;
     Ok(conn)
 }
 

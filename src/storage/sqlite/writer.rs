@@ -197,3 +197,92 @@ fn run_batch(
     }
     ran
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Durability, SqliteStore};
+    use crate::storage::StoreError;
+    use std::time::Duration;
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        (SqliteStore::open(&url).await.unwrap(), dir)
+    }
+
+    fn count(w: &super::WriteTx<'_>, key: &str) -> i64 {
+        w.conn
+            .query_row("SELECT COUNT(*) FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_is_undone_without_undoing_the_rest_of_its_batch() {
+        let (store, _dir) = store().await;
+        // Hold the writer so that the next three jobs queue up and run as one batch.
+        let hold = store.write(Durability::Process, |_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let before = store.write(Durability::Process, |w| {
+            w.conn
+                .execute("INSERT INTO settings (key, value) VALUES ('a', '1')", [])?;
+            Ok(())
+        });
+        let failing = store.write(Durability::Disk, |w| {
+            w.conn
+                .execute("INSERT INTO settings (key, value) VALUES ('b', '1')", [])?;
+            // Fails after a write of its own, which must not survive.
+            w.conn.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            Ok(())
+        });
+        let after = store.write(Durability::Process, |w| {
+            w.conn
+                .execute("INSERT INTO settings (key, value) VALUES ('c', '1')", [])?;
+            Ok(())
+        });
+        let (hold, before, failing, after) = tokio::join!(hold, before, failing, after);
+        hold.unwrap();
+        before.unwrap();
+        assert!(matches!(failing, Err(StoreError::Sqlite(_))), "{failing:?}");
+        after.unwrap();
+        let counts = store
+            .write(Durability::Process, |w| {
+                Ok((count(w, "a"), count(w, "b"), count(w, "c")))
+            })
+            .await
+            .unwrap();
+        assert_eq!(counts, (1, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_writer_goes_on() {
+        let (store, _dir) = store().await;
+        let panicked = store
+            .write(Durability::Process, |w| -> Result<(), StoreError> {
+                w.conn
+                    .execute("INSERT INTO settings (key, value) VALUES ('p', '1')", [])?;
+                panic!("a bug in a job");
+            })
+            .await;
+        assert!(panicked.is_err());
+        let left = store
+            .write(Durability::Process, |w| Ok(count(w, "p")))
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the panicking job's write was rolled back");
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_refused_with_a_clear_error() {
+        for url in ["sqlite::memory:", "sqlite://:memory:"] {
+            match SqliteStore::open(url).await {
+                Err(StoreError::UnsupportedUrl(u)) => assert_eq!(u, url),
+                Err(e) => panic!("{url}: unexpected error {e}"),
+                Ok(_) => panic!("{url}: opened"),
+            }
+        }
+    }
+}
