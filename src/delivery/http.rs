@@ -128,6 +128,9 @@ impl WebhookSender {
             .timeout(request_timeout)
             .connect_timeout(request_timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
+            // hookline's retry schedule is the only retry, and each attempt is logged: no
+            // silent re-sends inside the client (and no retry budget bookkeeping per request).
+            .retry(reqwest::retry::never())
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true);
         if !allow_private {
