@@ -89,11 +89,13 @@ impl SqliteStore {
 
     /// Runs `work` on the writer thread inside a write transaction, and returns its result
     /// once committed. For features that write their own rows together with the events they
-    /// cause ([`enqueue_events_in`]).
+    /// cause ([`enqueue_events_in`]). `work` may run twice (see [`writer`]), so it must change
+    /// nothing but the database: give `enqueue_events_in` no lease budget here (the
+    /// dispatcher then claims those deliveries from the queue).
     pub async fn write<T, F>(&self, durability: Durability, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
     {
         self.writer.run(durability, work).await
     }
@@ -137,6 +139,10 @@ impl Job for EnqueueJob {
     }
 
     fn run(&mut self, w: &mut WriteTx<'_>) -> bool {
+        // A second run (its batch was rolled back): the first run's grant is void.
+        if let (Some(b), Some(Ok(earlier))) = (&self.budget, self.result.take()) {
+            b.give_back(earlier.leased.len());
+        }
         let result = enqueue_events_in(w, &[&self.event], self.budget.as_deref())
             .map(|mut r| r.pop().unwrap_or_default());
         let ok = result.is_ok();

@@ -2,6 +2,12 @@
 //! thread (see [`super::writer`]) inside its batch transaction, one prepared statement per
 //! row; with no thread hop per statement, plain prepared statements beat packing rows into
 //! JSON for SQLite to unpack, which is what the sqlx version had to do.
+//!
+//! The writes say `OR FAIL`: a statement that may abort half-way (one that writes a row and
+//! its indexes and has a constraint to check) otherwise makes SQLite keep a statement journal,
+//! a copy of every page the statement touches, just in case. These statements write one row
+//! each and check their constraints before writing, and a job whose statement fails has its
+//! whole work rolled back by the writer anyway, so the copy buys nothing.
 
 use super::writer::WriteTx;
 use crate::domain::id::new_id;
@@ -53,10 +59,10 @@ fn insert_events(
 ) -> StoreResult<Vec<Enqueued>> {
     let lease_ms = budget.map_or(0, |b| b.lease_ms);
     let mut insert_event = w.conn.prepare_cached(
-        "INSERT INTO events (id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR FAIL INTO events (id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut insert_delivery = w.conn.prepare_cached(
-        "INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
+        "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?;
     let mut results = Vec::with_capacity(events.len());
@@ -151,7 +157,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
         }
     }
     let mut take = w.conn.prepare_cached(
-        "UPDATE deliveries SET due_at = ?1, updated_at = ?2 WHERE rowid = ?3 \
+        "UPDATE OR FAIL deliveries SET due_at = ?1, updated_at = ?2 WHERE rowid = ?3 \
          RETURNING id, event_id, hook_id, event_name, attempts, created_at, \
            (SELECT payload FROM events e WHERE e.id = deliveries.event_id)",
     )?;
@@ -199,10 +205,10 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
 /// deliveries) while an attempt ran: then there is nothing to log it against.
 pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreResult<()> {
     let mut update = w.conn.prepare_cached(
-        "UPDATE deliveries SET state = ?1, due_at = ?2, attempts = ?3, updated_at = ?4 WHERE id = ?5",
+        "UPDATE OR FAIL deliveries SET state = ?1, due_at = ?2, attempts = ?3, updated_at = ?4 WHERE id = ?5",
     )?;
     let mut insert = w.conn.prepare_cached(
-        "INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
+        "INSERT OR FAIL INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
          response_status, response_body, error, duration_ms, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
@@ -236,7 +242,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
 pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String], now: i64) -> StoreResult<()> {
     let mut stmt = w
         .conn
-        .prepare_cached("UPDATE deliveries SET due_at = ?1 WHERE state = 0 AND id = ?2")?;
+        .prepare_cached("UPDATE OR FAIL deliveries SET due_at = ?1 WHERE state = 0 AND id = ?2")?;
     for id in delivery_ids {
         stmt.execute((now, id))?;
     }
