@@ -9,7 +9,7 @@ use crate::domain::event::HookEvent;
 use crate::domain::hook::HookConfig;
 use crate::storage::{DeliveryTarget, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// An enabled hook subscribed to an event.
@@ -22,6 +22,8 @@ pub struct Subscriber {
 pub struct HookCache {
     subscribers: HashMap<HookEvent, Arc<[Subscriber]>>,
     targets: HashMap<String, Arc<DeliveryTarget>>,
+    /// The ids of enabled hooks, once asked for.
+    enabled: Option<HashSet<String>>,
 }
 
 impl HookCache {
@@ -29,6 +31,21 @@ impl HookCache {
     pub fn clear(&mut self) {
         self.subscribers.clear();
         self.targets.clear();
+        self.enabled = None;
+    }
+
+    /// Does the hook exist, and is it enabled?
+    pub fn is_enabled(&mut self, conn: &Connection, hook_id: &str) -> StoreResult<bool> {
+        if let Some(enabled) = &self.enabled {
+            return Ok(enabled.contains(hook_id));
+        }
+        let mut stmt = conn.prepare_cached("SELECT id FROM hooks WHERE enabled = 1")?;
+        let enabled = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<HashSet<String>, _>>()?;
+        let answer = enabled.contains(hook_id);
+        self.enabled = Some(enabled);
+        Ok(answer)
     }
 
     /// The enabled hooks subscribed to `event`, oldest first.

@@ -16,7 +16,7 @@ use crate::storage::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, Enqueued, LeaseBudget, NewEvent, NextStep,
     StoreError, StoreResult,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 const STATE_QUEUED: i64 = 0;
@@ -126,44 +126,67 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let scan = (req.limit as i64).saturating_mul(4).max(64);
-    let busy = serde_json::to_string(&req.busy_hooks)
-        .map_err(|e| StoreError::Corrupt(format!("busy hooks: {e}")))?;
+    // How many eligible rows (enabled, not busy hooks) to look at before giving up on
+    // filling `limit`: the per-hook cap can leave rows behind.
+    let scan = limit.saturating_mul(4).max(64);
+    let busy: HashSet<&str> = req.busy_hooks.iter().map(String::as_str).collect();
     let mut picked: Vec<i64> = Vec::with_capacity(limit);
     {
+        // The hook filters are applied here rather than in SQL: `IN (SELECT …)` makes
+        // SQLite build and drop a temporary b-tree per execution, and each distinct hook is
+        // looked up once per claim here.
         let mut pick = w.conn.prepare_cached(
             "SELECT d.rowid, d.hook_id FROM deliveries d INDEXED BY deliveries_queued_due \
-             WHERE d.state = 0 AND d.due_at <= ?1 \
-               AND d.hook_id IN (SELECT id FROM hooks WHERE enabled = 1) \
-               AND d.hook_id NOT IN (SELECT value FROM json_each(?2)) \
-             ORDER BY d.due_at LIMIT ?3",
+             WHERE d.state = 0 AND d.due_at <= ?1 ORDER BY d.due_at",
         )?;
-        let mut rows = pick.query((req.now, &busy, scan))?;
-        let mut per_hook: HashMap<String, u32> = HashMap::new();
+        let mut rows = pick.query([req.now])?;
+        // Per hook: how many more it may take, or `None` for a disabled, deleted or busy
+        // hook, whose rows are passed over without counting towards `scan`.
+        let mut room: HashMap<String, Option<u32>> = HashMap::new();
+        let mut eligible = 0;
         while let Some(row) = rows.next()? {
             let hook_id = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            let taken = match per_hook.get_mut(hook_id) {
+            let left = match room.get_mut(hook_id) {
                 Some(n) => n,
-                None => per_hook.entry(hook_id.to_owned()).or_default(),
+                None => {
+                    let open = !busy.contains(hook_id) && w.hooks.is_enabled(w.conn, hook_id)?;
+                    room.entry(hook_id.to_owned())
+                        .or_insert(open.then_some(req.per_hook))
+                }
             };
-            if *taken >= req.per_hook {
+            let Some(left) = left else {
+                continue;
+            };
+            eligible += 1;
+            if eligible > scan {
+                break;
+            }
+            if *left == 0 {
                 continue;
             }
-            *taken += 1;
+            *left -= 1;
             picked.push(row.get(0)?);
             if picked.len() == limit {
                 break;
             }
         }
     }
-    let mut take = w.conn.prepare_cached(
-        "UPDATE OR FAIL deliveries SET due_at = ?1, updated_at = ?2 WHERE rowid = ?3 \
-         RETURNING id, event_id, hook_id, event_name, attempts, created_at, \
-           (SELECT payload FROM events e WHERE e.id = deliveries.event_id)",
+    // Two plain statements per row rather than one `UPDATE … RETURNING`: SQLite buffers
+    // RETURNING rows in a temporary b-tree that it creates and drops per execution.
+    let mut lease = w.conn.prepare_cached(
+        "UPDATE OR FAIL deliveries SET due_at = ?1, updated_at = ?2 WHERE rowid = ?3",
+    )?;
+    let mut read = w.conn.prepare_cached(
+        "SELECT id, event_id, hook_id, event_name, attempts, created_at, \
+           (SELECT payload FROM events e WHERE e.id = d.event_id) \
+         FROM deliveries d WHERE rowid = ?1",
     )?;
     let mut out = Vec::with_capacity(picked.len());
     for rowid in picked {
-        let mut rows = take.query((req.now + req.lease_ms, req.now, rowid))?;
+        if lease.execute((req.now + req.lease_ms, req.now, rowid))? == 0 {
+            continue;
+        }
+        let mut rows = read.query([rowid])?;
         let Some(row) = rows.next()? else {
             continue;
         };

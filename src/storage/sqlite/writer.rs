@@ -370,7 +370,9 @@ mod tests {
         let rows = store
             .write(Durability::Process, |w| {
                 Ok(w.conn
-                    .query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get::<_, i64>(0))?)
+                    .query_row("SELECT COUNT(*) FROM deliveries", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?)
             })
             .await
             .unwrap();
