@@ -356,7 +356,7 @@ impl Dispatcher {
         let span = tracing::info_span!("delivery", hook_id = %d.hook_id, event_id = %d.event_id, delivery_id = %d.id, attempt = d.attempts + 1);
         let handle = self.tasks.spawn(
             async move {
-                let ClaimedDelivery { id, hook_id, event_name, body, attempts, target, created_at, .. } = d;
+                let ClaimedDelivery { id, row, hook_id, event_name, body, attempts, target, created_at, .. } = d;
                 let in_flight = InFlight::new(&metrics);
                 let outcome = sender.send(&target, &id, body).await;
                 drop(in_flight);
@@ -389,6 +389,7 @@ impl Dispatcher {
                 let _ = records.send(AttemptRecord {
                     id: new_id(),
                     delivery_id: id.clone(),
+                    delivery_row: row,
                     hook_id: hook_id.clone(),
                     event_name,
                     attempt,

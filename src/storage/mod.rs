@@ -163,6 +163,9 @@ pub struct ClaimRequest {
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub id: String,
+    /// The store's own key for the delivery's queue row (SQLite: its rowid), handed back in
+    /// the attempt record so that recording the result needs no lookup by `id`.
+    pub row: i64,
     pub event_id: String,
     pub hook_id: String,
     pub event_name: String,
@@ -210,6 +213,8 @@ pub enum NextStep {
 pub struct AttemptRecord {
     pub id: String,
     pub delivery_id: String,
+    /// [`ClaimedDelivery::row`] of the delivery.
+    pub delivery_row: i64,
     pub hook_id: String,
     pub event_name: String,
     /// 1 for the first attempt.

@@ -95,6 +95,7 @@ fn insert_events(
             if leased {
                 enqueued.leased.push(ClaimedDelivery {
                     id,
+                    row: w.conn.last_insert_rowid(),
                     event_id: event.id.clone(),
                     hook_id: hook.hook_id.clone(),
                     event_name: name.to_owned(),
@@ -212,6 +213,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
         };
         out.push(ClaimedDelivery {
             id,
+            row: rowid,
             event_id,
             hook_id,
             event_name,
@@ -228,7 +230,8 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
 /// deliveries) while an attempt ran: then there is nothing to log it against.
 pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreResult<()> {
     let mut update = w.conn.prepare_cached(
-        "UPDATE OR FAIL deliveries SET state = ?1, due_at = ?2, attempts = ?3, updated_at = ?4 WHERE id = ?5",
+        "UPDATE OR FAIL deliveries SET state = ?1, due_at = ?2, attempts = ?3, updated_at = ?4 \
+         WHERE rowid = ?5 AND id = ?6",
     )?;
     let mut insert = w.conn.prepare_cached(
         "INSERT OR FAIL INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
@@ -241,7 +244,17 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
             NextStep::RetryAt(at) => (STATE_QUEUED, at),
             NextStep::GaveUp => (STATE_FAILED, r.at),
         };
-        if update.execute((state, due_at, r.attempt, r.at, &r.delivery_id))? == 0 {
+        // By rowid (no walk of the id index); the id is checked too, since a rowid freed by a
+        // deleted hook's deliveries may have been given to a new row.
+        if update.execute((
+            state,
+            due_at,
+            r.attempt,
+            r.at,
+            r.delivery_row,
+            &r.delivery_id,
+        ))? == 0
+        {
             continue;
         }
         insert.execute((
