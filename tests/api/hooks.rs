@@ -432,3 +432,30 @@ async fn a_hook_created_disabled_gets_nothing_until_enabled() {
         .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deliveries_queued_before_a_hook_is_disabled_wait_until_it_is_enabled() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "1s".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    // The first attempt fails, so the delivery is queued for a retry 1 s later.
+    receiver.script([Reply::status(500)]);
+    let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
+    let path = format!("/hooks/{}", hook["id"].as_str().unwrap());
+    app.publish(json!({"event": "PostSignIn"})).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    app.send_json(Method::PATCH, &path, json!({"enabled": false}))
+        .await;
+    // The retry comes due while the hook is disabled: nothing is sent.
+    receiver
+        .assert_stays_at(1, Duration::from_millis(2_000))
+        .await;
+    app.send_json(Method::PATCH, &path, json!({"enabled": true}))
+        .await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[1].header("webhook-id"),
+        got[0].header("webhook-id"),
+        "the same delivery, retried"
+    );
+    app.stop().await;
+}
