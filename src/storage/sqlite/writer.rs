@@ -115,6 +115,8 @@ where
     }
 
     fn run(&mut self, w: &mut WriteTx<'_>) -> bool {
+        // A second run replaces the first's result, even if it panics.
+        self.result = None;
         let result = (self.work)(w);
         let ok = result.is_ok();
         self.result = Some(result);
