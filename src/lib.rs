@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the map of the code.
 
+pub mod clock;
 pub mod configuration;
 pub mod delivery;
 pub mod domain;

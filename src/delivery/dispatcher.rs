@@ -10,6 +10,7 @@
 
 use super::http::WebhookSender;
 use super::{EngineSettings, Inbox};
+use crate::clock::now_ms;
 use crate::domain::id::new_id;
 use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, LeaseBudget, NextStep, Store};
@@ -82,13 +83,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.dec();
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl Dispatcher {

@@ -106,7 +106,7 @@ impl Dispatch {
             if let Err(returned) = self.handoff.send(enqueued.leased) {
                 let ids: Vec<String> = returned.0.into_iter().map(|d| d.id).collect();
                 self.budget.give_back(ids.len());
-                if let Err(e) = store.release(&ids, dispatcher::now_ms()).await {
+                if let Err(e) = store.release(&ids, crate::clock::now_ms()).await {
                     tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
                 }
             }

@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::extract::ApiJson;
 use super::AppState;
-use crate::delivery::dispatcher::now_ms;
+use crate::clock::now_ms;
 use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
 use crate::domain::payload::{event_payload, iso_timestamp};

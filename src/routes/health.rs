@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::AppState;
-use crate::delivery::dispatcher::now_ms;
+use crate::clock::now_ms;
 use crate::metrics::CONTENT_TYPE;
 use axum::extract::State;
 use axum::http::header;

@@ -4,7 +4,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, HookId, QueryMap};
 use super::pagination::Pagination;
 use super::AppState;
-use crate::delivery::dispatcher::now_ms;
+use crate::clock::now_ms;
 use crate::delivery::http::check_target;
 use crate::domain::hook::{parse_test_events, Hook, HookConfig, HookInput, TENANT_ID};
 use crate::domain::id::{new_id, new_secret, SIGNING_KEY_LENGTH};

@@ -65,7 +65,8 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
 
     receiver.set_default(Reply::status(200));
     let server = Process::start(dir.path(), &args).await;
-    // Claims made by the killed process come back after their lease (3 x 1s + 5s).
+    // What the killed process had leased is due again at once: on SQLite leases live in the
+    // process's memory, and died with it.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let got = receiver.received();
@@ -95,8 +96,8 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
         40,
         "each event keeps one webhook-id across re-sends"
     );
-    // The deliveries the killed process had claimed are claimed again once their lease runs
-    // out, and then recorded: 40 deliveries, each with a successful attempt.
+    // The deliveries the killed process had claimed are claimed again and then recorded: 40
+    // deliveries, each with a successful attempt.
     let path = format!(
         "/hooks/{}/recent-logs?page_size=100",
         hook["id"].as_str().unwrap()

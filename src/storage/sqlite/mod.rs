@@ -10,6 +10,7 @@
 //! Not every write needs an fsync. See [`Durability`].
 
 mod cache;
+mod leases;
 mod queue;
 mod writer;
 
@@ -22,6 +23,7 @@ use crate::domain::payload::delivery_body;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use writer::{Job, Writer};
@@ -29,6 +31,10 @@ use writer::{Job, Writer};
 pub struct SqliteStore {
     writer: Writer,
     reader: SqlitePool,
+    /// How many deliveries are leased (in memory, see [`leases`]), for the queue gauges.
+    leased: Arc<AtomicUsize>,
+    /// Held for as long as the store is open: one process per database file.
+    _lock: std::fs::File,
 }
 
 /// How far a write must reach before it counts as done. A batch of writes is committed at
@@ -69,6 +75,7 @@ impl SqliteStore {
             // a file.
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
+        let lock = lock_database(&path)?;
         // Migrations over a connection of their own, before the writer opens the file.
         let mut conn = SqliteConnection::connect_with(&options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
@@ -81,9 +88,13 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
+        let leases = leases::Leases::default();
+        let leased = leases.counter();
         Ok(Self {
-            writer: Writer::start(writer)?,
+            writer: Writer::start(writer, leases)?,
             reader,
+            leased,
+            _lock: lock,
         })
     }
 
@@ -98,6 +109,38 @@ impl SqliteStore {
         F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
     {
         self.writer.run(durability, work).await
+    }
+}
+
+/// Takes `<database>.lock` (an advisory lock the OS drops when the process ends), so that a
+/// second hookline on the same file stops at once with a clear error: leases live in this
+/// process's memory (see [`leases`]), so two processes would send the same deliveries. The
+/// lock is on a file of its own because SQLite's POSIX locks on the database file are dropped
+/// whenever the process closes any handle to that file.
+fn lock_database(path: &std::path::Path) -> StoreResult<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| {
+            StoreError::Unavailable(format!(
+                "opening {}: {e}",
+                std::path::Path::new(&name).display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "{} is in use by another hookline process (one process per SQLite file; use PostgreSQL for several nodes)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+            "locking {}: {e}",
+            std::path::Path::new(&name).display()
+        ))),
     }
 }
 
@@ -335,8 +378,16 @@ impl Store for SqliteStore {
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();
                 let n = w.conn.execute("DELETE FROM hooks WHERE id = ?1", [&id])?;
-                w.conn
-                    .execute("DELETE FROM deliveries WHERE hook_id = ?1", [&id])?;
+                // Their leases end too: a rowid freed here may be given to a new delivery.
+                let mut deleted = w
+                    .conn
+                    .prepare("DELETE FROM deliveries WHERE hook_id = ?1 RETURNING rowid")?;
+                let mut rows = deleted.query([&id])?;
+                while let Some(row) = rows.next()? {
+                    w.leases.end_after_commit(row.get(0)?);
+                }
+                drop(rows);
+                drop(deleted);
                 w.conn
                     .execute("DELETE FROM attempts WHERE hook_id = ?1", [&id])?;
                 Ok(n == 1)
@@ -405,22 +456,20 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()> {
+    async fn release(&self, delivery_ids: &[String], _now: i64) -> StoreResult<()> {
         let ids = delivery_ids.to_vec();
         self.writer
-            .run(Durability::Process, move |w| queue::release(w, &ids, now))
+            .run(Durability::Process, move |w| queue::release(w, &ids))
             .await
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        // ORDER BY + LIMIT walks the partial index from its start and stops at the first row
-        // of an enabled hook; MIN() with this filter would scan every queued row.
-        Ok(sqlx::query_scalar(
-            "SELECT due_at FROM deliveries INDEXED BY deliveries_queued_due WHERE state = 0 \
-             AND hook_id IN (SELECT id FROM hooks WHERE enabled = 1) ORDER BY due_at LIMIT 1",
-        )
-        .fetch_optional(&self.reader)
-        .await?)
+        // On the writer: only it knows which queued deliveries are leased.
+        self.writer
+            .run(Durability::Process, |w| {
+                queue::next_due_at(w, crate::clock::now_ms())
+            })
+            .await
     }
 
     async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats> {
@@ -440,9 +489,12 @@ impl Store for SqliteStore {
         .fetch_one(&self.reader)
         .await?;
         let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        // Leased deliveries are in flight: their rows look due, but they are counted with
+        // the scheduled ones, as a row lease would have them.
+        let leased = (self.leased.load(Ordering::Acquire) as u64).min(count(due));
         Ok(QueueStats {
-            due: count(due),
-            scheduled: count(scheduled),
+            due: count(due) - leased,
+            scheduled: count(scheduled) + leased,
             failing_hooks: count(failing),
         })
     }

@@ -16,6 +16,7 @@ use crate::storage::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, Enqueued, LeaseBudget, NewEvent, NextStep,
     StoreError, StoreResult,
 };
+use rusqlite::OptionalExtension;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -78,21 +79,18 @@ fn insert_events(
         for hook in hooks.iter() {
             let id = new_id();
             let leased = grant > 0;
-            let due_at = if leased {
-                grant -= 1;
-                event.created_at + lease_ms
-            } else {
-                event.created_at
-            };
             insert_delivery.execute((
                 &id,
                 &event.id,
                 &hook.hook_id,
                 name,
-                due_at,
+                event.created_at,
                 event.created_at,
             ))?;
             if leased {
+                grant -= 1;
+                w.leases
+                    .take(w.conn.last_insert_rowid(), event.created_at + lease_ms);
                 enqueued.leased.push(ClaimedDelivery {
                     id,
                     row: w.conn.last_insert_rowid(),
@@ -146,6 +144,11 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
         let mut room: HashMap<String, Option<u32>> = HashMap::new();
         let mut eligible = 0;
         while let Some(row) = rows.next()? {
+            let rowid: i64 = row.get(0)?;
+            // Leased rows stay at the head of the index until their results are recorded.
+            if w.leases.is_held(rowid, req.now) {
+                continue;
+            }
             let hook_id = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
             let left = match room.get_mut(hook_id) {
                 Some(n) => n,
@@ -166,17 +169,13 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
                 continue;
             }
             *left -= 1;
-            picked.push(row.get(0)?);
+            picked.push(rowid);
             if picked.len() == limit {
                 break;
             }
         }
     }
-    // Two plain statements per row rather than one `UPDATE … RETURNING`: SQLite buffers
-    // RETURNING rows in a temporary b-tree that it creates and drops per execution.
-    let mut lease = w.conn.prepare_cached(
-        "UPDATE OR FAIL deliveries SET due_at = ?1, updated_at = ?2 WHERE rowid = ?3",
-    )?;
+    // The lease is taken in memory (see `super::leases`): the row is only read.
     let mut read = w.conn.prepare_cached(
         "SELECT id, event_id, hook_id, event_name, attempts, created_at, \
            (SELECT payload FROM events e WHERE e.id = d.event_id) \
@@ -184,9 +183,6 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
     )?;
     let mut out = Vec::with_capacity(picked.len());
     for rowid in picked {
-        if lease.execute((req.now + req.lease_ms, req.now, rowid))? == 0 {
-            continue;
-        }
         let mut rows = read.query([rowid])?;
         let Some(row) = rows.next()? else {
             continue;
@@ -211,6 +207,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
         let Some(target) = w.hooks.target(w.conn, &hook_id)? else {
             continue;
         };
+        w.leases.take(rowid, req.now + req.lease_ms);
         out.push(ClaimedDelivery {
             id,
             row: rowid,
@@ -224,6 +221,27 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
         });
     }
     Ok(out)
+}
+
+/// When the earliest queued, unleased delivery of an enabled hook becomes due, if any.
+pub fn next_due_at(w: &mut WriteTx<'_>, now: i64) -> StoreResult<Option<i64>> {
+    // Walks the queue index from its start, past the leased rows at its head; MIN() would
+    // scan every queued row.
+    let mut stmt = w.conn.prepare_cached(
+        "SELECT rowid, hook_id, due_at FROM deliveries INDEXED BY deliveries_queued_due \
+         WHERE state = 0 ORDER BY due_at",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        if w.leases.is_held(row.get(0)?, now) {
+            continue;
+        }
+        let hook_id = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        if w.hooks.is_enabled(w.conn, hook_id)? {
+            return Ok(Some(row.get(2)?));
+        }
+    }
+    Ok(None)
 }
 
 /// Records attempts and moves their deliveries on. The hook may have been deleted (with its
@@ -255,8 +273,12 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
             &r.delivery_id,
         ))? == 0
         {
+            // Deleted with its hook, which ended its lease (and the rowid may be another
+            // delivery's by now).
             continue;
         }
+        // The lease ends once this commits.
+        w.leases.end_after_commit(r.delivery_row);
         insert.execute((
             &r.id,
             &r.delivery_id,
@@ -274,13 +296,15 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
     Ok(())
 }
 
-/// Makes claimed deliveries due again at `now`.
-pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String], now: i64) -> StoreResult<()> {
+/// Gives up leases: the deliveries are due again (their rows were never changed).
+pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String]) -> StoreResult<()> {
     let mut stmt = w
         .conn
-        .prepare_cached("UPDATE OR FAIL deliveries SET due_at = ?1 WHERE state = 0 AND id = ?2")?;
+        .prepare_cached("SELECT rowid FROM deliveries WHERE state = 0 AND id = ?1")?;
     for id in delivery_ids {
-        stmt.execute((now, id))?;
+        if let Some(rowid) = stmt.query_row([id], |r| r.get(0)).optional()? {
+            w.leases.end_after_commit(rowid);
+        }
     }
     Ok(())
 }

@@ -25,6 +25,7 @@
 //! for the writer and always sees what the writer has committed.
 
 use super::cache::HookCache;
+use super::leases::Leases;
 use super::Durability;
 use crate::storage::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -39,6 +40,7 @@ const MAX_JOBS: usize = 1024;
 pub struct WriteTx<'a> {
     pub(super) conn: &'a Connection,
     pub(super) hooks: &'a mut HookCache,
+    pub(super) leases: &'a mut Leases,
 }
 
 /// One unit of work for the writer thread.
@@ -65,11 +67,11 @@ fn stopped() -> StoreError {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> StoreResult<Self> {
+    pub fn start(conn: Connection, leases: Leases) -> StoreResult<Self> {
         let (jobs, rx) = mpsc::channel(4 * MAX_JOBS);
         std::thread::Builder::new()
             .name("hookline-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, leases, rx))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
         Ok(Self { jobs })
     }
@@ -136,7 +138,7 @@ where
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(conn: Connection, mut leases: Leases, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     let mut hooks = HookCache::default();
     // `synchronous` is per connection; set it only when a batch needs another level.
     let mut synchronous: Option<Durability> = None;
@@ -154,11 +156,19 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
         } else {
             Durability::Process
         };
-        let outcome = run_batch(&conn, &mut hooks, &mut synchronous, durability, &mut batch);
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, jobs = batch.len(), "a write transaction failed");
-            // What the caches learnt inside the rolled-back transaction may not be true.
-            hooks.clear();
+        let mut state = State {
+            hooks: &mut hooks,
+            leases: &mut leases,
+        };
+        let outcome = run_batch(&conn, &mut state, &mut synchronous, durability, &mut batch);
+        match &outcome {
+            Ok(()) => leases.batch_committed(crate::clock::now_ms()),
+            Err(e) => {
+                tracing::error!(error = %e, jobs = batch.len(), "a write transaction failed");
+                // What the caches learnt inside the rolled-back transaction may not be true.
+                hooks.clear();
+                leases.batch_failed();
+            }
         }
         for job in batch.drain(..) {
             let committed = match &outcome {
@@ -170,9 +180,15 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
+/// What the writer thread keeps between batches.
+struct State<'a> {
+    hooks: &'a mut HookCache,
+    leases: &'a mut Leases,
+}
+
 fn run_batch(
     conn: &Connection,
-    hooks: &mut HookCache,
+    state: &mut State<'_>,
     synchronous: &mut Option<Durability>,
     durability: Durability,
     batch: &mut [Box<dyn Job>],
@@ -183,16 +199,17 @@ fn run_batch(
         *synchronous = Some(durability);
     }
     // The fast path: the whole batch in one transaction, no savepoints.
-    match run_jobs(conn, hooks, batch, false) {
+    match run_jobs(conn, state, batch, false) {
         Ok(()) => Ok(()),
         Err(Ran::Sqlite(e)) => Err(e),
         Err(Ran::JobFailed) => {
             // Roll back, and run the batch again with a savepoint per job, so that the
             // failing one is undone alone. What the cache read inside the rolled-back
-            // transaction may not be true.
+            // transaction may not be true, and the leases its jobs took are void.
             conn.execute_batch("ROLLBACK")?;
-            hooks.clear();
-            match run_jobs(conn, hooks, batch, true) {
+            state.hooks.clear();
+            state.leases.batch_failed();
+            match run_jobs(conn, state, batch, true) {
                 Ok(()) => Ok(()),
                 Err(Ran::Sqlite(e)) => Err(e),
                 // Not returned with savepoints; handled as a failed batch all the same.
@@ -207,27 +224,33 @@ fn run_batch(
 
 /// Runs the batch in one transaction and commits it. Without `savepoints` it stops at the
 /// first job that fails and returns [`Ran::JobFailed`] with the transaction still open; with
-/// them, a failing job's savepoint is rolled back and the others commit. On any other error
-/// the transaction is rolled back.
+/// them, a failing job's savepoint is rolled back (and its lease changes undone) and the
+/// others commit. On any other error the transaction is rolled back.
 fn run_jobs(
     conn: &Connection,
-    hooks: &mut HookCache,
+    state: &mut State<'_>,
     batch: &mut [Box<dyn Job>],
     savepoints: bool,
 ) -> Result<(), Ran> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let ran = (|| {
-        let mut w = WriteTx { conn, hooks };
+        let mut w = WriteTx {
+            conn,
+            hooks: state.hooks,
+            leases: state.leases,
+        };
         for job in batch.iter_mut() {
             if savepoints {
                 conn.prepare_cached("SAVEPOINT job")?.execute([])?;
             }
+            let mark = w.leases.mark();
             // A panicking job counts as a failed one.
             let ok =
                 std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut w))).unwrap_or(false);
             if savepoints {
                 if !ok {
                     conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                    w.leases.job_failed(mark);
                 }
                 conn.prepare_cached("RELEASE job")?.execute([])?;
             } else if !ok {
@@ -397,6 +420,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 0, "the panicking job's write was rolled back");
+    }
+
+    #[tokio::test]
+    async fn a_database_file_is_open_in_one_store_at_a_time() {
+        let (first, dir) = store().await;
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        match SqliteStore::open(&url).await {
+            Err(StoreError::Unavailable(m)) => {
+                assert!(m.contains("in use by another hookline process"), "{m}")
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a second store opened the same file"),
+        }
+        drop(first);
+        SqliteStore::open(&url).await.unwrap();
     }
 
     #[tokio::test]
