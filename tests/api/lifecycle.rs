@@ -266,3 +266,29 @@ fn a_short_admin_token_is_refused_at_start() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
 }
+
+#[tokio::test]
+async fn a_second_process_on_the_same_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--admin-token", TOKEN];
+    let first = Process::start(dir.path(), &args).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("hookline.db").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another hookline process"),
+        "{stderr}"
+    );
+    // The first one is unaffected, and once it is gone the file can be opened again.
+    assert_eq!(first.terminate().await.code(), Some(0));
+    let second = Process::start(dir.path(), &args).await;
+    assert_eq!(second.terminate().await.code(), Some(0));
+}
