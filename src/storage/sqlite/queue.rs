@@ -111,12 +111,12 @@ fn insert_events(
 
 /// Claims due deliveries in two steps, both on the queue index (named, so that the planner
 /// cannot pick the hook_id index and walk a hook's whole history):
-/// 1. *pick*: walk due rows in due order, reading only the index (it carries `hook_id`), skip
-///    disabled and busy hooks, keep at most `per_hook` of each hook and stop at `limit` (or
-///    after looking at four times that many);
-/// 2. *take*: push each picked row out of sight for the lease, by rowid, and read back what
-///    it takes to send (the event's payload); the hook's target comes from the writer's
-///    cache.
+/// 1. *pick*: walk due rows in due order, reading only the index (it carries `hook_id` and
+///    the rowid), skip leased rows and disabled and busy hooks, keep at most `per_hook` of
+///    each hook and stop at `limit` (or after looking at four times that many);
+/// 2. *take*: lease each picked row in memory (see [`super::leases`]) and read what it takes
+///    to send (the event's payload) by rowid; the hook's target comes from the writer's
+///    cache. Nothing is written.
 ///
 /// The per-hook cap is counted here rather than in SQL: a window function over the scanned
 /// rows meant sorting them twice per claim, and the walk can stop as soon as it has enough.
