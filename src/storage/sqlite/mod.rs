@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use writer::{Job, Writer};
+use writer::Writer;
 
 pub struct SqliteStore {
     writer: Writer,
@@ -165,49 +165,6 @@ fn open_writer(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
     // whole store stays well under 100 MB.
     conn.pragma_update(None, "cache_size", -16384)?;
     Ok(conn)
-}
-
-/// An enqueue of one published event, as a writer job: on a failed commit it gives back what
-/// it took from the lease budget, since nothing it leased was stored.
-struct EnqueueJob {
-    event: NewEvent,
-    budget: Option<Arc<LeaseBudget>>,
-    result: Option<StoreResult<Enqueued>>,
-    reply: tokio::sync::oneshot::Sender<StoreResult<Enqueued>>,
-}
-
-impl Job for EnqueueJob {
-    fn durability(&self) -> Durability {
-        Durability::Disk
-    }
-
-    fn run(&mut self, w: &mut WriteTx<'_>) -> bool {
-        // A second run (its batch was rolled back): the first run's grant is void.
-        if let (Some(b), Some(Ok(earlier))) = (&self.budget, self.result.take()) {
-            b.give_back(earlier.leased.len());
-        }
-        let result = enqueue_events_in(w, &[&self.event], self.budget.as_deref())
-            .map(|mut r| r.pop().unwrap_or_default());
-        let ok = result.is_ok();
-        self.result = Some(result);
-        ok
-    }
-
-    fn finish(self: Box<Self>, committed: StoreResult<()>) {
-        let answer = match (committed, self.result) {
-            (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::Unavailable("the event was not stored".into())),
-            (Err(e), result) => {
-                if let (Some(b), Some(Ok(enqueued))) = (&self.budget, &result) {
-                    b.give_back(enqueued.leased.len());
-                }
-                Err(StoreError::Unavailable(format!(
-                    "the event was not stored: {e}"
-                )))
-            }
-        };
-        let _ = self.reply.send(answer);
-    }
 }
 
 fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
@@ -426,18 +383,23 @@ impl Store for SqliteStore {
         event: &NewEvent,
         budget: Option<Arc<LeaseBudget>>,
     ) -> StoreResult<Enqueued> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let event = event.clone();
+        let grant = budget.clone();
         self.writer
-            .submit(Box::new(EnqueueJob {
-                event: event.clone(),
-                budget,
-                result: None,
-                reply,
-            }))
-            .await?;
-        answer
+            .run_with_undo(
+                Durability::Disk,
+                move |w| {
+                    enqueue_events_in(w, &[&event], grant.as_deref())
+                        .map(|mut r| r.pop().unwrap_or_default())
+                },
+                // Nothing it leased was stored: the grant goes back to the budget.
+                move |enqueued: &Enqueued| {
+                    if let Some(b) = &budget {
+                        b.give_back(enqueued.leased.len());
+                    }
+                },
+            )
             .await
-            .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?
     }
 
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {

@@ -87,10 +87,28 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
     {
+        self.run_with_undo(durability, work, |_: &T| {}).await
+    }
+
+    /// [`Self::run`] for work that also changes something outside the database: `undo` takes
+    /// back what a successful run did there when that run does not count (the batch is run
+    /// again, or fails to commit).
+    pub async fn run_with_undo<T, F, U>(
+        &self,
+        durability: Durability,
+        work: F,
+        undo: U,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+        U: Fn(&T) + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         self.submit(Box::new(Closure {
             durability,
             work,
+            undo,
             result: None,
             reply,
         }))
@@ -100,25 +118,29 @@ impl Writer {
 }
 
 /// A job made of a closure, answering through a oneshot channel.
-struct Closure<F, T> {
+struct Closure<F, U, T> {
     durability: Durability,
     work: F,
+    undo: U,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
-impl<T, F> Job for Closure<F, T>
+impl<T, F, U> Job for Closure<F, U, T>
 where
     T: Send + 'static,
     F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+    U: Fn(&T) + Send + 'static,
 {
     fn durability(&self) -> Durability {
         self.durability
     }
 
     fn run(&mut self, w: &mut WriteTx<'_>) -> bool {
-        // A second run replaces the first's result, even if it panics.
-        self.result = None;
+        // A second run replaces the first, whose effects outside the database are void.
+        if let Some(Ok(earlier)) = self.result.take() {
+            (self.undo)(&earlier);
+        }
         let result = (self.work)(w);
         let ok = result.is_ok();
         self.result = Some(result);
@@ -127,7 +149,12 @@ where
 
     fn finish(self: Box<Self>, committed: StoreResult<()>) {
         let answer = match (committed, self.result) {
-            (Err(e), _) => Err(e),
+            (Err(e), result) => {
+                if let Some(Ok(t)) = &result {
+                    (self.undo)(t);
+                }
+                Err(e)
+            }
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::Unavailable(
                 "a write stopped unexpectedly".into(),
