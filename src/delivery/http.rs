@@ -9,10 +9,19 @@ use crate::domain::target::{
     check_host, check_url, is_forbidden_ip, is_local_hostname, TargetError,
 };
 use crate::storage::DeliveryTarget;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 use url::{Host, Url};
 
@@ -42,26 +51,50 @@ impl SendOutcome {
     }
 }
 
+/// The client's connector: TCP through [`Resolver`], with TLS for `https` targets.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
+
 /// One HTTP client for every delivery: keep-alive connections are reused across deliveries
 /// to the same endpoint, which is most of the speed of a webhook engine.
+///
+/// It is hyper's own pooled client, not a convenience client on top of it: a delivery is
+/// always the same request (a POST of a ready body to a URL parsed when the hook was cached),
+/// so it needs none of a general client's per-request work (URL re-parsing, header merging,
+/// redirect and retry layers), which cost about a fifth of the CPU of a delivery
+/// (BENCHMARKS.md).
 pub struct WebhookSender {
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
+    request_timeout: Duration,
     allow_private: bool,
 }
 
-/// Resolves host names and drops every address hookline may not call. Because reqwest asks
-/// this resolver on every new connection, a name that resolved to a public address when the
-/// hook was created and to a private one now is refused now.
-struct PublicOnlyResolver;
+/// Resolves host names, and unless private targets are allowed, drops every address hookline
+/// may not call. Because the client asks it on every new connection, a name that resolved to
+/// a public address when the hook was created and to a private one now is refused now.
+#[derive(Clone)]
+struct Resolver {
+    allow_private: bool,
+}
 
-impl Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs = resolve_public(&host)
-                .await
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
-            Ok(Box::new(addrs.into_iter()) as Addrs)
+            let host = name.as_str();
+            let addrs = if allow_private {
+                tokio::net::lookup_host((host, 0)).await?.collect()
+            } else {
+                resolve_public(host).await?
+            };
+            Ok(Vec::into_iter(addrs))
         })
     }
 }
@@ -104,45 +137,45 @@ pub async fn check_target(raw: &str, allow_private: bool) -> Result<Url, TargetE
     Ok(url)
 }
 
-/// The error and its causes, one line, without the URL (which may carry a secret in its query).
-fn describe(e: reqwest::Error) -> String {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
+/// The error and its causes, one line. hyper's errors do not carry the URL (which may hold
+/// a secret in its query).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = e.source();
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
         source = s.source();
-    }
-    if timeout {
-        text.push_str(" (timed out)");
     }
     text
 }
 
 impl WebhookSender {
     pub fn new(request_timeout: Duration, allow_private: bool) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(request_timeout)
-            .connect_timeout(request_timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            // hookline's retry schedule is the only retry, and each attempt is logged: no
-            // silent re-sends inside the client (and no retry budget bookkeeping per request).
-            .retry(reqwest::retry::never())
+        let mut http = HttpConnector::new_with_resolver(Resolver { allow_private });
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(request_timeout.min(Duration::from_secs(5))));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        // No redirects are followed (a 3xx is a failed attempt) and nothing is retried inside
+        // the client: hookline's retry schedule is the only retry, and each attempt is logged.
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true);
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
+            .pool_timer(TokioTimer::new())
+            .build(https);
         Ok(Self {
-            client: builder.build()?,
+            client,
+            request_timeout,
             allow_private,
         })
     }
 
-    /// POSTs `body` to the target, signed both ways, with `msg_id` as `webhook-id`.
+    /// POSTs `body` to the target, signed both ways, with `msg_id` as `webhook-id`. The
+    /// request timeout covers everything up to the end of the (capped) response body.
     pub async fn send(&self, target: &DeliveryTarget, msg_id: &str, body: String) -> SendOutcome {
         let started = Instant::now();
         let failed = |error: String| SendOutcome {
@@ -153,47 +186,56 @@ impl WebhookSender {
             duration: started.elapsed(),
         };
         // Literal IP hosts never reach the resolver, so they are checked here.
-        let url = match target
+        let checked = target
             .url
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|u| check_host(u, self.allow_private).map(|()| u))
-        {
-            Ok(u) => u.clone(),
-            Err(e) => return failed(format!("refused: {e}")),
+            .and_then(|u| check_host(u, self.allow_private));
+        if let Err(e) = checked {
+            return failed(format!("refused: {e}"));
+        }
+        let Some(uri) = target.uri.clone() else {
+            return failed(format!(
+                "refused: {} is not a valid request URI",
+                target.config.url
+            ));
         };
         let headers = match signed_headers(target, msg_id, body.as_bytes()) {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
-        let response = match self
-            .client
-            .post(url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return failed(describe(e)),
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status().as_u16();
+            let retry_after = if status == 429 || status == 503 {
+                response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| crate::domain::retry::parse_retry_after(v, SystemTime::now()))
+            } else {
+                None
+            };
+            let (body, error) = read_capped(response.into_body()).await;
+            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, body, error))
         };
-        let status = response.status().as_u16();
-        let retry_after = if status == 429 || status == 503 {
-            response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| crate::domain::retry::parse_retry_after(v, SystemTime::now()))
-        } else {
-            None
-        };
-        let (body, error) = read_capped(response).await;
-        SendOutcome {
-            status: Some(status),
-            body: Some(body),
-            retry_after,
-            error,
-            duration: started.elapsed(),
+        match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(Ok((status, retry_after, body, error))) => SendOutcome {
+                status: Some(status),
+                body: Some(body),
+                retry_after,
+                error,
+                duration: started.elapsed(),
+            },
+            Ok(Err(e)) => failed(describe(&e)),
+            Err(_) => failed(format!(
+                "the request timed out after {}",
+                humantime::format_duration(self.request_timeout)
+            )),
         }
     }
 }
@@ -201,27 +243,19 @@ impl WebhookSender {
 /// Headers in Logto's order: user agent, the hook's own headers (which may replace the user
 /// agent and content type), then the signatures, which nothing can replace.
 fn signed_headers(target: &DeliveryTarget, msg_id: &str, body: &[u8]) -> Result<HeaderMap, String> {
-    let mut h = HeaderMap::new();
+    let custom = target.headers.as_ref().map_err(Clone::clone)?;
+    let mut h = HeaderMap::with_capacity(8 + custom.len());
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(USER_AGENT, HeaderValue::from_static(HOOKLINE_USER_AGENT));
-    if let Some(custom) = &target.config.headers {
-        for (name, value) in custom.iter() {
-            // Names and values were checked when the hook was saved.
-            let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) else {
-                return Err(format!("invalid custom header '{name}'"));
-            };
-            h.insert(n, v);
-        }
+    for (name, value) in custom {
+        h.insert(name.clone(), value.clone());
     }
     let key = &target.signing_key;
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    let value = |s: String| HeaderValue::from_str(&s).map_err(|e| e.to_string());
+    let value = |s: String| HeaderValue::try_from(s).map_err(|e| e.to_string());
     h.insert(LOGTO_SIGNATURE_HEADER, value(logto_signature(key, body))?);
     h.insert(WEBHOOK_ID_HEADER, value(msg_id.to_owned())?);
     h.insert(WEBHOOK_TIMESTAMP_HEADER, value(timestamp.to_string())?);
@@ -233,21 +267,26 @@ fn signed_headers(target: &DeliveryTarget, msg_id: &str, body: &[u8]) -> Result<
 }
 
 /// Reads at most [`MAX_LOGGED_RESPONSE_BYTES`] of the body; the rest is not waited for.
-async fn read_capped(mut response: reqwest::Response) -> (String, Option<String>) {
+async fn read_capped(mut body: Incoming) -> (String, Option<String>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut error = None;
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                let Ok(chunk) = frame.into_data() else {
+                    continue; // trailers
+                };
                 let room = MAX_LOGGED_RESPONSE_BYTES - buf.len();
                 buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 if buf.len() >= MAX_LOGGED_RESPONSE_BYTES {
                     break;
                 }
             }
-            Ok(None) => break,
             Err(e) => {
-                error = Some(format!("reading the response body failed: {}", describe(e)));
+                error = Some(format!(
+                    "reading the response body failed: {}",
+                    describe(&e)
+                ));
                 break;
             }
         }

@@ -51,12 +51,12 @@ impl HookHeaders {
                     "config.headers.{name} must be a string"
                 )));
             };
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            if http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(HookInputError::Invalid(format!(
                     "config.headers: '{name}' is not a valid header name"
                 )));
             }
-            if reqwest::header::HeaderValue::from_str(&value).is_err() {
+            if http::header::HeaderValue::from_str(&value).is_err() {
                 return Err(HookInputError::Invalid(format!(
                     "config.headers.{name}: the value is not a valid header value"
                 )));

@@ -186,17 +186,44 @@ pub struct DeliveryTarget {
     /// `config.url`, parsed. Hooks are checked when saved, so this is an error only for a
     /// row written by something else; the delivery then fails with it.
     pub url: Result<url::Url, crate::domain::target::TargetError>,
+    /// `url` as the HTTP client takes it (without a fragment, which is never sent).
+    pub uri: Option<http::Uri>,
+    /// The hook's own headers, parsed once here rather than per request. They were checked
+    /// when the hook was saved; one that still does not parse fails the delivery.
+    pub headers: Result<http::HeaderMap, String>,
 }
 
 impl DeliveryTarget {
     pub fn new(config: HookConfig, signing_key: String) -> Self {
         let url = crate::domain::target::parse_url(&config.url);
+        let uri = url.as_ref().ok().and_then(|u| {
+            let mut u = u.clone();
+            u.set_fragment(None);
+            u.as_str().parse().ok()
+        });
+        let headers = parse_headers(&config);
         Self {
             config,
             signing_key,
             url,
+            uri,
+            headers,
         }
     }
+}
+
+fn parse_headers(config: &HookConfig) -> Result<http::HeaderMap, String> {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in config.headers.iter().flat_map(|h| h.iter()) {
+        let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) else {
+            return Err(format!("invalid custom header '{name}'"));
+        };
+        map.insert(n, v);
+    }
+    Ok(map)
 }
 
 /// What became of a delivery after one attempt.

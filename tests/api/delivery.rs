@@ -407,3 +407,50 @@ async fn a_hook_sent_one_request_at_a_time_gets_events_in_publish_order() {
         .collect();
     assert_eq!(order, (0..40).collect::<Vec<i64>>());
 }
+
+/// An `https://` target is spoken to in TLS: the first bytes on the wire are a TLS handshake
+/// record whose ClientHello names the host (SNI), not a plaintext request. The listener here
+/// has no certificate, so the attempt then fails, and that failure is logged like any other.
+#[tokio::test]
+async fn https_targets_are_sent_over_tls() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = TestApp::spawn().await;
+    // A name, not an IP address: SNI carries only names.
+    let hook = app
+        .create_hook(&["PostSignIn"], &format!("https://localhost:{port}/hook"))
+        .await;
+    app.publish(json!({"event": "PostSignIn"})).await;
+
+    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("hookline connects")
+        .unwrap();
+    let mut hello = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !hello.windows(9).any(|w| w == b"localhost") {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("the client speaks first")
+            .unwrap();
+        assert!(n > 0, "closed after {hello:?}");
+        hello.extend_from_slice(&buf[..n]);
+        assert!(hello.len() < 16 * 1024, "no server name in {hello:?}");
+    }
+    assert_eq!(hello[0], 0x16, "a TLS handshake record");
+    assert_eq!(hello[1], 0x03, "TLS version major");
+    assert_eq!(hello[5], 0x01, "a ClientHello");
+    assert!(!hello.windows(4).any(|w| w == b"POST"), "no plaintext");
+    drop(conn);
+
+    let path = format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap());
+    let logs = app
+        .poll_json(&path, Duration::from_secs(10), |v| {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert_eq!(logs[0]["payload"]["result"], "Error");
+    assert!(logs[0]["payload"]["error"].as_str().is_some());
+    app.stop().await;
+}
