@@ -68,6 +68,25 @@ pub struct Dispatcher {
     earliest_retry: Option<i64>,
 }
 
+/// The span of one delivery attempt. `failing`: for the lines of a failed attempt, which
+/// need it also when the whole attempt is not spanned (see `Dispatcher::start`).
+fn delivery_span(
+    hook_id: &str,
+    event_id: &str,
+    delivery_id: &str,
+    attempt: u32,
+    failing: bool,
+) -> tracing::Span {
+    // Already inside the attempt's span: nothing to add.
+    if failing && !tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    if !failing && !tracing::enabled!(tracing::Level::DEBUG) {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("delivery", hook_id = %hook_id, event_id = %event_id, delivery_id = %delivery_id, attempt = attempt)
+}
+
 /// Counts a send in the in-flight gauge for as long as it lives, also when its task is aborted
 /// at shutdown.
 struct InFlight<'a>(&'a Metrics);
@@ -347,7 +366,12 @@ impl Dispatcher {
         let schedule = self.settings.retry_schedule.clone();
         let metrics = self.metrics.clone();
         let ids = (d.hook_id.clone(), d.id.clone());
-        let span = tracing::info_span!("delivery", hook_id = %d.hook_id, event_id = %d.event_id, delivery_id = %d.id, attempt = d.attempts + 1);
+        // The attempt's span, with its ids. Building one formats its fields (an allocation
+        // and ~1 µs per delivery, BENCHMARKS.md), so when nothing inside an attempt can log
+        // (hookline's debug level is off) it is built only for the lines an attempt logs when
+        // it fails; either way every line an attempt logs carries the span.
+        let span_ids = (d.event_id.clone(), d.attempts + 1);
+        let span = delivery_span(&d.hook_id, &d.event_id, &d.id, d.attempts + 1, false);
         let handle = self.tasks.spawn(
             async move {
                 let ClaimedDelivery { id, row, hook_id, event_name, body, attempts, target, created_at, .. } = d;
@@ -373,10 +397,16 @@ impl Dispatcher {
                     NextStep::GaveUp => metrics.delivery_finished(DeliveryOutcome::failed, Duration::ZERO),
                     NextStep::RetryAt(_) => {}
                 }
-                match next {
-                    NextStep::Succeeded => tracing::debug!(status = ?outcome.status, "delivered"),
-                    NextStep::RetryAt(_) => tracing::info!(status = ?outcome.status, error = ?outcome.error, "attempt failed; will retry"),
-                    NextStep::GaveUp => tracing::warn!(status = ?outcome.status, error = ?outcome.error, "attempt failed; retry schedule used up, delivery marked failed"),
+                if next != NextStep::Succeeded {
+                    let (event_id, attempt) = &span_ids;
+                    let span = delivery_span(&hook_id, event_id, &id, *attempt, true);
+                    let _entered = span.enter();
+                    match next {
+                        NextStep::RetryAt(_) => tracing::info!(status = ?outcome.status, error = ?outcome.error, "attempt failed; will retry"),
+                        _ => tracing::warn!(status = ?outcome.status, error = ?outcome.error, "attempt failed; retry schedule used up, delivery marked failed"),
+                    }
+                } else {
+                    tracing::debug!(status = ?outcome.status, "delivered");
                 }
                 // Unbounded so that this is not an await point: a result is never lost to
                 // cancellation between sending it and returning.
