@@ -296,7 +296,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_hooks(&self, page: Option<Page>) -> StoreResult<(Vec<Hook>, u64)>;
     /// Replaces a hook's fields; false if it does not exist.
     async fn update_hook(&self, hook: &Hook) -> StoreResult<bool>;
-    /// Deletes a hook with its deliveries and attempt log; false if it did not exist.
+    /// Deletes a hook with its queued deliveries and attempt log; false if it did not exist.
     async fn delete_hook(&self, id: &str) -> StoreResult<bool>;
     /// Attempts (and successful ones) per hook since `since`.
     async fn execution_stats(

@@ -335,10 +335,15 @@ impl Store for SqliteStore {
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();
                 let n = w.conn.execute("DELETE FROM hooks WHERE id = ?1", [&id])?;
-                // Their leases end too: a rowid freed here may be given to a new delivery.
-                let mut deleted = w
-                    .conn
-                    .prepare("DELETE FROM deliveries WHERE hook_id = ?1 RETURNING rowid")?;
+                // Its queued deliveries, found through the queue index (which carries hook_id;
+                // deliveries have no hook index, see migration 0004). Their leases end too: a
+                // rowid freed here may be given to a new delivery. Finished deliveries stay,
+                // unreachable: their hook's log goes below, and the payload is the event's.
+                let mut deleted = w.conn.prepare(
+                    "DELETE FROM deliveries WHERE rowid IN \
+                     (SELECT rowid FROM deliveries INDEXED BY deliveries_queued_due \
+                      WHERE state = 0 AND hook_id = ?1) RETURNING rowid",
+                )?;
                 let mut rows = deleted.query([&id])?;
                 while let Some(row) = rows.next()? {
                     w.leases.end_after_commit(row.get(0)?);

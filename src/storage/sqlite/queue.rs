@@ -203,7 +203,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Vec<Cla
         let (attempts, created_at): (i64, i64) = (row.get(4)?, row.get(5)?);
         drop(rows);
         // The pick only takes deliveries of existing, enabled hooks, and deleting a hook
-        // deletes its deliveries in the same transaction.
+        // deletes its queued deliveries in the same transaction.
         let Some(target) = w.hooks.target(w.conn, &hook_id)? else {
             continue;
         };
