@@ -6,6 +6,7 @@ pub mod clock;
 pub mod configuration;
 pub mod delivery;
 pub mod domain;
+pub mod identity;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

@@ -129,9 +129,12 @@ impl Application {
         state.dispatch.wake();
         let app = router(state, args.max_body_bytes);
         tracing::info!(address = %listener.local_addr()?, "hookline is listening");
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
         shutdown.cancel();
         engine.join().await;
         tracing::info!("hookline stopped");

@@ -62,6 +62,31 @@ pub struct HookEvent(u8);
 pub struct UnknownEvent(pub String);
 
 impl HookEvent {
+    // The data events by name, for the code that fires them (checked against the catalog by
+    // a test).
+    pub const USER_CREATED: HookEvent = HookEvent(4);
+    pub const USER_DELETED: HookEvent = HookEvent(5);
+    pub const USER_DATA_UPDATED: HookEvent = HookEvent(6);
+    pub const USER_SUSPENSION_STATUS_UPDATED: HookEvent = HookEvent(7);
+    pub const ROLE_CREATED: HookEvent = HookEvent(8);
+    pub const ROLE_DELETED: HookEvent = HookEvent(9);
+    pub const ROLE_DATA_UPDATED: HookEvent = HookEvent(10);
+    pub const ROLE_SCOPES_UPDATED: HookEvent = HookEvent(11);
+    pub const SCOPE_CREATED: HookEvent = HookEvent(12);
+    pub const SCOPE_DELETED: HookEvent = HookEvent(13);
+    pub const SCOPE_DATA_UPDATED: HookEvent = HookEvent(14);
+    pub const ORGANIZATION_CREATED: HookEvent = HookEvent(15);
+    pub const ORGANIZATION_DELETED: HookEvent = HookEvent(16);
+    pub const ORGANIZATION_DATA_UPDATED: HookEvent = HookEvent(17);
+    pub const ORGANIZATION_MEMBERSHIP_UPDATED: HookEvent = HookEvent(18);
+    pub const ORGANIZATION_ROLE_CREATED: HookEvent = HookEvent(19);
+    pub const ORGANIZATION_ROLE_DELETED: HookEvent = HookEvent(20);
+    pub const ORGANIZATION_ROLE_DATA_UPDATED: HookEvent = HookEvent(21);
+    pub const ORGANIZATION_ROLE_SCOPES_UPDATED: HookEvent = HookEvent(22);
+    pub const ORGANIZATION_SCOPE_CREATED: HookEvent = HookEvent(23);
+    pub const ORGANIZATION_SCOPE_DELETED: HookEvent = HookEvent(24);
+    pub const ORGANIZATION_SCOPE_DATA_UPDATED: HookEvent = HookEvent(25);
+
     pub fn parse(name: &str) -> Result<Self, UnknownEvent> {
         CATALOG
             .iter()
@@ -125,5 +150,66 @@ mod tests {
         );
         assert!(HookEvent::parse("postsignin").is_err());
         assert!(HookEvent::parse("TrustedDevice.Created").is_err());
+    }
+
+    #[test]
+    fn the_named_events_are_their_catalog_entries() {
+        for (event, name) in [
+            (HookEvent::USER_CREATED, "User.Created"),
+            (HookEvent::USER_DELETED, "User.Deleted"),
+            (HookEvent::USER_DATA_UPDATED, "User.Data.Updated"),
+            (
+                HookEvent::USER_SUSPENSION_STATUS_UPDATED,
+                "User.SuspensionStatus.Updated",
+            ),
+            (HookEvent::ROLE_CREATED, "Role.Created"),
+            (HookEvent::ROLE_DELETED, "Role.Deleted"),
+            (HookEvent::ROLE_DATA_UPDATED, "Role.Data.Updated"),
+            (HookEvent::ROLE_SCOPES_UPDATED, "Role.Scopes.Updated"),
+            (HookEvent::SCOPE_CREATED, "Scope.Created"),
+            (HookEvent::SCOPE_DELETED, "Scope.Deleted"),
+            (HookEvent::SCOPE_DATA_UPDATED, "Scope.Data.Updated"),
+            (HookEvent::ORGANIZATION_CREATED, "Organization.Created"),
+            (HookEvent::ORGANIZATION_DELETED, "Organization.Deleted"),
+            (
+                HookEvent::ORGANIZATION_DATA_UPDATED,
+                "Organization.Data.Updated",
+            ),
+            (
+                HookEvent::ORGANIZATION_MEMBERSHIP_UPDATED,
+                "Organization.Membership.Updated",
+            ),
+            (
+                HookEvent::ORGANIZATION_ROLE_CREATED,
+                "OrganizationRole.Created",
+            ),
+            (
+                HookEvent::ORGANIZATION_ROLE_DELETED,
+                "OrganizationRole.Deleted",
+            ),
+            (
+                HookEvent::ORGANIZATION_ROLE_DATA_UPDATED,
+                "OrganizationRole.Data.Updated",
+            ),
+            (
+                HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
+                "OrganizationRole.Scopes.Updated",
+            ),
+            (
+                HookEvent::ORGANIZATION_SCOPE_CREATED,
+                "OrganizationScope.Created",
+            ),
+            (
+                HookEvent::ORGANIZATION_SCOPE_DELETED,
+                "OrganizationScope.Deleted",
+            ),
+            (
+                HookEvent::ORGANIZATION_SCOPE_DATA_UPDATED,
+                "OrganizationScope.Data.Updated",
+            ),
+        ] {
+            assert_eq!(event.name(), name);
+            assert_eq!(event.kind(), EventKind::Data);
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod event;
 pub mod hook;
 pub mod id;
+pub mod identity;
 pub mod payload;
 pub mod retry;
 pub mod signature;

@@ -66,6 +66,68 @@ pub fn delivery_body(payload_json: &str, hook_id: &str) -> String {
     }
 }
 
+/// A Management API call, as a data event's payload describes it.
+#[derive(Debug, Clone)]
+pub struct ApiCall {
+    pub user_agent: Option<String>,
+    pub ip: String,
+    /// The request path without the `/api` prefix, e.g. `/users/u1/profile`.
+    pub path: String,
+    pub method: String,
+    /// The route pattern in Logto's form, without `/api`: `/users/:userId/profile`.
+    pub matched_route: String,
+    /// The route parameters by name, e.g. `{"userId": "u1"}`.
+    pub params: Map<String, Value>,
+}
+
+impl ApiCall {
+    /// A route pattern in axum's form (`/api/users/{userId}`) in Logto's (`/users/:userId`).
+    pub fn logto_route(axum_route: &str) -> String {
+        let route = axum_route.strip_prefix("/api").unwrap_or(axum_route);
+        route
+            .split('/')
+            .map(
+                |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => format!(":{name}"),
+                    None => seg.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+/// A data event caused by a Management API call, without `hookId`: `event, createdAt,
+/// userAgent, ip, path, method, status, params, matchedRoute`, then `extra` (ids an event
+/// names besides its data, e.g. `organizationId` and the membership deltas), then `data`
+/// (the response body) if there is one. `userAgent` is left out when the caller sent none.
+pub fn api_event_payload(
+    event: HookEvent,
+    call: &ApiCall,
+    status: u16,
+    extra: Map<String, Value>,
+    data: Option<Value>,
+    created_at: &str,
+) -> Map<String, Value> {
+    let mut p = Map::with_capacity(11 + extra.len());
+    p.insert("event".into(), json!(event.name()));
+    p.insert("createdAt".into(), json!(created_at));
+    if let Some(ua) = &call.user_agent {
+        p.insert("userAgent".into(), json!(ua));
+    }
+    p.insert("ip".into(), json!(call.ip));
+    p.insert("path".into(), json!(call.path));
+    p.insert("method".into(), json!(call.method));
+    p.insert("status".into(), json!(status));
+    p.insert("params".into(), Value::Object(call.params.clone()));
+    p.insert("matchedRoute".into(), json!(call.matched_route));
+    p.extend(extra);
+    if let Some(data) = data {
+        p.insert("data".into(), data);
+    }
+    p
+}
+
 /// The payload `POST /api/hooks/:id/test` sends: fake values in the shape of the event's
 /// kind, like Logto's test payload.
 pub fn test_payload(event: HookEvent, hook_id: &str, now: OffsetDateTime) -> Value {
@@ -145,6 +207,62 @@ mod tests {
             body,
             r#"{"event":"User.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"u1"},"path":"/users","ip":"1.2.3.4","hookId":"h1"}"#
         );
+    }
+
+    #[test]
+    fn api_event_payloads_come_in_logto_order() {
+        assert_eq!(
+            ApiCall::logto_route("/api/users/{userId}/roles/{roleId}"),
+            "/users/:userId/roles/:roleId"
+        );
+        let call = ApiCall {
+            user_agent: Some("curl/8".into()),
+            ip: "10.0.0.1".into(),
+            path: "/organizations/o1/users".into(),
+            method: "POST".into(),
+            matched_route: "/organizations/:id/users".into(),
+            params: json!({"id": "o1"}).as_object().unwrap().clone(),
+        };
+        let extra = json!({"organizationId": "o1", "addedUserIds": ["u1"]});
+        let p = api_event_payload(
+            HookEvent::parse("Organization.Membership.Updated").unwrap(),
+            &call,
+            201,
+            extra.as_object().unwrap().clone(),
+            None,
+            "2026-01-01T00:00:00.000Z",
+        );
+        let keys: Vec<&str> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "event",
+                "createdAt",
+                "userAgent",
+                "ip",
+                "path",
+                "method",
+                "status",
+                "params",
+                "matchedRoute",
+                "organizationId",
+                "addedUserIds"
+            ]
+        );
+        let no_ua = ApiCall {
+            user_agent: None,
+            ..call
+        };
+        let p = api_event_payload(
+            HookEvent::parse("User.Created").unwrap(),
+            &no_ua,
+            200,
+            Map::new(),
+            Some(json!({"id": "u1"})),
+            "t",
+        );
+        assert!(!p.contains_key("userAgent"));
+        assert_eq!(p.keys().next_back().unwrap(), "data");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod hooks;
+pub mod identity;
 pub mod pagination;
 
 use crate::delivery::http::WebhookSender;
@@ -15,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::storage::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use error::ApiError;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/hooks/{id}/recent-logs", get(hooks::recent_logs))
         .route("/hook-events", get(events::catalog))
         .route("/events", post(events::publish))
+        .merge(identity_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -61,6 +63,123 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The identity core's Management API, shaped like Logto's. (Path parameters at one
+/// position carry one name across routes, as the router requires: `/resources/{resourceId}`.)
+fn identity_routes() -> Router<AppState> {
+    use identity as i;
+    Router::new()
+        .route("/users", get(i::list_users).post(i::create_user))
+        .route(
+            "/users/{userId}",
+            get(i::get_user)
+                .patch(i::update_user)
+                .delete(i::delete_user),
+        )
+        .route(
+            "/users/{userId}/custom-data",
+            get(i::get_custom_data).patch(i::update_custom_data),
+        )
+        .route("/users/{userId}/profile", patch(i::update_profile))
+        .route("/users/{userId}/password", patch(i::update_password))
+        .route("/users/{userId}/is-suspended", patch(i::update_suspension))
+        .route(
+            "/users/{userId}/roles",
+            get(i::user_roles).post(i::assign_user_roles),
+        )
+        .route(
+            "/users/{userId}/roles/{roleId}",
+            delete(i::remove_user_role),
+        )
+        .route(
+            "/resources",
+            get(i::list_resources).post(i::create_resource),
+        )
+        .route(
+            "/resources/{resourceId}",
+            get(i::get_resource)
+                .patch(i::update_resource)
+                .delete(i::delete_resource),
+        )
+        .route(
+            "/resources/{resourceId}/scopes",
+            get(i::list_scopes).post(i::create_scope),
+        )
+        .route(
+            "/resources/{resourceId}/scopes/{scopeId}",
+            patch(i::update_scope).delete(i::delete_scope),
+        )
+        .route("/roles", get(i::list_roles).post(i::create_role))
+        .route(
+            "/roles/{id}",
+            get(i::get_role)
+                .patch(i::update_role)
+                .delete(i::delete_role),
+        )
+        .route(
+            "/roles/{id}/scopes",
+            get(i::role_scopes).post(i::add_role_scopes),
+        )
+        .route("/roles/{id}/scopes/{scopeId}", delete(i::remove_role_scope))
+        .route(
+            "/organizations",
+            get(i::list_organizations).post(i::create_organization),
+        )
+        .route(
+            "/organizations/{id}",
+            get(i::get_organization)
+                .patch(i::update_organization)
+                .delete(i::delete_organization),
+        )
+        .route(
+            "/organizations/{id}/users",
+            get(i::organization_users)
+                .post(i::add_organization_users)
+                .put(i::replace_organization_users),
+        )
+        .route(
+            "/organizations/{id}/users/{userId}",
+            delete(i::remove_organization_user),
+        )
+        .route(
+            "/organizations/{id}/users/{userId}/roles",
+            get(i::member_roles).post(i::assign_member_roles),
+        )
+        .route(
+            "/organizations/{id}/users/{userId}/roles/{organizationRoleId}",
+            delete(i::remove_member_role),
+        )
+        .route(
+            "/organization-roles",
+            get(i::list_organization_roles).post(i::create_organization_role),
+        )
+        .route(
+            "/organization-roles/{id}",
+            get(i::get_organization_role)
+                .patch(i::update_organization_role)
+                .delete(i::delete_organization_role),
+        )
+        .route(
+            "/organization-roles/{id}/scopes",
+            get(i::organization_role_scopes)
+                .post(i::add_organization_role_scopes)
+                .put(i::replace_organization_role_scopes),
+        )
+        .route(
+            "/organization-roles/{id}/scopes/{organizationScopeId}",
+            delete(i::remove_organization_role_scope),
+        )
+        .route(
+            "/organization-scopes",
+            get(i::list_organization_scopes).post(i::create_organization_scope),
+        )
+        .route(
+            "/organization-scopes/{id}",
+            get(i::get_organization_scope)
+                .patch(i::update_organization_scope)
+                .delete(i::delete_organization_scope),
+        )
 }
 
 /// The span every request runs in. It names the route pattern, not the path, so no id or

@@ -7,6 +7,7 @@
 //! later features (the identity core) can write their own rows and the events those rows
 //! cause in one commit.
 
+pub mod identity;
 pub mod sqlite;
 
 use crate::domain::event::HookEvent;
@@ -28,6 +29,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is not available: {0}")]
     Unavailable(String),
+    /// A change refused itself (a conflict, a missing row); the caller holds the reason.
+    #[error("the change was refused")]
+    Rejected,
     #[error("unsupported database URL '{0}': use sqlite://PATH (a file; in-memory databases are not supported)")]
     UnsupportedUrl(String),
 }
@@ -282,7 +286,7 @@ pub struct AttemptLog {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     /// Is the database reachable, and does it take writes?
     async fn ping(&self) -> StoreResult<()>;
 

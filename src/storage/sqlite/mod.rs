@@ -10,6 +10,7 @@
 //! Not every write needs an fsync. See [`Durability`].
 
 mod cache;
+mod identity;
 mod leases;
 mod queue;
 mod writer;

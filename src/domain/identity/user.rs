@@ -1,0 +1,362 @@
+//! Users: the object (Logto's user-info fields, in their order) and the bodies that create and
+//! change one. The password never is a field of [`User`]: it is hashed before it reaches the
+//! store and never comes back out.
+
+use super::{
+    check_optional_text, nullable, InputError, InputResult, MAX_NAME_LENGTH, MAX_URL_LENGTH,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const MAX_USERNAME_LENGTH: usize = 128;
+pub const MAX_EMAIL_LENGTH: usize = 128;
+pub const MAX_PHONE_LENGTH: usize = 32;
+pub const MIN_PASSWORD_LENGTH: usize = 8;
+pub const MAX_PASSWORD_LENGTH: usize = 256;
+/// customData and profile are free-form, but bounded: they ride along in every user event.
+pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
+
+/// A user as the API shows it and as user events carry it: Logto's user-info fields, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub username: Option<String>,
+    pub primary_email: Option<String>,
+    pub primary_phone: Option<String>,
+    pub name: Option<String>,
+    pub avatar: Option<String>,
+    pub custom_data: Map<String, Value>,
+    pub identities: Map<String, Value>,
+    pub last_sign_in_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub profile: Map<String, Value>,
+    pub application_id: Option<String>,
+    pub is_suspended: bool,
+}
+
+/// `POST /api/users`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUserInput {
+    pub username: Option<String>,
+    pub primary_email: Option<String>,
+    pub primary_phone: Option<String>,
+    pub name: Option<String>,
+    pub avatar: Option<String>,
+    pub password: Option<String>,
+    pub custom_data: Option<Map<String, Value>>,
+    pub profile: Option<Map<String, Value>>,
+}
+
+/// A checked `POST /api/users` body, with its password still in the clear (the route hashes it).
+#[derive(Debug)]
+pub struct NewUser {
+    pub user: User,
+    pub password: Option<String>,
+}
+
+impl NewUserInput {
+    pub fn parse(self, id: String, now: i64) -> InputResult<NewUser> {
+        check_username(self.username.as_deref())?;
+        check_email(self.primary_email.as_deref())?;
+        check_phone(self.primary_phone.as_deref())?;
+        check_optional_text("name", self.name.as_deref(), MAX_NAME_LENGTH)?;
+        check_optional_text("avatar", self.avatar.as_deref(), MAX_URL_LENGTH)?;
+        if let Some(p) = &self.password {
+            check_password(p)?;
+        }
+        let custom_data = self.custom_data.unwrap_or_default();
+        let profile = self.profile.unwrap_or_default();
+        check_object("customData", &custom_data)?;
+        check_object("profile", &profile)?;
+        Ok(NewUser {
+            user: User {
+                id,
+                username: self.username,
+                primary_email: self.primary_email,
+                primary_phone: self.primary_phone,
+                name: self.name,
+                avatar: self.avatar,
+                custom_data,
+                identities: Map::new(),
+                last_sign_in_at: None,
+                created_at: now,
+                updated_at: now,
+                profile,
+                application_id: None,
+                is_suspended: false,
+            },
+            password: self.password,
+        })
+    }
+}
+
+/// `PATCH /api/users/:userId`: the fields given replace the stored ones; `null` clears a
+/// clearable one. `customData` and `profile` given here replace the whole object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    pub username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub primary_email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub primary_phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub avatar: Option<Option<String>>,
+    pub custom_data: Option<Map<String, Value>>,
+    pub profile: Option<Map<String, Value>>,
+}
+
+impl UserPatch {
+    pub fn check(&self) -> InputResult<()> {
+        check_username(self.username.clone().flatten().as_deref())?;
+        check_email(self.primary_email.clone().flatten().as_deref())?;
+        check_phone(self.primary_phone.clone().flatten().as_deref())?;
+        check_optional_text(
+            "name",
+            self.name.clone().flatten().as_deref(),
+            MAX_NAME_LENGTH,
+        )?;
+        check_optional_text(
+            "avatar",
+            self.avatar.clone().flatten().as_deref(),
+            MAX_URL_LENGTH,
+        )?;
+        if let Some(c) = &self.custom_data {
+            check_object("customData", c)?;
+        }
+        if let Some(p) = &self.profile {
+            check_object("profile", p)?;
+        }
+        Ok(())
+    }
+
+    /// The user with this patch applied at `now`.
+    pub fn apply(&self, mut user: User, now: i64) -> User {
+        if let Some(v) = &self.username {
+            user.username = v.clone();
+        }
+        if let Some(v) = &self.primary_email {
+            user.primary_email = v.clone();
+        }
+        if let Some(v) = &self.primary_phone {
+            user.primary_phone = v.clone();
+        }
+        if let Some(v) = &self.name {
+            user.name = v.clone();
+        }
+        if let Some(v) = &self.avatar {
+            user.avatar = v.clone();
+        }
+        if let Some(v) = &self.custom_data {
+            user.custom_data = v.clone();
+        }
+        if let Some(v) = &self.profile {
+            user.profile = v.clone();
+        }
+        user.updated_at = now;
+        user
+    }
+}
+
+/// What a user-changing route does to the stored user. Built by the route from its checked
+/// body, applied by the store to the current row inside the write transaction.
+#[derive(Debug)]
+pub enum UserChange {
+    Patch(UserPatch),
+    /// `PATCH …/custom-data`: merged into the stored object, key by key.
+    MergeCustomData(Map<String, Value>),
+    /// `PATCH …/profile`: merged into the stored profile, key by key.
+    MergeProfile(Map<String, Value>),
+    /// `PATCH …/password`: the new argon2id hash.
+    Password(String),
+    Suspended(bool),
+}
+
+impl UserChange {
+    /// The user after this change at `now`, and the new password hash, if any.
+    pub fn apply(&self, user: User, now: i64) -> (User, Option<&str>) {
+        match self {
+            UserChange::Patch(p) => (p.apply(user, now), None),
+            UserChange::MergeCustomData(m) => {
+                let mut user = user;
+                merge(&mut user.custom_data, m);
+                user.updated_at = now;
+                (user, None)
+            }
+            UserChange::MergeProfile(m) => {
+                let mut user = user;
+                merge(&mut user.profile, m);
+                user.updated_at = now;
+                (user, None)
+            }
+            UserChange::Password(hash) => {
+                let mut user = user;
+                user.updated_at = now;
+                (user, Some(hash))
+            }
+            UserChange::Suspended(s) => {
+                let mut user = user;
+                user.is_suspended = *s;
+                user.updated_at = now;
+                (user, None)
+            }
+        }
+    }
+}
+
+fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (k, v) in from {
+        into.insert(k.clone(), v.clone());
+    }
+}
+
+/// The key an email is unique by: emails are unique regardless of case.
+pub fn email_key(email: &str) -> String {
+    email.to_lowercase()
+}
+
+/// Logto's username rule: a letter or underscore, then letters, digits and underscores.
+pub fn check_username(username: Option<&str>) -> InputResult<()> {
+    let Some(u) = username else { return Ok(()) };
+    let mut chars = u.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok
+        || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || u.len() > MAX_USERNAME_LENGTH
+    {
+        return Err(InputError(format!(
+            "`username` must start with a letter or `_` and hold only letters, digits and `_` (at most {MAX_USERNAME_LENGTH})"
+        )));
+    }
+    Ok(())
+}
+
+/// Logto's email rule (`\S+@\S+\.\S+`), bounded.
+pub fn check_email(email: Option<&str>) -> InputResult<()> {
+    let Some(e) = email else { return Ok(()) };
+    let ok = e.len() <= MAX_EMAIL_LENGTH
+        && !e.chars().any(char::is_whitespace)
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain
+                    .rsplit_once('.')
+                    .is_some_and(|(host, tld)| !host.is_empty() && !tld.is_empty())
+        });
+    if !ok {
+        return Err(InputError(format!(
+            "`primaryEmail` must be an email address (at most {MAX_EMAIL_LENGTH} characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// Logto's phone rule: digits only (E.164 without the `+`), bounded.
+pub fn check_phone(phone: Option<&str>) -> InputResult<()> {
+    let Some(p) = phone else { return Ok(()) };
+    if p.is_empty() || p.len() > MAX_PHONE_LENGTH || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InputError(format!(
+            "`primaryPhone` must be digits only, at most {MAX_PHONE_LENGTH}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_password(password: &str) -> InputResult<()> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_LENGTH..=MAX_PASSWORD_LENGTH).contains(&n) {
+        return Err(InputError(format!(
+            "`password` must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_object(field: &str, value: &Map<String, Value>) -> InputResult<()> {
+    let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
+    if size > MAX_OBJECT_BYTES {
+        return Err(InputError(format!(
+            "`{field}` must be at most {MAX_OBJECT_BYTES} bytes of JSON"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn formats_follow_logto() {
+        assert!(check_username(Some("_alice9")).is_ok());
+        for bad in ["9alice", "al ice", "al-ice", "", "ü"] {
+            assert!(check_username(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(check_email(Some("a@b.co")).is_ok());
+        for bad in ["a@b", "@b.co", "a b@c.de", "a@.de", "a@b."] {
+            assert!(check_email(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(check_phone(Some("4915112345678")).is_ok());
+        for bad in ["+49151", "12 34", ""] {
+            assert!(check_phone(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+    }
+
+    #[test]
+    fn the_user_serializes_in_logtos_key_order() {
+        let input: NewUserInput =
+            serde_json::from_value(json!({"username": "alice", "customData": {"a": 1}})).unwrap();
+        let user = input.parse("u1".into(), 5).unwrap().user;
+        let v = serde_json::to_value(&user).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "username",
+                "primaryEmail",
+                "primaryPhone",
+                "name",
+                "avatar",
+                "customData",
+                "identities",
+                "lastSignInAt",
+                "createdAt",
+                "updatedAt",
+                "profile",
+                "applicationId",
+                "isSuspended"
+            ]
+        );
+    }
+
+    #[test]
+    fn patches_replace_clear_and_merge() {
+        let input: NewUserInput = serde_json::from_value(
+            json!({"username": "alice", "name": "A", "customData": {"a": 1, "b": 2}}),
+        )
+        .unwrap();
+        let user = input.parse("u1".into(), 5).unwrap().user;
+        let patch: UserPatch =
+            serde_json::from_value(json!({"name": null, "username": "bob"})).unwrap();
+        let patched = patch.apply(user.clone(), 9);
+        assert_eq!(patched.name, None);
+        assert_eq!(patched.username.as_deref(), Some("bob"));
+        assert_eq!(patched.updated_at, 9);
+        let merged =
+            UserChange::MergeCustomData(json!({"b": 3, "c": 4}).as_object().unwrap().clone())
+                .apply(user, 10)
+                .0;
+        assert_eq!(json!(merged.custom_data), json!({"a": 1, "b": 3, "c": 4}));
+    }
+}

@@ -1,0 +1,337 @@
+//! API resources, their scopes, and roles. Resources fire no events (Logto has none for
+//! them); scopes and roles fire theirs.
+
+use super::{doc, extra, load, must_be_free, must_exist, to_json, Emitter};
+use crate::domain::event::HookEvent;
+use crate::domain::identity::authz::{NamedPatch, Resource, ResourcePatch, Role, RolePatch, Scope};
+use crate::domain::identity::InputError;
+use crate::storage::identity::{
+    Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
+};
+use serde_json::{json, Map, Value};
+
+fn resource_doc(r: &Resource, created_at: i64) -> IdentityResult<Doc> {
+    doc(
+        &r.id,
+        r,
+        vec![(Key::Indicator, Some(r.indicator.clone()))],
+        None,
+        created_at,
+    )
+}
+
+fn scope_doc(s: &Scope) -> IdentityResult<Doc> {
+    doc(
+        &s.id,
+        s,
+        vec![(Key::Name, Some(s.name.clone()))],
+        Some(s.resource_id.clone()),
+        s.created_at,
+    )
+}
+
+fn role_doc(r: &Role, created_at: i64) -> IdentityResult<Doc> {
+    doc(
+        &r.id,
+        r,
+        vec![(Key::Name, Some(r.name.clone()))],
+        None,
+        created_at,
+    )
+}
+
+/// `POST /resources`.
+pub async fn create_resource(
+    store: &dyn IdentityStore,
+    r: Resource,
+    now: i64,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_be_free(
+                tx,
+                Kind::Resource,
+                Key::Indicator,
+                Some(&r.indicator),
+                None,
+                None,
+                "resource.indicator_in_use",
+                "resource indicator",
+            )?;
+            tx.insert(Kind::Resource, &resource_doc(&r, now)?)?;
+            to_json(&r)
+        }))
+        .await
+}
+
+/// `PATCH /resources/:id`.
+pub async fn update_resource(
+    store: &dyn IdentityStore,
+    id: String,
+    patch: ResourcePatch,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            let current: Resource = load(tx, Kind::Resource, &id)?;
+            let r = patch
+                .apply(current)
+                .map_err(|InputError(m)| IdentityError::Invalid(m))?;
+            tx.update(Kind::Resource, &resource_doc(&r, 0)?)?;
+            to_json(&r)
+        }))
+        .await
+}
+
+/// `DELETE /resources/:id`: its scopes go with it (and with them their place in roles).
+pub async fn delete_resource(store: &dyn IdentityStore, id: String) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            if !tx.delete(Kind::Resource, &id)? {
+                return Err(IdentityError::not_found(Kind::Resource, &id));
+            }
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// `POST /resources/:resourceId/scopes` → `Scope.Created`, data = the scope.
+pub async fn create_scope(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    scope: Scope,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_exist(tx, Kind::Resource, std::slice::from_ref(&scope.resource_id))?;
+            must_be_free(
+                tx,
+                Kind::Scope,
+                Key::Name,
+                Some(&scope.name),
+                Some(&scope.resource_id),
+                None,
+                "scope.name_exists_under_resource",
+                "scope name",
+            )?;
+            tx.insert(Kind::Scope, &scope_doc(&scope)?)?;
+            let data = to_json(&scope)?;
+            tx.emit(&[em.event(HookEvent::SCOPE_CREATED, Map::new(), Some(data.clone()))])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// The scope `scope_id` of `resource_id`, or a 404.
+fn load_scope(tx: &mut dyn IdentityTx, resource_id: &str, scope_id: &str) -> IdentityResult<Scope> {
+    must_exist(tx, Kind::Resource, &[resource_id.to_owned()])?;
+    let scope: Scope = load(tx, Kind::Scope, scope_id)?;
+    if scope.resource_id != resource_id {
+        return Err(IdentityError::not_found(Kind::Scope, scope_id));
+    }
+    Ok(scope)
+}
+
+/// `PATCH /resources/:resourceId/scopes/:scopeId` → `Scope.Data.Updated`.
+pub async fn update_scope(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    resource_id: String,
+    scope_id: String,
+    patch: NamedPatch,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            let mut scope = load_scope(tx, &resource_id, &scope_id)?;
+            patch.apply_to(&mut scope.name, &mut scope.description);
+            must_be_free(
+                tx,
+                Kind::Scope,
+                Key::Name,
+                Some(&scope.name),
+                Some(&resource_id),
+                Some(&scope.id),
+                "scope.name_exists_under_resource",
+                "scope name",
+            )?;
+            tx.update(Kind::Scope, &scope_doc(&scope)?)?;
+            let data = to_json(&scope)?;
+            tx.emit(&[em.event(
+                HookEvent::SCOPE_DATA_UPDATED,
+                Map::new(),
+                Some(data.clone()),
+            )])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `DELETE /resources/:resourceId/scopes/:scopeId` → `Scope.Deleted` (no body, so no data).
+pub async fn delete_scope(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    resource_id: String,
+    scope_id: String,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            load_scope(tx, &resource_id, &scope_id)?;
+            tx.delete(Kind::Scope, &scope_id)?;
+            tx.emit(&[em.event(HookEvent::SCOPE_DELETED, Map::new(), None)])?;
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// The scopes a role has, as objects.
+fn role_scopes(tx: &mut dyn IdentityTx, role_id: &str) -> IdentityResult<Value> {
+    let ids = tx.linked(Link::RoleScopes, None, role_id)?;
+    let mut scopes = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(s) = tx.get(Kind::Scope, &id)? {
+            scopes.push(s);
+        }
+    }
+    Ok(Value::Array(scopes))
+}
+
+/// `POST /roles` → `Role.Created` (data = the role), then `Role.Scopes.Updated` (with
+/// `roleId`) when `scopeIds` were given.
+pub async fn create_role(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    role: Role,
+    scope_ids: Option<Vec<String>>,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_be_free(
+                tx,
+                Kind::Role,
+                Key::Name,
+                Some(&role.name),
+                None,
+                None,
+                "role.name_in_use",
+                "role name",
+            )?;
+            if let Some(ids) = &scope_ids {
+                must_exist(tx, Kind::Scope, ids)?;
+            }
+            tx.insert(Kind::Role, &role_doc(&role, em.now_ms())?)?;
+            let data = to_json(&role)?;
+            let mut events =
+                vec![em.event(HookEvent::ROLE_CREATED, Map::new(), Some(data.clone()))];
+            if let Some(ids) = &scope_ids {
+                for id in ids {
+                    tx.link(Link::RoleScopes, None, &role.id, id)?;
+                }
+                events.push(em.event(
+                    HookEvent::ROLE_SCOPES_UPDATED,
+                    extra(&[("roleId", json!(role.id))]),
+                    None,
+                ));
+            }
+            tx.emit(&events)?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `PATCH /roles/:id` → `Role.Data.Updated`.
+pub async fn update_role(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    id: String,
+    patch: RolePatch,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            let role = patch.apply(load(tx, Kind::Role, &id)?);
+            must_be_free(
+                tx,
+                Kind::Role,
+                Key::Name,
+                Some(&role.name),
+                None,
+                Some(&id),
+                "role.name_in_use",
+                "role name",
+            )?;
+            tx.update(Kind::Role, &role_doc(&role, 0)?)?;
+            let data = to_json(&role)?;
+            tx.emit(&[em.event(HookEvent::ROLE_DATA_UPDATED, Map::new(), Some(data.clone()))])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `DELETE /roles/:id` → `Role.Deleted`; its scope links and assignments go with it.
+pub async fn delete_role(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    id: String,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            if !tx.delete(Kind::Role, &id)? {
+                return Err(IdentityError::not_found(Kind::Role, &id));
+            }
+            tx.emit(&[em.event(HookEvent::ROLE_DELETED, Map::new(), None)])?;
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// `POST /roles/:id/scopes {scopeIds}` → `Role.Scopes.Updated` (with `roleId`), data = the
+/// role's scopes now. A scope the role has already is a 422.
+pub async fn add_role_scopes(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    role_id: String,
+    scope_ids: Vec<String>,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_exist(tx, Kind::Role, std::slice::from_ref(&role_id))?;
+            must_exist(tx, Kind::Scope, &scope_ids)?;
+            for id in &scope_ids {
+                if !tx.link(Link::RoleScopes, None, &role_id, id)? {
+                    return Err(IdentityError::Conflict {
+                        code: "role.scope_exists",
+                        message: format!("The role already has the scope `{id}`."),
+                    });
+                }
+            }
+            let data = role_scopes(tx, &role_id)?;
+            tx.emit(&[em.event(
+                HookEvent::ROLE_SCOPES_UPDATED,
+                extra(&[("roleId", json!(role_id))]),
+                Some(data.clone()),
+            )])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `DELETE /roles/:id/scopes/:scopeId` → `Role.Scopes.Updated` (with `roleId`).
+pub async fn remove_role_scope(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    role_id: String,
+    scope_id: String,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_exist(tx, Kind::Role, std::slice::from_ref(&role_id))?;
+            if !tx.unlink(Link::RoleScopes, None, &role_id, &scope_id)? {
+                return Err(IdentityError::not_found(Kind::Scope, &scope_id));
+            }
+            tx.emit(&[em.event(
+                HookEvent::ROLE_SCOPES_UPDATED,
+                extra(&[("roleId", json!(role_id))]),
+                None,
+            )])?;
+            Ok(Value::Null)
+        }))
+        .await
+}

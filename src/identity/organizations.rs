@@ -1,0 +1,473 @@
+//! Organizations, their members and the members' roles, and the organization template:
+//! organization roles and organization scopes.
+
+use super::{doc, extra, load, must_be_free, must_exist, to_json, Emitter};
+use crate::domain::event::HookEvent;
+use crate::domain::identity::authz::{
+    NamedPatch, Organization, OrganizationPatch, OrganizationRole, OrganizationScope,
+};
+use crate::storage::identity::{
+    Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
+};
+use serde_json::{json, Map, Value};
+
+fn org_doc(o: &Organization) -> IdentityResult<Doc> {
+    doc(&o.id, o, vec![], None, o.created_at)
+}
+
+fn org_role_doc(r: &OrganizationRole, created_at: i64) -> IdentityResult<Doc> {
+    doc(
+        &r.id,
+        r,
+        vec![(Key::Name, Some(r.name.clone()))],
+        None,
+        created_at,
+    )
+}
+
+fn org_scope_doc(s: &OrganizationScope, created_at: i64) -> IdentityResult<Doc> {
+    doc(
+        &s.id,
+        s,
+        vec![(Key::Name, Some(s.name.clone()))],
+        None,
+        created_at,
+    )
+}
+
+/// `POST /organizations` → `Organization.Created`.
+pub async fn create(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    org: Organization,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            tx.insert(Kind::Organization, &org_doc(&org)?)?;
+            let data = to_json(&org)?;
+            tx.emit(&[em.event(
+                HookEvent::ORGANIZATION_CREATED,
+                Map::new(),
+                Some(data.clone()),
+            )])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `PATCH /organizations/:id` → `Organization.Data.Updated`.
+pub async fn update(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    id: String,
+    patch: OrganizationPatch,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            let org = patch.apply(load(tx, Kind::Organization, &id)?);
+            tx.update(Kind::Organization, &org_doc(&org)?)?;
+            let data = to_json(&org)?;
+            tx.emit(&[em.event(
+                HookEvent::ORGANIZATION_DATA_UPDATED,
+                Map::new(),
+                Some(data.clone()),
+            )])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `DELETE /organizations/:id` → `Organization.Deleted`; memberships go with it.
+pub async fn delete(store: &dyn IdentityStore, em: Emitter, id: String) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            if !tx.delete(Kind::Organization, &id)? {
+                return Err(IdentityError::not_found(Kind::Organization, &id));
+            }
+            tx.emit(&[em.event(HookEvent::ORGANIZATION_DELETED, Map::new(), None)])?;
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// How a membership request changes the members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// `POST /organizations/:id/users {userIds}`: adds them (members already are kept).
+    Add,
+    /// `PUT /organizations/:id/users {userIds}`: exactly these are the members.
+    Replace,
+    /// `DELETE /organizations/:id/users/:userId`: removes one (404 if not a member).
+    Remove,
+}
+
+/// The membership routes → `Organization.Membership.Updated` with `organizationId` and the
+/// deltas, `addedUserIds` and `removedUserIds`, each left out when empty; no event when
+/// nothing changed.
+pub async fn change_members(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    org_id: String,
+    how: Membership,
+    user_ids: Vec<String>,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_exist(tx, Kind::Organization, std::slice::from_ref(&org_id))?;
+            let mut added = Vec::new();
+            let mut removed = Vec::new();
+            match how {
+                Membership::Add | Membership::Replace => {
+                    must_exist(tx, Kind::User, &user_ids)?;
+                    if how == Membership::Replace {
+                        for member in tx.linked(Link::OrganizationUsers, None, &org_id)? {
+                            if !user_ids.contains(&member) {
+                                tx.unlink(Link::OrganizationUsers, None, &org_id, &member)?;
+                                removed.push(member);
+                            }
+                        }
+                    }
+                    for user in &user_ids {
+                        if tx.link(Link::OrganizationUsers, None, &org_id, user)? {
+                            added.push(user.clone());
+                        }
+                    }
+                }
+                Membership::Remove => {
+                    for user in &user_ids {
+                        if !tx.unlink(Link::OrganizationUsers, None, &org_id, user)? {
+                            return Err(IdentityError::NotFound {
+                                entity: "organization member",
+                                id: user.chars().take(64).collect(),
+                            });
+                        }
+                        removed.push(user.clone());
+                    }
+                }
+            }
+            if !added.is_empty() || !removed.is_empty() {
+                let mut fields = vec![("organizationId", json!(org_id))];
+                if !added.is_empty() {
+                    fields.push(("addedUserIds", json!(added)));
+                }
+                if !removed.is_empty() {
+                    fields.push(("removedUserIds", json!(removed)));
+                }
+                tx.emit(&[em.event(
+                    HookEvent::ORGANIZATION_MEMBERSHIP_UPDATED,
+                    extra(&fields),
+                    None,
+                )])?;
+            }
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// `POST /organizations/:id/users/:userId/roles {organizationRoleIds}`: gives a member
+/// organization roles (no event, as in Logto).
+pub async fn assign_member_roles(
+    store: &dyn IdentityStore,
+    org_id: String,
+    user_id: String,
+    role_ids: Vec<String>,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_be_member(tx, &org_id, &user_id)?;
+            must_exist(tx, Kind::OrganizationRole, &role_ids)?;
+            for role in &role_ids {
+                tx.link(Link::OrganizationUserRoles, Some(&org_id), &user_id, role)?;
+            }
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// `DELETE /organizations/:id/users/:userId/roles/:organizationRoleId`.
+pub async fn remove_member_role(
+    store: &dyn IdentityStore,
+    org_id: String,
+    user_id: String,
+    role_id: String,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_be_member(tx, &org_id, &user_id)?;
+            if !tx.unlink(
+                Link::OrganizationUserRoles,
+                Some(&org_id),
+                &user_id,
+                &role_id,
+            )? {
+                return Err(IdentityError::not_found(Kind::OrganizationRole, &role_id));
+            }
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+fn must_be_member(tx: &mut dyn IdentityTx, org_id: &str, user_id: &str) -> IdentityResult<()> {
+    must_exist(tx, Kind::Organization, &[org_id.to_owned()])?;
+    if !tx
+        .linked(Link::OrganizationUsers, None, org_id)?
+        .iter()
+        .any(|u| u == user_id)
+    {
+        return Err(IdentityError::NotFound {
+            entity: "organization member",
+            id: user_id.chars().take(64).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// `POST /organization-roles` → `OrganizationRole.Created` (data = the role), then
+/// `OrganizationRole.Scopes.Updated` (with `organizationRoleId`) when scope ids were given.
+pub async fn create_role(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    role: OrganizationRole,
+    scope_ids: Option<Vec<String>>,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_be_free(
+                tx,
+                Kind::OrganizationRole,
+                Key::Name,
+                Some(&role.name),
+                None,
+                None,
+                "organization_role.name_in_use",
+                "organization role name",
+            )?;
+            if let Some(ids) = &scope_ids {
+                must_exist(tx, Kind::OrganizationScope, ids)?;
+            }
+            tx.insert(Kind::OrganizationRole, &org_role_doc(&role, em.now_ms())?)?;
+            let data = to_json(&role)?;
+            let mut events = vec![em.event(
+                HookEvent::ORGANIZATION_ROLE_CREATED,
+                Map::new(),
+                Some(data.clone()),
+            )];
+            if let Some(ids) = &scope_ids {
+                for id in ids {
+                    tx.link(Link::OrganizationRoleScopes, None, &role.id, id)?;
+                }
+                events.push(em.event(
+                    HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
+                    extra(&[("organizationRoleId", json!(role.id))]),
+                    None,
+                ));
+            }
+            tx.emit(&events)?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `PATCH /organization-roles/:id` → `OrganizationRole.Data.Updated`.
+pub async fn update_role(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    id: String,
+    patch: NamedPatch,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            let mut role: OrganizationRole = load(tx, Kind::OrganizationRole, &id)?;
+            patch.apply_to(&mut role.name, &mut role.description);
+            must_be_free(
+                tx,
+                Kind::OrganizationRole,
+                Key::Name,
+                Some(&role.name),
+                None,
+                Some(&id),
+                "organization_role.name_in_use",
+                "organization role name",
+            )?;
+            tx.update(Kind::OrganizationRole, &org_role_doc(&role, 0)?)?;
+            let data = to_json(&role)?;
+            tx.emit(&[em.event(
+                HookEvent::ORGANIZATION_ROLE_DATA_UPDATED,
+                Map::new(),
+                Some(data.clone()),
+            )])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// How a request changes an organization role's scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeChange {
+    /// `POST …/scopes`: adds these (ones it has already are kept).
+    Add,
+    /// `PUT …/scopes`: exactly these.
+    Replace,
+    /// `DELETE …/scopes/:organizationScopeId`: removes one (404 if the role lacks it).
+    Remove,
+}
+
+/// The organization role scope routes → `OrganizationRole.Scopes.Updated` (with
+/// `organizationRoleId`).
+pub async fn change_role_scopes(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    role_id: String,
+    how: ScopeChange,
+    scope_ids: Vec<String>,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_exist(tx, Kind::OrganizationRole, std::slice::from_ref(&role_id))?;
+            match how {
+                ScopeChange::Add | ScopeChange::Replace => {
+                    must_exist(tx, Kind::OrganizationScope, &scope_ids)?;
+                    if how == ScopeChange::Replace {
+                        for s in tx.linked(Link::OrganizationRoleScopes, None, &role_id)? {
+                            if !scope_ids.contains(&s) {
+                                tx.unlink(Link::OrganizationRoleScopes, None, &role_id, &s)?;
+                            }
+                        }
+                    }
+                    for s in &scope_ids {
+                        tx.link(Link::OrganizationRoleScopes, None, &role_id, s)?;
+                    }
+                }
+                ScopeChange::Remove => {
+                    for s in &scope_ids {
+                        if !tx.unlink(Link::OrganizationRoleScopes, None, &role_id, s)? {
+                            return Err(IdentityError::not_found(Kind::OrganizationScope, s));
+                        }
+                    }
+                }
+            }
+            tx.emit(&[em.event(
+                HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
+                extra(&[("organizationRoleId", json!(role_id))]),
+                None,
+            )])?;
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// `DELETE /organization-roles/:id` → `OrganizationRole.Deleted`.
+pub async fn delete_role(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    id: String,
+) -> IdentityResult<Value> {
+    delete_doc(
+        store,
+        em,
+        Kind::OrganizationRole,
+        id,
+        HookEvent::ORGANIZATION_ROLE_DELETED,
+    )
+    .await
+}
+
+/// `POST /organization-scopes` → `OrganizationScope.Created`.
+pub async fn create_scope(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    scope: OrganizationScope,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            must_be_free(
+                tx,
+                Kind::OrganizationScope,
+                Key::Name,
+                Some(&scope.name),
+                None,
+                None,
+                "organization_scope.name_in_use",
+                "organization scope name",
+            )?;
+            tx.insert(
+                Kind::OrganizationScope,
+                &org_scope_doc(&scope, em.now_ms())?,
+            )?;
+            let data = to_json(&scope)?;
+            tx.emit(&[em.event(
+                HookEvent::ORGANIZATION_SCOPE_CREATED,
+                Map::new(),
+                Some(data.clone()),
+            )])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `PATCH /organization-scopes/:id` → `OrganizationScope.Data.Updated`.
+pub async fn update_scope(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    id: String,
+    patch: NamedPatch,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            let mut scope: OrganizationScope = load(tx, Kind::OrganizationScope, &id)?;
+            patch.apply_to(&mut scope.name, &mut scope.description);
+            must_be_free(
+                tx,
+                Kind::OrganizationScope,
+                Key::Name,
+                Some(&scope.name),
+                None,
+                Some(&id),
+                "organization_scope.name_in_use",
+                "organization scope name",
+            )?;
+            tx.update(Kind::OrganizationScope, &org_scope_doc(&scope, 0)?)?;
+            let data = to_json(&scope)?;
+            tx.emit(&[em.event(
+                HookEvent::ORGANIZATION_SCOPE_DATA_UPDATED,
+                Map::new(),
+                Some(data.clone()),
+            )])?;
+            Ok(data)
+        }))
+        .await
+}
+
+/// `DELETE /organization-scopes/:id` → `OrganizationScope.Deleted`.
+pub async fn delete_scope(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    id: String,
+) -> IdentityResult<Value> {
+    delete_doc(
+        store,
+        em,
+        Kind::OrganizationScope,
+        id,
+        HookEvent::ORGANIZATION_SCOPE_DELETED,
+    )
+    .await
+}
+
+async fn delete_doc(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    kind: Kind,
+    id: String,
+    event: HookEvent,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            if !tx.delete(kind, &id)? {
+                return Err(IdentityError::not_found(kind, &id));
+            }
+            tx.emit(&[em.event(event, Map::new(), None)])?;
+            Ok(Value::Null)
+        }))
+        .await
+}

@@ -1,0 +1,187 @@
+//! The identity core's storage interface. The core's rows are *documents* (the API objects as
+//! JSON) with the keys the database must enforce or find them by, plus *links* between them.
+//! Every change runs as one transaction ([`IdentityStore::transact`]) over a small set of
+//! primitives ([`IdentityTx`]), and the events it causes are queued inside that same
+//! transaction: a change and its events commit together or not at all.
+//!
+//! The operations themselves (what a request checks, writes and emits) live in
+//! `crate::identity`, written once against these primitives.
+
+use super::{NewEvent, Page, StoreError, StoreResult};
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// The kinds of documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Resource,
+    Scope,
+    Role,
+    Organization,
+    OrganizationRole,
+    OrganizationScope,
+}
+
+impl Kind {
+    /// The entity's name in messages ("The user with ID … does not exist.").
+    pub fn entity(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Resource => "resource",
+            Kind::Scope => "scope",
+            Kind::Role => "role",
+            Kind::Organization => "organization",
+            Kind::OrganizationRole => "organization role",
+            Kind::OrganizationScope => "organization scope",
+        }
+    }
+}
+
+/// A unique key of a document (unique within its parent, for scopes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Username,
+    /// The primary email, lowercased.
+    Email,
+    Phone,
+    Name,
+    Indicator,
+}
+
+/// Links between documents: `a` → `b`, optionally within a `scope` (the organization, for a
+/// member's organization roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// role → scope
+    RoleScopes,
+    /// user → role
+    UserRoles,
+    /// organization → user
+    OrganizationUsers,
+    /// organization role → organization scope
+    OrganizationRoleScopes,
+    /// (organization) user → organization role
+    OrganizationUserRoles,
+}
+
+impl Link {
+    /// The kind of the documents a link points at.
+    pub fn target(self) -> Kind {
+        match self {
+            Link::RoleScopes => Kind::Scope,
+            Link::UserRoles => Kind::Role,
+            Link::OrganizationUsers => Kind::User,
+            Link::OrganizationRoleScopes => Kind::OrganizationScope,
+            Link::OrganizationUserRoles => Kind::OrganizationRole,
+        }
+    }
+}
+
+/// A document to store.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub id: String,
+    /// The object, serialized (keys in their API order).
+    pub json: String,
+    /// Its unique keys; `None` for an unset optional one (a user without a phone).
+    pub keys: Vec<(Key, Option<String>)>,
+    /// The document it belongs to (a scope's resource).
+    pub parent: Option<String>,
+    pub created_at: i64,
+}
+
+/// What a listing asks for.
+#[derive(Debug, Clone, Default)]
+pub struct DocQuery {
+    /// Only the documents of this parent.
+    pub parent: Option<String>,
+    /// A substring of the id, a key or the name, case-insensitively.
+    pub search: Option<String>,
+    /// Everything when `None`.
+    pub page: Option<Page>,
+}
+
+/// Why an identity change did not happen. Everything but `Store` is the caller's doing and
+/// answers with a 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("The {entity} with ID `{id}` does not exist.")]
+    NotFound { entity: &'static str, id: String },
+    /// A unique key is taken, or a link exists already.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for IdentityError {
+    fn from(e: rusqlite::Error) -> Self {
+        IdentityError::Store(e.into())
+    }
+}
+
+impl IdentityError {
+    pub fn not_found(kind: Kind, id: &str) -> Self {
+        IdentityError::NotFound {
+            entity: kind.entity(),
+            id: id.chars().take(64).collect(),
+        }
+    }
+}
+
+pub type IdentityResult<T> = Result<T, IdentityError>;
+
+/// The primitives a change runs on, inside one write transaction.
+pub trait IdentityTx {
+    fn get(&mut self, kind: Kind, id: &str) -> StoreResult<Option<Value>>;
+    /// The id of the document of `kind` whose `key` is `value` (within `parent`), if any.
+    fn find(
+        &mut self,
+        kind: Kind,
+        key: Key,
+        value: &str,
+        parent: Option<&str>,
+    ) -> StoreResult<Option<String>>;
+    fn insert(&mut self, kind: Kind, doc: &Doc) -> StoreResult<()>;
+    /// Replaces a document and its keys; false if it does not exist.
+    fn update(&mut self, kind: Kind, doc: &Doc) -> StoreResult<bool>;
+    /// Deletes a document with its links; false if it did not exist.
+    fn delete(&mut self, kind: Kind, id: &str) -> StoreResult<bool>;
+    /// A user's password hash (argon2id, PHC string).
+    fn set_password_hash(&mut self, user_id: &str, hash: &str) -> StoreResult<()>;
+    /// Links `a` to `b`; false if they were linked already.
+    fn link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool>;
+    /// Unlinks `a` from `b`; false if they were not linked.
+    fn unlink(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool>;
+    /// What `a` links to, oldest link first.
+    fn linked(&mut self, link: Link, scope: Option<&str>, a: &str) -> StoreResult<Vec<String>>;
+    /// Queues `events` and their deliveries in this transaction.
+    fn emit(&mut self, events: &[NewEvent]) -> StoreResult<()>;
+}
+
+/// A change: it may run more than once (a store may retry a batch), so it must change nothing
+/// but what it does through the [`IdentityTx`]. It answers with the response body.
+pub type Change = Box<dyn FnMut(&mut dyn IdentityTx) -> IdentityResult<Value> + Send>;
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Runs `change` in one transaction, durably committed before this returns. Nothing of it
+    /// is kept if it fails.
+    async fn transact(&self, change: Change) -> IdentityResult<Value>;
+
+    async fn get_doc(&self, kind: Kind, id: &str) -> StoreResult<Option<Value>>;
+    /// Documents oldest first, and how many match in all.
+    async fn list_docs(&self, kind: Kind, q: &DocQuery) -> StoreResult<(Vec<Value>, u64)>;
+    /// The documents `a` links to, oldest link first.
+    async fn linked_docs(
+        &self,
+        link: Link,
+        scope: Option<&str>,
+        a: &str,
+    ) -> StoreResult<Vec<Value>>;
+    /// A user's password hash, if one is set.
+    async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>>;
+}

@@ -1,0 +1,445 @@
+//! The identity core on SQLite (see [`crate::storage::identity`]): changes run as jobs on the
+//! writer thread, reads on the read-only pool. Table and column names live only here.
+
+use super::writer::WriteTx;
+use super::Durability;
+use super::{enqueue_events_in, SqliteStore};
+use crate::storage::identity::{
+    Change, Doc, DocQuery, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind,
+    Link,
+};
+use crate::storage::{NewEvent, StoreError, StoreResult};
+use async_trait::async_trait;
+use rusqlite::OptionalExtension;
+use serde_json::Value;
+use sqlx::Row;
+use std::sync::{Arc, Mutex};
+
+struct Table {
+    name: &'static str,
+    keys: &'static [(Key, &'static str)],
+    parent: Option<&'static str>,
+    /// What `search` looks in (SQL expressions over the row).
+    search: &'static [&'static str],
+}
+
+const NAME: &str = "json_extract(doc, '$.name')";
+
+fn table(kind: Kind) -> &'static Table {
+    match kind {
+        Kind::User => &Table {
+            name: "users",
+            keys: &[
+                (Key::Username, "username"),
+                (Key::Email, "email_key"),
+                (Key::Phone, "phone"),
+            ],
+            parent: None,
+            search: &["id", "username", "email_key", "phone", NAME],
+        },
+        Kind::Resource => &Table {
+            name: "resources",
+            keys: &[(Key::Indicator, "indicator")],
+            parent: None,
+            search: &["id", "indicator", NAME],
+        },
+        Kind::Scope => &Table {
+            name: "scopes",
+            keys: &[(Key::Name, "name")],
+            parent: Some("resource_id"),
+            search: &["id", "name"],
+        },
+        Kind::Role => &Table {
+            name: "roles",
+            keys: &[(Key::Name, "name")],
+            parent: None,
+            search: &["id", "name"],
+        },
+        Kind::Organization => &Table {
+            name: "organizations",
+            keys: &[],
+            parent: None,
+            search: &["id", NAME],
+        },
+        Kind::OrganizationRole => &Table {
+            name: "organization_roles",
+            keys: &[(Key::Name, "name")],
+            parent: None,
+            search: &["id", "name"],
+        },
+        Kind::OrganizationScope => &Table {
+            name: "organization_scopes",
+            keys: &[(Key::Name, "name")],
+            parent: None,
+            search: &["id", "name"],
+        },
+    }
+}
+
+struct LinkTable {
+    name: &'static str,
+    scope: Option<&'static str>,
+    a: &'static str,
+    b: &'static str,
+}
+
+fn link_table(link: Link) -> LinkTable {
+    let (name, scope, a, b) = match link {
+        Link::RoleScopes => ("role_scopes", None, "role_id", "scope_id"),
+        Link::UserRoles => ("user_roles", None, "user_id", "role_id"),
+        Link::OrganizationUsers => ("organization_users", None, "organization_id", "user_id"),
+        Link::OrganizationRoleScopes => (
+            "organization_role_scopes",
+            None,
+            "organization_role_id",
+            "organization_scope_id",
+        ),
+        Link::OrganizationUserRoles => (
+            "organization_user_roles",
+            Some("organization_id"),
+            "user_id",
+            "organization_role_id",
+        ),
+    };
+    LinkTable { name, scope, a, b }
+}
+
+fn column(t: &Table, key: Key) -> StoreResult<&'static str> {
+    t.keys
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| StoreError::Corrupt(format!("{} has no key {key:?}", t.name)))
+}
+
+fn parse_doc(text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("a stored document: {e}")))
+}
+
+/// `scope` given exactly when the link has a scope column.
+fn check_scope(l: &LinkTable, scope: Option<&str>) -> StoreResult<()> {
+    if l.scope.is_some() != scope.is_some() {
+        return Err(StoreError::Corrupt(format!(
+            "link {} used with the wrong scope",
+            l.name
+        )));
+    }
+    Ok(())
+}
+
+/// The primitives on the writer's transaction.
+struct Tx<'a, 'b> {
+    w: &'a mut WriteTx<'b>,
+}
+
+impl IdentityTx for Tx<'_, '_> {
+    fn get(&mut self, kind: Kind, id: &str) -> StoreResult<Option<Value>> {
+        let t = table(kind);
+        let doc: Option<String> = self
+            .w
+            .conn
+            .prepare_cached(&format!("SELECT doc FROM {} WHERE id = ?1", t.name))?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        doc.as_deref().map(parse_doc).transpose()
+    }
+
+    fn find(
+        &mut self,
+        kind: Kind,
+        key: Key,
+        value: &str,
+        parent: Option<&str>,
+    ) -> StoreResult<Option<String>> {
+        let t = table(kind);
+        let col = column(t, key)?;
+        let id = match (t.parent, parent) {
+            (Some(p), Some(parent)) => self
+                .w
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT id FROM {} WHERE {col} = ?1 AND {p} = ?2",
+                    t.name
+                ))?
+                .query_row([value, parent], |r| r.get(0))
+                .optional()?,
+            _ => self
+                .w
+                .conn
+                .prepare_cached(&format!("SELECT id FROM {} WHERE {col} = ?1", t.name))?
+                .query_row([value], |r| r.get(0))
+                .optional()?,
+        };
+        Ok(id)
+    }
+
+    fn insert(&mut self, kind: Kind, doc: &Doc) -> StoreResult<()> {
+        let t = table(kind);
+        let mut cols = vec!["id", "doc", "created_at"];
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            doc.id.clone().into(),
+            doc.json.clone().into(),
+            doc.created_at.into(),
+        ];
+        for (key, value) in &doc.keys {
+            cols.push(column(t, *key)?);
+            values.push(value.clone().into());
+        }
+        if let (Some(p), Some(parent)) = (t.parent, &doc.parent) {
+            cols.push(p);
+            values.push(parent.clone().into());
+        }
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        self.w
+            .conn
+            .prepare_cached(&format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                t.name,
+                cols.join(", "),
+                marks.join(", ")
+            ))?
+            .execute(rusqlite::params_from_iter(values))?;
+        Ok(())
+    }
+
+    fn update(&mut self, kind: Kind, doc: &Doc) -> StoreResult<bool> {
+        let t = table(kind);
+        let mut sets = vec!["doc = ?1".to_owned()];
+        let mut values: Vec<rusqlite::types::Value> = vec![doc.json.clone().into()];
+        for (key, value) in &doc.keys {
+            values.push(value.clone().into());
+            sets.push(format!("{} = ?{}", column(t, *key)?, values.len()));
+        }
+        values.push(doc.id.clone().into());
+        let n = self
+            .w
+            .conn
+            .prepare_cached(&format!(
+                "UPDATE {} SET {} WHERE id = ?{}",
+                t.name,
+                sets.join(", "),
+                values.len()
+            ))?
+            .execute(rusqlite::params_from_iter(values))?;
+        Ok(n == 1)
+    }
+
+    fn delete(&mut self, kind: Kind, id: &str) -> StoreResult<bool> {
+        let t = table(kind);
+        let n = self
+            .w
+            .conn
+            .prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", t.name))?
+            .execute([id])?;
+        Ok(n == 1)
+    }
+
+    fn set_password_hash(&mut self, user_id: &str, hash: &str) -> StoreResult<()> {
+        self.w
+            .conn
+            .prepare_cached("UPDATE users SET password_hash = ?1 WHERE id = ?2")?
+            .execute([hash, user_id])?;
+        Ok(())
+    }
+
+    fn link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool> {
+        let l = link_table(link);
+        check_scope(&l, scope)?;
+        let n = match (l.scope, scope) {
+            (Some(s), Some(scope)) => self
+                .w
+                .conn
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO {} ({s}, {}, {}) VALUES (?1, ?2, ?3)",
+                    l.name, l.a, l.b
+                ))?
+                .execute([scope, a, b])?,
+            _ => self
+                .w
+                .conn
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO {} ({}, {}) VALUES (?1, ?2)",
+                    l.name, l.a, l.b
+                ))?
+                .execute([a, b])?,
+        };
+        Ok(n == 1)
+    }
+
+    fn unlink(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool> {
+        let l = link_table(link);
+        check_scope(&l, scope)?;
+        let n = match (l.scope, scope) {
+            (Some(s), Some(scope)) => self
+                .w
+                .conn
+                .prepare_cached(&format!(
+                    "DELETE FROM {} WHERE {s} = ?1 AND {} = ?2 AND {} = ?3",
+                    l.name, l.a, l.b
+                ))?
+                .execute([scope, a, b])?,
+            _ => self
+                .w
+                .conn
+                .prepare_cached(&format!(
+                    "DELETE FROM {} WHERE {} = ?1 AND {} = ?2",
+                    l.name, l.a, l.b
+                ))?
+                .execute([a, b])?,
+        };
+        Ok(n == 1)
+    }
+
+    fn linked(&mut self, link: Link, scope: Option<&str>, a: &str) -> StoreResult<Vec<String>> {
+        let (sql, args) = linked_sql(link, scope, a, "t.id")?;
+        let mut stmt = self.w.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn emit(&mut self, events: &[NewEvent]) -> StoreResult<()> {
+        let refs: Vec<&NewEvent> = events.iter().collect();
+        // No lease budget: this job may run twice (see `SqliteStore::write`); the dispatcher
+        // claims these deliveries from the queue once woken.
+        enqueue_events_in(self.w, &refs, None)?;
+        Ok(())
+    }
+}
+
+/// The documents (`what`: `t.id` or `t.doc`) that `a` links to, in the order they were created.
+fn linked_sql(
+    link: Link,
+    scope: Option<&str>,
+    a: &str,
+    what: &str,
+) -> StoreResult<(String, Vec<String>)> {
+    let l = link_table(link);
+    check_scope(&l, scope)?;
+    let target = table(link.target()).name;
+    let mut sql = format!(
+        "SELECT {what} FROM {} l JOIN {target} t ON t.id = l.{} WHERE l.{} = ?1",
+        l.name, l.b, l.a
+    );
+    let mut args = vec![a.to_owned()];
+    if let (Some(s), Some(scope)) = (l.scope, scope) {
+        sql.push_str(&format!(" AND l.{s} = ?2"));
+        args.push(scope.to_owned());
+    }
+    sql.push_str(" ORDER BY t.created_at, t.id");
+    Ok((sql, args))
+}
+
+#[async_trait]
+impl IdentityStore for SqliteStore {
+    async fn transact(&self, mut change: Change) -> IdentityResult<Value> {
+        // A refused change must be rolled back like a failed one, so the job fails; the reason
+        // travels beside the writer's answer.
+        let refusal: Arc<Mutex<Option<IdentityError>>> = Arc::default();
+        let slot = refusal.clone();
+        let outcome = self
+            .write(Durability::Disk, move |w| {
+                let mut tx = Tx { w };
+                match change(&mut tx) {
+                    Ok(v) => Ok(v),
+                    Err(IdentityError::Store(e)) => Err(e),
+                    Err(refused) => {
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(refused);
+                        }
+                        Err(StoreError::Rejected)
+                    }
+                }
+            })
+            .await;
+        match outcome {
+            Ok(v) => Ok(v),
+            Err(StoreError::Rejected) => Err(refusal
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or(IdentityError::Store(StoreError::Rejected))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_doc(&self, kind: Kind, id: &str) -> StoreResult<Option<Value>> {
+        let t = table(kind);
+        let doc: Option<String> =
+            sqlx::query_scalar(&format!("SELECT doc FROM {} WHERE id = ?", t.name))
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        doc.as_deref().map(parse_doc).transpose()
+    }
+
+    async fn list_docs(&self, kind: Kind, q: &DocQuery) -> StoreResult<(Vec<Value>, u64)> {
+        let t = table(kind);
+        // Every query binds ?1 (the parent) and ?2 (the search pattern); NULL means "any".
+        let mut filter = match t.parent {
+            Some(p) => format!("(?1 IS NULL OR {p} = ?1)"),
+            None => "(?1 IS NULL OR 1 = 1)".to_owned(),
+        };
+        let pattern = q.search.as_ref().map(|s| {
+            // A substring, with LIKE's own wildcards taken literally.
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let any: Vec<String> = t
+            .search
+            .iter()
+            .map(|c| format!("{c} LIKE ?2 ESCAPE '\\'"))
+            .collect();
+        filter.push_str(&format!(" AND (?2 IS NULL OR {})", any.join(" OR ")));
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {} WHERE {filter}", t.name))
+                .bind(&q.parent)
+                .bind(&pattern)
+                .fetch_one(&self.reader)
+                .await?;
+        let (limit, offset) = q
+            .page
+            .map_or((-1, 0), |p| (i64::from(p.limit), p.offset as i64));
+        let rows = sqlx::query(&format!(
+            "SELECT doc FROM {} WHERE {filter} ORDER BY created_at, id LIMIT ?3 OFFSET ?4",
+            t.name
+        ))
+        .bind(&q.parent)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.reader)
+        .await?;
+        let docs = rows
+            .iter()
+            .map(|r| parse_doc(r.try_get::<&str, _>("doc")?))
+            .collect::<StoreResult<_>>()?;
+        Ok((docs, total as u64))
+    }
+
+    async fn linked_docs(
+        &self,
+        link: Link,
+        scope: Option<&str>,
+        a: &str,
+    ) -> StoreResult<Vec<Value>> {
+        let (sql, args) = linked_sql(link, scope, a, "t.doc")?;
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for arg in args {
+            query = query.bind(arg);
+        }
+        let docs = query.fetch_all(&self.reader).await?;
+        docs.iter().map(|d| parse_doc(d)).collect()
+    }
+
+    async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+                .bind(user_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(hash.flatten())
+    }
+}
