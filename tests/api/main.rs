@@ -7,6 +7,7 @@ mod auth_and_health;
 mod compat;
 mod delivery;
 mod hooks;
+mod identity;
 mod ingest;
 mod lifecycle;
 mod observability;

@@ -233,6 +233,29 @@ async fn logs_of_a_hook_lifetime(log_format: &str) -> (String, Value, Value, Str
         )
         .await;
     receiver.wait_for(2, Duration::from_secs(10)).await;
+    // Users' passwords, set and changed, and one refused for being too short.
+    let user = server
+        .send_json(
+            reqwest::Method::POST,
+            "/users",
+            json!({"username": "pat", "password": "user-password-0004"}),
+        )
+        .await;
+    let changed = server
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/users/{}/password", user["id"].as_str().unwrap()),
+            json!({"password": "user-password-0005"}),
+        )
+        .await;
+    assert_eq!(changed["username"], "pat");
+    server
+        .send_json(
+            reqwest::Method::POST,
+            "/users",
+            json!({"username": "sam", "password": "pw-0006"}),
+        )
+        .await;
     let rotated = server
         .send_json(
             reqwest::Method::PATCH,
@@ -271,6 +294,9 @@ async fn logs_of_a_hook_lifetime(log_format: &str) -> (String, Value, Value, Str
         "url-secret-0001",
         "header-secret-0002",
         "wrong-token-0003-abcdef",
+        "user-password-0004",
+        "user-password-0005",
+        "pw-0006",
     ] {
         assert!(
             !logs.contains(secret),
