@@ -1174,7 +1174,7 @@ async fn organization_routes_fire_their_events() {
     );
     assert_eq!(
         scope_ids(w.ok(Method::GET, &rs, None, 200).await),
-        [s2.clone()]
+        std::slice::from_ref(&s2)
     );
     w.ok(
         Method::POST,
