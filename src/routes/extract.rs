@@ -115,3 +115,17 @@ impl<S: Send + Sync> FromRequestParts<S> for HookId {
         Ok(HookId(id))
     }
 }
+
+/// Path parameters, answering a malformed one (not UTF-8 once decoded) with a JSON 400.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::invalid_input(e.body_text()))
+    }
+}

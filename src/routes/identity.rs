@@ -4,7 +4,7 @@
 //! its events together) and wakes the delivery engine for those events.
 
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryMap};
+use super::extract::{ApiJson, ApiPath, QueryMap};
 use super::pagination::Pagination;
 use super::AppState;
 use crate::domain::event::HookEvent;
@@ -20,7 +20,7 @@ use crate::identity::organizations::{Membership, ScopeChange};
 use crate::identity::{authz, organizations, users, Emitter};
 use crate::storage::identity::{DocQuery, IdentityError, IdentityResult, Kind, Link};
 use axum::extract::{
-    ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, Path, RawPathParams, State,
+    ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, RawPathParams, State,
 };
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -221,7 +221,10 @@ pub async fn create_user(
     )
 }
 
-pub async fn get_user(State(state): State<AppState>, Path(user_id): Path<String>) -> ApiResult {
+pub async fn get_user(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<String>,
+) -> ApiResult {
     get_one(&state, Kind::User, &user_id).await
 }
 
@@ -251,7 +254,7 @@ async fn change_user(
 
 pub async fn update_user(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> ApiResult {
@@ -274,7 +277,7 @@ pub struct CustomDataInput {
 
 pub async fn update_custom_data(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<CustomDataInput>,
 ) -> ApiResult {
@@ -291,7 +294,7 @@ pub async fn update_custom_data(
 
 pub async fn get_custom_data(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> ApiResult {
     let user_id = id(Kind::User, &user_id)?;
     let doc = state
@@ -309,7 +312,7 @@ pub struct ProfileInput {
 
 pub async fn update_profile(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<ProfileInput>,
 ) -> ApiResult {
@@ -331,7 +334,7 @@ pub struct PasswordInput {
 
 pub async fn update_password(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<PasswordInput>,
 ) -> ApiResult {
@@ -355,7 +358,7 @@ pub struct SuspensionInput {
 
 pub async fn update_suspension(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<SuspensionInput>,
 ) -> ApiResult {
@@ -371,7 +374,7 @@ pub async fn update_suspension(
 
 pub async fn delete_user(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     Call(call): Call,
 ) -> ApiResult {
     let user_id = id(Kind::User, &user_id)?;
@@ -383,13 +386,16 @@ pub async fn delete_user(
     )
 }
 
-pub async fn user_roles(State(state): State<AppState>, Path(user_id): Path<String>) -> ApiResult {
+pub async fn user_roles(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<String>,
+) -> ApiResult {
     linked(&state, Link::UserRoles, None, Kind::User, &user_id).await
 }
 
 pub async fn assign_user_roles(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
     let user_id = id(Kind::User, &user_id)?;
@@ -403,7 +409,7 @@ pub async fn assign_user_roles(
 
 pub async fn remove_user_role(
     State(state): State<AppState>,
-    Path((user_id, role_id)): Path<(String, String)>,
+    ApiPath((user_id, role_id)): ApiPath<(String, String)>,
 ) -> ApiResult {
     let (user_id, role_id) = (id(Kind::User, &user_id)?, id(Kind::Role, &role_id)?);
     done(
@@ -429,7 +435,7 @@ pub async fn create_resource(
 
 pub async fn get_resource(
     State(state): State<AppState>,
-    Path(resource_id): Path<String>,
+    ApiPath(resource_id): ApiPath<String>,
 ) -> ApiResult {
     get_one(&state, Kind::Resource, &resource_id).await
 }
@@ -444,7 +450,7 @@ pub async fn list_resources(
 
 pub async fn update_resource(
     State(state): State<AppState>,
-    Path(resource_id): Path<String>,
+    ApiPath(resource_id): ApiPath<String>,
     ApiJson(patch): ApiJson<ResourcePatch>,
 ) -> ApiResult {
     let resource_id = id(Kind::Resource, &resource_id)?;
@@ -457,7 +463,7 @@ pub async fn update_resource(
 
 pub async fn delete_resource(
     State(state): State<AppState>,
-    Path(resource_id): Path<String>,
+    ApiPath(resource_id): ApiPath<String>,
 ) -> ApiResult {
     let resource_id = id(Kind::Resource, &resource_id)?;
     done(
@@ -469,7 +475,7 @@ pub async fn delete_resource(
 
 pub async fn list_scopes(
     State(state): State<AppState>,
-    Path(resource_id): Path<String>,
+    ApiPath(resource_id): ApiPath<String>,
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> ApiResult {
@@ -487,7 +493,7 @@ pub async fn list_scopes(
 
 pub async fn create_scope(
     State(state): State<AppState>,
-    Path(resource_id): Path<String>,
+    ApiPath(resource_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<NamedInput>,
 ) -> ApiResult {
@@ -503,7 +509,7 @@ pub async fn create_scope(
 
 pub async fn update_scope(
     State(state): State<AppState>,
-    Path((resource_id, scope_id)): Path<(String, String)>,
+    ApiPath((resource_id, scope_id)): ApiPath<(String, String)>,
     Call(call): Call,
     ApiJson(patch): ApiJson<NamedPatch>,
 ) -> ApiResult {
@@ -522,7 +528,7 @@ pub async fn update_scope(
 
 pub async fn delete_scope(
     State(state): State<AppState>,
-    Path((resource_id, scope_id)): Path<(String, String)>,
+    ApiPath((resource_id, scope_id)): ApiPath<(String, String)>,
     Call(call): Call,
 ) -> ApiResult {
     let (resource_id, scope_id) = (
@@ -553,7 +559,10 @@ pub async fn create_role(
     )
 }
 
-pub async fn get_role(State(state): State<AppState>, Path(role_id): Path<String>) -> ApiResult {
+pub async fn get_role(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+) -> ApiResult {
     get_one(&state, Kind::Role, &role_id).await
 }
 
@@ -567,7 +576,7 @@ pub async fn list_roles(
 
 pub async fn update_role(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(patch): ApiJson<RolePatch>,
 ) -> ApiResult {
@@ -583,7 +592,7 @@ pub async fn update_role(
 
 pub async fn delete_role(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
     Call(call): Call,
 ) -> ApiResult {
     let role_id = id(Kind::Role, &role_id)?;
@@ -595,13 +604,16 @@ pub async fn delete_role(
     )
 }
 
-pub async fn role_scopes(State(state): State<AppState>, Path(role_id): Path<String>) -> ApiResult {
+pub async fn role_scopes(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+) -> ApiResult {
     linked(&state, Link::RoleScopes, None, Kind::Role, &role_id).await
 }
 
 pub async fn add_role_scopes(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
@@ -617,7 +629,7 @@ pub async fn add_role_scopes(
 
 pub async fn remove_role_scope(
     State(state): State<AppState>,
-    Path((role_id, scope_id)): Path<(String, String)>,
+    ApiPath((role_id, scope_id)): ApiPath<(String, String)>,
     Call(call): Call,
 ) -> ApiResult {
     let (role_id, scope_id) = (id(Kind::Role, &role_id)?, id(Kind::Scope, &scope_id)?);
@@ -647,7 +659,7 @@ pub async fn create_organization(
 
 pub async fn get_organization(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
 ) -> ApiResult {
     get_one(&state, Kind::Organization, &org_id).await
 }
@@ -662,7 +674,7 @@ pub async fn list_organizations(
 
 pub async fn update_organization(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(patch): ApiJson<OrganizationPatch>,
 ) -> ApiResult {
@@ -678,7 +690,7 @@ pub async fn update_organization(
 
 pub async fn delete_organization(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
     Call(call): Call,
 ) -> ApiResult {
     let org_id = id(Kind::Organization, &org_id)?;
@@ -692,7 +704,7 @@ pub async fn delete_organization(
 
 pub async fn organization_users(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
 ) -> ApiResult {
     linked(
         &state,
@@ -706,7 +718,7 @@ pub async fn organization_users(
 
 pub async fn add_organization_users(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
@@ -722,7 +734,7 @@ pub async fn add_organization_users(
 
 pub async fn replace_organization_users(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
@@ -738,7 +750,7 @@ pub async fn replace_organization_users(
 
 pub async fn remove_organization_user(
     State(state): State<AppState>,
-    Path((org_id, user_id)): Path<(String, String)>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
     Call(call): Call,
 ) -> ApiResult {
     let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
@@ -753,7 +765,7 @@ pub async fn remove_organization_user(
 
 pub async fn member_roles(
     State(state): State<AppState>,
-    Path((org_id, user_id)): Path<(String, String)>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult {
     let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
     let members = state
@@ -781,7 +793,7 @@ pub async fn member_roles(
 
 pub async fn assign_member_roles(
     State(state): State<AppState>,
-    Path((org_id, user_id)): Path<(String, String)>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
     let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
@@ -795,7 +807,7 @@ pub async fn assign_member_roles(
 
 pub async fn remove_member_role(
     State(state): State<AppState>,
-    Path((org_id, user_id, role_id)): Path<(String, String, String)>,
+    ApiPath((org_id, user_id, role_id)): ApiPath<(String, String, String)>,
 ) -> ApiResult {
     let (org_id, user_id, role_id) = (
         id(Kind::Organization, &org_id)?,
@@ -827,7 +839,7 @@ pub async fn create_organization_role(
 
 pub async fn get_organization_role(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
 ) -> ApiResult {
     get_one(&state, Kind::OrganizationRole, &role_id).await
 }
@@ -842,7 +854,7 @@ pub async fn list_organization_roles(
 
 pub async fn update_organization_role(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(patch): ApiJson<NamedPatch>,
 ) -> ApiResult {
@@ -858,7 +870,7 @@ pub async fn update_organization_role(
 
 pub async fn delete_organization_role(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
     Call(call): Call,
 ) -> ApiResult {
     let role_id = id(Kind::OrganizationRole, &role_id)?;
@@ -872,7 +884,7 @@ pub async fn delete_organization_role(
 
 pub async fn organization_role_scopes(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
 ) -> ApiResult {
     linked(
         &state,
@@ -903,7 +915,7 @@ async fn change_organization_role_scopes(
 
 pub async fn add_organization_role_scopes(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
@@ -921,7 +933,7 @@ pub async fn add_organization_role_scopes(
 
 pub async fn replace_organization_role_scopes(
     State(state): State<AppState>,
-    Path(role_id): Path<String>,
+    ApiPath(role_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
@@ -939,7 +951,7 @@ pub async fn replace_organization_role_scopes(
 
 pub async fn remove_organization_role_scope(
     State(state): State<AppState>,
-    Path((role_id, scope_id)): Path<(String, String)>,
+    ApiPath((role_id, scope_id)): ApiPath<(String, String)>,
     Call(call): Call,
 ) -> ApiResult {
     let scope_id = id(Kind::OrganizationScope, &scope_id)?;
@@ -970,7 +982,7 @@ pub async fn create_organization_scope(
 
 pub async fn get_organization_scope(
     State(state): State<AppState>,
-    Path(scope_id): Path<String>,
+    ApiPath(scope_id): ApiPath<String>,
 ) -> ApiResult {
     get_one(&state, Kind::OrganizationScope, &scope_id).await
 }
@@ -985,7 +997,7 @@ pub async fn list_organization_scopes(
 
 pub async fn update_organization_scope(
     State(state): State<AppState>,
-    Path(scope_id): Path<String>,
+    ApiPath(scope_id): ApiPath<String>,
     Call(call): Call,
     ApiJson(patch): ApiJson<NamedPatch>,
 ) -> ApiResult {
@@ -1001,7 +1013,7 @@ pub async fn update_organization_scope(
 
 pub async fn delete_organization_scope(
     State(state): State<AppState>,
-    Path(scope_id): Path<String>,
+    ApiPath(scope_id): ApiPath<String>,
     Call(call): Call,
 ) -> ApiResult {
     let scope_id = id(Kind::OrganizationScope, &scope_id)?;

@@ -477,6 +477,10 @@ async fn refused_user_changes_fire_nothing_and_say_why() {
         .unwrap();
     expect_error(res, 400, "request.malformed_json").await;
 
+    // A path parameter that is not UTF-8: a JSON 400.
+    let res = w.app.api(Method::GET, "/users/%FF").send().await.unwrap();
+    expect_error(res, 400, "guard.invalid_input").await;
+
     // Unknown and impossible ids: 404.
     for path in ["/users/nope", &format!("/users/{}", "x".repeat(22))] {
         let (status, err) = w
