@@ -4,7 +4,7 @@
 use super::{doc, extra, load, must_be_free, must_exist, to_json, Emitter};
 use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{
-    NamedPatch, Organization, OrganizationPatch, OrganizationRole, OrganizationScope,
+    NamedPatch, Organization, OrganizationPatch, OrganizationRole, OrganizationScope, RoleType,
 };
 use crate::storage::identity::{
     Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
@@ -175,7 +175,15 @@ pub async fn assign_member_roles(
     store
         .transact(Box::new(move |tx| {
             must_be_member(tx, &org_id, &user_id)?;
-            must_exist(tx, Kind::OrganizationRole, &role_ids)?;
+            for role in &role_ids {
+                let r: OrganizationRole = load(tx, Kind::OrganizationRole, role)?;
+                if r.kind != RoleType::User {
+                    return Err(IdentityError::Conflict {
+                        code: "organization.role_type_mismatch",
+                        message: format!("The organization role `{role}` is for machine-to-machine apps, not users."),
+                    });
+                }
+            }
             for role in &role_ids {
                 tx.link(Link::OrganizationUserRoles, Some(&org_id), &user_id, role)?;
             }

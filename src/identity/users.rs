@@ -3,6 +3,7 @@
 
 use super::{doc, load, must_be_free, must_exist, to_json, Emitter};
 use crate::domain::event::HookEvent;
+use crate::domain::identity::authz::{Role, RoleType};
 use crate::domain::identity::user::{email_key, User, UserChange};
 use crate::storage::identity::{
     IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
@@ -128,7 +129,17 @@ pub async fn assign_roles(
     store
         .transact(Box::new(move |tx| {
             must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
-            must_exist(tx, Kind::Role, &role_ids)?;
+            for role in &role_ids {
+                let r: Role = load(tx, Kind::Role, role)?;
+                if r.kind != RoleType::User {
+                    return Err(IdentityError::Conflict {
+                        code: "user.role_type_mismatch",
+                        message: format!(
+                            "The role `{role}` is for machine-to-machine apps, not users."
+                        ),
+                    });
+                }
+            }
             for role in &role_ids {
                 if !tx.link(Link::UserRoles, None, &user_id, role)? {
                     return Err(IdentityError::Conflict {

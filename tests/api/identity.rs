@@ -822,6 +822,37 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         .ok(Method::GET, &format!("/users/{uid}/roles"), None, 200)
         .await;
     assert_eq!(roles[0]["id"], role_id.as_str());
+    let m2m = w
+        .ok(
+            Method::POST,
+            "/roles",
+            Some(json!({"name": "m2m", "description": "apps", "type": "MachineToMachine"})),
+            200,
+        )
+        .await;
+    w.event("Role.Created").await;
+    let (status, err) = w
+        .call(
+            Method::POST,
+            &format!("/users/{uid}/roles"),
+            Some(json!({"roleIds": [m2m["id"]]})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (422, "user.role_type_mismatch")
+    );
+    let (status, err) = w
+        .call(
+            Method::POST,
+            &format!("/users/{uid}/roles"),
+            Some(json!({"roleIds": [role_id]})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (422, "user.role_exists")
+    );
     w.ok(
         Method::DELETE,
         &format!("/users/{uid}/roles/{role_id}"),
@@ -1245,6 +1276,26 @@ async fn organization_routes_fire_their_events() {
         )
         .await;
     assert_eq!(status, 404, "not a member");
+    let m2m = w
+        .ok(
+            Method::POST,
+            "/organization-roles",
+            Some(json!({"name": "bot", "type": "MachineToMachine"})),
+            201,
+        )
+        .await;
+    w.event("OrganizationRole.Created").await;
+    let (status, err) = w
+        .call(
+            Method::POST,
+            &mr,
+            Some(json!({"organizationRoleIds": [m2m["id"]]})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (422, "organization.role_type_mismatch")
+    );
     w.quiet().await;
 
     // Deletions.
