@@ -1,7 +1,10 @@
 //! API resources, their scopes, and roles. Resources fire no events (Logto has none for
 //! them); scopes and roles fire theirs.
 
-use super::{doc, extra, load, must_be_free, must_exist, to_json, Emitter};
+use super::{
+    answer, create_role_with_scopes, delete_firing, doc, extra, load, must_be_free, must_exist,
+    to_json, Emitter, RoleKind,
+};
 use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{NamedPatch, Resource, ResourcePatch, Role, RolePatch, Scope};
 use crate::domain::identity::InputError;
@@ -9,6 +12,17 @@ use crate::storage::identity::{
     Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
 use serde_json::{json, Map, Value};
+
+const ROLE: RoleKind = RoleKind {
+    kind: Kind::Role,
+    scope_kind: Kind::Scope,
+    scopes: Link::RoleScopes,
+    created: HookEvent::ROLE_CREATED,
+    scopes_updated: HookEvent::ROLE_SCOPES_UPDATED,
+    id_field: "roleId",
+    name_taken: "role.name_in_use",
+    name_what: "role name",
+};
 
 fn resource_doc(r: &Resource, created_at: i64) -> IdentityResult<Doc> {
     doc(
@@ -114,9 +128,7 @@ pub async fn create_scope(
                 "scope name",
             )?;
             tx.insert(Kind::Scope, &scope_doc(&scope)?)?;
-            let data = to_json(&scope)?;
-            tx.emit(&[em.event(HookEvent::SCOPE_CREATED, Map::new(), Some(data.clone()))])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::SCOPE_CREATED, &scope)
         }))
         .await
 }
@@ -154,13 +166,7 @@ pub async fn update_scope(
                 "scope name",
             )?;
             tx.update(Kind::Scope, &scope_doc(&scope)?)?;
-            let data = to_json(&scope)?;
-            tx.emit(&[em.event(
-                HookEvent::SCOPE_DATA_UPDATED,
-                Map::new(),
-                Some(data.clone()),
-            )])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::SCOPE_DATA_UPDATED, &scope)
         }))
         .await
 }
@@ -204,35 +210,15 @@ pub async fn create_role(
 ) -> IdentityResult<Value> {
     store
         .transact(Box::new(move |tx| {
-            must_be_free(
+            let doc = role_doc(&role, em.now_ms())?;
+            create_role_with_scopes(
                 tx,
-                Kind::Role,
-                Key::Name,
-                Some(&role.name),
-                None,
-                None,
-                "role.name_in_use",
-                "role name",
-            )?;
-            if let Some(ids) = &scope_ids {
-                must_exist(tx, Kind::Scope, ids)?;
-            }
-            tx.insert(Kind::Role, &role_doc(&role, em.now_ms())?)?;
-            let data = to_json(&role)?;
-            let mut events =
-                vec![em.event(HookEvent::ROLE_CREATED, Map::new(), Some(data.clone()))];
-            if let Some(ids) = &scope_ids {
-                for id in ids {
-                    tx.link(Link::RoleScopes, None, &role.id, id)?;
-                }
-                events.push(em.event(
-                    HookEvent::ROLE_SCOPES_UPDATED,
-                    extra(&[("roleId", json!(role.id))]),
-                    None,
-                ));
-            }
-            tx.emit(&events)?;
-            Ok(data)
+                &em,
+                &ROLE,
+                &role.name,
+                (&doc, &role),
+                scope_ids.as_deref(),
+            )
         }))
         .await
 }
@@ -258,9 +244,7 @@ pub async fn update_role(
                 "role name",
             )?;
             tx.update(Kind::Role, &role_doc(&role, 0)?)?;
-            let data = to_json(&role)?;
-            tx.emit(&[em.event(HookEvent::ROLE_DATA_UPDATED, Map::new(), Some(data.clone()))])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::ROLE_DATA_UPDATED, &role)
         }))
         .await
 }
@@ -271,15 +255,7 @@ pub async fn delete_role(
     em: Emitter,
     id: String,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
-            if !tx.delete(Kind::Role, &id)? {
-                return Err(IdentityError::not_found(Kind::Role, &id));
-            }
-            tx.emit(&[em.event(HookEvent::ROLE_DELETED, Map::new(), None)])?;
-            Ok(Value::Null)
-        }))
-        .await
+    delete_firing(store, em, Kind::Role, id, HookEvent::ROLE_DELETED).await
 }
 
 /// `POST /roles/:id/scopes {scopeIds}` → `Role.Scopes.Updated` (with `roleId`), data = the

@@ -11,7 +11,9 @@ pub mod users;
 use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
 use crate::domain::payload::{api_event_payload, ApiCall};
-use crate::storage::identity::{Doc, IdentityError, IdentityResult, IdentityTx, Key, Kind};
+use crate::storage::identity::{
+    Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
+};
 use crate::storage::{NewEvent, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -147,4 +149,90 @@ pub(crate) fn extra(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
+}
+
+/// Fires `event` with `obj` as its data, and answers with `obj`: the end of most changes.
+pub(crate) fn answer<T: Serialize>(
+    tx: &mut dyn IdentityTx,
+    em: &Emitter,
+    event: HookEvent,
+    obj: &T,
+) -> IdentityResult<Value> {
+    let data = to_json(obj)?;
+    tx.emit(&[em.event(event, Map::new(), Some(data.clone()))])?;
+    Ok(data)
+}
+
+/// `DELETE` of a document that fires `event` (no data: the answer is a 204); its links go
+/// with it.
+pub(crate) async fn delete_firing(
+    store: &dyn IdentityStore,
+    em: Emitter,
+    kind: Kind,
+    id: String,
+    event: HookEvent,
+) -> IdentityResult<Value> {
+    store
+        .transact(Box::new(move |tx| {
+            if !tx.delete(kind, &id)? {
+                return Err(IdentityError::not_found(kind, &id));
+            }
+            tx.emit(&[em.event(event, Map::new(), None)])?;
+            Ok(Value::Null)
+        }))
+        .await
+}
+
+/// What differs between a role and an organization role when one is created with scopes.
+pub(crate) struct RoleKind {
+    pub kind: Kind,
+    pub scope_kind: Kind,
+    pub scopes: Link,
+    pub created: HookEvent,
+    pub scopes_updated: HookEvent,
+    /// The role's id field in the scopes event (`roleId`, `organizationRoleId`).
+    pub id_field: &'static str,
+    pub name_taken: &'static str,
+    pub name_what: &'static str,
+}
+
+/// Creates a role (`doc` of `obj`) with its first scopes: `created` with the role as data,
+/// then `scopes_updated` naming the role when `scope_ids` were given, as Logto fires them.
+pub(crate) fn create_role_with_scopes<T: Serialize>(
+    tx: &mut dyn IdentityTx,
+    em: &Emitter,
+    rk: &RoleKind,
+    name: &str,
+    role: (&Doc, &T),
+    scope_ids: Option<&[String]>,
+) -> IdentityResult<Value> {
+    let (doc, obj) = role;
+    must_be_free(
+        tx,
+        rk.kind,
+        Key::Name,
+        Some(name),
+        None,
+        None,
+        rk.name_taken,
+        rk.name_what,
+    )?;
+    if let Some(ids) = scope_ids {
+        must_exist(tx, rk.scope_kind, ids)?;
+    }
+    tx.insert(rk.kind, doc)?;
+    let data = to_json(obj)?;
+    let mut events = vec![em.event(rk.created, Map::new(), Some(data.clone()))];
+    if let Some(ids) = scope_ids {
+        for id in ids {
+            tx.link(rk.scopes, None, &doc.id, id)?;
+        }
+        events.push(em.event(
+            rk.scopes_updated,
+            extra(&[(rk.id_field, Value::String(doc.id.clone()))]),
+            None,
+        ));
+    }
+    tx.emit(&events)?;
+    Ok(data)
 }

@@ -1,7 +1,10 @@
 //! Organizations, their members and the members' roles, and the organization template:
 //! organization roles and organization scopes.
 
-use super::{doc, extra, load, must_be_free, must_exist, to_json, Emitter};
+use super::{
+    answer, create_role_with_scopes, delete_firing, doc, extra, load, must_be_free, must_exist,
+    Emitter, RoleKind,
+};
 use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{
     NamedPatch, Organization, OrganizationPatch, OrganizationRole, OrganizationScope, RoleType,
@@ -9,7 +12,18 @@ use crate::domain::identity::authz::{
 use crate::storage::identity::{
     Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+const ORGANIZATION_ROLE: RoleKind = RoleKind {
+    kind: Kind::OrganizationRole,
+    scope_kind: Kind::OrganizationScope,
+    scopes: Link::OrganizationRoleScopes,
+    created: HookEvent::ORGANIZATION_ROLE_CREATED,
+    scopes_updated: HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
+    id_field: "organizationRoleId",
+    name_taken: "organization_role.name_in_use",
+    name_what: "organization role name",
+};
 
 fn org_doc(o: &Organization) -> IdentityResult<Doc> {
     doc(&o.id, o, vec![], None, o.created_at)
@@ -44,13 +58,7 @@ pub async fn create(
     store
         .transact(Box::new(move |tx| {
             tx.insert(Kind::Organization, &org_doc(&org)?)?;
-            let data = to_json(&org)?;
-            tx.emit(&[em.event(
-                HookEvent::ORGANIZATION_CREATED,
-                Map::new(),
-                Some(data.clone()),
-            )])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::ORGANIZATION_CREATED, &org)
         }))
         .await
 }
@@ -66,28 +74,21 @@ pub async fn update(
         .transact(Box::new(move |tx| {
             let org = patch.apply(load(tx, Kind::Organization, &id)?);
             tx.update(Kind::Organization, &org_doc(&org)?)?;
-            let data = to_json(&org)?;
-            tx.emit(&[em.event(
-                HookEvent::ORGANIZATION_DATA_UPDATED,
-                Map::new(),
-                Some(data.clone()),
-            )])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::ORGANIZATION_DATA_UPDATED, &org)
         }))
         .await
 }
 
 /// `DELETE /organizations/:id` → `Organization.Deleted`; memberships go with it.
 pub async fn delete(store: &dyn IdentityStore, em: Emitter, id: String) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
-            if !tx.delete(Kind::Organization, &id)? {
-                return Err(IdentityError::not_found(Kind::Organization, &id));
-            }
-            tx.emit(&[em.event(HookEvent::ORGANIZATION_DELETED, Map::new(), None)])?;
-            Ok(Value::Null)
-        }))
-        .await
+    delete_firing(
+        store,
+        em,
+        Kind::Organization,
+        id,
+        HookEvent::ORGANIZATION_DELETED,
+    )
+    .await
 }
 
 /// How a membership request changes the members.
@@ -240,38 +241,15 @@ pub async fn create_role(
 ) -> IdentityResult<Value> {
     store
         .transact(Box::new(move |tx| {
-            must_be_free(
+            let doc = org_role_doc(&role, em.now_ms())?;
+            create_role_with_scopes(
                 tx,
-                Kind::OrganizationRole,
-                Key::Name,
-                Some(&role.name),
-                None,
-                None,
-                "organization_role.name_in_use",
-                "organization role name",
-            )?;
-            if let Some(ids) = &scope_ids {
-                must_exist(tx, Kind::OrganizationScope, ids)?;
-            }
-            tx.insert(Kind::OrganizationRole, &org_role_doc(&role, em.now_ms())?)?;
-            let data = to_json(&role)?;
-            let mut events = vec![em.event(
-                HookEvent::ORGANIZATION_ROLE_CREATED,
-                Map::new(),
-                Some(data.clone()),
-            )];
-            if let Some(ids) = &scope_ids {
-                for id in ids {
-                    tx.link(Link::OrganizationRoleScopes, None, &role.id, id)?;
-                }
-                events.push(em.event(
-                    HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
-                    extra(&[("organizationRoleId", json!(role.id))]),
-                    None,
-                ));
-            }
-            tx.emit(&events)?;
-            Ok(data)
+                &em,
+                &ORGANIZATION_ROLE,
+                &role.name,
+                (&doc, &role),
+                scope_ids.as_deref(),
+            )
         }))
         .await
 }
@@ -298,13 +276,7 @@ pub async fn update_role(
                 "organization role name",
             )?;
             tx.update(Kind::OrganizationRole, &org_role_doc(&role, 0)?)?;
-            let data = to_json(&role)?;
-            tx.emit(&[em.event(
-                HookEvent::ORGANIZATION_ROLE_DATA_UPDATED,
-                Map::new(),
-                Some(data.clone()),
-            )])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::ORGANIZATION_ROLE_DATA_UPDATED, &role)
         }))
         .await
 }
@@ -370,7 +342,7 @@ pub async fn delete_role(
     em: Emitter,
     id: String,
 ) -> IdentityResult<Value> {
-    delete_doc(
+    delete_firing(
         store,
         em,
         Kind::OrganizationRole,
@@ -402,13 +374,7 @@ pub async fn create_scope(
                 Kind::OrganizationScope,
                 &org_scope_doc(&scope, em.now_ms())?,
             )?;
-            let data = to_json(&scope)?;
-            tx.emit(&[em.event(
-                HookEvent::ORGANIZATION_SCOPE_CREATED,
-                Map::new(),
-                Some(data.clone()),
-            )])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_CREATED, &scope)
         }))
         .await
 }
@@ -435,13 +401,7 @@ pub async fn update_scope(
                 "organization scope name",
             )?;
             tx.update(Kind::OrganizationScope, &org_scope_doc(&scope, 0)?)?;
-            let data = to_json(&scope)?;
-            tx.emit(&[em.event(
-                HookEvent::ORGANIZATION_SCOPE_DATA_UPDATED,
-                Map::new(),
-                Some(data.clone()),
-            )])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_DATA_UPDATED, &scope)
         }))
         .await
 }
@@ -452,7 +412,7 @@ pub async fn delete_scope(
     em: Emitter,
     id: String,
 ) -> IdentityResult<Value> {
-    delete_doc(
+    delete_firing(
         store,
         em,
         Kind::OrganizationScope,
@@ -460,22 +420,4 @@ pub async fn delete_scope(
         HookEvent::ORGANIZATION_SCOPE_DELETED,
     )
     .await
-}
-
-async fn delete_doc(
-    store: &dyn IdentityStore,
-    em: Emitter,
-    kind: Kind,
-    id: String,
-    event: HookEvent,
-) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
-            if !tx.delete(kind, &id)? {
-                return Err(IdentityError::not_found(kind, &id));
-            }
-            tx.emit(&[em.event(event, Map::new(), None)])?;
-            Ok(Value::Null)
-        }))
-        .await
 }

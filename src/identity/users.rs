@@ -1,14 +1,14 @@
 //! Users: create, change, delete (each with its event), and their roles (no event: Logto fires
 //! none for role assignments).
 
-use super::{doc, load, must_be_free, must_exist, to_json, Emitter};
+use super::{answer, doc, load, must_be_free, must_exist, Emitter};
 use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{Role, RoleType};
 use crate::domain::identity::user::{email_key, User, UserChange};
 use crate::storage::identity::{
     IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 fn user_doc(user: &User) -> IdentityResult<crate::storage::identity::Doc> {
     doc(
@@ -74,9 +74,7 @@ pub async fn create(
             if let Some(hash) = &password_hash {
                 tx.set_password_hash(&user.id, hash)?;
             }
-            let data = to_json(&user)?;
-            tx.emit(&[em.event(HookEvent::USER_CREATED, Map::new(), Some(data.clone()))])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::USER_CREATED, &user)
         }))
         .await
 }
@@ -99,9 +97,7 @@ pub async fn change(
             if let Some(hash) = password_hash {
                 tx.set_password_hash(&user.id, hash)?;
             }
-            let data = to_json(&user)?;
-            tx.emit(&[em.event(event, Map::new(), Some(data.clone()))])?;
-            Ok(data)
+            answer(tx, &em, event, &user)
         }))
         .await
 }
@@ -113,9 +109,7 @@ pub async fn delete(store: &dyn IdentityStore, em: Emitter, id: String) -> Ident
         .transact(Box::new(move |tx| {
             let user: User = load(tx, Kind::User, &id)?;
             tx.delete(Kind::User, &id)?;
-            let data = to_json(&user)?;
-            tx.emit(&[em.event(HookEvent::USER_DELETED, Map::new(), Some(data.clone()))])?;
-            Ok(data)
+            answer(tx, &em, HookEvent::USER_DELETED, &user)
         }))
         .await
 }
