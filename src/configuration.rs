@@ -1,6 +1,7 @@
 //! Command line and environment: every `hookline serve` setting is a flag that can also come
 //! from a `HOOKLINE_*` variable. Values are parsed here, once, into their real types.
 
+use crate::domain::interaction::TrustedProxies;
 use crate::domain::retry::{RetrySchedule, DEFAULT_RETRY_SCHEDULE};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
@@ -80,6 +81,23 @@ pub struct ServeArgs {
     /// Largest request body the API accepts, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` names the
+    /// end user's address in interaction calls. From anyone else it is ignored.
+    #[arg(long, env = "HOOKLINE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Failed sign-ins for one identifier, within the lockout duration, that lock it.
+    #[arg(long, env = "HOOKLINE_LOCKOUT_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub lockout_failures: u32,
+
+    /// How long a locked identifier stays locked (and the window its failures count in).
+    #[arg(long, env = "HOOKLINE_LOCKOUT_DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub lockout_duration: Duration,
+
+    /// Password-reset codes one recipient may be sent per hour.
+    #[arg(long, env = "HOOKLINE_RESET_CODES_PER_HOUR", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reset_codes_per_hour: u32,
 }
 
 impl ServeArgs {

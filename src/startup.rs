@@ -5,6 +5,8 @@ use crate::configuration::ServeArgs;
 use crate::delivery::http::WebhookSender;
 use crate::delivery::{DeliveryEngine, Dispatch, EngineSettings, Inbox};
 use crate::domain::id::new_secret;
+use crate::domain::interaction::LockoutPolicy;
+use crate::identity::interactions::InteractionSettings;
 use crate::metrics::Metrics;
 use crate::routes::auth::token_hash;
 use crate::routes::{router, AppState};
@@ -86,6 +88,14 @@ impl Application {
             admin_token_hash,
             allow_private: args.allow_private_targets,
             metrics: Arc::new(Metrics::new()),
+            trusted_proxies: args.trusted_proxies.clone(),
+            interactions: InteractionSettings {
+                lockout: LockoutPolicy {
+                    max_failures: args.lockout_failures,
+                    lock_ms: args.lockout_duration.as_millis() as i64,
+                },
+                codes_per_hour: args.reset_codes_per_hour,
+            },
         };
         Ok(Self {
             listener,

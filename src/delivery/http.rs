@@ -177,6 +177,18 @@ impl WebhookSender {
     /// POSTs `body` to the target, signed both ways, with `msg_id` as `webhook-id`. The
     /// request timeout covers everything up to the end of the (capped) response body.
     pub async fn send(&self, target: &DeliveryTarget, msg_id: &str, body: String) -> SendOutcome {
+        self.send_within(target, msg_id, body, self.request_timeout)
+            .await
+    }
+
+    /// [`Self::send`] with its own timeout (a blocking hook's).
+    pub async fn send_within(
+        &self,
+        target: &DeliveryTarget,
+        msg_id: &str,
+        body: String,
+        timeout: Duration,
+    ) -> SendOutcome {
         let started = Instant::now();
         let failed = |error: String| SendOutcome {
             status: None,
@@ -223,7 +235,7 @@ impl WebhookSender {
             let (body, error) = read_capped(response.into_body()).await;
             Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, body, error))
         };
-        match tokio::time::timeout(self.request_timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok((status, retry_after, body, error))) => SendOutcome {
                 status: Some(status),
                 body: Some(body),
@@ -234,7 +246,7 @@ impl WebhookSender {
             Ok(Err(e)) => failed(describe(&e)),
             Err(_) => failed(format!(
                 "the request timed out after {}",
-                humantime::format_duration(self.request_timeout)
+                humantime::format_duration(timeout)
             )),
         }
     }

@@ -16,6 +16,9 @@ pub enum EventKind {
     Data,
     /// Fired when something went wrong on purpose (lockout, rate limit).
     Exception,
+    /// `Pre*` (beyond Logto): called synchronously inside an interaction, before anything is
+    /// written, and able to veto it. Never queued.
+    Blocking,
 }
 
 /// The registrable events in the order `@logto/schemas` lists them (`hookEvents`), without the
@@ -50,6 +53,10 @@ const CATALOG: &[(&str, EventKind)] = &[
     ("Identifier.Lockout", EventKind::Exception),
     ("Message.RateLimited", EventKind::Exception),
     ("Grant.LimitExceeded", EventKind::Exception),
+    // hookline's blocking events, after Logto's list so that Logto's indices stay put.
+    ("PreRegister", EventKind::Blocking),
+    ("PreSignIn", EventKind::Blocking),
+    ("PreResetPassword", EventKind::Blocking),
 ];
 
 /// One catalog event. A `Copy` index into [`CATALOG`], so it costs nothing to pass around
@@ -62,8 +69,15 @@ pub struct HookEvent(u8);
 pub struct UnknownEvent(pub String);
 
 impl HookEvent {
-    // The data events by name, for the code that fires them (checked against the catalog by
-    // a test).
+    // The events hookline fires itself, by name (checked against the catalog by a test).
+    pub const POST_REGISTER: HookEvent = HookEvent(0);
+    pub const POST_SIGN_IN: HookEvent = HookEvent(1);
+    pub const POST_RESET_PASSWORD: HookEvent = HookEvent(3);
+    pub const IDENTIFIER_LOCKOUT: HookEvent = HookEvent(26);
+    pub const MESSAGE_RATE_LIMITED: HookEvent = HookEvent(27);
+    pub const PRE_REGISTER: HookEvent = HookEvent(29);
+    pub const PRE_SIGN_IN: HookEvent = HookEvent(30);
+    pub const PRE_RESET_PASSWORD: HookEvent = HookEvent(31);
     pub const USER_CREATED: HookEvent = HookEvent(4);
     pub const USER_DELETED: HookEvent = HookEvent(5);
     pub const USER_DATA_UPDATED: HookEvent = HookEvent(6);
@@ -134,9 +148,14 @@ mod tests {
     #[test]
     fn catalog_round_trips_and_keeps_logto_order() {
         let names: Vec<_> = HookEvent::all().map(HookEvent::name).collect();
-        assert_eq!(names.len(), 29);
+        // Logto's 29, then hookline's three blocking events.
+        assert_eq!(names.len(), 32);
         assert_eq!(names[0], "PostRegister");
         assert_eq!(names[28], "Grant.LimitExceeded");
+        assert_eq!(
+            names[29..],
+            ["PreRegister", "PreSignIn", "PreResetPassword"]
+        );
         for e in HookEvent::all() {
             assert_eq!(HookEvent::parse(e.name()).unwrap(), e);
         }
@@ -210,6 +229,42 @@ mod tests {
         ] {
             assert_eq!(event.name(), name);
             assert_eq!(event.kind(), EventKind::Data);
+        }
+        for (event, name, kind) in [
+            (
+                HookEvent::POST_REGISTER,
+                "PostRegister",
+                EventKind::Interaction,
+            ),
+            (
+                HookEvent::POST_SIGN_IN,
+                "PostSignIn",
+                EventKind::Interaction,
+            ),
+            (
+                HookEvent::POST_RESET_PASSWORD,
+                "PostResetPassword",
+                EventKind::Interaction,
+            ),
+            (
+                HookEvent::IDENTIFIER_LOCKOUT,
+                "Identifier.Lockout",
+                EventKind::Exception,
+            ),
+            (
+                HookEvent::MESSAGE_RATE_LIMITED,
+                "Message.RateLimited",
+                EventKind::Exception,
+            ),
+            (HookEvent::PRE_REGISTER, "PreRegister", EventKind::Blocking),
+            (HookEvent::PRE_SIGN_IN, "PreSignIn", EventKind::Blocking),
+            (
+                HookEvent::PRE_RESET_PASSWORD,
+                "PreResetPassword",
+                EventKind::Blocking,
+            ),
+        ] {
+            assert_eq!((event.name(), event.kind()), (name, kind));
         }
     }
 }

@@ -87,13 +87,43 @@ impl<'de> Deserialize<'de> for HookHeaders {
 /// `config` as Logto has it: `{url, headers?, retries?}`. `retries` is deprecated in Logto and
 /// ignored by hookline's delivery (the retry schedule decides); it is stored and echoed so that
 /// clients that send it get it back.
+///
+/// Beyond Logto, for blocking (`Pre*`) events: `timeoutMs`, how long an interaction waits for
+/// this hook's answer (default [`DEFAULT_BLOCKING_TIMEOUT_MS`]), and `failurePolicy`, what a
+/// timeout, a non-2xx answer or an unreachable endpoint means (default `deny`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HookConfig {
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub headers: Option<HookHeaders>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub retries: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+pub const DEFAULT_BLOCKING_TIMEOUT_MS: u64 = 3_000;
+pub const MAX_BLOCKING_TIMEOUT_MS: u64 = 30_000;
+
+/// What a blocking hook's failure to answer means for the interaction. The default is `deny`
+/// (fail closed): a hook that vetoes sign-ins is a security control, and an outage of it
+/// should not silently let everything through. Set `allow` for hooks that only enrich.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    Allow,
+    #[default]
+    Deny,
+}
+
+impl HookConfig {
+    /// The blocking-call timeout in effect.
+    pub fn blocking_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.timeout_ms.unwrap_or(DEFAULT_BLOCKING_TIMEOUT_MS))
+    }
 }
 
 impl HookConfig {
@@ -143,10 +173,34 @@ impl HookConfig {
                 ))
             }
         };
+        let timeout_ms = match obj.shift_remove("timeoutMs") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(t @ 100..=MAX_BLOCKING_TIMEOUT_MS) => Some(t),
+                _ => {
+                    return Err(HookInputError::Invalid(format!(
+                        "config.timeoutMs must be an integer from 100 to {MAX_BLOCKING_TIMEOUT_MS}"
+                    )))
+                }
+            },
+            Some(_) => {
+                return Err(HookInputError::Invalid(format!(
+                    "config.timeoutMs must be an integer from 100 to {MAX_BLOCKING_TIMEOUT_MS}"
+                )))
+            }
+        };
+        let failure_policy = match obj.shift_remove("failurePolicy") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(|_| {
+                HookInputError::Invalid("config.failurePolicy must be \"allow\" or \"deny\"".into())
+            })?),
+        };
         Ok(Self {
             url,
             headers,
             retries,
+            timeout_ms,
+            failure_policy,
         })
     }
 }

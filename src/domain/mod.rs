@@ -5,6 +5,7 @@ pub mod event;
 pub mod hook;
 pub mod id;
 pub mod identity;
+pub mod interaction;
 pub mod payload;
 pub mod retry;
 pub mod signature;

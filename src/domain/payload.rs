@@ -134,11 +134,11 @@ pub fn test_payload(event: HookEvent, hook_id: &str, now: OffsetDateTime) -> Val
     let created_at = iso_timestamp(now);
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut p = match event.kind() {
-        EventKind::Interaction => json!({
+        EventKind::Interaction | EventKind::Blocking => json!({
             "event": event.name(),
             "interactionEvent": match event.name() {
-                "PostRegister" => "Register",
-                "PostResetPassword" => "ForgotPassword",
+                "PostRegister" | "PreRegister" => "Register",
+                "PostResetPassword" | "PreResetPassword" => "ForgotPassword",
                 _ => "SignIn",
             },
             "createdAt": created_at,

@@ -4,7 +4,9 @@
 //! emits nothing. The operations are written once, against the store's primitives
 //! ([`IdentityTx`]); the routes only parse requests and shape answers.
 
+pub mod applications;
 pub mod authz;
+pub mod interactions;
 pub mod organizations;
 pub mod users;
 

@@ -10,7 +10,7 @@ use crate::storage::identity::{
 };
 use serde_json::Value;
 
-fn user_doc(user: &User) -> IdentityResult<crate::storage::identity::Doc> {
+pub(crate) fn user_doc(user: &User) -> IdentityResult<crate::storage::identity::Doc> {
     doc(
         &user.id,
         user,
@@ -25,7 +25,7 @@ fn user_doc(user: &User) -> IdentityResult<crate::storage::identity::Doc> {
 }
 
 /// Usernames, emails (regardless of case) and phones belong to one user each.
-fn keys_must_be_free(tx: &mut dyn IdentityTx, user: &User) -> IdentityResult<()> {
+pub(crate) fn keys_must_be_free(tx: &mut dyn IdentityTx, user: &User) -> IdentityResult<()> {
     let me = Some(user.id.as_str());
     must_be_free(
         tx,
@@ -72,7 +72,7 @@ pub async fn create(
             keys_must_be_free(tx, &user)?;
             tx.insert(Kind::User, &user_doc(&user)?)?;
             if let Some(hash) = &password_hash {
-                tx.set_password_hash(&user.id, hash)?;
+                tx.set_credential(Kind::User, &user.id, hash)?;
             }
             answer(tx, &em, HookEvent::USER_CREATED, &user)
         }))
@@ -95,7 +95,7 @@ pub async fn change(
             keys_must_be_free(tx, &user)?;
             tx.update(Kind::User, &user_doc(&user)?)?;
             if let Some(hash) = password_hash {
-                tx.set_password_hash(&user.id, hash)?;
+                tx.set_credential(Kind::User, &user.id, hash)?;
             }
             answer(tx, &em, event, &user)
         }))

@@ -31,6 +31,13 @@ pub async fn publish(
         Some(_) => return Err(ApiError::invalid_input("`event` must be a string")),
         None => return Err(ApiError::invalid_input("`event` is required")),
     };
+    if event.kind() == crate::domain::event::EventKind::Blocking {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "event.not_publishable",
+            format!("{event} is a blocking event: hookline calls it inside interactions, it is not published"),
+        ));
+    }
     let now = OffsetDateTime::now_utc();
     let new_event = NewEvent {
         id: new_id(),

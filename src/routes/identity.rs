@@ -9,6 +9,7 @@ use super::pagination::Pagination;
 use super::AppState;
 use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
+use crate::domain::identity::application::{ApplicationPatch, NewApplicationInput, SECRET_LENGTH};
 use crate::domain::identity::authz::{
     IdsInput, NamedInput, NamedPatch, NewOrganizationInput, NewOrganizationRoleInput,
     NewResourceInput, NewRoleInput, OrganizationPatch, ResourcePatch, RolePatch,
@@ -17,7 +18,7 @@ use crate::domain::identity::user::{check_password, NewUserInput, UserChange, Us
 use crate::domain::identity::{is_possible_id, InputError};
 use crate::domain::payload::ApiCall;
 use crate::identity::organizations::{Membership, ScopeChange};
-use crate::identity::{authz, organizations, users, Emitter};
+use crate::identity::{applications, authz, organizations, users, Emitter};
 use crate::storage::identity::{DocQuery, IdentityError, IdentityResult, Kind, Link};
 use axum::extract::{
     ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, RawPathParams, State,
@@ -1022,5 +1023,60 @@ pub async fn delete_organization_scope(
         &state,
         StatusCode::NO_CONTENT,
         organizations::delete_scope(&*state.store, em, scope_id).await,
+    )
+}
+
+// ------------------------------------------------------------------------------ applications
+
+pub async fn create_application(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<NewApplicationInput>,
+) -> ApiResult {
+    let app = input.parse(new_id(), crate::clock::now_ms())?;
+    let secret = crate::domain::id::new_secret(SECRET_LENGTH);
+    done(
+        &state,
+        StatusCode::CREATED,
+        applications::create(&*state.store, app, secret).await,
+    )
+}
+
+pub async fn get_application(
+    State(state): State<AppState>,
+    ApiPath(app_id): ApiPath<String>,
+) -> ApiResult {
+    get_one(&state, Kind::Application, &app_id).await
+}
+
+pub async fn list_applications(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
+) -> ApiResult {
+    list(&state, Kind::Application, &uri, &q, None, false).await
+}
+
+pub async fn update_application(
+    State(state): State<AppState>,
+    ApiPath(app_id): ApiPath<String>,
+    ApiJson(patch): ApiJson<ApplicationPatch>,
+) -> ApiResult {
+    let app_id = id(Kind::Application, &app_id)?;
+    done(
+        &state,
+        StatusCode::OK,
+        applications::update(&*state.store, app_id, patch).await,
+    )
+}
+
+pub async fn delete_application(
+    State(state): State<AppState>,
+    ApiPath(app_id): ApiPath<String>,
+) -> ApiResult {
+    let app_id = id(Kind::Application, &app_id)?;
+    done(
+        &state,
+        StatusCode::NO_CONTENT,
+        applications::delete(&*state.store, app_id).await,
     )
 }

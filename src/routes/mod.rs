@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod hooks;
 pub mod identity;
+pub mod interactions;
 pub mod pagination;
 
 use crate::delivery::http::WebhookSender;
@@ -32,6 +33,9 @@ pub struct AppState {
     pub admin_token_hash: [u8; 32],
     pub allow_private: bool,
     pub metrics: Arc<Metrics>,
+    /// Whose `X-Forwarded-For` names an end user's address in interaction calls.
+    pub trusted_proxies: crate::domain::interaction::TrustedProxies,
+    pub interactions: crate::identity::interactions::InteractionSettings,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -52,7 +56,18 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
-        ));
+        ))
+        // Added after the admin layer, so not behind it: these authenticate the application.
+        .route("/interactions/register", post(interactions::register))
+        .route("/interactions/sign-in", post(interactions::sign_in))
+        .route(
+            "/interactions/forgot-password/verification-codes",
+            post(interactions::send_reset_code),
+        )
+        .route(
+            "/interactions/reset-password",
+            post(interactions::reset_password),
+        );
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -70,6 +85,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 fn identity_routes() -> Router<AppState> {
     use identity as i;
     Router::new()
+        .route(
+            "/applications",
+            get(i::list_applications).post(i::create_application),
+        )
+        .route(
+            "/applications/{id}",
+            get(i::get_application)
+                .patch(i::update_application)
+                .delete(i::delete_application),
+        )
         .route("/users", get(i::list_users).post(i::create_user))
         .route(
             "/users/{userId}",

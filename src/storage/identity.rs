@@ -21,6 +21,7 @@ pub enum Kind {
     Organization,
     OrganizationRole,
     OrganizationScope,
+    Application,
 }
 
 impl Kind {
@@ -34,6 +35,7 @@ impl Kind {
             Kind::Organization => "organization",
             Kind::OrganizationRole => "organization role",
             Kind::OrganizationScope => "organization scope",
+            Kind::Application => "application",
         }
     }
 }
@@ -74,6 +76,27 @@ impl Link {
             Link::OrganizationUsers => Kind::User,
             Link::OrganizationRoleScopes => Kind::OrganizationScope,
             Link::OrganizationUserRoles => Kind::OrganizationRole,
+        }
+    }
+}
+
+/// Kinds of short-lived interaction state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSpace {
+    /// Failed sign-ins and lockouts, per identifier.
+    SignInFailures,
+    /// The open password-reset code, per recipient.
+    ResetCode,
+    /// Codes sent per recipient in the current window.
+    CodeSends,
+}
+
+impl StateSpace {
+    pub fn name(self) -> &'static str {
+        match self {
+            StateSpace::SignInFailures => "sign_in_failures",
+            StateSpace::ResetCode => "reset_code",
+            StateSpace::CodeSends => "code_sends",
         }
     }
 }
@@ -150,8 +173,19 @@ pub trait IdentityTx {
     fn update(&mut self, kind: Kind, doc: &Doc) -> StoreResult<bool>;
     /// Deletes a document with its links; false if it did not exist.
     fn delete(&mut self, kind: Kind, id: &str) -> StoreResult<bool>;
-    /// A user's password hash (argon2id, PHC string).
-    fn set_password_hash(&mut self, user_id: &str, hash: &str) -> StoreResult<()>;
+    /// The credential of a user (password hash, argon2id PHC string) or an application
+    /// (secret hash). It never leaves the store but through [`IdentityStore::credential`].
+    fn set_credential(&mut self, kind: Kind, id: &str, hash: &str) -> StoreResult<()>;
+    /// Short-lived interaction state (see [`StateSpace`]); `None` once expired.
+    fn state_get(&mut self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>>;
+    fn state_put(
+        &mut self,
+        space: StateSpace,
+        key: &str,
+        value: &Value,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    fn state_delete(&mut self, space: StateSpace, key: &str) -> StoreResult<()>;
     /// Links `a` to `b`; false if they were linked already.
     fn link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool>;
     /// Unlinks `a` from `b`; false if they were not linked.
@@ -182,6 +216,15 @@ pub trait IdentityStore: Send + Sync {
         scope: Option<&str>,
         a: &str,
     ) -> StoreResult<Vec<Value>>;
-    /// A user's password hash, if one is set.
-    async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>>;
+    /// The document of `kind` whose `key` is `value`, with its credential (see
+    /// [`IdentityTx::set_credential`]).
+    async fn find_with_credential(
+        &self,
+        kind: Kind,
+        key: Key,
+        value: &str,
+    ) -> StoreResult<Option<(Value, Option<String>)>>;
+    /// A document's credential, if one is set.
+    async fn credential(&self, kind: Kind, id: &str) -> StoreResult<Option<String>>;
+    async fn state(&self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>>;
 }

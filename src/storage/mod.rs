@@ -258,6 +258,23 @@ pub struct AttemptRecord {
     pub at: i64,
 }
 
+/// One call of a blocking hook, to be logged like a delivery attempt (it never is queued).
+#[derive(Debug, Clone)]
+pub struct BlockingCallLog {
+    /// The call's `webhook-id`.
+    pub delivery_id: String,
+    pub hook_id: String,
+    pub event: HookEvent,
+    /// The payload sent, without `hookId`.
+    pub payload: Map<String, Value>,
+    pub success: bool,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub at: i64,
+}
+
 /// A filter for a hook's attempt log.
 #[derive(Debug, Clone)]
 pub struct LogQuery {
@@ -322,6 +339,9 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records attempts and moves their deliveries on, all in one transaction.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()>;
+    /// Logs calls of blocking hooks so that recent-logs shows them: each as its event, a
+    /// finished (never queued) delivery and the one attempt.
+    async fn record_blocking_calls(&self, calls: &[BlockingCallLog]) -> StoreResult<()>;
     /// Makes claimed deliveries due again at `now` (used at shutdown for unfinished work).
     async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()>;
     /// When the earliest queued delivery becomes due, if any.

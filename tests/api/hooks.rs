@@ -363,13 +363,14 @@ async fn hook_events_lists_the_catalog_with_kinds() {
     let app = TestApp::spawn().await;
     let events = app.get_json("/hook-events").await;
     let events = events.as_array().unwrap();
-    assert_eq!(events.len(), 29);
+    assert_eq!(events.len(), 32);
     assert_eq!(
         events[0],
         json!({"name": "PostRegister", "kind": "interaction"})
     );
     assert!(events.contains(&json!({"name": "Organization.Membership.Updated", "kind": "data"})));
     assert!(events.contains(&json!({"name": "Identifier.Lockout", "kind": "exception"})));
+    assert!(events.contains(&json!({"name": "PreSignIn", "kind": "blocking"})));
     app.stop().await;
 }
 

@@ -3,6 +3,7 @@
 //! with (camelCase, keys in Logto's order), and each request body is parsed once into a
 //! checked input type here: formats, lengths and ids are checked before anything is stored.
 
+pub mod application;
 pub mod authz;
 pub mod user;
 

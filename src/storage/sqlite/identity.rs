@@ -6,7 +6,7 @@ use super::Durability;
 use super::{enqueue_events_in, SqliteStore};
 use crate::storage::identity::{
     Change, Doc, DocQuery, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind,
-    Link,
+    Link, StateSpace,
 };
 use crate::storage::{NewEvent, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -73,6 +73,12 @@ fn table(kind: Kind) -> &'static Table {
             parent: None,
             search: &["id", "name"],
         },
+        Kind::Application => &Table {
+            name: "applications",
+            keys: &[],
+            parent: None,
+            search: &["id", NAME],
+        },
     }
 }
 
@@ -102,6 +108,15 @@ fn link_table(link: Link) -> LinkTable {
         ),
     };
     LinkTable { name, scope, a, b }
+}
+
+/// Where a kind keeps its credential.
+fn credential_column(kind: Kind) -> StoreResult<&'static str> {
+    match kind {
+        Kind::User => Ok("password_hash"),
+        Kind::Application => Ok("secret_hash"),
+        other => Err(StoreError::Corrupt(format!("{other:?} has no credential"))),
+    }
 }
 
 fn column(t: &Table, key: Key) -> StoreResult<&'static str> {
@@ -234,11 +249,57 @@ impl IdentityTx for Tx<'_, '_> {
         Ok(n == 1)
     }
 
-    fn set_password_hash(&mut self, user_id: &str, hash: &str) -> StoreResult<()> {
+    fn set_credential(&mut self, kind: Kind, id: &str, hash: &str) -> StoreResult<()> {
+        let col = credential_column(kind)?;
         self.w
             .conn
-            .prepare_cached("UPDATE users SET password_hash = ?1 WHERE id = ?2")?
-            .execute([hash, user_id])?;
+            .prepare_cached(&format!(
+                "UPDATE {} SET {col} = ?1 WHERE id = ?2",
+                table(kind).name
+            ))?
+            .execute([hash, id])?;
+        Ok(())
+    }
+
+    fn state_get(&mut self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>> {
+        let value: Option<String> = self
+            .w
+            .conn
+            .prepare_cached(
+                "SELECT value FROM interaction_state WHERE space = ?1 AND key = ?2 AND expires_at > ?3",
+            )?
+            .query_row((space.name(), key, now), |r| r.get(0))
+            .optional()?;
+        value.as_deref().map(parse_doc).transpose()
+    }
+
+    fn state_put(
+        &mut self,
+        space: StateSpace,
+        key: &str,
+        value: &Value,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        self.w
+            .conn
+            .prepare_cached(
+                "INSERT INTO interaction_state (space, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (space, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+            )?
+            .execute((space.name(), key, value.to_string(), expires_at))?;
+        // Expired rows of any key go while we are here; the table stays as small as what is live.
+        self.w
+            .conn
+            .prepare_cached("DELETE FROM interaction_state WHERE expires_at <= ?1")?
+            .execute([crate::clock::now_ms()])?;
+        Ok(())
+    }
+
+    fn state_delete(&mut self, space: StateSpace, key: &str) -> StoreResult<()> {
+        self.w
+            .conn
+            .prepare_cached("DELETE FROM interaction_state WHERE space = ?1 AND key = ?2")?
+            .execute([space.name(), key])?;
         Ok(())
     }
 
@@ -434,12 +495,52 @@ impl IdentityStore for SqliteStore {
         docs.iter().map(|d| parse_doc(d)).collect()
     }
 
-    async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>> {
-        let hash: Option<Option<String>> =
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
-                .bind(user_id)
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(hash.flatten())
+    async fn find_with_credential(
+        &self,
+        kind: Kind,
+        key: Key,
+        value: &str,
+    ) -> StoreResult<Option<(Value, Option<String>)>> {
+        let t = table(kind);
+        let (col, cred) = (column(t, key)?, credential_column(kind)?);
+        let row = sqlx::query(&format!(
+            "SELECT doc, {cred} AS credential FROM {} WHERE {col} = ?",
+            t.name
+        ))
+        .bind(value)
+        .fetch_optional(&self.reader)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let doc = parse_doc(r.try_get::<&str, _>("doc")?)?;
+                let cred: Option<String> = r.try_get("credential")?;
+                Ok(Some((doc, cred.filter(|c| !c.is_empty()))))
+            }
+        }
+    }
+
+    async fn credential(&self, kind: Kind, id: &str) -> StoreResult<Option<String>> {
+        let cred = credential_column(kind)?;
+        let hash: Option<Option<String>> = sqlx::query_scalar(&format!(
+            "SELECT {cred} FROM {} WHERE id = ?",
+            table(kind).name
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(hash.flatten().filter(|c| !c.is_empty()))
+    }
+
+    async fn state(&self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>> {
+        let value: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM interaction_state WHERE space = ? AND key = ? AND expires_at > ?",
+        )
+        .bind(space.name())
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        value.as_deref().map(parse_doc).transpose()
     }
 }

@@ -424,6 +424,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn record_blocking_calls(&self, calls: &[BlockingCallLog]) -> StoreResult<()> {
+        let calls = calls.to_vec();
+        self.writer
+            .run(Durability::Process, move |w| {
+                queue::record_blocking_calls(w, &calls)
+            })
+            .await
+    }
+
     async fn release(&self, delivery_ids: &[String], _now: i64) -> StoreResult<()> {
         let ids = delivery_ids.to_vec();
         self.writer

@@ -13,8 +13,8 @@ use super::writer::WriteTx;
 use crate::domain::id::new_id;
 use crate::domain::payload::delivery_body;
 use crate::storage::{
-    AttemptRecord, ClaimRequest, ClaimedDelivery, Enqueued, LeaseBudget, NewEvent, NextStep,
-    StoreError, StoreResult,
+    AttemptRecord, BlockingCallLog, ClaimRequest, ClaimedDelivery, Enqueued, LeaseBudget, NewEvent,
+    NextStep, StoreError, StoreResult,
 };
 use rusqlite::OptionalExtension;
 use std::collections::{HashMap, HashSet};
@@ -305,6 +305,49 @@ pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String]) -> StoreResult<()> 
         if let Some(rowid) = stmt.query_row([id], |r| r.get(0)).optional()? {
             w.leases.end_after_commit(rowid);
         }
+    }
+    Ok(())
+}
+
+/// Logs blocking calls: an event row (the payload, for the log's request body), a delivery
+/// row already finished (so that no claim ever sees it) and its one attempt.
+pub fn record_blocking_calls(w: &mut WriteTx<'_>, calls: &[BlockingCallLog]) -> StoreResult<()> {
+    let mut event = w.conn.prepare_cached(
+        "INSERT OR FAIL INTO events (id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut delivery = w.conn.prepare_cached(
+        "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, state, attempts, due_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?6)",
+    )?;
+    let mut attempt = w.conn.prepare_cached(
+        "INSERT OR FAIL INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
+         response_status, response_body, error, duration_ms, created_at) \
+         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for c in calls {
+        let event_id = new_id();
+        let name = c.event.name();
+        let payload = serde_json::to_string(&c.payload)
+            .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+        event.execute((&event_id, name, &payload, c.at))?;
+        let state = if c.success {
+            STATE_SUCCEEDED
+        } else {
+            STATE_FAILED
+        };
+        delivery.execute((&c.delivery_id, &event_id, &c.hook_id, name, state, c.at))?;
+        attempt.execute((
+            new_id(),
+            &c.delivery_id,
+            &c.hook_id,
+            name,
+            c.success,
+            c.response_status,
+            &c.response_body,
+            &c.error,
+            c.duration_ms,
+            c.at,
+        ))?;
     }
     Ok(())
 }

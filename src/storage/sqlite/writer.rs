@@ -387,6 +387,8 @@ mod tests {
                     url: "http://127.0.0.1:9/".into(),
                     headers: None,
                     retries: None,
+                    timeout_ms: None,
+                    failure_policy: None,
                 },
                 signing_key: "key".into(),
                 enabled: true,

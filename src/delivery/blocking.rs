@@ -1,0 +1,113 @@
+//! Blocking hooks (beyond Logto): hooks subscribed to `PreRegister`, `PreSignIn` or
+//! `PreResetPassword` are called synchronously inside the interaction, before anything is
+//! written, all at once, each within its own timeout. Any deny wins. A hook that gives no
+//! usable answer (timeout, unreachable, non-2xx, not `{"allow": …}`) counts as its
+//! `failurePolicy` says. Every call is logged like a delivery attempt, for recent-logs.
+
+use super::http::WebhookSender;
+use crate::clock::now_ms;
+use crate::domain::event::HookEvent;
+use crate::domain::hook::FailurePolicy;
+use crate::domain::id::new_id;
+use crate::domain::interaction::{read_verdict, Verdict};
+use crate::domain::payload::delivery_body;
+use crate::storage::{BlockingCallLog, DeliveryTarget, Store, StoreResult};
+use serde_json::{Map, Value};
+
+/// What the blocking hooks of one interaction decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Go on; `custom_data` is what allowing `PreRegister` hooks added (in hook order).
+    Allow {
+        custom_data: Map<String, Value>,
+    },
+    Deny {
+        message: String,
+    },
+}
+
+/// Calls every enabled hook subscribed to `event` with `payload` (without `hookId`).
+pub async fn decide(
+    store: &dyn Store,
+    sender: &WebhookSender,
+    event: HookEvent,
+    payload: &Map<String, Value>,
+) -> StoreResult<Decision> {
+    let (hooks, _) = store.list_hooks(None).await?;
+    let hooks: Vec<_> = hooks
+        .into_iter()
+        .filter(|h| h.enabled && h.events.contains(&event))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(Decision::Allow {
+            custom_data: Map::new(),
+        });
+    }
+    let text = Value::Object(payload.clone()).to_string();
+    let calls = hooks.iter().map(|hook| {
+        let text = &text;
+        async move {
+            let target = DeliveryTarget::new(hook.config.clone(), hook.signing_key.clone());
+            let id = new_id();
+            let body = delivery_body(text, &hook.id);
+            let outcome = sender
+                .send_within(&target, &id, body, hook.config.blocking_timeout())
+                .await;
+            let verdict = read_verdict(
+                outcome.status,
+                outcome.body.as_deref().unwrap_or(""),
+                outcome.error.as_deref(),
+            );
+            let (answered, error) = match &verdict {
+                Verdict::Failed { reason } => (false, Some(reason.clone())),
+                _ => (true, None),
+            };
+            let applied = match verdict {
+                Verdict::Failed { reason } => {
+                    match hook.config.failure_policy.unwrap_or_default() {
+                        FailurePolicy::Allow => Verdict::Allow { custom_data: None },
+                        FailurePolicy::Deny => Verdict::Deny {
+                            message: format!(
+                                "A hook that must approve this could not ({reason}), and its failure policy denies."
+                            ),
+                        },
+                    }
+                }
+                v => v,
+            };
+            let log = BlockingCallLog {
+                delivery_id: id,
+                hook_id: hook.id.clone(),
+                event,
+                payload: payload.clone(),
+                success: answered,
+                response_status: outcome.status,
+                response_body: outcome.body,
+                error,
+                duration_ms: outcome.duration.as_millis() as i64,
+                at: now_ms(),
+            };
+            (applied, log)
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let logs: Vec<BlockingCallLog> = results.iter().map(|(_, l)| l.clone()).collect();
+    if let Err(e) = store.record_blocking_calls(&logs).await {
+        // The decision stands; only its log is missing.
+        tracing::warn!(error = %e, "logging blocking hook calls failed");
+    }
+    let mut custom_data = Map::new();
+    for (verdict, log) in results {
+        match verdict {
+            Verdict::Deny { message } => {
+                tracing::info!(hook_id = %log.hook_id, event = %event, "a blocking hook denied an interaction");
+                return Ok(Decision::Deny { message });
+            }
+            Verdict::Allow {
+                custom_data: Some(c),
+            } => custom_data.extend(c),
+            _ => {}
+        }
+    }
+    Ok(Decision::Allow { custom_data })
+}

@@ -1,0 +1,437 @@
+//! Interactions (register, sign-in, password reset) as rules without I/O: identifiers, the
+//! lockout and code-sending policies, interaction payloads in Logto's key order, blocking
+//! hooks' answers, and which proxies may name the end user's address.
+
+use super::event::HookEvent;
+use super::identity::application::Application;
+use super::identity::user::{email_key, User};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::net::IpAddr;
+
+/// What an end user signs in with: a username, or an email (it has an `@`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identifier {
+    Username(String),
+    /// Lowercased: emails are unique regardless of case.
+    Email(String),
+}
+
+impl Identifier {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 128 {
+            return None;
+        }
+        Some(if raw.contains('@') {
+            Identifier::Email(email_key(raw))
+        } else {
+            Identifier::Username(raw.to_owned())
+        })
+    }
+
+    /// Logto's identifier type: `username` or `email`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Identifier::Username(_) => "username",
+            Identifier::Email(_) => "email",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Identifier::Username(v) | Identifier::Email(v) => v,
+        }
+    }
+
+    /// The key its lockout and code state is kept under.
+    pub fn state_key(&self) -> String {
+        format!("{}:{}", self.kind(), self.value())
+    }
+}
+
+/// Failed sign-ins of one identifier, kept for `window` after the first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failures {
+    pub count: u32,
+    pub first_at: i64,
+    pub locked_until: Option<i64>,
+}
+
+/// Repeated failed sign-ins lock an identifier: `max_failures` within `lock_ms` lock it for
+/// `lock_ms`, during which even the right password is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub lock_ms: i64,
+}
+
+impl LockoutPolicy {
+    pub fn is_locked(&self, f: Option<&Failures>, now: i64) -> bool {
+        f.and_then(|f| f.locked_until)
+            .is_some_and(|until| until > now)
+    }
+
+    /// The state after one more failure, and whether it locked the identifier just now.
+    pub fn fail(&self, f: Option<Failures>, now: i64) -> (Failures, bool) {
+        let fresh = Failures {
+            count: 0,
+            first_at: now,
+            locked_until: None,
+        };
+        let mut f = match f {
+            Some(f) if now - f.first_at < self.lock_ms && f.locked_until.is_none() => f,
+            _ => fresh,
+        };
+        f.count += 1;
+        let locks = f.count >= self.max_failures;
+        if locks {
+            f.locked_until = Some(now + self.lock_ms);
+        }
+        (f, locks)
+    }
+
+    /// How long the state must be kept.
+    pub fn expires_at(&self, f: &Failures) -> i64 {
+        f.locked_until.unwrap_or(f.first_at + self.lock_ms)
+    }
+}
+
+/// Verification codes sent to one recipient within an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeSends {
+    pub count: u32,
+    pub window_start: i64,
+}
+
+pub const CODE_WINDOW_MS: i64 = 60 * 60 * 1000;
+pub const CODE_TTL_MS: i64 = 10 * 60 * 1000;
+/// Wrong guesses a code takes before it is void.
+pub const CODE_MAX_ATTEMPTS: u32 = 5;
+
+/// The state after one more send, or `None` if this one is over `max_per_hour`.
+pub fn next_send(sends: Option<CodeSends>, now: i64, max_per_hour: u32) -> Option<CodeSends> {
+    let mut s = match sends {
+        Some(s) if now - s.window_start < CODE_WINDOW_MS => s,
+        _ => CodeSends {
+            count: 0,
+            window_start: now,
+        },
+    };
+    if s.count >= max_per_hour {
+        return None;
+    }
+    s.count += 1;
+    Some(s)
+}
+
+/// An open password-reset code: its hash, whose it is, until when, how many wrong guesses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetCode {
+    pub code_hash: String,
+    pub user_id: String,
+    pub expires_at: i64,
+    pub attempts: u32,
+}
+
+/// Who is interacting, as interaction payloads tell it.
+#[derive(Debug, Clone)]
+pub struct InteractionContext {
+    pub session_id: String,
+    pub user_agent: Option<String>,
+    pub user_ip: String,
+    pub application: Application,
+}
+
+impl InteractionContext {
+    /// `{id, type, name, description}`, as interaction payloads carry the application.
+    pub fn application_json(&self) -> Value {
+        let a = &self.application;
+        json!({"id": a.id, "type": a.kind, "name": a.name, "description": a.description})
+    }
+}
+
+/// Logto's `interactionEvent` of an interaction or blocking event.
+pub fn interaction_event(event: HookEvent) -> &'static str {
+    match event.name() {
+        "PostRegister" | "PreRegister" => "Register",
+        "PostResetPassword" | "PreResetPassword" => "ForgotPassword",
+        _ => "SignIn",
+    }
+}
+
+/// An interaction (or blocking) event's payload without `hookId`: `event, interactionEvent,
+/// createdAt, sessionId, userAgent, userId, userIp, user, application`. `userAgent` is left
+/// out when unknown.
+pub fn interaction_payload(
+    event: HookEvent,
+    ctx: &InteractionContext,
+    user: &User,
+    created_at: &str,
+) -> Map<String, Value> {
+    let mut p = Map::with_capacity(10);
+    p.insert("event".into(), json!(event.name()));
+    p.insert("interactionEvent".into(), json!(interaction_event(event)));
+    p.insert("createdAt".into(), json!(created_at));
+    p.insert("sessionId".into(), json!(ctx.session_id));
+    if let Some(ua) = &ctx.user_agent {
+        p.insert("userAgent".into(), json!(ua));
+    }
+    p.insert("userId".into(), json!(user.id));
+    p.insert("userIp".into(), json!(ctx.user_ip));
+    p.insert(
+        "user".into(),
+        serde_json::to_value(user).unwrap_or(Value::Null),
+    );
+    p.insert("application".into(), ctx.application_json());
+    p
+}
+
+/// A data or exception event caused by an interaction: `event, createdAt, userAgent,
+/// interactionEvent, sessionId, applicationId, ip, application`, then `data`.
+pub fn interaction_data_payload(
+    event: HookEvent,
+    interaction: HookEvent,
+    ctx: &InteractionContext,
+    data: Value,
+    created_at: &str,
+) -> Map<String, Value> {
+    let mut p = Map::with_capacity(10);
+    p.insert("event".into(), json!(event.name()));
+    p.insert("createdAt".into(), json!(created_at));
+    if let Some(ua) = &ctx.user_agent {
+        p.insert("userAgent".into(), json!(ua));
+    }
+    p.insert(
+        "interactionEvent".into(),
+        json!(interaction_event(interaction)),
+    );
+    p.insert("sessionId".into(), json!(ctx.session_id));
+    p.insert("applicationId".into(), json!(ctx.application.id));
+    p.insert("ip".into(), json!(ctx.user_ip));
+    p.insert("application".into(), ctx.application_json());
+    p.insert("data".into(), data);
+    p
+}
+
+/// What a blocking hook's answer means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// `{"allow": true}` or an empty 2xx; on `PreRegister` it may add custom data.
+    Allow {
+        custom_data: Option<Map<String, Value>>,
+    },
+    /// `{"allow": false, "message": ...}`.
+    Deny { message: String },
+    /// No usable answer (timeout, unreachable, non-2xx, not the expected JSON): the hook's
+    /// failure policy decides.
+    Failed { reason: String },
+}
+
+/// Reads a blocking hook's answer (`status` is `None` when no response came).
+pub fn read_verdict(status: Option<u16>, body: &str, error: Option<&str>) -> Verdict {
+    let Some(status) = status else {
+        return Verdict::Failed {
+            reason: error.unwrap_or("no response").to_owned(),
+        };
+    };
+    if !(200..300).contains(&status) {
+        return Verdict::Failed {
+            reason: format!("the hook answered {status}"),
+        };
+    }
+    if body.trim().is_empty() {
+        return Verdict::Allow { custom_data: None };
+    }
+    let answer: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(_) => {
+            return Verdict::Failed {
+                reason: "the answer is not JSON".into(),
+            }
+        }
+    };
+    match answer.get("allow") {
+        Some(Value::Bool(true)) => Verdict::Allow {
+            custom_data: answer.get("customData").and_then(Value::as_object).cloned(),
+        },
+        Some(Value::Bool(false)) => Verdict::Deny {
+            message: answer
+                .get("message")
+                .and_then(Value::as_str)
+                .map(|m| m.chars().take(500).collect())
+                .unwrap_or_else(|| "The interaction was denied by a hook.".into()),
+        },
+        _ => Verdict::Failed {
+            reason: "the answer has no boolean `allow`".into(),
+        },
+    }
+}
+
+/// Which peers may tell the end user's address in `X-Forwarded-For`: addresses and CIDR
+/// ranges (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (ip, bits) = match part.split_once('/') {
+                Some((ip, bits)) => (ip, Some(bits)),
+                None => (part, None),
+            };
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| format!("'{part}' is not an IP address or CIDR range"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(b) => b
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("'{part}' has a bad prefix length"))?,
+            };
+            out.push((ip, bits));
+        }
+        Ok(TrustedProxies(out))
+    }
+}
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*n) & mask == u32::from(i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*n) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// The end user's address: the peer's, or, from a trusted proxy, the last address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let peer = peer.to_canonical();
+        if !self.contains(peer) {
+            return peer;
+        }
+        let Some(chain) = forwarded_for else {
+            return peer;
+        };
+        let mut ip = peer;
+        for hop in chain.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(addr) => {
+                    ip = addr.to_canonical();
+                    if !self.contains(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        ip
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_usernames_or_lowercased_emails() {
+        assert_eq!(
+            Identifier::parse("Ann@Example.com"),
+            Some(Identifier::Email("ann@example.com".into()))
+        );
+        let u = Identifier::parse("ann").unwrap();
+        assert_eq!((u.kind(), u.value()), ("username", "ann"));
+        assert_eq!(u.state_key(), "username:ann");
+        assert_eq!(Identifier::parse("  "), None);
+    }
+
+    #[test]
+    fn the_lockout_counts_failures_and_expires() {
+        let p = LockoutPolicy {
+            max_failures: 3,
+            lock_ms: 1000,
+        };
+        let (f, locked) = p.fail(None, 0);
+        assert!(!locked && f.count == 1);
+        let (f, locked) = p.fail(Some(f), 10);
+        assert!(!locked && f.count == 2);
+        let (f, locked) = p.fail(Some(f), 20);
+        assert!(locked);
+        assert!(p.is_locked(Some(&f), 500));
+        assert!(!p.is_locked(Some(&f), 1020));
+        // Failures older than the window start over.
+        let (f, _) = p.fail(None, 0);
+        let (f, locked) = p.fail(Some(f), 5000);
+        assert!(!locked && f.count == 1);
+    }
+
+    #[test]
+    fn code_sends_are_limited_per_hour() {
+        let s = next_send(None, 0, 2).unwrap();
+        let s = next_send(Some(s), 1, 2).unwrap();
+        assert_eq!(next_send(Some(s), 2, 2), None);
+        assert_eq!(next_send(Some(s), CODE_WINDOW_MS, 2).unwrap().count, 1);
+    }
+
+    #[test]
+    fn verdicts_follow_the_answer() {
+        assert_eq!(
+            read_verdict(Some(204), "", None),
+            Verdict::Allow { custom_data: None }
+        );
+        assert_eq!(
+            read_verdict(Some(200), r#"{"allow":false,"message":"no"}"#, None),
+            Verdict::Deny {
+                message: "no".into()
+            }
+        );
+        let Verdict::Allow { custom_data } =
+            read_verdict(Some(200), r#"{"allow":true,"customData":{"a":1}}"#, None)
+        else {
+            panic!()
+        };
+        assert_eq!(custom_data.unwrap()["a"], 1);
+        for (status, body) in [
+            (Some(500), ""),
+            (Some(200), "ok"),
+            (Some(200), "{}"),
+            (None, ""),
+        ] {
+            assert!(matches!(
+                read_verdict(status, body, None),
+                Verdict::Failed { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let t: TrustedProxies = "10.0.0.0/8, ::1".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(t.client_ip(ip("1.2.3.4"), Some("9.9.9.9")), ip("1.2.3.4"));
+        assert_eq!(t.client_ip(ip("10.1.1.1"), Some("9.9.9.9")), ip("9.9.9.9"));
+        assert_eq!(
+            t.client_ip(ip("10.1.1.1"), Some("6.6.6.6, 9.9.9.9, 10.2.2.2")),
+            ip("9.9.9.9")
+        );
+        assert_eq!(t.client_ip(ip("::1"), None), ip("::1"));
+        assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
+    }
+}

@@ -1,0 +1,512 @@
+//! Interactions an application's backend runs for its end users: register, sign in, reset a
+//! password. Each one reads what it needs, asks the blocking hooks (nothing is written
+//! before they answer), then commits its change and its events in one transaction.
+//!
+//! Password hashing and checking (argon2id, tens of milliseconds of CPU by design) run on the
+//! blocking pool, never inside a store transaction.
+
+use super::{load, to_json};
+use crate::delivery::blocking::{self, Decision};
+use crate::delivery::http::WebhookSender;
+use crate::domain::event::HookEvent;
+use crate::domain::id::new_id;
+use crate::domain::identity::user::{email_key, User};
+use crate::domain::interaction::{
+    interaction_data_payload, interaction_payload, next_send, CodeSends, Failures, Identifier,
+    InteractionContext, LockoutPolicy, ResetCode, CODE_MAX_ATTEMPTS, CODE_TTL_MS, CODE_WINDOW_MS,
+};
+use crate::storage::identity::{IdentityError, IdentityTx, Key, Kind, StateSpace};
+use crate::storage::{NewEvent, Store, StoreError};
+use rand::Rng;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Why an interaction did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum InteractionError {
+    /// Wrong identifier or password, or a locked identifier: one answer for all, so that it
+    /// tells nothing about which.
+    #[error("The identifier or the password is wrong.")]
+    InvalidCredentials,
+    #[error("This account is suspended.")]
+    Suspended,
+    #[error("{0}")]
+    Denied(String),
+    #[error("Too many verification codes were requested for this recipient; try again later.")]
+    RateLimited,
+    #[error("The verification code is wrong or has expired.")]
+    CodeMismatch,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+impl From<StoreError> for InteractionError {
+    fn from(e: StoreError) -> Self {
+        InteractionError::Identity(IdentityError::Store(e))
+    }
+}
+
+pub type InteractionResult<T> = Result<T, InteractionError>;
+
+/// What an interaction needs from the server's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct InteractionSettings {
+    pub lockout: LockoutPolicy,
+    pub codes_per_hour: u32,
+}
+
+/// Builds the events of one interaction: its context and time are the same for all.
+#[derive(Debug, Clone)]
+struct Events {
+    ctx: InteractionContext,
+    created_at: String,
+    now_ms: i64,
+}
+
+impl Events {
+    fn new(ctx: InteractionContext) -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        Self {
+            ctx,
+            created_at: crate::domain::payload::iso_timestamp(now),
+            now_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+        }
+    }
+
+    fn interaction(&self, event: HookEvent, user: &User) -> NewEvent {
+        NewEvent {
+            id: new_id(),
+            event,
+            payload: interaction_payload(event, &self.ctx, user, &self.created_at),
+            created_at: self.now_ms,
+        }
+    }
+
+    fn data(&self, event: HookEvent, interaction: HookEvent, data: Value) -> NewEvent {
+        NewEvent {
+            id: new_id(),
+            event,
+            payload: interaction_data_payload(
+                event,
+                interaction,
+                &self.ctx,
+                data,
+                &self.created_at,
+            ),
+            created_at: self.now_ms,
+        }
+    }
+
+    /// Asks the blocking hooks of `event` about `user`.
+    async fn ask(
+        &self,
+        store: &dyn Store,
+        sender: &WebhookSender,
+        event: HookEvent,
+        user: &User,
+    ) -> InteractionResult<serde_json::Map<String, Value>> {
+        let payload = interaction_payload(event, &self.ctx, user, &self.created_at);
+        match blocking::decide(store, sender, event, &payload).await? {
+            Decision::Allow { custom_data } => Ok(custom_data),
+            Decision::Deny { message } => Err(InteractionError::Denied(message)),
+        }
+    }
+}
+
+/// Hashes a password with argon2id (the crate's defaults: OWASP's parameters).
+pub async fn hash_password(password: String) -> InteractionResult<String> {
+    use argon2::password_hash::rand_core::OsRng;
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("hashing: {e}")))?
+    .map_err(|e| StoreError::Unavailable(format!("hashing: {e}")).into())
+}
+
+/// Checks a password against a stored hash; without a hash, against a fixed one, so that an
+/// unknown identifier costs the same time as a wrong password.
+async fn password_matches(password: String, hash: Option<String>) -> InteractionResult<bool> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let known = hash.is_some();
+    let hash = match hash {
+        Some(h) => h,
+        None => match DUMMY.get() {
+            Some(d) => d.clone(),
+            None => {
+                let d = hash_password("hookline-no-such-user".into()).await?;
+                DUMMY.get_or_init(|| d).clone()
+            }
+        },
+    };
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("verifying: {e}")))?;
+    Ok(ok && known)
+}
+
+fn parse_user(v: Value) -> InteractionResult<User> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("a stored user: {e}")).into())
+}
+
+fn key_of(identifier: &Identifier) -> Key {
+    match identifier {
+        Identifier::Username(_) => Key::Username,
+        Identifier::Email(_) => Key::Email,
+    }
+}
+
+/// The user an identifier names, with their password hash.
+async fn find_user(
+    store: &dyn Store,
+    identifier: &Identifier,
+) -> InteractionResult<Option<(User, Option<String>)>> {
+    match store
+        .find_with_credential(Kind::User, key_of(identifier), identifier.value())
+        .await?
+    {
+        Some((doc, hash)) => Ok(Some((parse_user(doc)?, hash))),
+        None => Ok(None),
+    }
+}
+
+/// `POST /api/interactions/register`: the new user (`user`, with its password hash) is shown
+/// to the `PreRegister` hooks, which may add custom data, then created with `User.Created`
+/// and `PostRegister`. Answers `{userId, sessionId}`.
+pub async fn register(
+    store: &dyn Store,
+    sender: &WebhookSender,
+    ctx: InteractionContext,
+    mut user: User,
+    password_hash: String,
+) -> InteractionResult<Value> {
+    let ev = Events::new(ctx);
+    // Taken keys are refused before the hooks are bothered (and again in the transaction).
+    for (key, value, code, what) in [
+        (
+            Key::Username,
+            user.username.clone(),
+            "user.username_already_in_use",
+            "username",
+        ),
+        (
+            Key::Email,
+            user.primary_email.as_deref().map(email_key),
+            "user.email_already_in_use",
+            "email",
+        ),
+    ] {
+        if let Some(v) = value {
+            if store
+                .find_with_credential(Kind::User, key, &v)
+                .await?
+                .is_some()
+            {
+                return Err(IdentityError::Conflict {
+                    code,
+                    message: format!("The {what} is already in use."),
+                }
+                .into());
+            }
+        }
+    }
+    let added = ev
+        .ask(store, sender, HookEvent::PRE_REGISTER, &user)
+        .await?;
+    user.custom_data.extend(added);
+    let session = ev.ctx.session_id.clone();
+    let id = user.id.clone();
+    store
+        .transact(Box::new(move |tx| {
+            super::users::keys_must_be_free(tx, &user)?;
+            tx.insert(Kind::User, &super::users::user_doc(&user)?)?;
+            tx.set_credential(Kind::User, &user.id, &password_hash)?;
+            tx.emit(&[
+                ev.data(
+                    HookEvent::USER_CREATED,
+                    HookEvent::POST_REGISTER,
+                    to_json(&user)?,
+                ),
+                ev.interaction(HookEvent::POST_REGISTER, &user),
+            ])?;
+            Ok(Value::Null)
+        }))
+        .await?;
+    Ok(json!({"userId": id, "sessionId": session}))
+}
+
+/// Counts a failed sign-in for `identifier` and fires `Identifier.Lockout` if it locks it.
+fn record_failure(
+    tx: &mut dyn IdentityTx,
+    ev: &Events,
+    policy: &LockoutPolicy,
+    identifier: &Identifier,
+) -> Result<(), IdentityError> {
+    let key = identifier.state_key();
+    let now = ev.now_ms;
+    let current: Option<Failures> = tx
+        .state_get(StateSpace::SignInFailures, &key, now)?
+        .and_then(|v| serde_json::from_value(v).ok());
+    if policy.is_locked(current.as_ref(), now) {
+        return Ok(());
+    }
+    let (failures, locked) = policy.fail(current, now);
+    tx.state_put(
+        StateSpace::SignInFailures,
+        &key,
+        &to_json(&failures)?,
+        policy.expires_at(&failures),
+    )?;
+    if locked {
+        let data = json!({"type": identifier.kind(), "value": identifier.value()});
+        tx.emit(&[ev.data(HookEvent::IDENTIFIER_LOCKOUT, HookEvent::POST_SIGN_IN, data)])?;
+    }
+    Ok(())
+}
+
+/// `POST /api/interactions/sign-in`: checks the password (refused alike when wrong, when the
+/// identifier is unknown and while it is locked out), refuses a suspended user, asks the
+/// `PreSignIn` hooks, then sets `lastSignInAt` and fires `PostSignIn`. Failures count
+/// towards the lockout, which fires `Identifier.Lockout`.
+pub async fn sign_in(
+    store: &dyn Store,
+    sender: &WebhookSender,
+    settings: InteractionSettings,
+    ctx: InteractionContext,
+    identifier: Identifier,
+    password: String,
+) -> InteractionResult<Value> {
+    let ev = Events::new(ctx);
+    let policy = settings.lockout;
+    let key = identifier.state_key();
+    let locked = store
+        .state(StateSpace::SignInFailures, &key, ev.now_ms)
+        .await?
+        .and_then(|v| serde_json::from_value::<Failures>(v).ok());
+    let found = find_user(store, &identifier).await?;
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, None),
+    };
+    let matches = password_matches(password, hash).await?;
+    if policy.is_locked(locked.as_ref(), ev.now_ms) {
+        return Err(InteractionError::InvalidCredentials);
+    }
+    let Some(user) = user.filter(|_| matches) else {
+        let ev2 = ev.clone();
+        let id2 = identifier.clone();
+        store
+            .transact(Box::new(move |tx| {
+                record_failure(tx, &ev2, &policy, &id2)?;
+                Ok(Value::Null)
+            }))
+            .await?;
+        return Err(InteractionError::InvalidCredentials);
+    };
+    if user.is_suspended {
+        return Err(InteractionError::Suspended);
+    }
+    ev.ask(store, sender, HookEvent::PRE_SIGN_IN, &user).await?;
+    let session = ev.ctx.session_id.clone();
+    let user_id = user.id.clone();
+    let outcome = store
+        .transact(Box::new(move |tx| {
+            // Locked meanwhile (by failures that raced this one): refused all the same.
+            let now = ev.now_ms;
+            let state: Option<Failures> = tx
+                .state_get(StateSpace::SignInFailures, &key, now)?
+                .and_then(|v| serde_json::from_value(v).ok());
+            if policy.is_locked(state.as_ref(), now) {
+                return Ok(json!({"locked": true}));
+            }
+            tx.state_delete(StateSpace::SignInFailures, &key)?;
+            let mut user: User = load(tx, Kind::User, &user_id)?;
+            if user.is_suspended {
+                return Ok(json!({"suspended": true}));
+            }
+            user.last_sign_in_at = Some(now);
+            tx.update(Kind::User, &super::users::user_doc(&user)?)?;
+            tx.emit(&[ev.interaction(HookEvent::POST_SIGN_IN, &user)])?;
+            Ok(json!({"userId": user.id}))
+        }))
+        .await?;
+    if outcome.get("locked").is_some() {
+        return Err(InteractionError::InvalidCredentials);
+    }
+    if outcome.get("suspended").is_some() {
+        return Err(InteractionError::Suspended);
+    }
+    Ok(json!({"userId": outcome["userId"], "sessionId": session}))
+}
+
+fn code_hash(key: &str, code: &str) -> String {
+    hex::encode(Sha256::digest(format!("{key}:{code}").as_bytes()))
+}
+
+/// `POST /api/interactions/forgot-password/verification-codes`: a six-digit code for the
+/// user the identifier names, valid for ten minutes, stored hashed; answered to the
+/// application's backend, which delivers it. More than `codes_per_hour` requests for one
+/// recipient are refused, and fire `Message.RateLimited`.
+pub async fn send_reset_code(
+    store: &dyn Store,
+    settings: InteractionSettings,
+    ctx: InteractionContext,
+    identifier: Identifier,
+) -> InteractionResult<Value> {
+    let ev = Events::new(ctx);
+    let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
+    let hash = code_hash(&identifier.state_key(), &code);
+    let outcome = store
+        .transact(Box::new(move |tx| {
+            let key = identifier.state_key();
+            let now = ev.now_ms;
+            let sends: Option<CodeSends> = tx
+                .state_get(StateSpace::CodeSends, &key, now)?
+                .and_then(|v| serde_json::from_value(v).ok());
+            let Some(sends) = next_send(sends, now, settings.codes_per_hour) else {
+                let data =
+                    json!({"action": "VerificationCodeSend", "recipient": identifier.value()});
+                tx.emit(&[ev.data(
+                    HookEvent::MESSAGE_RATE_LIMITED,
+                    HookEvent::POST_RESET_PASSWORD,
+                    data,
+                )])?;
+                return Ok(json!({"rateLimited": true}));
+            };
+            tx.state_put(
+                StateSpace::CodeSends,
+                &key,
+                &to_json(&sends)?,
+                sends.window_start + CODE_WINDOW_MS,
+            )?;
+            let Some(user_id) =
+                tx.find(Kind::User, key_of(&identifier), identifier.value(), None)?
+            else {
+                return Err(IdentityError::not_found(Kind::User, identifier.value()));
+            };
+            let open = ResetCode {
+                code_hash: hash.clone(),
+                user_id,
+                expires_at: now + CODE_TTL_MS,
+                attempts: 0,
+            };
+            tx.state_put(
+                StateSpace::ResetCode,
+                &key,
+                &to_json(&open)?,
+                open.expires_at,
+            )?;
+            Ok(Value::Null)
+        }))
+        .await?;
+    if outcome.get("rateLimited").is_some() {
+        return Err(InteractionError::RateLimited);
+    }
+    Ok(json!({"code": code}))
+}
+
+/// `POST /api/interactions/reset-password`: checks the code (five wrong guesses void it),
+/// asks the `PreResetPassword` hooks, then sets the new password, ends any lockout of the
+/// identifier, and fires `User.Data.Updated` and `PostResetPassword`.
+pub async fn reset_password(
+    store: &dyn Store,
+    sender: &WebhookSender,
+    ctx: InteractionContext,
+    identifier: Identifier,
+    code: String,
+    password: String,
+) -> InteractionResult<Value> {
+    let ev = Events::new(ctx);
+    let key = identifier.state_key();
+    let hash = code_hash(&key, code.trim());
+    let open: Option<ResetCode> = store
+        .state(StateSpace::ResetCode, &key, ev.now_ms)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok());
+    let Some(open) = open else {
+        return Err(InteractionError::CodeMismatch);
+    };
+    if !bool::from(open.code_hash.as_bytes().ct_eq(hash.as_bytes())) {
+        let k = key.clone();
+        store
+            .transact(Box::new(move |tx| {
+                let now = crate::clock::now_ms();
+                let current: Option<ResetCode> = tx
+                    .state_get(StateSpace::ResetCode, &k, now)?
+                    .and_then(|v| serde_json::from_value(v).ok());
+                if let Some(mut c) = current {
+                    c.attempts += 1;
+                    if c.attempts >= CODE_MAX_ATTEMPTS {
+                        tx.state_delete(StateSpace::ResetCode, &k)?;
+                    } else {
+                        tx.state_put(StateSpace::ResetCode, &k, &to_json(&c)?, c.expires_at)?;
+                    }
+                }
+                Ok(Value::Null)
+            }))
+            .await?;
+        return Err(InteractionError::CodeMismatch);
+    }
+    let Some(doc) = store.get_doc(Kind::User, &open.user_id).await? else {
+        return Err(InteractionError::CodeMismatch);
+    };
+    let user = parse_user(doc)?;
+    ev.ask(store, sender, HookEvent::PRE_RESET_PASSWORD, &user)
+        .await?;
+    let password_hash = hash_password(password).await?;
+    let session = ev.ctx.session_id.clone();
+    let outcome = store
+        .transact(Box::new(move |tx| {
+            let now = ev.now_ms;
+            // The code must still be the one checked (not used or voided meanwhile).
+            let current: Option<ResetCode> = tx
+                .state_get(StateSpace::ResetCode, &key, now)?
+                .and_then(|v| serde_json::from_value(v).ok());
+            if current.as_ref().map(|c| &c.code_hash) != Some(&hash) {
+                return Ok(json!({"mismatch": true}));
+            }
+            tx.state_delete(StateSpace::ResetCode, &key)?;
+            tx.state_delete(StateSpace::SignInFailures, &key)?;
+            let mut user: User = load(tx, Kind::User, &open.user_id)?;
+            user.updated_at = now;
+            tx.update(Kind::User, &super::users::user_doc(&user)?)?;
+            tx.set_credential(Kind::User, &user.id, &password_hash)?;
+            tx.emit(&[
+                ev.data(
+                    HookEvent::USER_DATA_UPDATED,
+                    HookEvent::POST_RESET_PASSWORD,
+                    to_json(&user)?,
+                ),
+                ev.interaction(HookEvent::POST_RESET_PASSWORD, &user),
+            ])?;
+            Ok(json!({"userId": user.id}))
+        }))
+        .await?;
+    if outcome.get("mismatch").is_some() {
+        return Err(InteractionError::CodeMismatch);
+    }
+    Ok(json!({"userId": outcome["userId"], "sessionId": session}))
+}
+
+/// Application secrets are long random strings: SHA-256 is enough to keep them unguessable
+/// at rest, and cheap enough to check on every interaction call.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether `secret` is the one `stored` hashes, in constant time.
+pub fn secret_matches(secret: &str, stored: &str) -> bool {
+    bool::from(secret_hash(secret).as_bytes().ct_eq(stored.as_bytes()))
+}
