@@ -9,6 +9,7 @@ mod delivery;
 mod hooks;
 mod identity;
 mod ingest;
+mod interactions;
 mod lifecycle;
 mod observability;
 mod retries;
