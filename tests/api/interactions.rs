@@ -344,7 +344,38 @@ async fn applications_authenticate_interactions() {
     assert_eq!(res.status(), 204);
     let (status, _) = s.interact("/sign-in", body).await;
     assert_eq!(status, 401);
-    s.app.stop().await;
+    // Neither the secret nor a password is stored in the clear (database file and its WAL).
+    let again = s
+        .app
+        .send_json(
+            Method::POST,
+            "/applications",
+            json!({"name": "Other", "type": "SPA"}),
+        )
+        .await;
+    let other_secret = again["secret"].as_str().unwrap().to_owned();
+    s.app
+        .send_json(
+            Method::POST,
+            "/users",
+            json!({"username": "kim", "password": "plain-text-pass-77"}),
+        )
+        .await;
+    let dir = s.app.stop().await;
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    for secret in [
+        s.secret.as_str(),
+        other_secret.as_str(),
+        "plain-text-pass-77",
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} is stored"
+        );
+    }
 }
 
 #[tokio::test]
