@@ -114,7 +114,8 @@ impl Events {
     }
 }
 
-/// Hashes a password with argon2id (the crate's defaults: OWASP's parameters).
+/// Hashes a password with argon2id (the crate's defaults: OWASP's parameters) on the
+/// blocking pool: it takes tens of milliseconds of CPU by design.
 pub async fn hash_password(password: String) -> InteractionResult<String> {
     use argon2::password_hash::rand_core::OsRng;
     use argon2::password_hash::{PasswordHasher, SaltString};

@@ -17,6 +17,7 @@ use crate::domain::identity::authz::{
 use crate::domain::identity::user::{check_password, NewUserInput, UserChange, UserPatch};
 use crate::domain::identity::{is_possible_id, InputError};
 use crate::domain::payload::ApiCall;
+use crate::identity::interactions::hash_password;
 use crate::identity::organizations::{Membership, ScopeChange};
 use crate::identity::{applications, authz, organizations, users, Emitter};
 use crate::storage::identity::{DocQuery, IdentityError, IdentityResult, Kind, Link};
@@ -175,34 +176,6 @@ async fn linked(
 }
 
 // ------------------------------------------------------------------------------------- users
-
-/// Hashes a password with argon2id (OWASP's parameters, the crate's defaults) off the async
-/// threads: it takes tens of milliseconds of CPU by design.
-async fn hash_password(password: String) -> Result<String, ApiError> {
-    use argon2::password_hash::rand_core::OsRng;
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_server_error",
-            "hashing the password failed",
-        )
-    })?
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_server_error",
-            "hashing the password failed",
-        )
-    })
-}
 
 pub async fn create_user(
     State(state): State<AppState>,
