@@ -66,11 +66,11 @@ struct Events {
 
 impl Events {
     fn new(ctx: InteractionContext) -> Self {
-        let now = time::OffsetDateTime::now_utc();
+        let (created_at, now_ms) = crate::clock::now_stamp();
         Self {
             ctx,
-            created_at: crate::domain::payload::iso_timestamp(now),
-            now_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            created_at,
+            now_ms,
         }
     }
 

@@ -33,12 +33,12 @@ pub struct Emitter {
 
 impl Emitter {
     pub fn new(call: ApiCall, status: u16) -> Self {
-        let now = time::OffsetDateTime::now_utc();
+        let (created_at, now_ms) = crate::clock::now_stamp();
         Self {
             call,
             status,
-            created_at: crate::domain::payload::iso_timestamp(now),
-            now_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            created_at,
+            now_ms,
         }
     }
 
@@ -237,4 +237,55 @@ pub(crate) fn create_role_with_scopes<T: Serialize>(
     }
     tx.emit(&events)?;
     Ok(data)
+}
+
+/// How a request changes what one document links to (members of an organization, scopes of
+/// an organization role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChange {
+    /// `POST`: adds these (links that exist are kept).
+    Add,
+    /// `PUT`: exactly these.
+    Replace,
+    /// `DELETE …/:id`: removes these; a missing link is a 404 naming `missing`.
+    Remove,
+}
+
+/// Applies `how` to the links of `owner` through `link`; the targets added and removed.
+pub(crate) fn change_links(
+    tx: &mut dyn IdentityTx,
+    link: Link,
+    owner: &str,
+    how: LinkChange,
+    ids: &[String],
+    missing: &'static str,
+) -> IdentityResult<(Vec<String>, Vec<String>)> {
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    if how == LinkChange::Remove {
+        for id in ids {
+            if !tx.unlink(link, None, owner, id)? {
+                return Err(IdentityError::NotFound {
+                    entity: missing,
+                    id: id.chars().take(64).collect(),
+                });
+            }
+            removed.push(id.clone());
+        }
+        return Ok((added, removed));
+    }
+    must_exist(tx, link.target(), ids)?;
+    if how == LinkChange::Replace {
+        for old in tx.linked(link, None, owner)? {
+            if !ids.contains(&old) {
+                tx.unlink(link, None, owner, &old)?;
+                removed.push(old);
+            }
+        }
+    }
+    for id in ids {
+        if tx.link(link, None, owner, id)? {
+            added.push(id.clone());
+        }
+    }
+    Ok((added, removed))
 }

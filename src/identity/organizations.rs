@@ -2,8 +2,8 @@
 //! organization roles and organization scopes.
 
 use super::{
-    answer, create_role_with_scopes, delete_firing, doc, extra, load, must_be_free, must_exist,
-    Emitter, RoleKind,
+    answer, change_links, create_role_with_scopes, delete_firing, doc, extra, load, must_be_free,
+    must_exist, Emitter, LinkChange, RoleKind,
 };
 use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{
@@ -91,17 +91,6 @@ pub async fn delete(store: &dyn IdentityStore, em: Emitter, id: String) -> Ident
     .await
 }
 
-/// How a membership request changes the members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Membership {
-    /// `POST /organizations/:id/users {userIds}`: adds them (members already are kept).
-    Add,
-    /// `PUT /organizations/:id/users {userIds}`: exactly these are the members.
-    Replace,
-    /// `DELETE /organizations/:id/users/:userId`: removes one (404 if not a member).
-    Remove,
-}
-
 /// The membership routes → `Organization.Membership.Updated` with `organizationId` and the
 /// deltas, `addedUserIds` and `removedUserIds`, each left out when empty; no event when
 /// nothing changed.
@@ -109,43 +98,20 @@ pub async fn change_members(
     store: &dyn IdentityStore,
     em: Emitter,
     org_id: String,
-    how: Membership,
+    how: LinkChange,
     user_ids: Vec<String>,
 ) -> IdentityResult<Value> {
     store
         .transact(Box::new(move |tx| {
             must_exist(tx, Kind::Organization, std::slice::from_ref(&org_id))?;
-            let mut added = Vec::new();
-            let mut removed = Vec::new();
-            match how {
-                Membership::Add | Membership::Replace => {
-                    must_exist(tx, Kind::User, &user_ids)?;
-                    if how == Membership::Replace {
-                        for member in tx.linked(Link::OrganizationUsers, None, &org_id)? {
-                            if !user_ids.contains(&member) {
-                                tx.unlink(Link::OrganizationUsers, None, &org_id, &member)?;
-                                removed.push(member);
-                            }
-                        }
-                    }
-                    for user in &user_ids {
-                        if tx.link(Link::OrganizationUsers, None, &org_id, user)? {
-                            added.push(user.clone());
-                        }
-                    }
-                }
-                Membership::Remove => {
-                    for user in &user_ids {
-                        if !tx.unlink(Link::OrganizationUsers, None, &org_id, user)? {
-                            return Err(IdentityError::NotFound {
-                                entity: "organization member",
-                                id: user.chars().take(64).collect(),
-                            });
-                        }
-                        removed.push(user.clone());
-                    }
-                }
-            }
+            let (added, removed) = change_links(
+                tx,
+                Link::OrganizationUsers,
+                &org_id,
+                how,
+                &user_ids,
+                "organization member",
+            )?;
             if !added.is_empty() || !removed.is_empty() {
                 let mut fields = vec![("organizationId", json!(org_id))];
                 if !added.is_empty() {
@@ -218,11 +184,7 @@ pub async fn remove_member_role(
 
 fn must_be_member(tx: &mut dyn IdentityTx, org_id: &str, user_id: &str) -> IdentityResult<()> {
     must_exist(tx, Kind::Organization, &[org_id.to_owned()])?;
-    if !tx
-        .linked(Link::OrganizationUsers, None, org_id)?
-        .iter()
-        .any(|u| u == user_id)
-    {
+    if !tx.has_link(Link::OrganizationUsers, None, org_id, user_id)? {
         return Err(IdentityError::NotFound {
             entity: "organization member",
             id: user_id.chars().take(64).collect(),
@@ -281,51 +243,26 @@ pub async fn update_role(
         .await
 }
 
-/// How a request changes an organization role's scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScopeChange {
-    /// `POST …/scopes`: adds these (ones it has already are kept).
-    Add,
-    /// `PUT …/scopes`: exactly these.
-    Replace,
-    /// `DELETE …/scopes/:organizationScopeId`: removes one (404 if the role lacks it).
-    Remove,
-}
-
 /// The organization role scope routes → `OrganizationRole.Scopes.Updated` (with
 /// `organizationRoleId`).
 pub async fn change_role_scopes(
     store: &dyn IdentityStore,
     em: Emitter,
     role_id: String,
-    how: ScopeChange,
+    how: LinkChange,
     scope_ids: Vec<String>,
 ) -> IdentityResult<Value> {
     store
         .transact(Box::new(move |tx| {
             must_exist(tx, Kind::OrganizationRole, std::slice::from_ref(&role_id))?;
-            match how {
-                ScopeChange::Add | ScopeChange::Replace => {
-                    must_exist(tx, Kind::OrganizationScope, &scope_ids)?;
-                    if how == ScopeChange::Replace {
-                        for s in tx.linked(Link::OrganizationRoleScopes, None, &role_id)? {
-                            if !scope_ids.contains(&s) {
-                                tx.unlink(Link::OrganizationRoleScopes, None, &role_id, &s)?;
-                            }
-                        }
-                    }
-                    for s in &scope_ids {
-                        tx.link(Link::OrganizationRoleScopes, None, &role_id, s)?;
-                    }
-                }
-                ScopeChange::Remove => {
-                    for s in &scope_ids {
-                        if !tx.unlink(Link::OrganizationRoleScopes, None, &role_id, s)? {
-                            return Err(IdentityError::not_found(Kind::OrganizationScope, s));
-                        }
-                    }
-                }
-            }
+            change_links(
+                tx,
+                Link::OrganizationRoleScopes,
+                &role_id,
+                how,
+                &scope_ids,
+                Kind::OrganizationScope.entity(),
+            )?;
             tx.emit(&[em.event(
                 HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
                 extra(&[("organizationRoleId", json!(role_id))]),

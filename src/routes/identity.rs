@@ -18,8 +18,7 @@ use crate::domain::identity::user::{check_password, NewUserInput, UserChange, Us
 use crate::domain::identity::{is_possible_id, InputError};
 use crate::domain::payload::ApiCall;
 use crate::identity::interactions::hash_password;
-use crate::identity::organizations::{Membership, ScopeChange};
-use crate::identity::{applications, authz, organizations, users, Emitter};
+use crate::identity::{applications, authz, organizations, users, Emitter, LinkChange};
 use crate::storage::identity::{DocQuery, IdentityError, IdentityResult, Kind, Link};
 use axum::extract::{
     ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, RawPathParams, State,
@@ -702,7 +701,7 @@ pub async fn add_organization_users(
     done(
         &state,
         StatusCode::CREATED,
-        organizations::change_members(&*state.store, em, org_id, Membership::Add, users).await,
+        organizations::change_members(&*state.store, em, org_id, LinkChange::Add, users).await,
     )
 }
 
@@ -718,7 +717,7 @@ pub async fn replace_organization_users(
     done(
         &state,
         StatusCode::NO_CONTENT,
-        organizations::change_members(&*state.store, em, org_id, Membership::Replace, users).await,
+        organizations::change_members(&*state.store, em, org_id, LinkChange::Replace, users).await,
     )
 }
 
@@ -732,7 +731,7 @@ pub async fn remove_organization_user(
     done(
         &state,
         StatusCode::NO_CONTENT,
-        organizations::change_members(&*state.store, em, org_id, Membership::Remove, vec![user_id])
+        organizations::change_members(&*state.store, em, org_id, LinkChange::Remove, vec![user_id])
             .await,
     )
 }
@@ -742,13 +741,10 @@ pub async fn member_roles(
     ApiPath((org_id, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult {
     let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
-    let members = state
+    if !state
         .store
-        .linked_docs(Link::OrganizationUsers, None, &org_id)
-        .await?;
-    if !members
-        .iter()
-        .any(|m| m.get("id").and_then(Value::as_str) == Some(&user_id))
+        .has_link(Link::OrganizationUsers, None, &org_id, &user_id)
+        .await?
     {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -874,7 +870,7 @@ async fn change_organization_role_scopes(
     state: AppState,
     call: ApiCall,
     role_id: &str,
-    how: ScopeChange,
+    how: LinkChange,
     scopes: Vec<String>,
     status: StatusCode,
 ) -> ApiResult {
@@ -898,7 +894,7 @@ pub async fn add_organization_role_scopes(
         state,
         call,
         &role_id,
-        ScopeChange::Add,
+        LinkChange::Add,
         scopes,
         StatusCode::CREATED,
     )
@@ -916,7 +912,7 @@ pub async fn replace_organization_role_scopes(
         state,
         call,
         &role_id,
-        ScopeChange::Replace,
+        LinkChange::Replace,
         scopes,
         StatusCode::NO_CONTENT,
     )
@@ -933,7 +929,7 @@ pub async fn remove_organization_role_scope(
         state,
         call,
         &role_id,
-        ScopeChange::Remove,
+        LinkChange::Remove,
         vec![scope_id],
         StatusCode::NO_CONTENT,
     )

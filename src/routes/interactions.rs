@@ -94,24 +94,21 @@ impl FromRequestParts<AppState> for Caller {
         if !crate::domain::identity::is_possible_id(app_id) {
             return Err(unauthorized());
         }
-        let stored = state
+        let found = state
             .store
-            .credential(Kind::Application, app_id)
+            .get_with_credential(Kind::Application, app_id)
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
         // Unknown applications are checked against a hash too, so that the answer takes as
         // long either way.
-        let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| "0".repeat(64));
-        if !(secret_matches(secret, &stored) && known) {
+        let (doc, stored) = match found {
+            Some((doc, Some(hash))) => (Some(doc), hash),
+            _ => (None, "0".repeat(64)),
+        };
+        let matches = secret_matches(secret, &stored);
+        let Some(doc) = doc.filter(|_| matches) else {
             return Err(unauthorized());
-        }
-        let doc = state
-            .store
-            .get_doc(Kind::Application, app_id)
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?
-            .ok_or_else(unauthorized)?;
+        };
         let app: Application = serde_json::from_value(doc).map_err(|e| {
             ApiError::from(crate::storage::StoreError::Corrupt(format!(
                 "an application: {e}"

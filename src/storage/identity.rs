@@ -190,6 +190,7 @@ pub trait IdentityTx {
     fn link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool>;
     /// Unlinks `a` from `b`; false if they were not linked.
     fn unlink(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool>;
+    fn has_link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool>;
     /// What `a` links to, oldest link first.
     fn linked(&mut self, link: Link, scope: Option<&str>, a: &str) -> StoreResult<Vec<String>>;
     /// Queues `events` and their deliveries in this transaction.
@@ -209,6 +210,14 @@ pub trait IdentityStore: Send + Sync {
     async fn get_doc(&self, kind: Kind, id: &str) -> StoreResult<Option<Value>>;
     /// Documents oldest first, and how many match in all.
     async fn list_docs(&self, kind: Kind, q: &DocQuery) -> StoreResult<(Vec<Value>, u64)>;
+    /// Whether `a` links to `b`.
+    async fn has_link(
+        &self,
+        link: Link,
+        scope: Option<&str>,
+        a: &str,
+        b: &str,
+    ) -> StoreResult<bool>;
     /// The documents `a` links to, oldest link first.
     async fn linked_docs(
         &self,
@@ -224,7 +233,11 @@ pub trait IdentityStore: Send + Sync {
         key: Key,
         value: &str,
     ) -> StoreResult<Option<(Value, Option<String>)>>;
-    /// A document's credential, if one is set.
-    async fn credential(&self, kind: Kind, id: &str) -> StoreResult<Option<String>>;
+    /// The document `id` of `kind` with its credential, in one read.
+    async fn get_with_credential(
+        &self,
+        kind: Kind,
+        id: &str,
+    ) -> StoreResult<Option<(Value, Option<String>)>>;
     async fn state(&self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>>;
 }

@@ -131,6 +131,42 @@ fn parse_doc(text: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("a stored document: {e}")))
 }
 
+/// One link row: its table, its columns (the scope's first, if any) and their values.
+fn link_row<'a>(
+    link: Link,
+    scope: Option<&'a str>,
+    a: &'a str,
+    b: &'a str,
+) -> StoreResult<(&'static str, Vec<&'static str>, Vec<&'a str>)> {
+    let l = link_table(link);
+    check_scope(&l, scope)?;
+    let mut cols = Vec::with_capacity(3);
+    let mut args = Vec::with_capacity(3);
+    if let (Some(s), Some(scope)) = (l.scope, scope) {
+        cols.push(s);
+        args.push(scope);
+    }
+    cols.extend([l.a, l.b]);
+    args.extend([a, b]);
+    Ok((l.name, cols, args))
+}
+
+/// `c1 = ?1 AND c2 = ?2 …`
+fn row_filter(cols: &[&str]) -> String {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A row of `SELECT doc, <credential> AS credential`; an empty credential is none.
+fn doc_and_credential(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(Value, Option<String>)> {
+    let doc = parse_doc(r.try_get::<&str, _>("doc")?)?;
+    let cred: Option<String> = r.try_get("credential")?;
+    Ok((doc, cred.filter(|c| !c.is_empty())))
+}
+
 /// `scope` given exactly when the link has a scope column.
 fn check_scope(l: &LinkTable, scope: Option<&str>) -> StoreResult<()> {
     if l.scope.is_some() != scope.is_some() {
@@ -304,51 +340,42 @@ impl IdentityTx for Tx<'_, '_> {
     }
 
     fn link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool> {
-        let l = link_table(link);
-        check_scope(&l, scope)?;
-        let n = match (l.scope, scope) {
-            (Some(s), Some(scope)) => self
-                .w
-                .conn
-                .prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO {} ({s}, {}, {}) VALUES (?1, ?2, ?3)",
-                    l.name, l.a, l.b
-                ))?
-                .execute([scope, a, b])?,
-            _ => self
-                .w
-                .conn
-                .prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO {} ({}, {}) VALUES (?1, ?2)",
-                    l.name, l.a, l.b
-                ))?
-                .execute([a, b])?,
-        };
+        let (table, cols, args) = link_row(link, scope, a, b)?;
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let n = self
+            .w
+            .conn
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {table} ({}) VALUES ({})",
+                cols.join(", "),
+                marks.join(", ")
+            ))?
+            .execute(rusqlite::params_from_iter(args))?;
         Ok(n == 1)
     }
 
     fn unlink(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool> {
-        let l = link_table(link);
-        check_scope(&l, scope)?;
-        let n = match (l.scope, scope) {
-            (Some(s), Some(scope)) => self
-                .w
-                .conn
-                .prepare_cached(&format!(
-                    "DELETE FROM {} WHERE {s} = ?1 AND {} = ?2 AND {} = ?3",
-                    l.name, l.a, l.b
-                ))?
-                .execute([scope, a, b])?,
-            _ => self
-                .w
-                .conn
-                .prepare_cached(&format!(
-                    "DELETE FROM {} WHERE {} = ?1 AND {} = ?2",
-                    l.name, l.a, l.b
-                ))?
-                .execute([a, b])?,
-        };
+        let (table, cols, args) = link_row(link, scope, a, b)?;
+        let n = self
+            .w
+            .conn
+            .prepare_cached(&format!("DELETE FROM {table} WHERE {}", row_filter(&cols)))?
+            .execute(rusqlite::params_from_iter(args))?;
         Ok(n == 1)
+    }
+
+    fn has_link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool> {
+        let (table, cols, args) = link_row(link, scope, a, b)?;
+        let found: Option<i64> = self
+            .w
+            .conn
+            .prepare_cached(&format!(
+                "SELECT 1 FROM {table} WHERE {}",
+                row_filter(&cols)
+            ))?
+            .query_row(rusqlite::params_from_iter(args), |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
     }
 
     fn linked(&mut self, link: Link, scope: Option<&str>, a: &str) -> StoreResult<Vec<String>> {
@@ -480,6 +507,22 @@ impl IdentityStore for SqliteStore {
         Ok((docs, total as u64))
     }
 
+    async fn has_link(
+        &self,
+        link: Link,
+        scope: Option<&str>,
+        a: &str,
+        b: &str,
+    ) -> StoreResult<bool> {
+        let (table, cols, args) = link_row(link, scope, a, b)?;
+        let sql = format!("SELECT 1 FROM {table} WHERE {}", row_filter(&cols));
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for arg in args {
+            query = query.bind(arg);
+        }
+        Ok(query.fetch_optional(&self.reader).await?.is_some())
+    }
+
     async fn linked_docs(
         &self,
         link: Link,
@@ -510,26 +553,23 @@ impl IdentityStore for SqliteStore {
         .bind(value)
         .fetch_optional(&self.reader)
         .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let doc = parse_doc(r.try_get::<&str, _>("doc")?)?;
-                let cred: Option<String> = r.try_get("credential")?;
-                Ok(Some((doc, cred.filter(|c| !c.is_empty()))))
-            }
-        }
+        row.map(|r| doc_and_credential(&r)).transpose()
     }
 
-    async fn credential(&self, kind: Kind, id: &str) -> StoreResult<Option<String>> {
+    async fn get_with_credential(
+        &self,
+        kind: Kind,
+        id: &str,
+    ) -> StoreResult<Option<(Value, Option<String>)>> {
         let cred = credential_column(kind)?;
-        let hash: Option<Option<String>> = sqlx::query_scalar(&format!(
-            "SELECT {cred} FROM {} WHERE id = ?",
+        let row = sqlx::query(&format!(
+            "SELECT doc, {cred} AS credential FROM {} WHERE id = ?",
             table(kind).name
         ))
         .bind(id)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(hash.flatten().filter(|c| !c.is_empty()))
+        row.map(|r| doc_and_credential(&r)).transpose()
     }
 
     async fn state(&self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>> {
