@@ -87,17 +87,24 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
-    /// Failed sign-ins for one identifier, within the lockout duration, that lock it.
-    #[arg(long, env = "HOOKLINE_LOCKOUT_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// Failed verifications of one identifier (known or not), within the lockout duration,
+    /// that lock it. Logto's sentinel default: 100.
+    #[arg(long, env = "HOOKLINE_LOCKOUT_FAILURES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub lockout_failures: u32,
 
     /// How long a locked identifier stays locked (and the window its failures count in).
-    #[arg(long, env = "HOOKLINE_LOCKOUT_DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    /// Logto's sentinel default: 60 minutes.
+    #[arg(long, env = "HOOKLINE_LOCKOUT_DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
     pub lockout_duration: Duration,
 
-    /// Password-reset codes one recipient may be sent per hour.
-    #[arg(long, env = "HOOKLINE_RESET_CODES_PER_HOUR", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub reset_codes_per_hour: u32,
+    /// Verification codes one recipient may be sent within --code-send-window. Logto's
+    /// message rate guard default: 10.
+    #[arg(long, env = "HOOKLINE_CODE_SENDS_PER_RECIPIENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub code_sends_per_recipient: u32,
+
+    /// The sliding window --code-sends-per-recipient counts in. Logto's default: 600 s.
+    #[arg(long, env = "HOOKLINE_CODE_SEND_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub code_send_window: Duration,
 }
 
 impl ServeArgs {

@@ -5,7 +5,7 @@ use crate::configuration::ServeArgs;
 use crate::delivery::http::WebhookSender;
 use crate::delivery::{DeliveryEngine, Dispatch, EngineSettings, Inbox};
 use crate::domain::id::new_secret;
-use crate::domain::interaction::LockoutPolicy;
+use crate::domain::interaction::{CodeSendPolicy, LockoutPolicy};
 use crate::identity::interactions::InteractionSettings;
 use crate::metrics::Metrics;
 use crate::routes::auth::token_hash;
@@ -94,7 +94,10 @@ impl Application {
                     max_failures: args.lockout_failures,
                     lock_ms: args.lockout_duration.as_millis() as i64,
                 },
-                codes_per_hour: args.reset_codes_per_hour,
+                codes: CodeSendPolicy {
+                    max_sends: args.code_sends_per_recipient,
+                    window_ms: args.code_send_window.as_millis() as i64,
+                },
             },
         };
         Ok(Self {

@@ -381,8 +381,13 @@ impl Dispatcher {
                 metrics.attempt(outcome.is_success(), outcome.duration);
                 let attempt = attempts + 1;
                 let at = now_ms();
+                // `config.retries`, when a hook sets it, caps its retries (0: one attempt), as a
+                // Logto user who set it meant; otherwise the schedule decides.
+                let capped = target.config.retries.is_some_and(|r| attempt > u32::from(r));
                 let next = if outcome.is_success() {
                     NextStep::Succeeded
+                } else if capped {
+                    NextStep::GaveUp
                 } else {
                     match schedule.next_delay(attempt, outcome.retry_after) {
                         Some(delay) => NextStep::RetryAt(at + delay.as_millis() as i64),

@@ -84,9 +84,9 @@ impl<'de> Deserialize<'de> for HookHeaders {
     }
 }
 
-/// `config` as Logto has it: `{url, headers?, retries?}`. `retries` is deprecated in Logto and
-/// ignored by hookline's delivery (the retry schedule decides); it is stored and echoed so that
-/// clients that send it get it back.
+/// `config` as Logto has it: `{url, headers?, retries?}`. `retries` (0..=3, deprecated in
+/// Logto) caps the retries of this hook's deliveries when set (0: a single attempt), since that
+/// is what a Logto user who set it meant; unset, the retry schedule alone decides.
 ///
 /// Beyond Logto, for blocking (`Pre*`) events: `timeoutMs`, how long an interaction waits for
 /// this hook's answer (default [`DEFAULT_BLOCKING_TIMEOUT_MS`]), and `failurePolicy`, what a

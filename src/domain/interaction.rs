@@ -98,34 +98,44 @@ impl LockoutPolicy {
     }
 }
 
-/// Verification codes sent to one recipient within an hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Verification codes sent to one recipient: when each send of the current window happened,
+/// oldest first (at most the policy's cap, so the state stays small).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CodeSends {
-    pub count: u32,
-    pub window_start: i64,
+    pub sent_at: Vec<i64>,
 }
 
-pub const CODE_WINDOW_MS: i64 = 60 * 60 * 1000;
+/// Logto's message rate guard (`defaultMessageRateLimitPolicy`): at most `max_sends` codes to
+/// one recipient within any `window_ms` (a sliding window); a send past it is refused with 429
+/// `request.message_rate_limited` and fires `Message.RateLimited`.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeSendPolicy {
+    pub max_sends: u32,
+    pub window_ms: i64,
+}
+
+impl CodeSendPolicy {
+    /// The state after one more send at `now`, or `None` if that send is over the cap.
+    pub fn next_send(&self, sends: Option<CodeSends>, now: i64) -> Option<CodeSends> {
+        let mut s = sends.unwrap_or_default();
+        s.sent_at.retain(|t| now - t < self.window_ms);
+        if s.sent_at.len() >= self.max_sends as usize {
+            return None;
+        }
+        s.sent_at.push(now);
+        Some(s)
+    }
+
+    /// How long the state must be kept: until its newest send leaves the window.
+    pub fn expires_at(&self, s: &CodeSends) -> i64 {
+        s.sent_at.last().copied().unwrap_or(0) + self.window_ms
+    }
+}
+
 pub const CODE_TTL_MS: i64 = 10 * 60 * 1000;
 /// Wrong guesses a code takes before it is void.
 pub const CODE_MAX_ATTEMPTS: u32 = 5;
-
-/// The state after one more send, or `None` if this one is over `max_per_hour`.
-pub fn next_send(sends: Option<CodeSends>, now: i64, max_per_hour: u32) -> Option<CodeSends> {
-    let mut s = match sends {
-        Some(s) if now - s.window_start < CODE_WINDOW_MS => s,
-        _ => CodeSends {
-            count: 0,
-            window_start: now,
-        },
-    };
-    if s.count >= max_per_hour {
-        return None;
-    }
-    s.count += 1;
-    Some(s)
-}
 
 /// An open password-reset code: its hash, whose it is, until when, how many wrong guesses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,30 +200,37 @@ pub fn interaction_payload(
     p
 }
 
-/// A data or exception event caused by an interaction: `event, createdAt, userAgent,
-/// interactionEvent, sessionId, applicationId, ip, application`, then `data`.
+/// A data or exception event raised inside an interaction, without `hookId`: `event,
+/// createdAt, interactionEvent, userAgent, applicationId, sessionId, ip, application`, then the
+/// event's own keys (`type` and `value` of `Identifier.Lockout`, `action` and `recipient` of
+/// `Message.RateLimited`), then `data` if any (spec: "Data and exception events raised inside
+/// an interaction"). `userAgent` is left out when unknown.
 pub fn interaction_data_payload(
     event: HookEvent,
     interaction: HookEvent,
     ctx: &InteractionContext,
-    data: Value,
+    own: Map<String, Value>,
+    data: Option<Value>,
     created_at: &str,
 ) -> Map<String, Value> {
-    let mut p = Map::with_capacity(10);
+    let mut p = Map::with_capacity(10 + own.len());
     p.insert("event".into(), json!(event.name()));
     p.insert("createdAt".into(), json!(created_at));
-    if let Some(ua) = &ctx.user_agent {
-        p.insert("userAgent".into(), json!(ua));
-    }
     p.insert(
         "interactionEvent".into(),
         json!(interaction_event(interaction)),
     );
-    p.insert("sessionId".into(), json!(ctx.session_id));
+    if let Some(ua) = &ctx.user_agent {
+        p.insert("userAgent".into(), json!(ua));
+    }
     p.insert("applicationId".into(), json!(ctx.application.id));
+    p.insert("sessionId".into(), json!(ctx.session_id));
     p.insert("ip".into(), json!(ctx.user_ip));
     p.insert("application".into(), ctx.application_json());
-    p.insert("data".into(), data);
+    p.extend(own);
+    if let Some(data) = data {
+        p.insert("data".into(), data);
+    }
     p
 }
 
@@ -383,11 +400,19 @@ mod tests {
     }
 
     #[test]
-    fn code_sends_are_limited_per_hour() {
-        let s = next_send(None, 0, 2).unwrap();
-        let s = next_send(Some(s), 1, 2).unwrap();
-        assert_eq!(next_send(Some(s), 2, 2), None);
-        assert_eq!(next_send(Some(s), CODE_WINDOW_MS, 2).unwrap().count, 1);
+    fn code_sends_are_limited_in_a_sliding_window() {
+        let p = CodeSendPolicy {
+            max_sends: 2,
+            window_ms: 600,
+        };
+        let s = p.next_send(None, 0).unwrap();
+        let s = p.next_send(Some(s), 100).unwrap();
+        assert_eq!(p.next_send(Some(s.clone()), 599), None);
+        // The first send has left the window; the second has not.
+        let s = p.next_send(Some(s), 600).unwrap();
+        assert_eq!(s.sent_at, [100, 600]);
+        assert_eq!(p.next_send(Some(s.clone()), 699), None);
+        assert_eq!(p.expires_at(&s), 1200);
     }
 
     #[test]

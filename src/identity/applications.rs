@@ -4,7 +4,8 @@
 use super::{doc, load, to_json};
 use crate::domain::identity::application::{Application, ApplicationPatch};
 use crate::domain::identity::InputError;
-use crate::storage::identity::{IdentityError, IdentityResult, IdentityStore, Kind};
+use crate::storage::identity::{
+    transact,IdentityError, IdentityResult, IdentityStore, Kind};
 use serde_json::Value;
 
 /// `POST /applications`: the application, with `secret` added to this one answer.
@@ -14,15 +15,14 @@ pub async fn create(
     secret: String,
 ) -> IdentityResult<Value> {
     let hash = super::interactions::secret_hash(&secret);
-    let mut answer = store
-        .transact(Box::new(move |tx| {
+    let mut answer = transact(store, move |tx| {
             tx.insert(
                 Kind::Application,
                 &doc(&app.id, &app, vec![], None, app.created_at)?,
             )?;
             tx.set_credential(Kind::Application, &app.id, &hash)?;
             to_json(&app)
-        }))
+        })
         .await?;
     if let Some(obj) = answer.as_object_mut() {
         obj.insert("secret".into(), Value::String(secret));
@@ -36,8 +36,7 @@ pub async fn update(
     id: String,
     patch: ApplicationPatch,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let app: Application = load(tx, Kind::Application, &id)?;
             let app = patch
                 .apply(app)
@@ -47,18 +46,17 @@ pub async fn update(
                 &doc(&app.id, &app, vec![], None, app.created_at)?,
             )?;
             to_json(&app)
-        }))
+        })
         .await
 }
 
 /// `DELETE /applications/:id`.
 pub async fn delete(store: &dyn IdentityStore, id: String) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             if !tx.delete(Kind::Application, &id)? {
                 return Err(IdentityError::not_found(Kind::Application, &id));
             }
             Ok(Value::Null)
-        }))
+        })
         .await
 }

@@ -9,6 +9,7 @@ use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{NamedPatch, Resource, ResourcePatch, Role, RolePatch, Scope};
 use crate::domain::identity::InputError;
 use crate::storage::identity::{
+    transact,
     Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
 use serde_json::{json, Map, Value};
@@ -60,8 +61,7 @@ pub async fn create_resource(
     r: Resource,
     now: i64,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_be_free(
                 tx,
                 Kind::Resource,
@@ -74,7 +74,7 @@ pub async fn create_resource(
             )?;
             tx.insert(Kind::Resource, &resource_doc(&r, now)?)?;
             to_json(&r)
-        }))
+        })
         .await
 }
 
@@ -84,27 +84,25 @@ pub async fn update_resource(
     id: String,
     patch: ResourcePatch,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let current: Resource = load(tx, Kind::Resource, &id)?;
             let r = patch
                 .apply(current)
                 .map_err(|InputError(m)| IdentityError::Invalid(m))?;
             tx.update(Kind::Resource, &resource_doc(&r, 0)?)?;
             to_json(&r)
-        }))
+        })
         .await
 }
 
 /// `DELETE /resources/:id`: its scopes go with it (and with them their place in roles).
 pub async fn delete_resource(store: &dyn IdentityStore, id: String) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             if !tx.delete(Kind::Resource, &id)? {
                 return Err(IdentityError::not_found(Kind::Resource, &id));
             }
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 
@@ -114,8 +112,7 @@ pub async fn create_scope(
     em: Emitter,
     scope: Scope,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_exist(tx, Kind::Resource, std::slice::from_ref(&scope.resource_id))?;
             must_be_free(
                 tx,
@@ -129,7 +126,7 @@ pub async fn create_scope(
             )?;
             tx.insert(Kind::Scope, &scope_doc(&scope)?)?;
             answer(tx, &em, HookEvent::SCOPE_CREATED, &scope)
-        }))
+        })
         .await
 }
 
@@ -151,8 +148,7 @@ pub async fn update_scope(
     scope_id: String,
     patch: NamedPatch,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let mut scope = load_scope(tx, &resource_id, &scope_id)?;
             patch.apply_to(&mut scope.name, &mut scope.description);
             must_be_free(
@@ -167,7 +163,7 @@ pub async fn update_scope(
             )?;
             tx.update(Kind::Scope, &scope_doc(&scope)?)?;
             answer(tx, &em, HookEvent::SCOPE_DATA_UPDATED, &scope)
-        }))
+        })
         .await
 }
 
@@ -178,13 +174,12 @@ pub async fn delete_scope(
     resource_id: String,
     scope_id: String,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             load_scope(tx, &resource_id, &scope_id)?;
             tx.delete(Kind::Scope, &scope_id)?;
             tx.emit(&[em.event(HookEvent::SCOPE_DELETED, Map::new(), None)])?;
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 
@@ -208,8 +203,7 @@ pub async fn create_role(
     role: Role,
     scope_ids: Option<Vec<String>>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let doc = role_doc(&role, em.now_ms())?;
             create_role_with_scopes(
                 tx,
@@ -219,7 +213,7 @@ pub async fn create_role(
                 (&doc, &role),
                 scope_ids.as_deref(),
             )
-        }))
+        })
         .await
 }
 
@@ -230,8 +224,7 @@ pub async fn update_role(
     id: String,
     patch: RolePatch,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let role = patch.apply(load(tx, Kind::Role, &id)?);
             must_be_free(
                 tx,
@@ -245,7 +238,7 @@ pub async fn update_role(
             )?;
             tx.update(Kind::Role, &role_doc(&role, 0)?)?;
             answer(tx, &em, HookEvent::ROLE_DATA_UPDATED, &role)
-        }))
+        })
         .await
 }
 
@@ -266,8 +259,7 @@ pub async fn add_role_scopes(
     role_id: String,
     scope_ids: Vec<String>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_exist(tx, Kind::Role, std::slice::from_ref(&role_id))?;
             must_exist(tx, Kind::Scope, &scope_ids)?;
             for id in &scope_ids {
@@ -285,7 +277,7 @@ pub async fn add_role_scopes(
                 Some(data.clone()),
             )])?;
             Ok(data)
-        }))
+        })
         .await
 }
 
@@ -296,8 +288,7 @@ pub async fn remove_role_scope(
     role_id: String,
     scope_id: String,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_exist(tx, Kind::Role, std::slice::from_ref(&role_id))?;
             if !tx.unlink(Link::RoleScopes, None, &role_id, &scope_id)? {
                 return Err(IdentityError::not_found(Kind::Scope, &scope_id));
@@ -308,6 +299,6 @@ pub async fn remove_role_scope(
                 None,
             )])?;
             Ok(Value::Null)
-        }))
+        })
         .await
 }

@@ -12,28 +12,32 @@ use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
 use crate::domain::identity::user::{email_key, User};
 use crate::domain::interaction::{
-    interaction_data_payload, interaction_payload, next_send, CodeSends, Failures, Identifier,
-    InteractionContext, LockoutPolicy, ResetCode, CODE_MAX_ATTEMPTS, CODE_TTL_MS, CODE_WINDOW_MS,
+    interaction_data_payload, interaction_payload, CodeSendPolicy, CodeSends, Failures,
+    Identifier, InteractionContext, LockoutPolicy, ResetCode, CODE_MAX_ATTEMPTS, CODE_TTL_MS,
 };
-use crate::storage::identity::{IdentityError, IdentityTx, Key, Kind, StateSpace};
+use crate::storage::identity::{transact, IdentityError, IdentityTx, Key, Kind, StateSpace};
 use crate::storage::{NewEvent, Store, StoreError};
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Why an interaction did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum InteractionError {
-    /// Wrong identifier or password, or a locked identifier: one answer for all, so that it
-    /// tells nothing about which.
+    /// Wrong identifier or password: one answer for both, so that it tells nothing about
+    /// which.
     #[error("The identifier or the password is wrong.")]
     InvalidCredentials,
+    /// The identifier is locked after too many failed verifications (Logto's sentinel): every
+    /// attempt is refused until the lockout ends, the right password included.
+    #[error("Too many failed attempts; try again in {minutes} minutes.")]
+    Blocked { minutes: i64 },
     #[error("This account is suspended.")]
     Suspended,
     #[error("{0}")]
     Denied(String),
-    #[error("Too many verification codes were requested for this recipient; try again later.")]
+    #[error("Too many messages were sent to this recipient; try again later.")]
     RateLimited,
     #[error("The verification code is wrong or has expired.")]
     CodeMismatch,
@@ -49,11 +53,16 @@ impl From<StoreError> for InteractionError {
 
 pub type InteractionResult<T> = Result<T, InteractionError>;
 
+/// The outcome of a transaction that commits even when it refuses: a failed sign-in is counted
+/// and a `Identifier.Lockout` fired *and* the caller refused. `Err` here is that refusal; an
+/// error of the transaction itself rolls back and comes as the outer `Err`.
+type Committed<T> = Result<T, InteractionError>;
+
 /// What an interaction needs from the server's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct InteractionSettings {
     pub lockout: LockoutPolicy,
-    pub codes_per_hour: u32,
+    pub codes: CodeSendPolicy,
 }
 
 /// Builds the events of one interaction: its context and time are the same for all.
@@ -83,7 +92,15 @@ impl Events {
         }
     }
 
-    fn data(&self, event: HookEvent, interaction: HookEvent, data: Value) -> NewEvent {
+    /// A data or exception event raised by this interaction: `own` keys at the top level
+    /// (an exception event's), `data` for a data event.
+    fn data(
+        &self,
+        event: HookEvent,
+        interaction: HookEvent,
+        own: Map<String, Value>,
+        data: Option<Value>,
+    ) -> NewEvent {
         NewEvent {
             id: new_id(),
             event,
@@ -91,11 +108,26 @@ impl Events {
                 event,
                 interaction,
                 &self.ctx,
+                own,
                 data,
                 &self.created_at,
             ),
             created_at: self.now_ms,
         }
+    }
+
+    /// `Identifier.Lockout` for `identifier`, with its `type` and `value` at the top level.
+    fn lockout(&self, identifier: &Identifier) -> NewEvent {
+        let own = super::extra(&[
+            ("type", json!(identifier.kind())),
+            ("value", json!(identifier.value())),
+        ]);
+        self.data(
+            HookEvent::IDENTIFIER_LOCKOUT,
+            HookEvent::POST_SIGN_IN,
+            own,
+            None,
+        )
     }
 
     /// Asks the blocking hooks of `event` about `user`.
@@ -229,8 +261,7 @@ pub async fn register(
     user.custom_data.extend(added);
     let session = ev.ctx.session_id.clone();
     let id = user.id.clone();
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             super::users::keys_must_be_free(tx, &user)?;
             tx.insert(Kind::User, &super::users::user_doc(&user)?)?;
             tx.set_credential(Kind::User, &user.id, &password_hash)?;
@@ -238,31 +269,56 @@ pub async fn register(
                 ev.data(
                     HookEvent::USER_CREATED,
                     HookEvent::POST_REGISTER,
-                    to_json(&user)?,
+                    Map::new(),
+                    Some(to_json(&user)?),
                 ),
                 ev.interaction(HookEvent::POST_REGISTER, &user),
             ])?;
             Ok(Value::Null)
-        }))
+        })
         .await?;
     Ok(json!({"userId": id, "sessionId": session}))
 }
 
-/// Counts a failed sign-in for `identifier` and fires `Identifier.Lockout` if it locks it.
+/// The lockout of `identifier` at `ev.now_ms`, inside a transaction: while it holds, the
+/// attempt is refused with [`InteractionError::Blocked`] and fires `Identifier.Lockout` again
+/// (as Logto's sentinel does on every blocked attempt).
+fn refuse_if_locked(
+    tx: &mut dyn IdentityTx,
+    ev: &Events,
+    identifier: &Identifier,
+) -> Result<Committed<()>, IdentityError> {
+    let now = ev.now_ms;
+    let state: Option<Failures> = tx
+        .state_get(StateSpace::SignInFailures, &identifier.state_key(), now)?
+        .and_then(|v| serde_json::from_value(v).ok());
+    match state.and_then(|f| f.locked_until).filter(|until| *until > now) {
+        Some(until) => {
+            tx.emit(&[ev.lockout(identifier)])?;
+            Ok(Err(InteractionError::Blocked {
+                minutes: (until - now + 59_999) / 60_000,
+            }))
+        }
+        None => Ok(Ok(())),
+    }
+}
+
+/// Counts a failed verification of `identifier`. The one that reaches the policy's limit locks
+/// it, fires `Identifier.Lockout` and is refused as blocked; the others as wrong credentials.
 fn record_failure(
     tx: &mut dyn IdentityTx,
     ev: &Events,
     policy: &LockoutPolicy,
     identifier: &Identifier,
-) -> Result<(), IdentityError> {
+) -> Result<Committed<()>, IdentityError> {
+    if let Err(blocked) = refuse_if_locked(tx, ev, identifier)? {
+        return Ok(Err(blocked));
+    }
     let key = identifier.state_key();
     let now = ev.now_ms;
     let current: Option<Failures> = tx
         .state_get(StateSpace::SignInFailures, &key, now)?
         .and_then(|v| serde_json::from_value(v).ok());
-    if policy.is_locked(current.as_ref(), now) {
-        return Ok(());
-    }
     let (failures, locked) = policy.fail(current, now);
     tx.state_put(
         StateSpace::SignInFailures,
@@ -271,16 +327,19 @@ fn record_failure(
         policy.expires_at(&failures),
     )?;
     if locked {
-        let data = json!({"type": identifier.kind(), "value": identifier.value()});
-        tx.emit(&[ev.data(HookEvent::IDENTIFIER_LOCKOUT, HookEvent::POST_SIGN_IN, data)])?;
+        tx.emit(&[ev.lockout(identifier)])?;
+        return Ok(Err(InteractionError::Blocked {
+            minutes: policy.lock_ms / 60_000,
+        }));
     }
-    Ok(())
+    Ok(Err(InteractionError::InvalidCredentials))
 }
 
-/// `POST /api/interactions/sign-in`: checks the password (refused alike when wrong, when the
-/// identifier is unknown and while it is locked out), refuses a suspended user, asks the
-/// `PreSignIn` hooks, then sets `lastSignInAt` and fires `PostSignIn`. Failures count
-/// towards the lockout, which fires `Identifier.Lockout`.
+/// `POST /api/interactions/sign-in`: checks the password (the same answer for a wrong one and
+/// an unknown identifier), refuses a suspended user, asks the `PreSignIn` hooks, then sets
+/// `lastSignInAt` and fires `PostSignIn`. Failed verifications count per identifier, known
+/// or not; at the policy's limit the identifier is locked, and while it is, every attempt
+/// (the right password included) is refused and fires `Identifier.Lockout`.
 pub async fn sign_in(
     store: &dyn Store,
     sender: &WebhookSender,
@@ -291,65 +350,44 @@ pub async fn sign_in(
 ) -> InteractionResult<Value> {
     let ev = Events::new(ctx);
     let policy = settings.lockout;
-    let key = identifier.state_key();
-    let locked = store
-        .state(StateSpace::SignInFailures, &key, ev.now_ms)
-        .await?
-        .and_then(|v| serde_json::from_value::<Failures>(v).ok());
     let found = find_user(store, &identifier).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), h),
         None => (None, None),
     };
+    // The password is checked even for a locked identifier, so the time taken tells nothing.
     let matches = password_matches(password, hash).await?;
-    if policy.is_locked(locked.as_ref(), ev.now_ms) {
-        return Err(InteractionError::InvalidCredentials);
-    }
     let Some(user) = user.filter(|_| matches) else {
-        let ev2 = ev.clone();
-        let id2 = identifier.clone();
-        store
-            .transact(Box::new(move |tx| {
-                record_failure(tx, &ev2, &policy, &id2)?;
-                Ok(Value::Null)
-            }))
-            .await?;
-        return Err(InteractionError::InvalidCredentials);
+        let (ev2, id2) = (ev.clone(), identifier.clone());
+        return transact(store, move |tx| record_failure(tx, &ev2, &policy, &id2))
+            .await?
+            .map(|()| Value::Null);
     };
+    let (ev2, id2) = (ev.clone(), identifier.clone());
+    transact(store, move |tx| refuse_if_locked(tx, &ev2, &id2)).await??;
     if user.is_suspended {
         return Err(InteractionError::Suspended);
     }
     ev.ask(store, sender, HookEvent::PRE_SIGN_IN, &user).await?;
     let session = ev.ctx.session_id.clone();
     let user_id = user.id.clone();
-    let outcome = store
-        .transact(Box::new(move |tx| {
-            // Locked meanwhile (by failures that raced this one): refused all the same.
-            let now = ev.now_ms;
-            let state: Option<Failures> = tx
-                .state_get(StateSpace::SignInFailures, &key, now)?
-                .and_then(|v| serde_json::from_value(v).ok());
-            if policy.is_locked(state.as_ref(), now) {
-                return Ok(json!({"locked": true}));
-            }
-            tx.state_delete(StateSpace::SignInFailures, &key)?;
-            let mut user: User = load(tx, Kind::User, &user_id)?;
-            if user.is_suspended {
-                return Ok(json!({"suspended": true}));
-            }
-            user.last_sign_in_at = Some(now);
-            tx.update(Kind::User, &super::users::user_doc(&user)?)?;
-            tx.emit(&[ev.interaction(HookEvent::POST_SIGN_IN, &user)])?;
-            Ok(json!({"userId": user.id}))
-        }))
-        .await?;
-    if outcome.get("locked").is_some() {
-        return Err(InteractionError::InvalidCredentials);
-    }
-    if outcome.get("suspended").is_some() {
-        return Err(InteractionError::Suspended);
-    }
-    Ok(json!({"userId": outcome["userId"], "sessionId": session}))
+    let signed_in = transact(store, move |tx| -> Result<Committed<String>, IdentityError> {
+        // Locked or suspended meanwhile (by calls that raced this one): refused all the same.
+        if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
+            return Ok(Err(blocked));
+        }
+        let mut user: User = load(tx, Kind::User, &user_id)?;
+        if user.is_suspended {
+            return Ok(Err(InteractionError::Suspended));
+        }
+        tx.state_delete(StateSpace::SignInFailures, &identifier.state_key())?;
+        user.last_sign_in_at = Some(ev.now_ms);
+        tx.update(Kind::User, &super::users::user_doc(&user)?)?;
+        tx.emit(&[ev.interaction(HookEvent::POST_SIGN_IN, &user)])?;
+        Ok(Ok(user.id))
+    })
+    .await??;
+    Ok(json!({"userId": signed_in, "sessionId": session}))
 }
 
 fn code_hash(key: &str, code: &str) -> String {
@@ -358,8 +396,8 @@ fn code_hash(key: &str, code: &str) -> String {
 
 /// `POST /api/interactions/forgot-password/verification-codes`: a six-digit code for the
 /// user the identifier names, valid for ten minutes, stored hashed; answered to the
-/// application's backend, which delivers it. More than `codes_per_hour` requests for one
-/// recipient are refused, and fire `Message.RateLimited`.
+/// application's backend, which delivers it. Every send counts towards the recipient's cap
+/// ([`CodeSendPolicy`]); one past it is refused and fires `Message.RateLimited`.
 pub async fn send_reset_code(
     store: &dyn Store,
     settings: InteractionSettings,
@@ -369,52 +407,51 @@ pub async fn send_reset_code(
     let ev = Events::new(ctx);
     let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
     let hash = code_hash(&identifier.state_key(), &code);
-    let outcome = store
-        .transact(Box::new(move |tx| {
-            let key = identifier.state_key();
-            let now = ev.now_ms;
-            let sends: Option<CodeSends> = tx
-                .state_get(StateSpace::CodeSends, &key, now)?
-                .and_then(|v| serde_json::from_value(v).ok());
-            let Some(sends) = next_send(sends, now, settings.codes_per_hour) else {
-                let data =
-                    json!({"action": "VerificationCodeSend", "recipient": identifier.value()});
-                tx.emit(&[ev.data(
-                    HookEvent::MESSAGE_RATE_LIMITED,
-                    HookEvent::POST_RESET_PASSWORD,
-                    data,
-                )])?;
-                return Ok(json!({"rateLimited": true}));
-            };
-            tx.state_put(
-                StateSpace::CodeSends,
-                &key,
-                &to_json(&sends)?,
-                sends.window_start + CODE_WINDOW_MS,
-            )?;
-            let Some(user_id) =
-                tx.find(Kind::User, key_of(&identifier), identifier.value(), None)?
-            else {
-                return Err(IdentityError::not_found(Kind::User, identifier.value()));
-            };
-            let open = ResetCode {
-                code_hash: hash.clone(),
-                user_id,
-                expires_at: now + CODE_TTL_MS,
-                attempts: 0,
-            };
-            tx.state_put(
-                StateSpace::ResetCode,
-                &key,
-                &to_json(&open)?,
-                open.expires_at,
-            )?;
-            Ok(Value::Null)
-        }))
-        .await?;
-    if outcome.get("rateLimited").is_some() {
-        return Err(InteractionError::RateLimited);
-    }
+    let policy = settings.codes;
+    transact(store, move |tx| -> Result<Committed<()>, IdentityError> {
+        let key = identifier.state_key();
+        let now = ev.now_ms;
+        let sends: Option<CodeSends> = tx
+            .state_get(StateSpace::CodeSends, &key, now)?
+            .and_then(|v| serde_json::from_value(v).ok());
+        let Some(sends) = policy.next_send(sends, now) else {
+            let own = super::extra(&[
+                ("action", json!("VerificationCodeSend")),
+                ("recipient", json!(identifier.value())),
+            ]);
+            tx.emit(&[ev.data(
+                HookEvent::MESSAGE_RATE_LIMITED,
+                HookEvent::POST_RESET_PASSWORD,
+                own,
+                None,
+            )])?;
+            return Ok(Err(InteractionError::RateLimited));
+        };
+        tx.state_put(
+            StateSpace::CodeSends,
+            &key,
+            &to_json(&sends)?,
+            policy.expires_at(&sends),
+        )?;
+        let Some(user_id) = tx.find(Kind::User, key_of(&identifier), identifier.value(), None)?
+        else {
+            return Err(IdentityError::not_found(Kind::User, identifier.value()));
+        };
+        let open = ResetCode {
+            code_hash: hash.clone(),
+            user_id,
+            expires_at: now + CODE_TTL_MS,
+            attempts: 0,
+        };
+        tx.state_put(
+            StateSpace::ResetCode,
+            &key,
+            &to_json(&open)?,
+            open.expires_at,
+        )?;
+        Ok(Ok(()))
+    })
+    .await??;
     Ok(json!({"code": code}))
 }
 
@@ -441,8 +478,7 @@ pub async fn reset_password(
     };
     if !bool::from(open.code_hash.as_bytes().ct_eq(hash.as_bytes())) {
         let k = key.clone();
-        store
-            .transact(Box::new(move |tx| {
+        transact(store, move |tx| {
                 let now = crate::clock::now_ms();
                 let current: Option<ResetCode> = tx
                     .state_get(StateSpace::ResetCode, &k, now)?
@@ -456,7 +492,7 @@ pub async fn reset_password(
                     }
                 }
                 Ok(Value::Null)
-            }))
+            })
             .await?;
         return Err(InteractionError::CodeMismatch);
     }
@@ -468,15 +504,14 @@ pub async fn reset_password(
         .await?;
     let password_hash = hash_password(password).await?;
     let session = ev.ctx.session_id.clone();
-    let outcome = store
-        .transact(Box::new(move |tx| {
+    let user_id = transact(store, move |tx| -> Result<Committed<String>, IdentityError> {
             let now = ev.now_ms;
             // The code must still be the one checked (not used or voided meanwhile).
             let current: Option<ResetCode> = tx
                 .state_get(StateSpace::ResetCode, &key, now)?
                 .and_then(|v| serde_json::from_value(v).ok());
             if current.as_ref().map(|c| &c.code_hash) != Some(&hash) {
-                return Ok(json!({"mismatch": true}));
+                return Ok(Err(InteractionError::CodeMismatch));
             }
             tx.state_delete(StateSpace::ResetCode, &key)?;
             tx.state_delete(StateSpace::SignInFailures, &key)?;
@@ -488,17 +523,15 @@ pub async fn reset_password(
                 ev.data(
                     HookEvent::USER_DATA_UPDATED,
                     HookEvent::POST_RESET_PASSWORD,
-                    to_json(&user)?,
+                    Map::new(),
+                    Some(to_json(&user)?),
                 ),
                 ev.interaction(HookEvent::POST_RESET_PASSWORD, &user),
             ])?;
-            Ok(json!({"userId": user.id}))
-        }))
-        .await?;
-    if outcome.get("mismatch").is_some() {
-        return Err(InteractionError::CodeMismatch);
-    }
-    Ok(json!({"userId": outcome["userId"], "sessionId": session}))
+            Ok(Ok(user.id))
+        })
+        .await??;
+    Ok(json!({"userId": user_id, "sessionId": session}))
 }
 
 /// Application secrets are long random strings: SHA-256 is enough to keep them unguessable

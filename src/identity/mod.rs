@@ -14,6 +14,7 @@ use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
 use crate::domain::payload::{api_event_payload, ApiCall};
 use crate::storage::identity::{
+    transact,
     Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
 use crate::storage::{NewEvent, StoreError};
@@ -174,14 +175,13 @@ pub(crate) async fn delete_firing(
     id: String,
     event: HookEvent,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             if !tx.delete(kind, &id)? {
                 return Err(IdentityError::not_found(kind, &id));
             }
             tx.emit(&[em.event(event, Map::new(), None)])?;
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 

@@ -10,6 +10,7 @@ use crate::domain::identity::authz::{
     NamedPatch, Organization, OrganizationPatch, OrganizationRole, OrganizationScope, RoleType,
 };
 use crate::storage::identity::{
+    transact,
     Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
 use serde_json::{json, Value};
@@ -55,11 +56,10 @@ pub async fn create(
     em: Emitter,
     org: Organization,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             tx.insert(Kind::Organization, &org_doc(&org)?)?;
             answer(tx, &em, HookEvent::ORGANIZATION_CREATED, &org)
-        }))
+        })
         .await
 }
 
@@ -70,12 +70,11 @@ pub async fn update(
     id: String,
     patch: OrganizationPatch,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let org = patch.apply(load(tx, Kind::Organization, &id)?);
             tx.update(Kind::Organization, &org_doc(&org)?)?;
             answer(tx, &em, HookEvent::ORGANIZATION_DATA_UPDATED, &org)
-        }))
+        })
         .await
 }
 
@@ -101,8 +100,7 @@ pub async fn change_members(
     how: LinkChange,
     user_ids: Vec<String>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_exist(tx, Kind::Organization, std::slice::from_ref(&org_id))?;
             let (added, removed) = change_links(
                 tx,
@@ -127,7 +125,7 @@ pub async fn change_members(
                 )])?;
             }
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 
@@ -139,8 +137,7 @@ pub async fn assign_member_roles(
     user_id: String,
     role_ids: Vec<String>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_be_member(tx, &org_id, &user_id)?;
             for role in &role_ids {
                 let r: OrganizationRole = load(tx, Kind::OrganizationRole, role)?;
@@ -155,7 +152,7 @@ pub async fn assign_member_roles(
                 tx.link(Link::OrganizationUserRoles, Some(&org_id), &user_id, role)?;
             }
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 
@@ -166,8 +163,7 @@ pub async fn remove_member_role(
     user_id: String,
     role_id: String,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_be_member(tx, &org_id, &user_id)?;
             if !tx.unlink(
                 Link::OrganizationUserRoles,
@@ -178,7 +174,7 @@ pub async fn remove_member_role(
                 return Err(IdentityError::not_found(Kind::OrganizationRole, &role_id));
             }
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 
@@ -201,8 +197,7 @@ pub async fn create_role(
     role: OrganizationRole,
     scope_ids: Option<Vec<String>>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let doc = org_role_doc(&role, em.now_ms())?;
             create_role_with_scopes(
                 tx,
@@ -212,7 +207,7 @@ pub async fn create_role(
                 (&doc, &role),
                 scope_ids.as_deref(),
             )
-        }))
+        })
         .await
 }
 
@@ -223,8 +218,7 @@ pub async fn update_role(
     id: String,
     patch: NamedPatch,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let mut role: OrganizationRole = load(tx, Kind::OrganizationRole, &id)?;
             patch.apply_to(&mut role.name, &mut role.description);
             must_be_free(
@@ -239,7 +233,7 @@ pub async fn update_role(
             )?;
             tx.update(Kind::OrganizationRole, &org_role_doc(&role, 0)?)?;
             answer(tx, &em, HookEvent::ORGANIZATION_ROLE_DATA_UPDATED, &role)
-        }))
+        })
         .await
 }
 
@@ -252,8 +246,7 @@ pub async fn change_role_scopes(
     how: LinkChange,
     scope_ids: Vec<String>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_exist(tx, Kind::OrganizationRole, std::slice::from_ref(&role_id))?;
             change_links(
                 tx,
@@ -269,7 +262,7 @@ pub async fn change_role_scopes(
                 None,
             )])?;
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 
@@ -295,8 +288,7 @@ pub async fn create_scope(
     em: Emitter,
     scope: OrganizationScope,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_be_free(
                 tx,
                 Kind::OrganizationScope,
@@ -312,7 +304,7 @@ pub async fn create_scope(
                 &org_scope_doc(&scope, em.now_ms())?,
             )?;
             answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_CREATED, &scope)
-        }))
+        })
         .await
 }
 
@@ -323,8 +315,7 @@ pub async fn update_scope(
     id: String,
     patch: NamedPatch,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let mut scope: OrganizationScope = load(tx, Kind::OrganizationScope, &id)?;
             patch.apply_to(&mut scope.name, &mut scope.description);
             must_be_free(
@@ -339,7 +330,7 @@ pub async fn update_scope(
             )?;
             tx.update(Kind::OrganizationScope, &org_scope_doc(&scope, 0)?)?;
             answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_DATA_UPDATED, &scope)
-        }))
+        })
         .await
 }
 

@@ -6,6 +6,7 @@ use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{Role, RoleType};
 use crate::domain::identity::user::{email_key, User, UserChange};
 use crate::storage::identity::{
+    transact,
     IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
 use serde_json::Value;
@@ -67,15 +68,14 @@ pub async fn create(
     user: User,
     password_hash: Option<String>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             keys_must_be_free(tx, &user)?;
             tx.insert(Kind::User, &user_doc(&user)?)?;
             if let Some(hash) = &password_hash {
                 tx.set_credential(Kind::User, &user.id, hash)?;
             }
             answer(tx, &em, HookEvent::USER_CREATED, &user)
-        }))
+        })
         .await
 }
 
@@ -88,8 +88,7 @@ pub async fn change(
     change: UserChange,
     event: HookEvent,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let current: User = load(tx, Kind::User, &id)?;
             let (user, password_hash) = change.apply(current, em.now_ms());
             keys_must_be_free(tx, &user)?;
@@ -98,19 +97,18 @@ pub async fn change(
                 tx.set_credential(Kind::User, &user.id, hash)?;
             }
             answer(tx, &em, event, &user)
-        }))
+        })
         .await
 }
 
 /// `DELETE /users/:userId` → `User.Deleted`, data = the user as it was. Its role
 /// assignments and memberships go with it.
 pub async fn delete(store: &dyn IdentityStore, em: Emitter, id: String) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             let user: User = load(tx, Kind::User, &id)?;
             tx.delete(Kind::User, &id)?;
             answer(tx, &em, HookEvent::USER_DELETED, &user)
-        }))
+        })
         .await
 }
 
@@ -120,8 +118,7 @@ pub async fn assign_roles(
     user_id: String,
     role_ids: Vec<String>,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
             for role in &role_ids {
                 let r: Role = load(tx, Kind::Role, role)?;
@@ -143,7 +140,7 @@ pub async fn assign_roles(
                 }
             }
             Ok(Value::Null)
-        }))
+        })
         .await
 }
 
@@ -153,13 +150,12 @@ pub async fn remove_role(
     user_id: String,
     role_id: String,
 ) -> IdentityResult<Value> {
-    store
-        .transact(Box::new(move |tx| {
+    transact(store, move |tx| {
             must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
             if !tx.unlink(Link::UserRoles, None, &user_id, &role_id)? {
                 return Err(IdentityError::not_found(Kind::Role, &role_id));
             }
             Ok(Value::Null)
-        }))
+        })
         .await
 }

@@ -27,6 +27,11 @@ impl From<InteractionError> for ApiError {
     fn from(e: InteractionError) -> Self {
         let message = e.to_string();
         match e {
+            InteractionError::Blocked { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "session.verification_blocked_too_many_attempts",
+                message,
+            ),
             InteractionError::InvalidCredentials => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "session.invalid_credentials",
@@ -40,7 +45,7 @@ impl From<InteractionError> for ApiError {
             }
             InteractionError::RateLimited => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "verification_code.too_many_requests",
+                "request.message_rate_limited",
                 message,
             ),
             InteractionError::CodeMismatch => ApiError::new(

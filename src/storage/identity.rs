@@ -10,6 +10,7 @@
 use super::{NewEvent, Page, StoreError, StoreResult};
 use async_trait::async_trait;
 use serde_json::Value;
+use std::any::Any;
 
 /// The kinds of documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,14 +199,35 @@ pub trait IdentityTx {
 }
 
 /// A change: it may run more than once (a store may retry a batch), so it must change nothing
-/// but what it does through the [`IdentityTx`]. It answers with the response body.
-pub type Change = Box<dyn FnMut(&mut dyn IdentityTx) -> IdentityResult<Value> + Send>;
+/// but what it does through the [`IdentityTx`]. Its outcome is typed by [`transact`], which
+/// boxes it for the trait object and unboxes it for the caller.
+pub type Change = Box<dyn FnMut(&mut dyn IdentityTx) -> IdentityResult<Box<dyn Any + Send>> + Send>;
+
+/// Runs `change` in one transaction of `store`, durably committed before this returns, and
+/// answers with its typed outcome. Nothing of it is kept if it fails (an `Err`, a refusal
+/// included); an `Ok` outcome commits, whatever it says (a sign-in refused *and* counted).
+pub async fn transact<T, F>(store: &dyn IdentityStore, mut change: F) -> IdentityResult<T>
+where
+    T: Send + 'static,
+    F: FnMut(&mut dyn IdentityTx) -> IdentityResult<T> + Send + 'static,
+{
+    let boxed = store
+        .transact(Box::new(move |tx| {
+            change(tx).map(|t| Box::new(t) as Box<dyn Any + Send>)
+        }))
+        .await?;
+    boxed.downcast::<T>().map(|t| *t).map_err(|_| {
+        IdentityError::Store(StoreError::Corrupt(
+            "a change answered with another type".into(),
+        ))
+    })
+}
 
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Runs `change` in one transaction, durably committed before this returns. Nothing of it
-    /// is kept if it fails.
-    async fn transact(&self, change: Change) -> IdentityResult<Value>;
+    /// is kept if it fails. Callers use the typed [`transact`].
+    async fn transact(&self, change: Change) -> IdentityResult<Box<dyn Any + Send>>;
 
     async fn get_doc(&self, kind: Kind, id: &str) -> StoreResult<Option<Value>>;
     /// Documents oldest first, and how many match in all.

@@ -29,9 +29,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is not available: {0}")]
     Unavailable(String),
-    /// A change refused itself (a conflict, a missing row); the caller holds the reason.
-    #[error("the change was refused")]
-    Rejected,
     #[error("unsupported database URL '{0}': use sqlite://PATH (a file; in-memory databases are not supported)")]
     UnsupportedUrl(String),
 }

@@ -5,7 +5,7 @@ use super::writer::WriteTx;
 use super::Durability;
 use super::{enqueue_events_in, SqliteStore};
 use crate::storage::identity::{
-    Change, Doc, DocQuery, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind,
+    Change, Doc, DocQuery, IdentityResult, IdentityStore, IdentityTx, Key, Kind,
     Link, StateSpace,
 };
 use crate::storage::{NewEvent, StoreError, StoreResult};
@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 use serde_json::Value;
 use sqlx::Row;
-use std::sync::{Arc, Mutex};
+use std::any::Any;
 
 struct Table {
     name: &'static str,
@@ -419,35 +419,12 @@ fn linked_sql(
 
 #[async_trait]
 impl IdentityStore for SqliteStore {
-    async fn transact(&self, mut change: Change) -> IdentityResult<Value> {
-        // A refused change must be rolled back like a failed one, so the job fails; the reason
-        // travels beside the writer's answer.
-        let refusal: Arc<Mutex<Option<IdentityError>>> = Arc::default();
-        let slot = refusal.clone();
-        let outcome = self
-            .write(Durability::Disk, move |w| {
-                let mut tx = Tx { w };
-                match change(&mut tx) {
-                    Ok(v) => Ok(v),
-                    Err(IdentityError::Store(e)) => Err(e),
-                    Err(refused) => {
-                        if let Ok(mut s) = slot.lock() {
-                            *s = Some(refused);
-                        }
-                        Err(StoreError::Rejected)
-                    }
-                }
-            })
-            .await;
-        match outcome {
-            Ok(v) => Ok(v),
-            Err(StoreError::Rejected) => Err(refusal
-                .lock()
-                .ok()
-                .and_then(|mut s| s.take())
-                .unwrap_or(IdentityError::Store(StoreError::Rejected))),
-            Err(e) => Err(e.into()),
-        }
+    async fn transact(&self, mut change: Change) -> IdentityResult<Box<dyn Any + Send>> {
+        // A refused change fails its job, so the writer rolls it back like a failed one and
+        // answers with the change's own error.
+        self.writer
+            .run(Durability::Disk, move |w| change(&mut Tx { w }))
+            .await
     }
 
     async fn get_doc(&self, kind: Kind, id: &str) -> StoreResult<Option<Value>> {

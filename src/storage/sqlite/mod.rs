@@ -109,7 +109,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.writer.run(durability, work).await
+        self.writer.run::<T, StoreError, F>(durability, work).await
     }
 }
 

@@ -82,10 +82,15 @@ impl Writer {
 
     /// Runs `work` in the next batch and returns its result once that batch has committed.
     /// `work` may be called twice (see the module doc), so it changes nothing but the database.
-    pub async fn run<T, F>(&self, durability: Durability, work: F) -> StoreResult<T>
+    ///
+    /// `work` may fail with any error that a store error converts into: a change that refuses
+    /// itself (a conflict, a missing row) fails its job, so it is rolled back like a failed
+    /// one, and its own error, not a store error, is what the caller gets.
+    pub async fn run<T, E, F>(&self, durability: Durability, work: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
     {
         self.run_with_undo(durability, work, |_: &T| {}).await
     }
@@ -93,15 +98,16 @@ impl Writer {
     /// [`Self::run`] for work that also changes something outside the database: `undo` takes
     /// back what a successful run did there when that run does not count (the batch is run
     /// again, or fails to commit).
-    pub async fn run_with_undo<T, F, U>(
+    pub async fn run_with_undo<T, E, F, U>(
         &self,
         durability: Durability,
         work: F,
         undo: U,
-    ) -> StoreResult<T>
+    ) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
         U: Fn(&T) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
@@ -118,18 +124,19 @@ impl Writer {
 }
 
 /// A job made of a closure, answering through a oneshot channel.
-struct Closure<F, U, T> {
+struct Closure<F, U, T, E> {
     durability: Durability,
     work: F,
     undo: U,
-    result: Option<StoreResult<T>>,
-    reply: oneshot::Sender<StoreResult<T>>,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
 }
 
-impl<T, F, U> Job for Closure<F, U, T>
+impl<T, E, F, U> Job for Closure<F, U, T, E>
 where
     T: Send + 'static,
-    F: FnMut(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
     U: Fn(&T) + Send + 'static,
 {
     fn durability(&self) -> Durability {
@@ -153,12 +160,10 @@ where
                 if let Some(Ok(t)) = &result {
                     (self.undo)(t);
                 }
-                Err(e)
+                Err(e.into())
             }
             (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::Unavailable(
-                "a write stopped unexpectedly".into(),
-            )),
+            (Ok(()), None) => Err(StoreError::Unavailable("a write stopped unexpectedly".into()).into()),
         };
         // The caller may have gone away (a cancelled request); the write stands regardless.
         let _ = self.reply.send(answer);
