@@ -34,10 +34,12 @@ pub async fn decide(
     payload: &Map<String, Value>,
 ) -> StoreResult<Decision> {
     let (hooks, _) = store.list_hooks(None).await?;
-    let hooks: Vec<_> = hooks
+    let mut hooks: Vec<_> = hooks
         .into_iter()
-        .filter(|h| h.enabled && h.events.contains(&event))
+        .filter(|h| h.enabled && h.subscribes_to(event))
         .collect();
+    // Oldest first: custom data is merged in the order the hooks were made.
+    hooks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     if hooks.is_empty() {
         return Ok(Decision::Allow {
             custom_data: Map::new(),

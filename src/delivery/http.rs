@@ -235,10 +235,12 @@ impl WebhookSender {
             // A redirect is not followed (it is a failed attempt); where it pointed goes into
             // the attempt's log, so the fix (the hook's new URL) is plain to see.
             let redirect = if (300..400).contains(&status) {
-                let to = response
-                    .headers()
-                    .get(http::header::LOCATION)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(2048).collect::<String>());
+                let to = response.headers().get(http::header::LOCATION).map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .take(2048)
+                        .collect::<String>()
+                });
                 Some(match to {
                     Some(to) => format!("redirected ({status}) to {to}; redirects are not followed, so point the hook at the final URL"),
                     None => format!("redirected ({status}) without a location; redirects are not followed"),

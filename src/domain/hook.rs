@@ -220,6 +220,19 @@ pub struct Hook {
     pub created_at: i64,
 }
 
+impl Hook {
+    /// Whether the hook gets `event`: its `events` decide when not empty, the legacy `event`
+    /// only when they are (Logto: `events.length > 0 ? events.includes(e) : event === e`).
+    /// The store's subscriber query says the same in SQL (`sqlite/cache.rs`).
+    pub fn subscribes_to(&self, event: HookEvent) -> bool {
+        if self.events.is_empty() {
+            self.event == Some(event)
+        } else {
+            self.events.contains(&event)
+        }
+    }
+}
+
 /// Hook fields of a create or update body, each still as loosely typed JSON.
 /// Unknown fields are ignored, as Logto's zod guards strip them.
 #[derive(Debug, Default, Deserialize)]
@@ -285,7 +298,11 @@ fn parse_events(v: Value) -> Result<Vec<HookEvent>, HookInputError> {
         ));
     };
     if items.is_empty() {
-        return Err(HookInputError::MissingEvents);
+        // Logto's `nonemptyUniqueHookEventsGuard`: a guard error, not `hook.missing_events`
+        // (which is for a body with neither field).
+        return Err(HookInputError::Invalid(
+            "events must not be empty: name at least one event".into(),
+        ));
     }
     let mut out: Vec<HookEvent> = Vec::with_capacity(items.len());
     for item in items {
@@ -381,7 +398,7 @@ impl HookPatch {
 /// Parses the `events` of `POST /api/hooks/:id/test`.
 pub fn parse_test_events(v: Option<Value>) -> Result<Vec<HookEvent>, HookInputError> {
     match v {
-        None | Some(Value::Null) => Err(HookInputError::MissingEvents),
+        None | Some(Value::Null) => Err(HookInputError::Invalid("events is required".into())),
         Some(v) => parse_events(v),
     }
 }
@@ -418,7 +435,7 @@ mod tests {
         ));
         assert!(matches!(
             new(json!({"events": [], "config": cfg})),
-            Err(HookInputError::MissingEvents)
+            Err(HookInputError::Invalid(_))
         ));
         assert!(matches!(
             new(json!({"events": ["Nope"], "config": cfg})),
@@ -451,6 +468,21 @@ mod tests {
         let legacy = new(json!({"event": "PostSignIn", "config": cfg})).unwrap();
         assert_eq!(legacy.event, Some(HookEvent::parse("PostSignIn").unwrap()));
         assert!(legacy.events.is_empty());
+    }
+
+    #[test]
+    fn the_legacy_event_counts_only_while_events_is_empty() {
+        let cfg = json!({"url": "https://e.com"});
+        let sign_in = HookEvent::parse("PostSignIn").unwrap();
+        let register = HookEvent::parse("PostRegister").unwrap();
+        let both = input(json!({"event": "PostSignIn", "events": ["PostRegister"], "config": cfg}))
+            .into_new_hook("id".into(), "k".into(), 1, false)
+            .unwrap();
+        assert!(both.subscribes_to(register) && !both.subscribes_to(sign_in));
+        let legacy = input(json!({"event": "PostSignIn", "config": cfg}))
+            .into_new_hook("id".into(), "k".into(), 1, false)
+            .unwrap();
+        assert!(legacy.subscribes_to(sign_in) && !legacy.subscribes_to(register));
     }
 
     #[test]

@@ -37,6 +37,20 @@ pub fn new_id() -> String {
     id.iter().map(|&b| b as char).collect()
 }
 
+/// Length of user and organization ids (Logto's `generateStandardShortId`).
+pub const SHORT_ID_LENGTH: usize = 12;
+
+/// A new 12-character id (`[a-z0-9]{12}`, all random: about 62 bits), for users and
+/// organizations, whose ids Logto makes this short. Other rows keep [`new_id`]'s time prefix,
+/// which keeps their inserts at the right edge of the primary-key B-tree.
+pub fn new_short_id() -> String {
+    let mut rng = rand::thread_rng();
+    let pick = Uniform::from(0..LOWER_ALNUM.len());
+    (0..SHORT_ID_LENGTH)
+        .map(|_| LOWER_ALNUM[pick.sample(&mut rng)] as char)
+        .collect()
+}
+
 /// A new random secret of `len` characters (`[A-Za-z0-9]`).
 pub fn new_secret(len: usize) -> String {
     rand::thread_rng()

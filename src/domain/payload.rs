@@ -97,16 +97,30 @@ impl ApiCall {
     }
 }
 
+/// Where a data event's `data` goes. Logto builds the payload as `{event, createdAt,
+/// userAgent, ip, ...context}`; a registered route's context ends with `data` (the response
+/// body), but `User.Deleted`'s context, appended by the route before the response exists,
+/// starts with it (spec: "Data event from a Management API route").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataAt {
+    /// Last, after the route fields and the event's own keys.
+    End,
+    /// Right after `ip` (`User.Deleted`).
+    AfterIp,
+}
+
 /// A data event caused by a Management API call, without `hookId`: `event, createdAt,
 /// userAgent, ip, path, method, status, params, matchedRoute`, then `extra` (ids an event
 /// names besides its data, e.g. `organizationId` and the membership deltas), then `data`
-/// (the response body) if there is one. `userAgent` is left out when the caller sent none.
+/// (the response body) if there is one, or `data` right after `ip` (see [`DataAt`]).
+/// `userAgent` is left out when the caller sent none.
 pub fn api_event_payload(
     event: HookEvent,
     call: &ApiCall,
     status: u16,
     extra: Map<String, Value>,
     data: Option<Value>,
+    at: DataAt,
     created_at: &str,
 ) -> Map<String, Value> {
     let mut p = Map::with_capacity(11 + extra.len());
@@ -116,6 +130,12 @@ pub fn api_event_payload(
         p.insert("userAgent".into(), json!(ua));
     }
     p.insert("ip".into(), json!(call.ip));
+    let mut data = data;
+    if at == DataAt::AfterIp {
+        if let Some(d) = data.take() {
+            p.insert("data".into(), d);
+        }
+    }
     p.insert("path".into(), json!(call.path));
     p.insert("method".into(), json!(call.method));
     p.insert("status".into(), json!(status));
@@ -128,24 +148,23 @@ pub fn api_event_payload(
     p
 }
 
-/// The payload `POST /api/hooks/:id/test` sends: fake values in the shape of the event's
-/// kind, like Logto's test payload.
+/// The payload `POST /api/hooks/:id/test` sends: Logto's `generateHookTestPayload`, key for
+/// key (spec: "Test payload"): `event, hookId, createdAt, userAgent`, then fake interaction
+/// fields (no `interactionEvent`; the user's key order as Logto writes it there) or fake route
+/// fields (no `ip`, no `matchedRoute`). Blocking events take the interaction shape.
 pub fn test_payload(event: HookEvent, hook_id: &str, now: OffsetDateTime) -> Value {
     let created_at = iso_timestamp(now);
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-    let mut p = match event.kind() {
+    let mut p = Map::new();
+    p.insert("event".into(), json!(event.name()));
+    p.insert("hookId".into(), json!(hook_id));
+    p.insert("createdAt".into(), json!(created_at));
+    p.insert("userAgent".into(), json!("fake-user-agent"));
+    let context = match event.kind() {
         EventKind::Interaction | EventKind::Blocking => json!({
-            "event": event.name(),
-            "interactionEvent": match event.name() {
-                "PostRegister" | "PreRegister" => "Register",
-                "PostResetPassword" | "PreResetPassword" => "ForgotPassword",
-                _ => "SignIn",
-            },
-            "createdAt": created_at,
             "sessionId": "fake-session-id",
-            "userAgent": "fake-user-agent",
+            "userIp": "fake-user-ip",
             "userId": "fake-id",
-            "userIp": "127.0.0.1",
             "user": {
                 "id": "fake-id",
                 "username": "fake-user",
@@ -154,38 +173,34 @@ pub fn test_payload(event: HookEvent, hook_id: &str, now: OffsetDateTime) -> Val
                 "name": "Fake User",
                 "avatar": "https://fake-service.com/avatars/fake-user.png",
                 "customData": {"theme": "light"},
-                "identities": {},
-                "lastSignInAt": now_ms,
-                "createdAt": now_ms,
-                "updatedAt": now_ms,
+                "identities": {"google": {"userId": "fake-google-user-id"}},
                 "profile": {},
                 "applicationId": "fake-application-id",
-                "isSuspended": false
+                "cimdClientId": null,
+                "isSuspended": false,
+                "lastSignInAt": now_ms,
+                "createdAt": now_ms,
+                "updatedAt": now_ms
             },
             "application": {
-                "id": "fake-application-id",
-                "type": "Traditional",
+                "id": "fake-spa-application-id",
+                "type": "SPA",
                 "name": "Fake Application",
                 "description": "Fake application data for testing"
             }
         }),
         EventKind::Data | EventKind::Exception => json!({
-            "event": event.name(),
-            "createdAt": created_at,
-            "userAgent": "fake-user-agent",
-            "ip": "127.0.0.1",
             "path": "/fake-path/:id",
             "method": "POST",
             "status": 200,
             "params": {"id": "fake-id"},
-            "matchedRoute": "/fake-path/:id",
             "data": {"result": "success"}
         }),
     };
-    if let Some(obj) = p.as_object_mut() {
-        obj.insert("hookId".into(), Value::String(hook_id.to_owned()));
+    if let Value::Object(fields) = context {
+        p.extend(fields);
     }
-    p
+    Value::Object(p)
 }
 
 #[cfg(test)]
@@ -230,6 +245,7 @@ mod tests {
             201,
             extra.as_object().unwrap().clone(),
             None,
+            DataAt::End,
             "2026-01-01T00:00:00.000Z",
         );
         let keys: Vec<&str> = p.keys().map(String::as_str).collect();
@@ -259,10 +275,35 @@ mod tests {
             200,
             Map::new(),
             Some(json!({"id": "u1"})),
+            DataAt::End,
             "t",
         );
         assert!(!p.contains_key("userAgent"));
         assert_eq!(p.keys().next_back().unwrap(), "data");
+        let deleted = api_event_payload(
+            HookEvent::parse("User.Deleted").unwrap(),
+            &no_ua,
+            204,
+            Map::new(),
+            Some(json!({"id": "u1"})),
+            DataAt::AfterIp,
+            "t",
+        );
+        let keys: Vec<&str> = deleted.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "event",
+                "createdAt",
+                "ip",
+                "data",
+                "path",
+                "method",
+                "status",
+                "params",
+                "matchedRoute"
+            ]
+        );
     }
 
     #[test]
@@ -285,11 +326,42 @@ mod tests {
     #[test]
     fn test_payloads_follow_the_kind() {
         let now = OffsetDateTime::now_utc();
+        let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
         let p = test_payload(HookEvent::parse("PostSignIn").unwrap(), "h", now);
-        assert_eq!(p["sessionId"], "fake-session-id");
-        assert_eq!(p.as_object().unwrap().keys().next_back().unwrap(), "hookId");
-        let d = test_payload(HookEvent::parse("Role.Created").unwrap(), "h", now);
-        assert_eq!(d["path"], "/fake-path/:id");
-        assert_eq!(d["data"]["result"], "success");
+        assert_eq!(
+            keys(&p),
+            [
+                "event",
+                "hookId",
+                "createdAt",
+                "userAgent",
+                "sessionId",
+                "userIp",
+                "userId",
+                "user",
+                "application"
+            ]
+        );
+        assert_eq!(p["userIp"], "fake-user-ip");
+        assert_eq!(p["application"]["type"], "SPA");
+        assert_eq!(
+            p["user"]["identities"]["google"]["userId"],
+            "fake-google-user-id"
+        );
+        let d = test_payload(HookEvent::parse("Identifier.Lockout").unwrap(), "h", now);
+        assert_eq!(
+            keys(&d),
+            [
+                "event",
+                "hookId",
+                "createdAt",
+                "userAgent",
+                "path",
+                "method",
+                "status",
+                "params",
+                "data"
+            ]
+        );
     }
 }

@@ -3,9 +3,7 @@
 
 use super::{doc, load, to_json};
 use crate::domain::identity::application::{Application, ApplicationPatch};
-use crate::domain::identity::InputError;
-use crate::storage::identity::{
-    transact,IdentityError, IdentityResult, IdentityStore, Kind};
+use crate::storage::identity::{transact, IdentityError, IdentityResult, IdentityStore, Kind};
 use serde_json::Value;
 
 /// `POST /applications`: the application, with `secret` added to this one answer.
@@ -16,14 +14,14 @@ pub async fn create(
 ) -> IdentityResult<Value> {
     let hash = super::interactions::secret_hash(&secret);
     let mut answer = transact(store, move |tx| {
-            tx.insert(
-                Kind::Application,
-                &doc(&app.id, &app, vec![], None, app.created_at)?,
-            )?;
-            tx.set_credential(Kind::Application, &app.id, &hash)?;
-            to_json(&app)
-        })
-        .await?;
+        tx.insert(
+            Kind::Application,
+            &doc(&app.id, &app, vec![], None, app.created_at)?,
+        )?;
+        tx.set_credential(Kind::Application, &app.id, &hash)?;
+        to_json(&app)
+    })
+    .await?;
     if let Some(obj) = answer.as_object_mut() {
         obj.insert("secret".into(), Value::String(secret));
     }
@@ -37,26 +35,24 @@ pub async fn update(
     patch: ApplicationPatch,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            let app: Application = load(tx, Kind::Application, &id)?;
-            let app = patch
-                .apply(app)
-                .map_err(|InputError(m)| IdentityError::Invalid(m))?;
-            tx.update(
-                Kind::Application,
-                &doc(&app.id, &app, vec![], None, app.created_at)?,
-            )?;
-            to_json(&app)
-        })
-        .await
+        let app: Application = load(tx, Kind::Application, &id)?;
+        let app = patch.apply(app).map_err(IdentityError::Input)?;
+        tx.update(
+            Kind::Application,
+            &doc(&app.id, &app, vec![], None, app.created_at)?,
+        )?;
+        to_json(&app)
+    })
+    .await
 }
 
 /// `DELETE /applications/:id`.
 pub async fn delete(store: &dyn IdentityStore, id: String) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            if !tx.delete(Kind::Application, &id)? {
-                return Err(IdentityError::not_found(Kind::Application, &id));
-            }
-            Ok(Value::Null)
-        })
-        .await
+        if !tx.delete(Kind::Application, &id)? {
+            return Err(IdentityError::not_found(Kind::Application, &id));
+        }
+        Ok(Value::Null)
+    })
+    .await
 }

@@ -12,8 +12,8 @@ use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
 use crate::domain::identity::user::{email_key, User};
 use crate::domain::interaction::{
-    interaction_data_payload, interaction_payload, CodeSendPolicy, CodeSends, Failures,
-    Identifier, InteractionContext, LockoutPolicy, ResetCode, CODE_MAX_ATTEMPTS, CODE_TTL_MS,
+    interaction_data_payload, interaction_payload, CodeSendPolicy, CodeSends, Failures, Identifier,
+    InteractionContext, LockoutPolicy, ResetCode, CODE_MAX_ATTEMPTS, CODE_TTL_MS,
 };
 use crate::storage::identity::{transact, IdentityError, IdentityTx, Key, Kind, StateSpace};
 use crate::storage::{NewEvent, Store, StoreError};
@@ -165,7 +165,6 @@ pub async fn hash_password(password: String) -> InteractionResult<String> {
 /// Checks a password against a stored hash; without a hash, against a fixed one, so that an
 /// unknown identifier costs the same time as a wrong password.
 async fn password_matches(password: String, hash: Option<String>) -> InteractionResult<bool> {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let known = hash.is_some();
     let hash = match hash {
@@ -179,11 +178,7 @@ async fn password_matches(password: String, hash: Option<String>) -> Interaction
         },
     };
     let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        crate::domain::identity::password::verify(&password, &hash)
     })
     .await
     .map_err(|e| StoreError::Unavailable(format!("verifying: {e}")))?;
@@ -262,21 +257,21 @@ pub async fn register(
     let session = ev.ctx.session_id.clone();
     let id = user.id.clone();
     transact(store, move |tx| {
-            super::users::keys_must_be_free(tx, &user)?;
-            tx.insert(Kind::User, &super::users::user_doc(&user)?)?;
-            tx.set_credential(Kind::User, &user.id, &password_hash)?;
-            tx.emit(&[
-                ev.data(
-                    HookEvent::USER_CREATED,
-                    HookEvent::POST_REGISTER,
-                    Map::new(),
-                    Some(to_json(&user)?),
-                ),
-                ev.interaction(HookEvent::POST_REGISTER, &user),
-            ])?;
-            Ok(Value::Null)
-        })
-        .await?;
+        super::users::keys_must_be_free(tx, &user)?;
+        tx.insert(Kind::User, &super::users::user_doc(&user, true)?)?;
+        tx.set_credential(Kind::User, &user.id, &password_hash)?;
+        tx.emit(&[
+            ev.data(
+                HookEvent::USER_CREATED,
+                HookEvent::POST_REGISTER,
+                Map::new(),
+                Some(to_json(&user)?),
+            ),
+            ev.interaction(HookEvent::POST_REGISTER, &user),
+        ])?;
+        Ok(Value::Null)
+    })
+    .await?;
     Ok(json!({"userId": id, "sessionId": session}))
 }
 
@@ -292,7 +287,10 @@ fn refuse_if_locked(
     let state: Option<Failures> = tx
         .state_get(StateSpace::SignInFailures, &identifier.state_key(), now)?
         .and_then(|v| serde_json::from_value(v).ok());
-    match state.and_then(|f| f.locked_until).filter(|until| *until > now) {
+    match state
+        .and_then(|f| f.locked_until)
+        .filter(|until| *until > now)
+    {
         Some(until) => {
             tx.emit(&[ev.lockout(identifier)])?;
             Ok(Err(InteractionError::Blocked {
@@ -356,7 +354,10 @@ pub async fn sign_in(
         None => (None, None),
     };
     // The password is checked even for a locked identifier, so the time taken tells nothing.
-    let matches = password_matches(password, hash).await?;
+    let rehash = hash
+        .as_deref()
+        .is_some_and(crate::domain::identity::password::needs_rehash);
+    let matches = password_matches(password.clone(), hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         let (ev2, id2) = (ev.clone(), identifier.clone());
         return transact(store, move |tx| record_failure(tx, &ev2, &policy, &id2))
@@ -369,23 +370,36 @@ pub async fn sign_in(
         return Err(InteractionError::Suspended);
     }
     ev.ask(store, sender, HookEvent::PRE_SIGN_IN, &user).await?;
+    // An imported digest (bcrypt, SHA-256, …) is replaced by argon2id on the first sign-in
+    // that proves the password.
+    let new_hash = if rehash {
+        Some(hash_password(password).await?)
+    } else {
+        None
+    };
     let session = ev.ctx.session_id.clone();
     let user_id = user.id.clone();
-    let signed_in = transact(store, move |tx| -> Result<Committed<String>, IdentityError> {
-        // Locked or suspended meanwhile (by calls that raced this one): refused all the same.
-        if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
-            return Ok(Err(blocked));
-        }
-        let mut user: User = load(tx, Kind::User, &user_id)?;
-        if user.is_suspended {
-            return Ok(Err(InteractionError::Suspended));
-        }
-        tx.state_delete(StateSpace::SignInFailures, &identifier.state_key())?;
-        user.last_sign_in_at = Some(ev.now_ms);
-        tx.update(Kind::User, &super::users::user_doc(&user)?)?;
-        tx.emit(&[ev.interaction(HookEvent::POST_SIGN_IN, &user)])?;
-        Ok(Ok(user.id))
-    })
+    let signed_in = transact(
+        store,
+        move |tx| -> Result<Committed<String>, IdentityError> {
+            // Locked or suspended meanwhile (by calls that raced this one): refused all the same.
+            if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
+                return Ok(Err(blocked));
+            }
+            let mut user: User = load(tx, Kind::User, &user_id)?;
+            if user.is_suspended {
+                return Ok(Err(InteractionError::Suspended));
+            }
+            tx.state_delete(StateSpace::SignInFailures, &identifier.state_key())?;
+            user.last_sign_in_at = Some(ev.now_ms);
+            tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
+            if let Some(h) = &new_hash {
+                tx.set_credential(Kind::User, &user.id, h)?;
+            }
+            tx.emit(&[ev.interaction(HookEvent::POST_SIGN_IN, &user)])?;
+            Ok(Ok(user.id))
+        },
+    )
     .await??;
     Ok(json!({"userId": signed_in, "sessionId": session}))
 }
@@ -479,21 +493,21 @@ pub async fn reset_password(
     if !bool::from(open.code_hash.as_bytes().ct_eq(hash.as_bytes())) {
         let k = key.clone();
         transact(store, move |tx| {
-                let now = crate::clock::now_ms();
-                let current: Option<ResetCode> = tx
-                    .state_get(StateSpace::ResetCode, &k, now)?
-                    .and_then(|v| serde_json::from_value(v).ok());
-                if let Some(mut c) = current {
-                    c.attempts += 1;
-                    if c.attempts >= CODE_MAX_ATTEMPTS {
-                        tx.state_delete(StateSpace::ResetCode, &k)?;
-                    } else {
-                        tx.state_put(StateSpace::ResetCode, &k, &to_json(&c)?, c.expires_at)?;
-                    }
+            let now = crate::clock::now_ms();
+            let current: Option<ResetCode> = tx
+                .state_get(StateSpace::ResetCode, &k, now)?
+                .and_then(|v| serde_json::from_value(v).ok());
+            if let Some(mut c) = current {
+                c.attempts += 1;
+                if c.attempts >= CODE_MAX_ATTEMPTS {
+                    tx.state_delete(StateSpace::ResetCode, &k)?;
+                } else {
+                    tx.state_put(StateSpace::ResetCode, &k, &to_json(&c)?, c.expires_at)?;
                 }
-                Ok(Value::Null)
-            })
-            .await?;
+            }
+            Ok(Value::Null)
+        })
+        .await?;
         return Err(InteractionError::CodeMismatch);
     }
     let Some(doc) = store.get_doc(Kind::User, &open.user_id).await? else {
@@ -504,7 +518,9 @@ pub async fn reset_password(
         .await?;
     let password_hash = hash_password(password).await?;
     let session = ev.ctx.session_id.clone();
-    let user_id = transact(store, move |tx| -> Result<Committed<String>, IdentityError> {
+    let user_id = transact(
+        store,
+        move |tx| -> Result<Committed<String>, IdentityError> {
             let now = ev.now_ms;
             // The code must still be the one checked (not used or voided meanwhile).
             let current: Option<ResetCode> = tx
@@ -517,7 +533,7 @@ pub async fn reset_password(
             tx.state_delete(StateSpace::SignInFailures, &key)?;
             let mut user: User = load(tx, Kind::User, &open.user_id)?;
             user.updated_at = now;
-            tx.update(Kind::User, &super::users::user_doc(&user)?)?;
+            tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
             tx.set_credential(Kind::User, &user.id, &password_hash)?;
             tx.emit(&[
                 ev.data(
@@ -529,8 +545,9 @@ pub async fn reset_password(
                 ev.interaction(HookEvent::POST_RESET_PASSWORD, &user),
             ])?;
             Ok(Ok(user.id))
-        })
-        .await??;
+        },
+    )
+    .await??;
     Ok(json!({"userId": user_id, "sessionId": session}))
 }
 

@@ -12,10 +12,9 @@ pub mod users;
 
 use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
-use crate::domain::payload::{api_event_payload, ApiCall};
+use crate::domain::payload::{api_event_payload, ApiCall, DataAt};
 use crate::storage::identity::{
-    transact,
-    Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
+    transact, Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
 use crate::storage::{NewEvent, StoreError};
 use serde::de::DeserializeOwned;
@@ -48,11 +47,27 @@ impl Emitter {
         self.now_ms
     }
 
+    /// A data event of this call: the route fields, then `extra`, then `data`.
     pub fn event(
         &self,
         event: HookEvent,
         extra: Map<String, Value>,
         data: Option<Value>,
+    ) -> NewEvent {
+        self.build(event, extra, data, DataAt::End)
+    }
+
+    /// `User.Deleted`, whose `data` (the user as it was) comes right after `ip`.
+    pub fn deleted(&self, event: HookEvent, data: Value) -> NewEvent {
+        self.build(event, Map::new(), Some(data), DataAt::AfterIp)
+    }
+
+    fn build(
+        &self,
+        event: HookEvent,
+        extra: Map<String, Value>,
+        data: Option<Value>,
+        at: DataAt,
     ) -> NewEvent {
         NewEvent {
             id: new_id(),
@@ -63,6 +78,7 @@ impl Emitter {
                 self.status,
                 extra,
                 data,
+                at,
                 &self.created_at,
             ),
             created_at: self.now_ms,
@@ -176,13 +192,13 @@ pub(crate) async fn delete_firing(
     event: HookEvent,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            if !tx.delete(kind, &id)? {
-                return Err(IdentityError::not_found(kind, &id));
-            }
-            tx.emit(&[em.event(event, Map::new(), None)])?;
-            Ok(Value::Null)
-        })
-        .await
+        if !tx.delete(kind, &id)? {
+            return Err(IdentityError::not_found(kind, &id));
+        }
+        tx.emit(&[em.event(event, Map::new(), None)])?;
+        Ok(Value::Null)
+    })
+    .await
 }
 
 /// What differs between a role and an organization role when one is created with scopes.
@@ -194,6 +210,10 @@ pub(crate) struct RoleKind {
     pub scopes_updated: HookEvent,
     /// The role's id field in the scopes event (`roleId`, `organizationRoleId`).
     pub id_field: &'static str,
+    /// Whether the scopes event of a creation carries the assigned scopes as `data` and fires
+    /// for an empty list too (roles), or carries no data and fires only for a non-empty one
+    /// (organization roles), as Logto's two routes do.
+    pub scopes_as_data: bool,
     pub name_taken: &'static str,
     pub name_what: &'static str,
 }
@@ -226,14 +246,19 @@ pub(crate) fn create_role_with_scopes<T: Serialize>(
     let data = to_json(obj)?;
     let mut events = vec![em.event(rk.created, Map::new(), Some(data.clone()))];
     if let Some(ids) = scope_ids {
+        let mut scopes = Vec::with_capacity(ids.len());
         for id in ids {
             tx.link(rk.scopes, None, &doc.id, id)?;
+            if rk.scopes_as_data {
+                scopes.extend(tx.get(rk.scope_kind, id)?);
+            }
         }
-        events.push(em.event(
-            rk.scopes_updated,
-            extra(&[(rk.id_field, Value::String(doc.id.clone()))]),
-            None,
-        ));
+        let own = extra(&[(rk.id_field, Value::String(doc.id.clone()))]);
+        if rk.scopes_as_data {
+            events.push(em.event(rk.scopes_updated, own, Some(Value::Array(scopes))));
+        } else if !ids.is_empty() {
+            events.push(em.event(rk.scopes_updated, own, None));
+        }
     }
     tx.emit(&events)?;
     Ok(data)
@@ -264,16 +289,32 @@ pub(crate) fn change_links(
     if how == LinkChange::Remove {
         for id in ids {
             if !tx.unlink(link, None, owner, id)? {
-                return Err(IdentityError::NotFound {
-                    entity: missing,
-                    id: id.chars().take(64).collect(),
+                return Err(IdentityError::Refused {
+                    status: 404,
+                    code: "entity.not_found",
+                    message: format!(
+                        "The {missing} `{}` is not there.",
+                        id.chars().take(64).collect::<String>()
+                    ),
                 });
             }
             removed.push(id.clone());
         }
         return Ok((added, removed));
     }
-    must_exist(tx, link.target(), ids)?;
+    for id in ids {
+        if tx.get(link.target(), id)?.is_none() {
+            return Err(IdentityError::Refused {
+                status: 404,
+                code: "entity.relation_foreign_key_not_found",
+                message: format!(
+                    "The {} `{}` does not exist.",
+                    link.target().entity(),
+                    id.chars().take(64).collect::<String>()
+                ),
+            });
+        }
+    }
     if how == LinkChange::Replace {
         for old in tx.linked(link, None, owner)? {
             if !ids.contains(&old) {

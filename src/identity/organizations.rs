@@ -6,12 +6,12 @@ use super::{
     must_exist, Emitter, LinkChange, RoleKind,
 };
 use crate::domain::event::HookEvent;
+use crate::domain::identity::application::{Application, ApplicationType};
 use crate::domain::identity::authz::{
     NamedPatch, Organization, OrganizationPatch, OrganizationRole, OrganizationScope, RoleType,
 };
 use crate::storage::identity::{
-    transact,
-    Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
+    transact, Doc, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
 use serde_json::{json, Value};
 
@@ -24,6 +24,7 @@ const ORGANIZATION_ROLE: RoleKind = RoleKind {
     id_field: "organizationRoleId",
     name_taken: "organization_role.name_in_use",
     name_what: "organization role name",
+    scopes_as_data: false,
 };
 
 fn org_doc(o: &Organization) -> IdentityResult<Doc> {
@@ -57,10 +58,10 @@ pub async fn create(
     org: Organization,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            tx.insert(Kind::Organization, &org_doc(&org)?)?;
-            answer(tx, &em, HookEvent::ORGANIZATION_CREATED, &org)
-        })
-        .await
+        tx.insert(Kind::Organization, &org_doc(&org)?)?;
+        answer(tx, &em, HookEvent::ORGANIZATION_CREATED, &org)
+    })
+    .await
 }
 
 /// `PATCH /organizations/:id` → `Organization.Data.Updated`.
@@ -71,11 +72,11 @@ pub async fn update(
     patch: OrganizationPatch,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            let org = patch.apply(load(tx, Kind::Organization, &id)?);
-            tx.update(Kind::Organization, &org_doc(&org)?)?;
-            answer(tx, &em, HookEvent::ORGANIZATION_DATA_UPDATED, &org)
-        })
-        .await
+        let org = patch.apply(load(tx, Kind::Organization, &id)?);
+        tx.update(Kind::Organization, &org_doc(&org)?)?;
+        answer(tx, &em, HookEvent::ORGANIZATION_DATA_UPDATED, &org)
+    })
+    .await
 }
 
 /// `DELETE /organizations/:id` → `Organization.Deleted`; memberships go with it.
@@ -90,43 +91,85 @@ pub async fn delete(store: &dyn IdentityStore, em: Emitter, id: String) -> Ident
     .await
 }
 
+/// What an organization's membership routes manage: its users or its machine-to-machine
+/// applications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    Users,
+    Applications,
+}
+
+impl Members {
+    fn link(self) -> Link {
+        match self {
+            Members::Users => Link::OrganizationUsers,
+            Members::Applications => Link::OrganizationApplications,
+        }
+    }
+
+    /// The body field and the event's delta fields.
+    fn fields(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Members::Users => ("userIds", "addedUserIds", "removedUserIds"),
+            Members::Applications => (
+                "applicationIds",
+                "addedApplicationIds",
+                "removedApplicationIds",
+            ),
+        }
+    }
+}
+
 /// The membership routes → `Organization.Membership.Updated` with `organizationId` and the
-/// deltas, `addedUserIds` and `removedUserIds`, each left out when empty; no event when
-/// nothing changed.
+/// deltas (`addedUserIds`/`removedUserIds` or `addedApplicationIds`/`removedApplicationIds`,
+/// each left out when empty). It fires on every successful call, also when nothing changed,
+/// as Logto's routes do. Answers `{userIds}` / `{applicationIds}` (the ids the call named).
 pub async fn change_members(
     store: &dyn IdentityStore,
     em: Emitter,
     org_id: String,
+    members: Members,
     how: LinkChange,
-    user_ids: Vec<String>,
+    ids: Vec<String>,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            must_exist(tx, Kind::Organization, std::slice::from_ref(&org_id))?;
-            let (added, removed) = change_links(
-                tx,
-                Link::OrganizationUsers,
-                &org_id,
-                how,
-                &user_ids,
-                "organization member",
-            )?;
-            if !added.is_empty() || !removed.is_empty() {
-                let mut fields = vec![("organizationId", json!(org_id))];
-                if !added.is_empty() {
-                    fields.push(("addedUserIds", json!(added)));
+        must_exist(tx, Kind::Organization, std::slice::from_ref(&org_id))?;
+        if members == Members::Applications && how != LinkChange::Remove {
+            for id in &ids {
+                let app: Option<Application> = tx
+                    .get(Kind::Application, id)?
+                    .and_then(|v| serde_json::from_value(v).ok());
+                if app.is_some_and(|a| a.kind != ApplicationType::MachineToMachine) {
+                    return Err(IdentityError::Conflict {
+                        code: "application.invalid_type",
+                        message: format!(
+                            "The application `{id}` is not a machine-to-machine application; only those join organizations."
+                        ),
+                    });
                 }
-                if !removed.is_empty() {
-                    fields.push(("removedUserIds", json!(removed)));
-                }
-                tx.emit(&[em.event(
-                    HookEvent::ORGANIZATION_MEMBERSHIP_UPDATED,
-                    extra(&fields),
-                    None,
-                )])?;
             }
-            Ok(Value::Null)
-        })
-        .await
+        }
+        let (body_field, added_field, removed_field) = members.fields();
+        let missing = match members {
+            Members::Users => "organization member",
+            Members::Applications => "organization application",
+        };
+        let (added, removed) = change_links(tx, members.link(), &org_id, how, &ids, missing)?;
+        let mut fields = vec![("organizationId", json!(org_id))];
+        if !added.is_empty() {
+            fields.push((added_field, json!(added)));
+        }
+        if !removed.is_empty() {
+            fields.push((removed_field, json!(removed)));
+        }
+        tx.emit(&[em.event(
+            HookEvent::ORGANIZATION_MEMBERSHIP_UPDATED,
+            extra(&fields),
+            None,
+        )])?;
+        Ok(json!({ body_field: ids }))
+    })
+    .await
 }
 
 /// `POST /organizations/:id/users/:userId/roles {organizationRoleIds}`: gives a member
@@ -138,22 +181,24 @@ pub async fn assign_member_roles(
     role_ids: Vec<String>,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            must_be_member(tx, &org_id, &user_id)?;
-            for role in &role_ids {
-                let r: OrganizationRole = load(tx, Kind::OrganizationRole, role)?;
-                if r.kind != RoleType::User {
-                    return Err(IdentityError::Conflict {
-                        code: "organization.role_type_mismatch",
-                        message: format!("The organization role `{role}` is for machine-to-machine apps, not users."),
-                    });
-                }
+        must_be_member(tx, &org_id, &user_id)?;
+        for role in &role_ids {
+            let r: OrganizationRole = load(tx, Kind::OrganizationRole, role)?;
+            if r.kind != RoleType::User {
+                return Err(IdentityError::Conflict {
+                    code: "organization.role_type_mismatch",
+                    message: format!(
+                        "The organization role `{role}` is for machine-to-machine apps, not users."
+                    ),
+                });
             }
-            for role in &role_ids {
-                tx.link(Link::OrganizationUserRoles, Some(&org_id), &user_id, role)?;
-            }
-            Ok(Value::Null)
-        })
-        .await
+        }
+        for role in &role_ids {
+            tx.link(Link::OrganizationUserRoles, Some(&org_id), &user_id, role)?;
+        }
+        Ok(json!({ "organizationRoleIds": role_ids }))
+    })
+    .await
 }
 
 /// `DELETE /organizations/:id/users/:userId/roles/:organizationRoleId`.
@@ -164,33 +209,38 @@ pub async fn remove_member_role(
     role_id: String,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            must_be_member(tx, &org_id, &user_id)?;
-            if !tx.unlink(
-                Link::OrganizationUserRoles,
-                Some(&org_id),
-                &user_id,
-                &role_id,
-            )? {
-                return Err(IdentityError::not_found(Kind::OrganizationRole, &role_id));
-            }
-            Ok(Value::Null)
-        })
-        .await
+        must_be_member(tx, &org_id, &user_id)?;
+        if !tx.unlink(
+            Link::OrganizationUserRoles,
+            Some(&org_id),
+            &user_id,
+            &role_id,
+        )? {
+            return Err(IdentityError::not_found(Kind::OrganizationRole, &role_id));
+        }
+        Ok(Value::Null)
+    })
+    .await
 }
 
 fn must_be_member(tx: &mut dyn IdentityTx, org_id: &str, user_id: &str) -> IdentityResult<()> {
     must_exist(tx, Kind::Organization, &[org_id.to_owned()])?;
     if !tx.has_link(Link::OrganizationUsers, None, org_id, user_id)? {
-        return Err(IdentityError::NotFound {
-            entity: "organization member",
-            id: user_id.chars().take(64).collect(),
+        return Err(IdentityError::Refused {
+            status: 422,
+            code: "organization.require_membership",
+            message: format!(
+                "The user `{}` is not a member of the organization.",
+                user_id.chars().take(64).collect::<String>()
+            ),
         });
     }
     Ok(())
 }
 
 /// `POST /organization-roles` → `OrganizationRole.Created` (data = the role), then
-/// `OrganizationRole.Scopes.Updated` (with `organizationRoleId`) when scope ids were given.
+/// `OrganizationRole.Scopes.Updated` (with `organizationRoleId`, no data) when
+/// `organizationScopeIds` is not empty.
 pub async fn create_role(
     store: &dyn IdentityStore,
     em: Emitter,
@@ -198,17 +248,17 @@ pub async fn create_role(
     scope_ids: Option<Vec<String>>,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            let doc = org_role_doc(&role, em.now_ms())?;
-            create_role_with_scopes(
-                tx,
-                &em,
-                &ORGANIZATION_ROLE,
-                &role.name,
-                (&doc, &role),
-                scope_ids.as_deref(),
-            )
-        })
-        .await
+        let doc = org_role_doc(&role, em.now_ms())?;
+        create_role_with_scopes(
+            tx,
+            &em,
+            &ORGANIZATION_ROLE,
+            &role.name,
+            (&doc, &role),
+            scope_ids.as_deref(),
+        )
+    })
+    .await
 }
 
 /// `PATCH /organization-roles/:id` → `OrganizationRole.Data.Updated`.
@@ -219,26 +269,26 @@ pub async fn update_role(
     patch: NamedPatch,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            let mut role: OrganizationRole = load(tx, Kind::OrganizationRole, &id)?;
-            patch.apply_to(&mut role.name, &mut role.description);
-            must_be_free(
-                tx,
-                Kind::OrganizationRole,
-                Key::Name,
-                Some(&role.name),
-                None,
-                Some(&id),
-                "organization_role.name_in_use",
-                "organization role name",
-            )?;
-            tx.update(Kind::OrganizationRole, &org_role_doc(&role, 0)?)?;
-            answer(tx, &em, HookEvent::ORGANIZATION_ROLE_DATA_UPDATED, &role)
-        })
-        .await
+        let mut role: OrganizationRole = load(tx, Kind::OrganizationRole, &id)?;
+        patch.apply_to(&mut role.name, &mut role.description);
+        must_be_free(
+            tx,
+            Kind::OrganizationRole,
+            Key::Name,
+            Some(&role.name),
+            None,
+            Some(&id),
+            "organization_role.name_in_use",
+            "organization role name",
+        )?;
+        tx.update(Kind::OrganizationRole, &org_role_doc(&role, 0)?)?;
+        answer(tx, &em, HookEvent::ORGANIZATION_ROLE_DATA_UPDATED, &role)
+    })
+    .await
 }
 
-/// The organization role scope routes → `OrganizationRole.Scopes.Updated` (with
-/// `organizationRoleId`).
+/// The organization role scope routes → `OrganizationRole.Scopes.Updated` (the route's own
+/// payload: no `organizationRoleId`).
 pub async fn change_role_scopes(
     store: &dyn IdentityStore,
     em: Emitter,
@@ -247,23 +297,24 @@ pub async fn change_role_scopes(
     scope_ids: Vec<String>,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            must_exist(tx, Kind::OrganizationRole, std::slice::from_ref(&role_id))?;
-            change_links(
-                tx,
-                Link::OrganizationRoleScopes,
-                &role_id,
-                how,
-                &scope_ids,
-                Kind::OrganizationScope.entity(),
-            )?;
-            tx.emit(&[em.event(
-                HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
-                extra(&[("organizationRoleId", json!(role_id))]),
-                None,
-            )])?;
-            Ok(Value::Null)
-        })
-        .await
+        must_exist(tx, Kind::OrganizationRole, std::slice::from_ref(&role_id))?;
+        change_links(
+            tx,
+            Link::OrganizationRoleScopes,
+            &role_id,
+            how,
+            &scope_ids,
+            Kind::OrganizationScope.entity(),
+        )?;
+        // The route's own payload: the role is `params.id`, no `organizationRoleId` key.
+        tx.emit(&[em.event(
+            HookEvent::ORGANIZATION_ROLE_SCOPES_UPDATED,
+            serde_json::Map::new(),
+            None,
+        )])?;
+        Ok(Value::Null)
+    })
+    .await
 }
 
 /// `DELETE /organization-roles/:id` → `OrganizationRole.Deleted`.
@@ -289,23 +340,23 @@ pub async fn create_scope(
     scope: OrganizationScope,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            must_be_free(
-                tx,
-                Kind::OrganizationScope,
-                Key::Name,
-                Some(&scope.name),
-                None,
-                None,
-                "organization_scope.name_in_use",
-                "organization scope name",
-            )?;
-            tx.insert(
-                Kind::OrganizationScope,
-                &org_scope_doc(&scope, em.now_ms())?,
-            )?;
-            answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_CREATED, &scope)
-        })
-        .await
+        must_be_free(
+            tx,
+            Kind::OrganizationScope,
+            Key::Name,
+            Some(&scope.name),
+            None,
+            None,
+            "organization_scope.name_in_use",
+            "organization scope name",
+        )?;
+        tx.insert(
+            Kind::OrganizationScope,
+            &org_scope_doc(&scope, em.now_ms())?,
+        )?;
+        answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_CREATED, &scope)
+    })
+    .await
 }
 
 /// `PATCH /organization-scopes/:id` → `OrganizationScope.Data.Updated`.
@@ -316,22 +367,22 @@ pub async fn update_scope(
     patch: NamedPatch,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            let mut scope: OrganizationScope = load(tx, Kind::OrganizationScope, &id)?;
-            patch.apply_to(&mut scope.name, &mut scope.description);
-            must_be_free(
-                tx,
-                Kind::OrganizationScope,
-                Key::Name,
-                Some(&scope.name),
-                None,
-                Some(&id),
-                "organization_scope.name_in_use",
-                "organization scope name",
-            )?;
-            tx.update(Kind::OrganizationScope, &org_scope_doc(&scope, 0)?)?;
-            answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_DATA_UPDATED, &scope)
-        })
-        .await
+        let mut scope: OrganizationScope = load(tx, Kind::OrganizationScope, &id)?;
+        patch.apply_to(&mut scope.name, &mut scope.description);
+        must_be_free(
+            tx,
+            Kind::OrganizationScope,
+            Key::Name,
+            Some(&scope.name),
+            None,
+            Some(&id),
+            "organization_scope.name_in_use",
+            "organization scope name",
+        )?;
+        tx.update(Kind::OrganizationScope, &org_scope_doc(&scope, 0)?)?;
+        answer(tx, &em, HookEvent::ORGANIZATION_SCOPE_DATA_UPDATED, &scope)
+    })
+    .await
 }
 
 /// `DELETE /organization-scopes/:id` → `OrganizationScope.Deleted`.

@@ -1,20 +1,25 @@
 //! Users: create, change, delete (each with its event), and their roles (no event: Logto fires
 //! none for role assignments).
 
-use super::{answer, doc, load, must_be_free, must_exist, Emitter};
+use super::{answer, doc, load, must_be_free, must_exist, to_json, Emitter};
 use crate::domain::event::HookEvent;
 use crate::domain::identity::authz::{Role, RoleType};
-use crate::domain::identity::user::{email_key, User, UserChange};
+use crate::domain::identity::user::{email_key, ApiUser, User, UserChange};
 use crate::storage::identity::{
-    transact,
-    IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
+    transact, IdentityError, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link,
 };
-use serde_json::Value;
+use crate::storage::StoreError;
+use serde_json::{json, Value};
 
-pub(crate) fn user_doc(user: &User) -> IdentityResult<crate::storage::identity::Doc> {
+/// The stored document of a user: the Management API's answer ([`ApiUser`]: the user-info
+/// fields and `hasPassword`), so reads answer it as stored.
+pub(crate) fn user_doc(
+    user: &User,
+    has_password: bool,
+) -> IdentityResult<crate::storage::identity::Doc> {
     doc(
         &user.id,
-        user,
+        &ApiUser { user, has_password },
         vec![
             (Key::Username, user.username.clone()),
             (Key::Email, user.primary_email.as_deref().map(email_key)),
@@ -23,6 +28,20 @@ pub(crate) fn user_doc(user: &User) -> IdentityResult<crate::storage::identity::
         None,
         user.created_at,
     )
+}
+
+/// The user `id` and whether it has a password, or a 404.
+pub(crate) fn load_user(tx: &mut dyn IdentityTx, id: &str) -> IdentityResult<(User, bool)> {
+    let v = tx
+        .get(Kind::User, id)?
+        .ok_or_else(|| IdentityError::not_found(Kind::User, id))?;
+    let has_password = v
+        .get("hasPassword")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let user = serde_json::from_value(v)
+        .map_err(|e| IdentityError::Store(StoreError::Corrupt(format!("a stored user: {e}"))))?;
+    Ok((user, has_password))
 }
 
 /// Usernames, emails (regardless of case) and phones belong to one user each.
@@ -61,26 +80,34 @@ pub(crate) fn keys_must_be_free(tx: &mut dyn IdentityTx, user: &User) -> Identit
     )
 }
 
-/// `POST /users` → `User.Created`, data = the user.
+/// `POST /users` → `User.Created`, data = the user with `hasPassword`. `credential` is the
+/// password hash (argon2id) or an imported digest.
 pub async fn create(
     store: &dyn IdentityStore,
     em: Emitter,
     user: User,
-    password_hash: Option<String>,
+    credential: Option<String>,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            keys_must_be_free(tx, &user)?;
-            tx.insert(Kind::User, &user_doc(&user)?)?;
-            if let Some(hash) = &password_hash {
-                tx.set_credential(Kind::User, &user.id, hash)?;
-            }
-            answer(tx, &em, HookEvent::USER_CREATED, &user)
-        })
-        .await
+        keys_must_be_free(tx, &user)?;
+        let has_password = credential.is_some();
+        tx.insert(Kind::User, &user_doc(&user, has_password)?)?;
+        if let Some(hash) = &credential {
+            tx.set_credential(Kind::User, &user.id, hash)?;
+        }
+        let api = ApiUser {
+            user: &user,
+            has_password,
+        };
+        answer(tx, &em, HookEvent::USER_CREATED, &api)
+    })
+    .await
 }
 
 /// The `PATCH /users/:userId…` routes → `event` (User.Data.Updated or
-/// User.SuspensionStatus.Updated), data = the user after the change.
+/// User.SuspensionStatus.Updated). The answer, and the event's data, is the user with
+/// `hasPassword`, or for `…/custom-data` and `…/profile` the merged object alone (Logto
+/// answers `user.customData` / `user.profile` there).
 pub async fn change(
     store: &dyn IdentityStore,
     em: Emitter,
@@ -89,59 +116,100 @@ pub async fn change(
     event: HookEvent,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            let current: User = load(tx, Kind::User, &id)?;
-            let (user, password_hash) = change.apply(current, em.now_ms());
-            keys_must_be_free(tx, &user)?;
-            tx.update(Kind::User, &user_doc(&user)?)?;
-            if let Some(hash) = password_hash {
-                tx.set_credential(Kind::User, &user.id, hash)?;
-            }
-            answer(tx, &em, event, &user)
-        })
-        .await
+        let (current, had_password) = load_user(tx, &id)?;
+        let (user, password_hash) = change.apply(current, em.now_ms());
+        let has_password = had_password || password_hash.is_some();
+        keys_must_be_free(tx, &user)?;
+        tx.update(Kind::User, &user_doc(&user, has_password)?)?;
+        if let Some(hash) = password_hash {
+            tx.set_credential(Kind::User, &user.id, hash)?;
+        }
+        match &change {
+            UserChange::MergeCustomData(_) => answer(tx, &em, event, &user.custom_data),
+            UserChange::MergeProfile(_) => answer(tx, &em, event, &user.profile),
+            _ => answer(
+                tx,
+                &em,
+                event,
+                &ApiUser {
+                    user: &user,
+                    has_password,
+                },
+            ),
+        }
+    })
+    .await
 }
 
-/// `DELETE /users/:userId` → `User.Deleted`, data = the user as it was. Its role
-/// assignments and memberships go with it.
+/// `DELETE /users/:userId` → `User.Deleted`, data = the user-info fields as they were (no
+/// `hasPassword`), right after `ip`. Its role assignments and memberships go with it.
 pub async fn delete(store: &dyn IdentityStore, em: Emitter, id: String) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            let user: User = load(tx, Kind::User, &id)?;
-            tx.delete(Kind::User, &id)?;
-            answer(tx, &em, HookEvent::USER_DELETED, &user)
-        })
-        .await
+        let (user, _) = load_user(tx, &id)?;
+        tx.delete(Kind::User, &id)?;
+        tx.emit(&[em.deleted(HookEvent::USER_DELETED, to_json(&user)?)])?;
+        Ok(Value::Null)
+    })
+    .await
 }
 
-/// `POST /users/:userId/roles {roleIds}`: assigns roles; one assigned already is a 422.
+/// The role ids of `ids` that name user roles, or the first that does not exist (404) or is a
+/// machine-to-machine role (422 `user.invalid_role_type`).
+fn user_roles(tx: &mut dyn IdentityTx, ids: &[String]) -> IdentityResult<()> {
+    for role in ids {
+        let r: Role = load(tx, Kind::Role, role)?;
+        if r.kind != RoleType::User {
+            return Err(IdentityError::Conflict {
+                code: "user.invalid_role_type",
+                message: format!("The role `{role}` is for machine-to-machine apps, not users."),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `POST /users/:userId/roles {roleIds}`: assigns roles; ones held already are skipped
+/// (Logto's route is idempotent). Answers `{roleIds, addedRoleIds}`.
 pub async fn assign_roles(
     store: &dyn IdentityStore,
     user_id: String,
     role_ids: Vec<String>,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
-            for role in &role_ids {
-                let r: Role = load(tx, Kind::Role, role)?;
-                if r.kind != RoleType::User {
-                    return Err(IdentityError::Conflict {
-                        code: "user.role_type_mismatch",
-                        message: format!(
-                            "The role `{role}` is for machine-to-machine apps, not users."
-                        ),
-                    });
-                }
+        must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
+        user_roles(tx, &role_ids)?;
+        let mut added = Vec::new();
+        for role in &role_ids {
+            if tx.link(Link::UserRoles, None, &user_id, role)? {
+                added.push(role.clone());
             }
-            for role in &role_ids {
-                if !tx.link(Link::UserRoles, None, &user_id, role)? {
-                    return Err(IdentityError::Conflict {
-                        code: "user.role_exists",
-                        message: format!("The user already has the role `{role}`."),
-                    });
-                }
+        }
+        Ok(json!({"roleIds": role_ids, "addedRoleIds": added}))
+    })
+    .await
+}
+
+/// `PUT /users/:userId/roles {roleIds}`: the user's roles become exactly these. Answers
+/// `{roleIds}`.
+pub async fn replace_roles(
+    store: &dyn IdentityStore,
+    user_id: String,
+    role_ids: Vec<String>,
+) -> IdentityResult<Value> {
+    transact(store, move |tx| {
+        must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
+        user_roles(tx, &role_ids)?;
+        for old in tx.linked(Link::UserRoles, None, &user_id)? {
+            if !role_ids.contains(&old) {
+                tx.unlink(Link::UserRoles, None, &user_id, &old)?;
             }
-            Ok(Value::Null)
-        })
-        .await
+        }
+        for role in &role_ids {
+            tx.link(Link::UserRoles, None, &user_id, role)?;
+        }
+        Ok(json!({ "roleIds": role_ids }))
+    })
+    .await
 }
 
 /// `DELETE /users/:userId/roles/:roleId`.
@@ -151,11 +219,11 @@ pub async fn remove_role(
     role_id: String,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-            must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
-            if !tx.unlink(Link::UserRoles, None, &user_id, &role_id)? {
-                return Err(IdentityError::not_found(Kind::Role, &role_id));
-            }
-            Ok(Value::Null)
-        })
-        .await
+        must_exist(tx, Kind::User, std::slice::from_ref(&user_id))?;
+        if !tx.unlink(Link::UserRoles, None, &user_id, &role_id)? {
+            return Err(IdentityError::not_found(Kind::Role, &role_id));
+        }
+        Ok(Value::Null)
+    })
+    .await
 }

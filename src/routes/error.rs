@@ -9,12 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+/// `{code, message, data?, details?}` with an HTTP status. `details` is what Logto's input
+/// guard adds to `guard.invalid_input`: a readable account of what failed.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
     pub data: Option<Value>,
+    pub details: Option<String>,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             code,
             message: message.into(),
             data: None,
+            details: None,
         }
     }
 
@@ -32,8 +36,16 @@ impl ApiError {
         self
     }
 
+    /// 400 `guard.invalid_input`, with what failed both in the message and as `details`.
     pub fn invalid_input(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "guard.invalid_input", message)
+        let details = message.into();
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "guard.invalid_input",
+            format!("The request input is invalid: {details}"),
+        );
+        e.details = Some(details);
+        e
     }
 
     pub fn not_found(entity: &str, id: &str) -> Self {
@@ -57,8 +69,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({"code": self.code, "message": self.message});
-        if let (Some(data), Some(obj)) = (self.data, body.as_object_mut()) {
-            obj.insert("data".into(), data);
+        if let Some(obj) = body.as_object_mut() {
+            if let Some(data) = self.data {
+                obj.insert("data".into(), data);
+            }
+            if let Some(details) = self.details {
+                obj.insert("details".into(), Value::String(details));
+            }
         }
         let mut res = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

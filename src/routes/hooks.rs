@@ -12,7 +12,7 @@ use crate::domain::payload::test_payload;
 use crate::domain::signature::standard_webhooks_secret;
 use crate::storage::{DeliveryTarget, ExecutionStats, LogQuery};
 use axum::extract::{OriginalUri, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -45,12 +45,35 @@ pub fn hook_json(h: &Hook, stats: Option<ExecutionStats>) -> Value {
     v
 }
 
-async fn find(state: &AppState, id: &str) -> Result<Hook, ApiError> {
+/// The hook `id`, or a 404 with `code`: Logto answers an unknown hook with a different code
+/// per route (`entity.not_exists_with_id` on GET, `entity.not_exists` on PATCH and on
+/// `PATCH …/signing-key`).
+async fn find(state: &AppState, id: &str, code: &'static str) -> Result<Hook, ApiError> {
     state
         .store
         .get_hook(id)
         .await?
-        .ok_or_else(|| ApiError::not_found("hook", id))
+        .ok_or_else(|| missing(id, code))
+}
+
+fn missing(id: &str, code: &'static str) -> ApiError {
+    let id: String = id.chars().take(64).collect();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        code,
+        format!("The hook with ID `{id}` does not exist."),
+    )
+}
+
+/// Logto's `includeExecutionStats` on the list: its `yes()` (`1`, `true`, `y`, `yes`, `yep`,
+/// `yeah`, any case).
+fn yes(q: &QueryMap, key: &str) -> bool {
+    q.0.get(key).is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "y" | "yes" | "yep" | "yeah"
+        )
+    })
 }
 
 async fn stats_for(
@@ -61,12 +84,14 @@ async fn stats_for(
     Ok(state.store.execution_stats(&ids, now_ms() - DAY_MS).await?)
 }
 
+/// `GET /api/hooks`: newest first; paginated only when `page` or `page_size` is given.
 pub async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> Result<Response, ApiError> {
-    let with_stats = q.flag("includeExecutionStats")?;
+    let with_stats = yes(&q, "includeExecutionStats");
     let pagination = Pagination::from_query(&q, true)?;
     let (hooks, total) = state
         .store
@@ -88,15 +113,11 @@ pub async fn list(
             )
         })
         .collect();
-    let headers = match pagination {
-        Some(p) => p.headers(&uri, total),
-        None => {
-            let mut h = axum::http::HeaderMap::new();
-            h.insert("total-number", total.into());
-            h
-        }
+    let out = match pagination {
+        Some(p) => p.headers(&headers, &uri, total),
+        None => HeaderMap::new(),
     };
-    Ok((headers, Json(body)).into_response())
+    Ok((out, Json(body)).into_response())
 }
 
 pub async fn get(
@@ -104,8 +125,13 @@ pub async fn get(
     HookId(id): HookId,
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
-    let hook = find(&state, &id).await?;
-    let stats = if q.flag("includeExecutionStats")? {
+    let hook = find(&state, &id, "entity.not_exists_with_id").await?;
+    // On one hook Logto turns the stats on for any non-empty value.
+    let stats = if q
+        .0
+        .get("includeExecutionStats")
+        .is_some_and(|v| !v.is_empty())
+    {
         Some(
             stats_for(&state, std::slice::from_ref(&hook))
                 .await?
@@ -144,10 +170,10 @@ pub async fn update(
     if let Some(config) = &patch.config {
         check_target(&config.url, state.allow_private).await?;
     }
-    let mut hook = find(&state, &id).await?;
+    let mut hook = find(&state, &id, "entity.not_exists").await?;
     patch.apply(&mut hook);
     if !state.store.update_hook(&hook).await? {
-        return Err(ApiError::not_found("hook", &id));
+        return Err(missing(&id, "entity.not_exists"));
     }
     Ok(Json(hook_json(&hook, None)))
 }
@@ -156,10 +182,10 @@ pub async fn rotate_signing_key(
     State(state): State<AppState>,
     HookId(id): HookId,
 ) -> Result<Json<Value>, ApiError> {
-    let mut hook = find(&state, &id).await?;
+    let mut hook = find(&state, &id, "entity.not_exists").await?;
     hook.signing_key = new_secret(SIGNING_KEY_LENGTH);
     if !state.store.update_hook(&hook).await? {
-        return Err(ApiError::not_found("hook", &id));
+        return Err(missing(&id, "entity.not_exists"));
     }
     tracing::info!(hook_id = %hook.id, "signing key rotated");
     Ok(Json(hook_json(&hook, None)))
@@ -173,7 +199,7 @@ pub async fn delete(
         tracing::info!(hook_id = %id, "hook deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found("hook", &id))
+        Err(missing(&id, "entity.not_found"))
     }
 }
 
@@ -198,7 +224,7 @@ pub async fn test(
         None => return Err(ApiError::invalid_input("config is required")),
     };
     check_target(&config.url, state.allow_private).await?;
-    let hook = find(&state, &id).await?;
+    let hook = find(&state, &id, "entity.not_exists_with_id").await?;
     let target = DeliveryTarget::new(config, hook.signing_key.clone());
     let now = OffsetDateTime::now_utc();
     let sends = events.iter().map(|event| {
@@ -233,33 +259,49 @@ pub async fn test(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/hooks/:id/recent-logs`: the hook's attempts, newest first, in Logto's log shape.
+/// `GET /api/hooks/:id/recent-logs`: the hook's attempts, newest first, in Logto's log shape,
+/// always paginated (Logto's `koaPagination()`). The window is the last 24 h only when
+/// neither `start_time` nor `end_time` is given; `start_time > end_time` is 400
+/// `log.invalid_time_window`. Like Logto, it does not check that the hook exists: an unknown
+/// id answers `[]`.
 pub async fn recent_logs(
     State(state): State<AppState>,
     HookId(id): HookId,
+    headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> Result<Response, ApiError> {
-    let hook = find(&state, &id).await?;
     let pagination = Pagination::from_query(&q, false)?.unwrap_or(Pagination {
         page: 1,
         page_size: 20,
     });
     let now = now_ms();
-    let start = q.int("start_time", 0..=i64::MAX)?.unwrap_or(now - DAY_MS);
-    let end = q.int("end_time", 0..=i64::MAX)?.unwrap_or(now);
+    let start = q.int("start_time", 0..=i64::MAX)?;
+    let end = q.int("end_time", 0..=i64::MAX)?;
+    let (start, end) = match (start, end) {
+        (None, None) => (now - DAY_MS, now),
+        (s, e) => (s.unwrap_or(0), e.unwrap_or(i64::MAX)),
+    };
+    if start > end {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "log.invalid_time_window",
+            "`start_time` must not be after `end_time`.",
+        ));
+    }
     let event_name = match q.0.get("logKey") {
         None => None,
         Some(key) => match key.strip_prefix("TriggerHook.") {
             Some(name) => Some(name.to_owned()),
             // A key of another kind of log never matches a hook's attempts.
             None => {
-                return Ok((pagination.headers(&uri, 0), Json(Vec::<Value>::new())).into_response())
+                let out = pagination.headers(&headers, &uri, 0);
+                return Ok((out, Json(Vec::<Value>::new())).into_response());
             }
         },
     };
     let query = LogQuery {
-        hook_id: hook.id,
+        hook_id: id,
         event_name,
         start,
         end,
@@ -300,5 +342,5 @@ pub async fn recent_logs(
             json!({"id": l.id, "key": key, "payload": payload, "createdAt": l.created_at})
         })
         .collect();
-    Ok((pagination.headers(&uri, total), Json(body)).into_response())
+    Ok((pagination.headers(&headers, &uri, total), Json(body)).into_response())
 }

@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::extract::ApiJson;
 use super::AppState;
-use crate::domain::id::new_id;
+use crate::domain::id::{new_id, new_short_id};
 use crate::domain::identity::application::Application;
 use crate::domain::identity::user::{check_password, NewUserInput};
 use crate::domain::interaction::{Identifier, InteractionContext};
@@ -211,19 +211,21 @@ pub async fn register(
         ));
     }
     let ctx = caller.context(input.end_user)?;
+    check_password(&input.password)?;
     let new = NewUserInput {
         username: input.username,
         primary_email: input.primary_email,
         primary_phone: None,
         name: input.name,
         avatar: None,
-        password: Some(input.password),
+        password: None,
+        password_digest: None,
+        password_algorithm: None,
         custom_data: None,
         profile: input.profile,
     }
-    .parse(new_id(), crate::clock::now_ms())?;
-    let password = new.password.unwrap_or_default();
-    let hash = interactions::hash_password(password).await?;
+    .parse(new_short_id(), crate::clock::now_ms())?;
+    let hash = interactions::hash_password(input.password).await?;
     let mut user = new.user;
     user.application_id = Some(ctx.application.id.clone());
     let answer = interactions::register(&*state.store, &state.sender, ctx, user, hash).await?;

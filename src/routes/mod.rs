@@ -111,7 +111,9 @@ fn identity_routes() -> Router<AppState> {
         .route("/users/{userId}/is-suspended", patch(i::update_suspension))
         .route(
             "/users/{userId}/roles",
-            get(i::user_roles).post(i::assign_user_roles),
+            get(i::user_roles)
+                .post(i::assign_user_roles)
+                .put(i::replace_user_roles),
         )
         .route(
             "/users/{userId}/roles/{roleId}",
@@ -166,6 +168,16 @@ fn identity_routes() -> Router<AppState> {
         .route(
             "/organizations/{id}/users/{userId}",
             delete(i::remove_organization_user),
+        )
+        .route(
+            "/organizations/{id}/applications",
+            get(i::organization_applications)
+                .post(i::add_organization_applications)
+                .put(i::replace_organization_applications),
+        )
+        .route(
+            "/organizations/{id}/applications/{applicationId}",
+            delete(i::remove_organization_application),
         )
         .route(
             "/organizations/{id}/users/{userId}/roles",

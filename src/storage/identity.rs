@@ -23,6 +23,7 @@ pub enum Kind {
     OrganizationRole,
     OrganizationScope,
     Application,
+    OrganizationInvitation,
 }
 
 impl Kind {
@@ -37,6 +38,7 @@ impl Kind {
             Kind::OrganizationRole => "organization role",
             Kind::OrganizationScope => "organization scope",
             Kind::Application => "application",
+            Kind::OrganizationInvitation => "organization invitation",
         }
     }
 }
@@ -62,6 +64,8 @@ pub enum Link {
     UserRoles,
     /// organization → user
     OrganizationUsers,
+    /// organization → (machine-to-machine) application
+    OrganizationApplications,
     /// organization role → organization scope
     OrganizationRoleScopes,
     /// (organization) user → organization role
@@ -75,6 +79,7 @@ impl Link {
             Link::RoleScopes => Kind::Scope,
             Link::UserRoles => Kind::Role,
             Link::OrganizationUsers => Kind::User,
+            Link::OrganizationApplications => Kind::Application,
             Link::OrganizationRoleScopes => Kind::OrganizationScope,
             Link::OrganizationUserRoles => Kind::OrganizationRole,
         }
@@ -125,6 +130,7 @@ pub struct DocQuery {
     /// Everything when `None`.
     pub page: Option<Page>,
 }
+// Listings answer newest first, as Logto's do.
 
 /// Why an identity change did not happen. Everything but `Store` is the caller's doing and
 /// answers with a 4xx.
@@ -135,8 +141,16 @@ pub enum IdentityError {
     /// A unique key is taken, or a link exists already.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
-    #[error("{0}")]
-    Invalid(String),
+    /// Any other refusal with Logto's status and code for it (`entity.not_found` for a link
+    /// that is not there, `organization.require_membership`, …).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Input(#[from] crate::domain::identity::InputError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -174,8 +188,9 @@ pub trait IdentityTx {
     fn update(&mut self, kind: Kind, doc: &Doc) -> StoreResult<bool>;
     /// Deletes a document with its links; false if it did not exist.
     fn delete(&mut self, kind: Kind, id: &str) -> StoreResult<bool>;
-    /// The credential of a user (password hash, argon2id PHC string) or an application
-    /// (secret hash). It never leaves the store but through [`IdentityStore::credential`].
+    /// The credential of a user (password hash: a PHC string, or an imported digest as
+    /// `domain::identity::password` stores it) or an application (secret hash). It leaves the
+    /// store only through [`IdentityStore::find_with_credential`] and its kin.
     fn set_credential(&mut self, kind: Kind, id: &str, hash: &str) -> StoreResult<()>;
     /// Short-lived interaction state (see [`StateSpace`]); `None` once expired.
     fn state_get(&mut self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>>;
@@ -230,7 +245,7 @@ pub trait IdentityStore: Send + Sync {
     async fn transact(&self, change: Change) -> IdentityResult<Box<dyn Any + Send>>;
 
     async fn get_doc(&self, kind: Kind, id: &str) -> StoreResult<Option<Value>>;
-    /// Documents oldest first, and how many match in all.
+    /// Documents newest first (as Logto lists them), and how many match in all.
     async fn list_docs(&self, kind: Kind, q: &DocQuery) -> StoreResult<(Vec<Value>, u64)>;
     /// Whether `a` links to `b`.
     async fn has_link(

@@ -34,8 +34,10 @@ pub struct Application {
     pub created_at: i64,
 }
 
+/// `POST /api/applications`. Fields Logto acts on that hookline does not keep (redirect URIs,
+/// OIDC metadata, …) are refused with a 400 naming them, not dropped.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApplicationInput {
     pub name: String,
     #[serde(rename = "type")]
@@ -63,7 +65,7 @@ impl NewApplicationInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]

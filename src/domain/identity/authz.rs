@@ -49,6 +49,7 @@ pub enum RoleType {
     MachineToMachine,
 }
 
+/// An organization, with Logto's fields in Logto's order (`organizations` table).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
@@ -58,8 +59,26 @@ pub struct Organization {
     pub description: Option<String>,
     pub custom_data: Map<String, Value>,
     pub is_mfa_required: bool,
+    #[serde(default = "yes")]
+    pub is_trusted_device_allowed: bool,
+    /// Branding colours (`{primaryColor?, isDarkModeEnabled?, darkPrimaryColor?}`), kept as
+    /// given.
+    #[serde(default)]
+    pub color: Map<String, Value>,
+    /// Logos (`{logoUrl?, darkLogoUrl?, favicon?, darkFavicon?}`), kept as given.
+    #[serde(default)]
+    pub branding: Map<String, Value>,
+    #[serde(default)]
+    pub custom_css: Option<String>,
     pub created_at: i64,
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// Longest `customCss` taken.
+pub const MAX_CSS_BYTES: usize = 64 * 1024;
 
 /// An organization role or an organization scope: both are a name and a description in the
 /// organization template (a role also has a type).
@@ -87,7 +106,7 @@ pub struct OrganizationScope {
 pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewResourceInput {
     pub name: String,
     pub indicator: String,
@@ -111,7 +130,7 @@ impl NewResourceInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourcePatch {
     pub name: Option<String>,
     pub access_token_ttl: Option<i64>,
@@ -132,8 +151,8 @@ impl ResourcePatch {
 
 fn check_ttl(ttl: Option<i64>) -> InputResult<Option<i64>> {
     match ttl {
-        Some(t) if !(1..=86_400 * 30).contains(&t) => Err(InputError(
-            "`accessTokenTtl` must be 1 to 2592000 seconds".into(),
+        Some(t) if !(1..=86_400 * 30).contains(&t) => Err(InputError::new(
+            "`accessTokenTtl` must be 1 to 2592000 seconds",
         )),
         t => Ok(t),
     }
@@ -144,8 +163,8 @@ fn check_indicator(indicator: &str) -> InputResult<()> {
     check_text("indicator", indicator, MAX_URL_LENGTH)?;
     match url::Url::parse(indicator) {
         Ok(u) if !u.cannot_be_a_base() && u.fragment().is_none() => Ok(()),
-        _ => Err(InputError(
-            "`indicator` must be an absolute URI without a fragment".into(),
+        _ => Err(InputError::new(
+            "`indicator` must be an absolute URI without a fragment",
         )),
     }
 }
@@ -153,7 +172,7 @@ fn check_indicator(indicator: &str) -> InputResult<()> {
 /// The body of a new scope, organization scope or organization role: a name and an optional
 /// description.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NamedInput {
     pub name: String,
     pub description: Option<String>,
@@ -170,9 +189,24 @@ impl NamedInput {
     }
 }
 
+/// Longest scope name (Logto's `scopes.name` is `varchar(256)`).
+pub const MAX_SCOPE_NAME_LENGTH: usize = 256;
+
+/// A resource scope's name: 1 to 256 characters, no whitespace.
+pub fn check_scope_name(name: &str) -> InputResult<()> {
+    check_text("name", name, MAX_SCOPE_NAME_LENGTH)?;
+    if name.chars().any(char::is_whitespace) {
+        return Err(InputError::with_code(
+            "scope.name_with_space",
+            "A scope name must not contain whitespace.",
+        ));
+    }
+    Ok(())
+}
+
 /// The patch of a scope, organization scope or organization role.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NamedPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -203,8 +237,15 @@ impl NamedPatch {
 }
 
 impl NamedInput {
+    /// A resource's scope: a name of up to 256 characters without whitespace (400
+    /// `scope.name_with_space`), as Logto's scope guard has it.
     pub fn into_scope(self, id: String, resource_id: String, now: i64) -> InputResult<Scope> {
-        self.check()?;
+        check_scope_name(&self.name)?;
+        check_optional_text(
+            "description",
+            self.description.as_deref(),
+            MAX_DESCRIPTION_LENGTH,
+        )?;
         Ok(Scope {
             tenant_id: TENANT_ID.into(),
             id,
@@ -227,7 +268,7 @@ impl NamedInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewRoleInput {
     pub name: String,
     pub description: String,
@@ -261,7 +302,7 @@ impl NewRoleInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolePatch {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -295,13 +336,14 @@ impl RolePatch {
 
 /// A body naming ids under one key, e.g. `{"scopeIds": [...]}` or `{"userIds": [...]}`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdsInput {
     pub scope_ids: Option<Vec<String>>,
     pub role_ids: Option<Vec<String>>,
     pub user_ids: Option<Vec<String>>,
     pub organization_scope_ids: Option<Vec<String>>,
     pub organization_role_ids: Option<Vec<String>>,
+    pub application_ids: Option<Vec<String>>,
 }
 
 impl IdsInput {
@@ -313,20 +355,34 @@ impl IdsInput {
             "userIds" => self.user_ids,
             "organizationScopeIds" => self.organization_scope_ids,
             "organizationRoleIds" => self.organization_role_ids,
+            "applicationIds" => self.application_ids,
             _ => None,
         };
-        let ids = ids.ok_or_else(|| InputError(format!("`{field}` is required")))?;
+        let ids = ids.ok_or_else(|| InputError::new(format!("`{field}` is required")))?;
         check_ids(field, ids)
     }
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrganizationInput {
     pub name: String,
     pub description: Option<String>,
     pub custom_data: Option<Map<String, Value>>,
     pub is_mfa_required: Option<bool>,
+    pub is_trusted_device_allowed: Option<bool>,
+    pub color: Option<Map<String, Value>>,
+    pub branding: Option<Map<String, Value>>,
+    pub custom_css: Option<String>,
+}
+
+fn check_css(css: Option<&str>) -> InputResult<()> {
+    match css {
+        Some(c) if c.len() > MAX_CSS_BYTES => Err(InputError::new(format!(
+            "`customCss` must be at most {MAX_CSS_BYTES} bytes"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl NewOrganizationInput {
@@ -338,7 +394,12 @@ impl NewOrganizationInput {
             MAX_DESCRIPTION_LENGTH,
         )?;
         let custom_data = self.custom_data.unwrap_or_default();
+        let color = self.color.unwrap_or_default();
+        let branding = self.branding.unwrap_or_default();
         super::user::check_object("customData", &custom_data)?;
+        super::user::check_object("color", &color)?;
+        super::user::check_object("branding", &branding)?;
+        check_css(self.custom_css.as_deref())?;
         Ok(Organization {
             tenant_id: TENANT_ID.into(),
             id,
@@ -346,19 +407,28 @@ impl NewOrganizationInput {
             description: self.description,
             custom_data,
             is_mfa_required: self.is_mfa_required.unwrap_or(false),
+            is_trusted_device_allowed: self.is_trusted_device_allowed.unwrap_or(true),
+            color,
+            branding,
+            custom_css: self.custom_css,
             created_at: now,
         })
     }
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
     pub custom_data: Option<Map<String, Value>>,
     pub is_mfa_required: Option<bool>,
+    pub is_trusted_device_allowed: Option<bool>,
+    pub color: Option<Map<String, Value>>,
+    pub branding: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub custom_css: Option<Option<String>>,
 }
 
 impl OrganizationPatch {
@@ -371,7 +441,13 @@ impl OrganizationPatch {
         if let Some(c) = &self.custom_data {
             super::user::check_object("customData", c)?;
         }
-        Ok(())
+        if let Some(c) = &self.color {
+            super::user::check_object("color", c)?;
+        }
+        if let Some(b) = &self.branding {
+            super::user::check_object("branding", b)?;
+        }
+        check_css(self.custom_css.clone().flatten().as_deref())
     }
 
     pub fn apply(&self, mut org: Organization) -> Organization {
@@ -387,12 +463,24 @@ impl OrganizationPatch {
         if let Some(m) = self.is_mfa_required {
             org.is_mfa_required = m;
         }
+        if let Some(t) = self.is_trusted_device_allowed {
+            org.is_trusted_device_allowed = t;
+        }
+        if let Some(c) = &self.color {
+            org.color.clone_from(c);
+        }
+        if let Some(b) = &self.branding {
+            org.branding.clone_from(b);
+        }
+        if let Some(c) = &self.custom_css {
+            org.custom_css.clone_from(c);
+        }
         org
     }
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrganizationRoleInput {
     pub name: String,
     pub description: Option<String>,

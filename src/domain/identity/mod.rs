@@ -5,6 +5,7 @@
 
 pub mod application;
 pub mod authz;
+pub mod password;
 pub mod user;
 
 use serde::{Deserialize, Deserializer};
@@ -17,10 +18,28 @@ pub const MAX_URL_LENGTH: usize = 2048;
 /// How many ids one request may name (scope ids of a role, user ids of a membership change).
 pub const MAX_IDS_PER_REQUEST: usize = 100;
 
-/// Why a body was refused: always a 400 `guard.invalid_input` with this message.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InputError(pub String);
+/// Why a body was refused: a 400 with `code` (`guard.invalid_input` unless a rule has a code
+/// of its own in Logto, such as `scope.name_with_space`) and a readable `message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl InputError {
+    /// A `guard.invalid_input` refusal.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self::with_code("guard.invalid_input", message)
+    }
+
+    pub fn with_code(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
 
 pub type InputResult<T> = Result<T, InputError>;
 
@@ -37,10 +56,10 @@ where
 pub fn check_text(field: &str, value: &str, max: usize) -> InputResult<()> {
     let n = value.chars().count();
     if n == 0 {
-        return Err(InputError(format!("`{field}` must not be empty")));
+        return Err(InputError::new(format!("`{field}` must not be empty")));
     }
     if n > max {
-        return Err(InputError(format!(
+        return Err(InputError::new(format!(
             "`{field}` must be at most {max} characters"
         )));
     }
@@ -50,7 +69,7 @@ pub fn check_text(field: &str, value: &str, max: usize) -> InputResult<()> {
 /// An optional text of at most `max` characters.
 pub fn check_optional_text(field: &str, value: Option<&str>, max: usize) -> InputResult<()> {
     match value {
-        Some(v) if v.chars().count() > max => Err(InputError(format!(
+        Some(v) if v.chars().count() > max => Err(InputError::new(format!(
             "`{field}` must be at most {max} characters"
         ))),
         _ => Ok(()),
@@ -61,14 +80,14 @@ pub fn check_optional_text(field: &str, value: Option<&str>, max: usize) -> Inpu
 /// dropped (order kept).
 pub fn check_ids(field: &str, ids: Vec<String>) -> InputResult<Vec<String>> {
     if ids.len() > MAX_IDS_PER_REQUEST {
-        return Err(InputError(format!(
+        return Err(InputError::new(format!(
             "`{field}` may name at most {MAX_IDS_PER_REQUEST} ids"
         )));
     }
     let mut out: Vec<String> = Vec::with_capacity(ids.len());
     for id in ids {
         if id.is_empty() || id.len() > MAX_ID_LENGTH {
-            return Err(InputError(format!(
+            return Err(InputError::new(format!(
                 "`{field}`: ids are 1 to {MAX_ID_LENGTH} characters"
             )));
         }

@@ -33,12 +33,27 @@ pub struct User {
     pub updated_at: i64,
     pub profile: Map<String, Value>,
     pub application_id: Option<String>,
+    /// `@logto/schemas` 1.43 adds it to the user-info fields; hookline has no CIMD clients,
+    /// so it is always `null`.
+    pub cimd_client_id: Option<String>,
     pub is_suspended: bool,
 }
 
-/// `POST /api/users`.
-#[derive(Debug, Deserialize)]
+/// A user as Management API answers show it: the user-info fields, then `hasPassword`
+/// (Logto's `transpileUserProfileResponse`). Events of those answers carry it too;
+/// `User.Deleted` and interaction `user` objects carry the plain [`User`].
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+pub struct ApiUser<'a> {
+    #[serde(flatten)]
+    pub user: &'a User,
+    pub has_password: bool,
+}
+
+/// `POST /api/users`. Unknown fields are refused (400 naming the field): a field Logto acts on
+/// that hookline dropped would be data lost.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewUserInput {
     pub username: Option<String>,
     pub primary_email: Option<String>,
@@ -46,15 +61,26 @@ pub struct NewUserInput {
     pub name: Option<String>,
     pub avatar: Option<String>,
     pub password: Option<String>,
+    pub password_digest: Option<String>,
+    pub password_algorithm: Option<super::password::PasswordAlgorithm>,
     pub custom_data: Option<Map<String, Value>>,
     pub profile: Option<Map<String, Value>>,
 }
 
-/// A checked `POST /api/users` body, with its password still in the clear (the route hashes it).
+/// The password a new user starts with.
+#[derive(Debug)]
+pub enum NewPassword {
+    /// In the clear: the caller hashes it (argon2id, on the blocking pool).
+    Plain(String),
+    /// An imported digest, as stored (see `domain::identity::password`).
+    Imported(String),
+}
+
+/// A checked `POST /api/users` body.
 #[derive(Debug)]
 pub struct NewUser {
     pub user: User,
-    pub password: Option<String>,
+    pub password: Option<NewPassword>,
 }
 
 impl NewUserInput {
@@ -64,9 +90,33 @@ impl NewUserInput {
         check_phone(self.primary_phone.as_deref())?;
         check_optional_text("name", self.name.as_deref(), MAX_NAME_LENGTH)?;
         check_optional_text("avatar", self.avatar.as_deref(), MAX_URL_LENGTH)?;
-        if let Some(p) = &self.password {
-            check_password(p)?;
-        }
+        let password = match (self.password, self.password_digest, self.password_algorithm) {
+            (Some(_), Some(_), _) => {
+                return Err(InputError::with_code(
+                    "user.password_and_digest",
+                    "give `password` or `passwordDigest`, not both",
+                ))
+            }
+            (Some(p), None, _) => {
+                check_api_password(&p)?;
+                Some(NewPassword::Plain(p))
+            }
+            (None, Some(digest), Some(alg)) => Some(NewPassword::Imported(
+                super::password::import(alg, &digest)?,
+            )),
+            (None, Some(_), None) => {
+                return Err(InputError::with_code(
+                    "user.password_algorithm_required",
+                    "`passwordDigest` needs its `passwordAlgorithm`",
+                ))
+            }
+            (None, None, Some(_)) => {
+                return Err(InputError::new(
+                    "`passwordAlgorithm` is given without a `passwordDigest`",
+                ))
+            }
+            (None, None, None) => None,
+        };
         let custom_data = self.custom_data.unwrap_or_default();
         let profile = self.profile.unwrap_or_default();
         check_object("customData", &custom_data)?;
@@ -86,17 +136,20 @@ impl NewUserInput {
                 updated_at: now,
                 profile,
                 application_id: None,
+                cimd_client_id: None,
                 is_suspended: false,
             },
-            password: self.password,
+            password,
         })
     }
 }
 
 /// `PATCH /api/users/:userId`: the fields given replace the stored ones; `null` clears a
-/// clearable one. `customData` and `profile` given here replace the whole object.
+/// clearable one, and so does `""` (Logto's guard takes `""` for username, primaryEmail,
+/// primaryPhone, name and avatar). `customData` and `profile` given here replace the whole
+/// object.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserPatch {
     #[serde(default, deserialize_with = "nullable")]
     pub username: Option<Option<String>>,
@@ -113,6 +166,22 @@ pub struct UserPatch {
 }
 
 impl UserPatch {
+    /// The patch with every `""` read as `null`.
+    pub fn normalized(mut self) -> Self {
+        for field in [
+            &mut self.username,
+            &mut self.primary_email,
+            &mut self.primary_phone,
+            &mut self.name,
+            &mut self.avatar,
+        ] {
+            if matches!(field, Some(Some(v)) if v.is_empty()) {
+                *field = Some(None);
+            }
+        }
+        self
+    }
+
     pub fn check(&self) -> InputResult<()> {
         check_username(self.username.clone().flatten().as_deref())?;
         check_email(self.primary_email.clone().flatten().as_deref())?;
@@ -232,7 +301,7 @@ pub fn check_username(username: Option<&str>) -> InputResult<()> {
         || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         || u.len() > MAX_USERNAME_LENGTH
     {
-        return Err(InputError(format!(
+        return Err(InputError::new(format!(
             "`username` must start with a letter or `_` and hold only letters, digits and `_` (at most {MAX_USERNAME_LENGTH})"
         )));
     }
@@ -251,7 +320,7 @@ pub fn check_email(email: Option<&str>) -> InputResult<()> {
                     .is_some_and(|(host, tld)| !host.is_empty() && !tld.is_empty())
         });
     if !ok {
-        return Err(InputError(format!(
+        return Err(InputError::new(format!(
             "`primaryEmail` must be an email address (at most {MAX_EMAIL_LENGTH} characters)"
         )));
     }
@@ -262,17 +331,30 @@ pub fn check_email(email: Option<&str>) -> InputResult<()> {
 pub fn check_phone(phone: Option<&str>) -> InputResult<()> {
     let Some(p) = phone else { return Ok(()) };
     if p.is_empty() || p.len() > MAX_PHONE_LENGTH || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(InputError(format!(
+        return Err(InputError::new(format!(
             "`primaryPhone` must be digits only, at most {MAX_PHONE_LENGTH}"
         )));
     }
     Ok(())
 }
 
+/// A password set through the Management API (`POST /users`, `PATCH …/password`): Logto's
+/// guard asks for at least one character; hookline bounds it at [`MAX_PASSWORD_LENGTH`].
+pub fn check_api_password(password: &str) -> InputResult<()> {
+    let n = password.chars().count();
+    if !(1..=MAX_PASSWORD_LENGTH).contains(&n) {
+        return Err(InputError::new(format!(
+            "`password` must be 1 to {MAX_PASSWORD_LENGTH} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A password an end user chooses in an interaction (register, reset).
 pub fn check_password(password: &str) -> InputResult<()> {
     let n = password.chars().count();
     if !(MIN_PASSWORD_LENGTH..=MAX_PASSWORD_LENGTH).contains(&n) {
-        return Err(InputError(format!(
+        return Err(InputError::new(format!(
             "`password` must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
         )));
     }
@@ -282,7 +364,7 @@ pub fn check_password(password: &str) -> InputResult<()> {
 pub fn check_object(field: &str, value: &Map<String, Value>) -> InputResult<()> {
     let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
     if size > MAX_OBJECT_BYTES {
-        return Err(InputError(format!(
+        return Err(InputError::new(format!(
             "`{field}` must be at most {MAX_OBJECT_BYTES} bytes of JSON"
         )));
     }
@@ -335,6 +417,7 @@ mod tests {
                 "updatedAt",
                 "profile",
                 "applicationId",
+                "cimdClientId",
                 "isSuspended"
             ]
         );

@@ -59,7 +59,9 @@ impl HookCache {
         }
         let mut stmt = conn.prepare_cached(
             "SELECT id, config, signing_key FROM hooks WHERE enabled = 1 \
-             AND (event = ?1 OR EXISTS (SELECT 1 FROM json_each(hooks.events) WHERE value = ?1)) \
+             AND CASE WHEN json_array_length(hooks.events) > 0 \
+                 THEN EXISTS (SELECT 1 FROM json_each(hooks.events) WHERE value = ?1) \
+                 ELSE event IS ?1 END \
              ORDER BY created_at, id",
         )?;
         let mut rows = stmt.query([event.name()])?;

@@ -5,8 +5,7 @@ use super::writer::WriteTx;
 use super::Durability;
 use super::{enqueue_events_in, SqliteStore};
 use crate::storage::identity::{
-    Change, Doc, DocQuery, IdentityResult, IdentityStore, IdentityTx, Key, Kind,
-    Link, StateSpace,
+    Change, Doc, DocQuery, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link, StateSpace,
 };
 use crate::storage::{NewEvent, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -79,6 +78,12 @@ fn table(kind: Kind) -> &'static Table {
             parent: None,
             search: &["id", NAME],
         },
+        Kind::OrganizationInvitation => &Table {
+            name: "organization_invitations",
+            keys: &[],
+            parent: Some("organization_id"),
+            search: &["id", "json_extract(doc, '$.invitee')"],
+        },
     }
 }
 
@@ -94,6 +99,12 @@ fn link_table(link: Link) -> LinkTable {
         Link::RoleScopes => ("role_scopes", None, "role_id", "scope_id"),
         Link::UserRoles => ("user_roles", None, "user_id", "role_id"),
         Link::OrganizationUsers => ("organization_users", None, "organization_id", "user_id"),
+        Link::OrganizationApplications => (
+            "organization_applications",
+            None,
+            "organization_id",
+            "application_id",
+        ),
         Link::OrganizationRoleScopes => (
             "organization_role_scopes",
             None,
@@ -468,7 +479,7 @@ impl IdentityStore for SqliteStore {
             .page
             .map_or((-1, 0), |p| (i64::from(p.limit), p.offset as i64));
         let rows = sqlx::query(&format!(
-            "SELECT doc FROM {} WHERE {filter} ORDER BY created_at, id LIMIT ?3 OFFSET ?4",
+            "SELECT doc FROM {} WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
             t.name
         ))
         .bind(&q.parent)

@@ -303,11 +303,12 @@ impl Store for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         let (limit, offset) = page.map_or((-1, 0), |p| (p.limit as i64, p.offset as i64));
-        let rows = sqlx::query("SELECT * FROM hooks ORDER BY created_at, id LIMIT ? OFFSET ?")
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM hooks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?")
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.reader)
+                .await?;
         let hooks = rows
             .iter()
             .map(hook_from_row)

@@ -163,7 +163,9 @@ where
                 Err(e.into())
             }
             (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::Unavailable("a write stopped unexpectedly".into()).into()),
+            (Ok(()), None) => {
+                Err(StoreError::Unavailable("a write stopped unexpectedly".into()).into())
+            }
         };
         // The caller may have gone away (a cancelled request); the write stands regardless.
         let _ = self.reply.send(answer);

@@ -1,0 +1,17 @@
+-- Machine-to-machine applications in organizations (Logto's organization_application_relations),
+-- and organization invitations: a document per invitation (the API object, keys in Logto's
+-- order) under its organization, so both go when the organization goes.
+CREATE TABLE organization_applications (
+    organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    application_id  TEXT NOT NULL REFERENCES applications (id) ON DELETE CASCADE,
+    PRIMARY KEY (organization_id, application_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX organization_applications_application ON organization_applications (application_id);
+
+CREATE TABLE organization_invitations (
+    id              TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    doc             TEXT NOT NULL,
+    created_at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX organization_invitations_organization ON organization_invitations (organization_id);

@@ -1,0 +1,204 @@
+//! The identity core's Management API, shaped like Logto's: users, API resources and scopes,
+//! roles, organizations with their members, applications, roles and scopes, applications.
+//! Thin: each handler parses the request into domain input and runs one operation of
+//! `crate::identity` (which commits the change and its events together) through [`run`],
+//! which owns the route's status: the answer and every event the change fires carry the same
+//! one, given once per route.
+//!
+//! The handlers live by URL family, as `crate::identity` has them: `users.rs`, `authz.rs`
+//! (resources, scopes, roles), `organizations.rs`, `applications.rs`.
+
+mod applications;
+mod authz;
+mod organizations;
+mod users;
+
+pub use applications::*;
+pub use authz::*;
+pub use organizations::*;
+pub use users::*;
+
+use super::error::ApiError;
+use super::extract::QueryMap;
+use super::pagination::Pagination;
+use super::AppState;
+use crate::domain::identity::{is_possible_id, InputError};
+use crate::domain::payload::ApiCall;
+use crate::identity::Emitter;
+use crate::storage::identity::{DocQuery, IdentityError, Kind, Link};
+use crate::storage::Store;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, RawPathParams};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+type ApiResult = Result<Response, ApiError>;
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::NotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "entity.not_exists_with_id",
+                e.to_string(),
+            ),
+            IdentityError::Conflict { code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            IdentityError::Refused {
+                status,
+                code,
+                message,
+            } => ApiError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                code,
+                message,
+            ),
+            IdentityError::Input(i) => i.into(),
+            IdentityError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        if e.code == "guard.invalid_input" {
+            ApiError::invalid_input(e.message)
+        } else if e.code.starts_with("user.password_algorithm_not") {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message)
+        }
+    }
+}
+
+/// The call as a data event describes it: user agent, the caller's IP (from a trusted proxy,
+/// the address `X-Forwarded-For` names: see `TrustedProxies::client_ip`), path and route
+/// without `/api`, method and route parameters.
+pub struct Call(pub ApiCall);
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = state.trusted_proxies.client_ip(peer, forwarded).to_string();
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path().to_owned(), |u| u.0.path().to_owned());
+        let path = path.strip_prefix("/api").unwrap_or(&path).to_owned();
+        let matched = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(String::new, |m| ApiCall::logto_route(m.as_str()));
+        let params: Map<String, Value> = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Call(ApiCall {
+            user_agent,
+            ip,
+            path,
+            method: parts.method.as_str().to_owned(),
+            matched_route: matched,
+            params,
+        }))
+    }
+}
+
+/// A path id that cannot name a row (too long) is a 404 without a lookup.
+fn id(kind: Kind, raw: &str) -> Result<String, ApiError> {
+    if is_possible_id(raw) {
+        Ok(raw.to_owned())
+    } else {
+        Err(IdentityError::not_found(kind, raw).into())
+    }
+}
+
+/// Runs one change with the route's one `status`: the events the change fires carry it (its
+/// [`Emitter`] is made here), and the answer has it, with the change's body (none for a 204).
+/// Wakes the delivery engine for those events.
+async fn run<F, Fut>(state: &AppState, call: ApiCall, status: StatusCode, change: F) -> ApiResult
+where
+    F: FnOnce(Emitter, Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let body = change(Emitter::new(call, status.as_u16()), state.store.clone()).await?;
+    state.dispatch.wake();
+    Ok(if status == StatusCode::NO_CONTENT {
+        status.into_response()
+    } else {
+        (status, Json(body)).into_response()
+    })
+}
+
+async fn get_one(state: &AppState, kind: Kind, raw_id: &str) -> ApiResult {
+    let id = id(kind, raw_id)?;
+    let doc = state
+        .store
+        .get_doc(kind, &id)
+        .await?
+        .ok_or_else(|| ApiError::from(IdentityError::not_found(kind, &id)))?;
+    Ok(Json(doc).into_response())
+}
+
+/// A listing, newest first, paginated when the query asks (always for users, as in Logto,
+/// whose users route takes no unpaginated form).
+async fn list(
+    state: &AppState,
+    kind: Kind,
+    (headers, uri): (&HeaderMap, &axum::http::Uri),
+    q: &QueryMap,
+    parent: Option<String>,
+    always_paged: bool,
+) -> ApiResult {
+    let pagination = Pagination::from_query(q, !always_paged)?;
+    let search = q.0.get("search").filter(|s| !s.is_empty()).cloned();
+    let query = DocQuery {
+        parent,
+        search,
+        page: pagination.map(Pagination::as_page),
+    };
+    let (docs, total) = state.store.list_docs(kind, &query).await?;
+    let out = match pagination {
+        Some(p) => p.headers(headers, uri, total),
+        None => HeaderMap::new(),
+    };
+    Ok((out, Json(docs)).into_response())
+}
+
+async fn linked(
+    state: &AppState,
+    link: Link,
+    scope: Option<&str>,
+    owner: Kind,
+    a: &str,
+) -> ApiResult {
+    let a = id(owner, a)?;
+    if state.store.get_doc(owner, &a).await?.is_none() {
+        return Err(IdentityError::not_found(owner, &a).into());
+    }
+    Ok(Json(state.store.linked_docs(link, scope, &a).await?).into_response())
+}

@@ -1,0 +1,433 @@
+//! `/api/organizations…` (organizations, their members and their members' roles, their
+//! machine-to-machine applications) and the organization template: `/api/organization-roles…`
+//! and `/api/organization-scopes…`.
+
+use super::{get_one, id, linked, list, run, ApiResult, Call};
+use crate::domain::id::{new_id, new_short_id};
+use crate::domain::identity::authz::{
+    IdsInput, NamedInput, NamedPatch, NewOrganizationInput, NewOrganizationRoleInput,
+    OrganizationPatch,
+};
+use crate::domain::payload::ApiCall;
+use crate::identity::organizations::{self, Members};
+use crate::identity::LinkChange;
+use crate::routes::error::ApiError;
+use crate::routes::extract::{ApiJson, ApiPath, QueryMap};
+use crate::routes::AppState;
+use crate::storage::identity::{Kind, Link};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+
+pub async fn create_organization(
+    State(state): State<AppState>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<NewOrganizationInput>,
+) -> ApiResult {
+    run(&state, call, StatusCode::CREATED, |em, store| async move {
+        let org = input.parse(new_short_id(), em.now_ms())?;
+        Ok(organizations::create(&*store, em, org).await?)
+    })
+    .await
+}
+
+pub async fn get_organization(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+) -> ApiResult {
+    get_one(&state, Kind::Organization, &org_id).await
+}
+
+pub async fn list_organizations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
+) -> ApiResult {
+    list(
+        &state,
+        Kind::Organization,
+        (&headers, &uri),
+        &q,
+        None,
+        false,
+    )
+    .await
+}
+
+pub async fn update_organization(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(patch): ApiJson<OrganizationPatch>,
+) -> ApiResult {
+    let org_id = id(Kind::Organization, &org_id)?;
+    patch.check()?;
+    run(&state, call, StatusCode::OK, |em, store| async move {
+        Ok(organizations::update(&*store, em, org_id, patch).await?)
+    })
+    .await
+}
+
+pub async fn delete_organization(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    Call(call): Call,
+) -> ApiResult {
+    let org_id = id(Kind::Organization, &org_id)?;
+    run(
+        &state,
+        call,
+        StatusCode::NO_CONTENT,
+        |em, store| async move { Ok(organizations::delete(&*store, em, org_id).await?) },
+    )
+    .await
+}
+
+pub async fn organization_users(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+) -> ApiResult {
+    let link = Link::OrganizationUsers;
+    linked(&state, link, None, Kind::Organization, &org_id).await
+}
+
+pub async fn organization_applications(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+) -> ApiResult {
+    let link = Link::OrganizationApplications;
+    linked(&state, link, None, Kind::Organization, &org_id).await
+}
+
+/// Every membership route: POST adds (201 with the ids named), PUT replaces (204), DELETE
+/// removes one (204); each fires `Organization.Membership.Updated`.
+async fn change_members(
+    state: AppState,
+    call: ApiCall,
+    org_id: &str,
+    members: Members,
+    how: LinkChange,
+    ids: Vec<String>,
+) -> ApiResult {
+    let org_id = id(Kind::Organization, org_id)?;
+    let status = match how {
+        LinkChange::Add => StatusCode::CREATED,
+        LinkChange::Replace | LinkChange::Remove => StatusCode::NO_CONTENT,
+    };
+    run(&state, call, status, |em, store| async move {
+        let store = &*store;
+        Ok(organizations::change_members(store, em, org_id, members, how, ids).await?)
+    })
+    .await
+}
+
+pub async fn add_organization_users(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    let ids = input.take("userIds")?;
+    change_members(state, call, &org_id, Members::Users, LinkChange::Add, ids).await
+}
+
+pub async fn replace_organization_users(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    let ids = input.take("userIds")?;
+    change_members(
+        state,
+        call,
+        &org_id,
+        Members::Users,
+        LinkChange::Replace,
+        ids,
+    )
+    .await
+}
+
+pub async fn remove_organization_user(
+    State(state): State<AppState>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
+    Call(call): Call,
+) -> ApiResult {
+    let ids = vec![id(Kind::User, &user_id)?];
+    change_members(
+        state,
+        call,
+        &org_id,
+        Members::Users,
+        LinkChange::Remove,
+        ids,
+    )
+    .await
+}
+
+pub async fn add_organization_applications(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    let ids = input.take("applicationIds")?;
+    let how = LinkChange::Add;
+    change_members(state, call, &org_id, Members::Applications, how, ids).await
+}
+
+pub async fn replace_organization_applications(
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    let ids = input.take("applicationIds")?;
+    let how = LinkChange::Replace;
+    change_members(state, call, &org_id, Members::Applications, how, ids).await
+}
+
+pub async fn remove_organization_application(
+    State(state): State<AppState>,
+    ApiPath((org_id, app_id)): ApiPath<(String, String)>,
+    Call(call): Call,
+) -> ApiResult {
+    let ids = vec![id(Kind::Application, &app_id)?];
+    let how = LinkChange::Remove;
+    change_members(state, call, &org_id, Members::Applications, how, ids).await
+}
+
+pub async fn member_roles(
+    State(state): State<AppState>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
+) -> ApiResult {
+    let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
+    if !state
+        .store
+        .has_link(Link::OrganizationUsers, None, &org_id, &user_id)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "organization.require_membership",
+            format!("The user `{user_id}` is not a member of the organization."),
+        ));
+    }
+    let roles = state
+        .store
+        .linked_docs(Link::OrganizationUserRoles, Some(&org_id), &user_id)
+        .await?;
+    Ok(Json(roles).into_response())
+}
+
+/// `POST /organizations/:id/users/:userId/roles` → 201 `{organizationRoleIds}`.
+pub async fn assign_member_roles(
+    State(state): State<AppState>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
+    let roles = input.take("organizationRoleIds")?;
+    run(&state, call, StatusCode::CREATED, |_, store| async move {
+        let store = &*store;
+        Ok(organizations::assign_member_roles(store, org_id, user_id, roles).await?)
+    })
+    .await
+}
+
+pub async fn remove_member_role(
+    State(state): State<AppState>,
+    ApiPath((org_id, user_id, role_id)): ApiPath<(String, String, String)>,
+    Call(call): Call,
+) -> ApiResult {
+    let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
+    let role_id = id(Kind::OrganizationRole, &role_id)?;
+    run(
+        &state,
+        call,
+        StatusCode::NO_CONTENT,
+        |_, store| async move {
+            let store = &*store;
+            Ok(organizations::remove_member_role(store, org_id, user_id, role_id).await?)
+        },
+    )
+    .await
+}
+
+pub async fn create_organization_role(
+    State(state): State<AppState>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<NewOrganizationRoleInput>,
+) -> ApiResult {
+    let (role, scopes) = input.parse(new_id())?;
+    run(&state, call, StatusCode::CREATED, |em, store| async move {
+        Ok(organizations::create_role(&*store, em, role, scopes).await?)
+    })
+    .await
+}
+
+pub async fn get_organization_role(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+) -> ApiResult {
+    get_one(&state, Kind::OrganizationRole, &role_id).await
+}
+
+pub async fn list_organization_roles(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
+) -> ApiResult {
+    let at = (&headers, &uri);
+    list(&state, Kind::OrganizationRole, at, &q, None, false).await
+}
+
+pub async fn update_organization_role(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(patch): ApiJson<NamedPatch>,
+) -> ApiResult {
+    let role_id = id(Kind::OrganizationRole, &role_id)?;
+    patch.check()?;
+    run(&state, call, StatusCode::OK, |em, store| async move {
+        Ok(organizations::update_role(&*store, em, role_id, patch).await?)
+    })
+    .await
+}
+
+pub async fn delete_organization_role(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+    Call(call): Call,
+) -> ApiResult {
+    let role_id = id(Kind::OrganizationRole, &role_id)?;
+    run(
+        &state,
+        call,
+        StatusCode::NO_CONTENT,
+        |em, store| async move { Ok(organizations::delete_role(&*store, em, role_id).await?) },
+    )
+    .await
+}
+
+pub async fn organization_role_scopes(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+) -> ApiResult {
+    let link = Link::OrganizationRoleScopes;
+    linked(&state, link, None, Kind::OrganizationRole, &role_id).await
+}
+
+/// The organization role scope routes: POST adds (201), PUT replaces (204), DELETE removes
+/// one (204); each fires `OrganizationRole.Scopes.Updated`.
+async fn change_role_scopes(
+    state: AppState,
+    call: ApiCall,
+    role_id: &str,
+    how: LinkChange,
+    scopes: Vec<String>,
+) -> ApiResult {
+    let role_id = id(Kind::OrganizationRole, role_id)?;
+    let status = match how {
+        LinkChange::Add => StatusCode::CREATED,
+        LinkChange::Replace | LinkChange::Remove => StatusCode::NO_CONTENT,
+    };
+    run(&state, call, status, |em, store| async move {
+        let store = &*store;
+        Ok(organizations::change_role_scopes(store, em, role_id, how, scopes).await?)
+    })
+    .await
+}
+
+pub async fn add_organization_role_scopes(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    let scopes = input.take("organizationScopeIds")?;
+    change_role_scopes(state, call, &role_id, LinkChange::Add, scopes).await
+}
+
+pub async fn replace_organization_role_scopes(
+    State(state): State<AppState>,
+    ApiPath(role_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    let scopes = input.take("organizationScopeIds")?;
+    change_role_scopes(state, call, &role_id, LinkChange::Replace, scopes).await
+}
+
+pub async fn remove_organization_role_scope(
+    State(state): State<AppState>,
+    ApiPath((role_id, scope_id)): ApiPath<(String, String)>,
+    Call(call): Call,
+) -> ApiResult {
+    let scopes = vec![id(Kind::OrganizationScope, &scope_id)?];
+    change_role_scopes(state, call, &role_id, LinkChange::Remove, scopes).await
+}
+
+pub async fn create_organization_scope(
+    State(state): State<AppState>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<NamedInput>,
+) -> ApiResult {
+    let scope = input.into_organization_scope(new_id())?;
+    run(&state, call, StatusCode::CREATED, |em, store| async move {
+        Ok(organizations::create_scope(&*store, em, scope).await?)
+    })
+    .await
+}
+
+pub async fn get_organization_scope(
+    State(state): State<AppState>,
+    ApiPath(scope_id): ApiPath<String>,
+) -> ApiResult {
+    get_one(&state, Kind::OrganizationScope, &scope_id).await
+}
+
+pub async fn list_organization_scopes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
+) -> ApiResult {
+    let at = (&headers, &uri);
+    list(&state, Kind::OrganizationScope, at, &q, None, false).await
+}
+
+pub async fn update_organization_scope(
+    State(state): State<AppState>,
+    ApiPath(scope_id): ApiPath<String>,
+    Call(call): Call,
+    ApiJson(patch): ApiJson<NamedPatch>,
+) -> ApiResult {
+    let scope_id = id(Kind::OrganizationScope, &scope_id)?;
+    patch.check()?;
+    run(&state, call, StatusCode::OK, |em, store| async move {
+        Ok(organizations::update_scope(&*store, em, scope_id, patch).await?)
+    })
+    .await
+}
+
+pub async fn delete_organization_scope(
+    State(state): State<AppState>,
+    ApiPath(scope_id): ApiPath<String>,
+    Call(call): Call,
+) -> ApiResult {
+    let scope_id = id(Kind::OrganizationScope, &scope_id)?;
+    run(
+        &state,
+        call,
+        StatusCode::NO_CONTENT,
+        |em, store| async move { Ok(organizations::delete_scope(&*store, em, scope_id).await?) },
+    )
+    .await
+}
