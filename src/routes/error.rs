@@ -16,8 +16,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub data: Option<Value>,
-    pub details: Option<String>,
+    // Boxed: the error is the `Err` of most handlers' helpers, so it is kept small.
+    pub data: Option<Box<Value>>,
+    pub details: Option<Box<str>>,
 }
 
 impl ApiError {
@@ -32,7 +33,7 @@ impl ApiError {
     }
 
     pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
+        self.data = Some(Box::new(data));
         self
     }
 
@@ -44,7 +45,7 @@ impl ApiError {
             "guard.invalid_input",
             format!("The request input is invalid: {details}"),
         );
-        e.details = Some(details);
+        e.details = Some(details.into_boxed_str());
         e
     }
 
@@ -71,10 +72,10 @@ impl IntoResponse for ApiError {
         let mut body = json!({"code": self.code, "message": self.message});
         if let Some(obj) = body.as_object_mut() {
             if let Some(data) = self.data {
-                obj.insert("data".into(), data);
+                obj.insert("data".into(), *data);
             }
             if let Some(details) = self.details {
-                obj.insert("details".into(), Value::String(details));
+                obj.insert("details".into(), Value::String(details.into()));
             }
         }
         let mut res = (self.status, Json(body)).into_response();

@@ -42,7 +42,20 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
     .await;
     let listed = app.get_json("/hooks").await;
     let with_stats = app.get_json("/hooks?includeExecutionStats=true").await;
-    assert_eq!(with_stats[0]["executionStats"]["requestCount"], 1);
+    // Newest first: the legacy hook, then the one that got the event.
+    assert_eq!(with_stats[1]["id"], created["id"]);
+    assert_eq!(with_stats[1]["executionStats"]["requestCount"], 1);
+    let logs = app.get_json(&format!("/hooks/{id}/recent-logs")).await;
+    // Users as the Management API answers them and as interaction/User.Deleted events carry
+    // them (the user-info fields), for `userInfoGuard`.
+    let user = app
+        .send_json(
+            Method::POST,
+            "/users",
+            json!({"username": "zod", "primaryEmail": "zod@example.com", "password": "pw", "customData": {"a": 1}}),
+        )
+        .await;
+    let users = app.get_json("/users").await;
     let one_with_stats = app
         .get_json(&format!("/hooks/{id}?includeExecutionStats=true"))
         .await;
@@ -71,6 +84,8 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         "hooksWithStats": [with_stats[0], with_stats[1], one_with_stats],
         "testErrorData": err["data"],
         "catalog": catalog,
+        "users": [user, users[0]],
+        "logs": logs,
         "signed": [{
             "secret": created["standardWebhooksSecret"],
             "id": got[0].header("webhook-id"),
@@ -93,6 +108,6 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         "compat check failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("compat ok: 38 checks"), "{stdout}");
+    assert!(stdout.contains("compat ok: 41 checks"), "{stdout}");
     app.stop().await;
 }

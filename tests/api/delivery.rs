@@ -199,11 +199,48 @@ async fn test_route_sends_a_signed_sample_and_reports_failures() {
         );
         by_event.insert(r.json()["event"].as_str().unwrap().to_owned(), r.json());
     }
+    // Logto's test payloads: `hookId` second; the interaction kind without
+    // `interactionEvent`, with Logto's fake values; the data kind without `ip`/`matchedRoute`.
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
     let sign_in = &by_event["PostSignIn"];
+    assert_eq!(
+        keys(sign_in),
+        [
+            "event",
+            "hookId",
+            "createdAt",
+            "userAgent",
+            "sessionId",
+            "userIp",
+            "userId",
+            "user",
+            "application"
+        ]
+    );
     assert_eq!(sign_in["sessionId"], "fake-session-id");
-    assert_eq!(sign_in["interactionEvent"], "SignIn");
+    assert_eq!(sign_in["userIp"], "fake-user-ip");
     assert_eq!(sign_in["hookId"], id);
+    assert_eq!(
+        sign_in["user"]["identities"],
+        json!({"google": {"userId": "fake-google-user-id"}})
+    );
+    assert_eq!(sign_in["application"]["id"], "fake-spa-application-id");
+    assert_eq!(sign_in["application"]["type"], "SPA");
     let role = &by_event["Role.Created"];
+    assert_eq!(
+        keys(role),
+        [
+            "event",
+            "hookId",
+            "createdAt",
+            "userAgent",
+            "path",
+            "method",
+            "status",
+            "params",
+            "data"
+        ]
+    );
     assert_eq!(role["path"], "/fake-path/:id");
     assert_eq!(role["method"], "POST");
     assert_eq!(role["status"], 200);
@@ -239,10 +276,16 @@ async fn test_route_sends_a_signed_sample_and_reports_failures() {
 
     // Bad bodies and unknown hooks.
     for (body, status, code) in [
+        // The test route's body guard requires a non-empty `events` (Logto's zod guard).
         (
             json!({"config": {"url": receiver.url()}}),
             400,
-            "hook.missing_events",
+            "guard.invalid_input",
+        ),
+        (
+            json!({"events": [], "config": {"url": receiver.url()}}),
+            400,
+            "guard.invalid_input",
         ),
         (
             json!({"events": ["PostSignIn"]}),

@@ -108,12 +108,20 @@ async fn create_get_update_rotate_delete() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    for (method, path) in [
-        (Method::GET, format!("/hooks/{id}")),
-        (Method::PATCH, format!("/hooks/{id}")),
-        (Method::DELETE, format!("/hooks/{id}")),
-        (Method::PATCH, format!("/hooks/{id}/signing-key")),
-        (Method::GET, format!("/hooks/{id}/recent-logs")),
+    // Each route answers an unknown hook with Logto's own code for it.
+    for (method, path, code) in [
+        (
+            Method::GET,
+            format!("/hooks/{id}"),
+            "entity.not_exists_with_id",
+        ),
+        (Method::PATCH, format!("/hooks/{id}"), "entity.not_exists"),
+        (Method::DELETE, format!("/hooks/{id}"), "entity.not_found"),
+        (
+            Method::PATCH,
+            format!("/hooks/{id}/signing-key"),
+            "entity.not_exists",
+        ),
     ] {
         let res = app
             .api(method.clone(), &path)
@@ -123,8 +131,16 @@ async fn create_get_update_rotate_delete() {
             .unwrap();
         assert_eq!(res.status(), 404, "{method} {path}");
         let body: Value = res.json().await.unwrap();
-        assert_eq!(body["code"], "entity.not_exists_with_id");
+        assert_eq!(body["code"], code, "{method} {path}");
     }
+    // Recent logs of an unknown hook: 200 `[]`, as Logto (which does not look the hook up).
+    let res = app
+        .api(Method::GET, &format!("/hooks/{id}/recent-logs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
     app.stop().await;
 }
 
@@ -158,9 +174,11 @@ async fn list_paginates_with_total_number_and_link() {
                 .to_owned(),
         );
     }
-    // Without page parameters: everything, oldest first.
+    // Without page parameters: everything, newest first, and no pagination headers.
+    ids.reverse();
     let res = app.api(Method::GET, "/hooks").send().await.unwrap();
-    assert_eq!(res.headers()["total-number"], "5");
+    assert!(res.headers().get("total-number").is_none());
+    assert!(res.headers().get("link").is_none());
     let all: Vec<Value> = res.json().await.unwrap();
     assert_eq!(
         all.iter()
@@ -179,14 +197,27 @@ async fn list_paginates_with_total_number_and_link() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["total-number"], "5");
-    let link = res.headers()["link"].to_str().unwrap().to_owned();
-    assert!(
-        link.contains("</api/hooks?includeExecutionStats=true&page=1&page_size=2>; rel=\"first\""),
-        "{link}"
+    // One `Link` line per relation, absolute, the other parameters kept, `page` in place:
+    // first, prev, last, next (Logto's `buildLink`).
+    let origin = app.base.clone();
+    let links: Vec<String> = res
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let want = |page: u32, rel: &str| {
+        format!("<{origin}/api/hooks?page={page}&page_size=2&includeExecutionStats=true>; rel=\"{rel}\"")
+    };
+    assert_eq!(
+        links,
+        [
+            want(1, "first"),
+            want(1, "prev"),
+            want(3, "last"),
+            want(3, "next")
+        ]
     );
-    assert!(link.contains("page=1&page_size=2>; rel=\"prev\""), "{link}");
-    assert!(link.contains("page=3&page_size=2>; rel=\"next\""), "{link}");
-    assert!(link.contains("page=3&page_size=2>; rel=\"last\""), "{link}");
     let page: Vec<Value> = res.json().await.unwrap();
     assert_eq!(page.len(), 2);
     assert_eq!(page[0]["id"], ids[2].as_str());
@@ -204,20 +235,32 @@ async fn list_paginates_with_total_number_and_link() {
     let page: Vec<Value> = res.json().await.unwrap();
     assert_eq!(page.len(), 5);
 
-    for bad in [
-        "page=0",
-        "page_size=101",
-        "page_size=abc",
-        "page=-1",
-        "includeExecutionStats=maybe",
-    ] {
+    for bad in ["page=0", "page_size=101", "page_size=abc", "page=-1"] {
         let res = app
             .api(Method::GET, &format!("/hooks?{bad}"))
             .send()
             .await
             .unwrap();
-        expect_error(res, 400, "guard.invalid_input").await;
+        expect_error(res, 400, "guard.invalid_pagination").await;
     }
+    // `includeExecutionStats` as Logto's `yes()` reads it on the list: anything else is off.
+    for (value, on) in [
+        ("YES", true),
+        ("yep", true),
+        ("1", true),
+        ("maybe", false),
+        ("0", false),
+    ] {
+        let list = app
+            .get_json(&format!("/hooks?includeExecutionStats={value}"))
+            .await;
+        assert_eq!(list[0].get("executionStats").is_some(), on, "{value}");
+    }
+    // On one hook, any non-empty value turns it on.
+    let one = app
+        .get_json(&format!("/hooks/{}?includeExecutionStats=no", ids[0]))
+        .await;
+    assert!(one.get("executionStats").is_some());
     app.stop().await;
 }
 
@@ -234,10 +277,12 @@ async fn bad_hook_bodies_get_400_with_a_code() {
             json!({"name": "x", "config": {"url": url}}),
             "hook.missing_events",
         ),
+        // Logto: an empty `events` fails the guard; `hook.missing_events` is for neither field.
         (
             json!({"events": [], "config": {"url": url}}),
-            "hook.missing_events",
+            "guard.invalid_input",
         ),
+        (json!({"config": {"url": url}}), "hook.missing_events"),
         (
             json!({"events": ["User.Exploded"], "config": {"url": url}}),
             "guard.invalid_input",
@@ -312,6 +357,10 @@ async fn bad_hook_bodies_get_400_with_a_code() {
         let err: Value = res.json().await.unwrap();
         assert_eq!(err["code"], code, "{body}: {err}");
         assert!(!err["message"].as_str().unwrap().is_empty());
+        // Input-guard errors say what failed in `details`, as Logto's do.
+        if code == "guard.invalid_input" {
+            assert!(!err["details"].as_str().unwrap().is_empty(), "{err}");
+        }
     }
     // Malformed JSON.
     let res = app
@@ -334,7 +383,7 @@ async fn bad_hook_bodies_get_400_with_a_code() {
     let hook = app.create_hook(&["PostSignIn"], url).await;
     let id = hook["id"].as_str().unwrap();
     for (body, code) in [
-        (json!({"events": []}), "hook.missing_events"),
+        (json!({"events": []}), "guard.invalid_input"),
         (json!({"events": ["Nope"]}), "guard.invalid_input"),
         (json!({"config": {"url": "ftp://x"}}), "hook.invalid_url"),
         (

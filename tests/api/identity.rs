@@ -200,7 +200,8 @@ async fn user_routes_fire_their_events() {
         )
         .await;
     let id = user["id"].as_str().unwrap().to_owned();
-    assert_eq!(id.len(), 21);
+    // Logto's users have 12-character ids.
+    assert_eq!(id.len(), 12);
     let fields: Vec<&str> = user
         .as_object()
         .unwrap()
@@ -223,9 +224,13 @@ async fn user_routes_fire_their_events() {
             "updatedAt",
             "profile",
             "applicationId",
-            "isSuspended"
+            "cimdClientId",
+            "isSuspended",
+            "hasPassword"
         ]
     );
+    assert_eq!(user["hasPassword"], true);
+    assert_eq!(user["cimdClientId"], Value::Null);
     assert!(!user.to_string().contains("correct horse"));
     let ev = w.event("User.Created").await;
     assert_payload(
@@ -281,10 +286,8 @@ async fn user_routes_fire_their_events() {
             200,
         )
         .await;
-    assert_eq!(
-        merged["customData"],
-        json!({"plan": "pro", "seats": 1, "team": "a"})
-    );
+    // Logto answers (and the event carries) the merged object alone.
+    assert_eq!(merged, json!({"plan": "pro", "seats": 1, "team": "a"}));
     let ev = w.event("User.Data.Updated").await;
     assert_payload(
         &ev,
@@ -313,10 +316,7 @@ async fn user_routes_fire_their_events() {
             200,
         )
         .await;
-    assert_eq!(
-        profiled["profile"],
-        json!({"nickname": "al", "locale": "de"})
-    );
+    assert_eq!(profiled, json!({"nickname": "al", "locale": "de"}));
     let ev = w.event("User.Data.Updated").await;
     assert_payload(
         &ev,
@@ -381,22 +381,32 @@ async fn user_routes_fire_their_events() {
         Some(&suspended),
     );
 
-    // Delete: 204, and the event carries the user as it was.
+    // Delete: 204, and the event carries the user as it was (user-info fields only, no
+    // `hasPassword`), with `data` right after `ip` as Logto's route appends it.
     let path = format!("/users/{id}");
     w.ok(Method::DELETE, &path, None, 204).await;
     let ev = w.event("User.Deleted").await;
-    assert_payload(
-        &ev,
-        &hook,
-        "User.Deleted",
-        "DELETE",
-        &path,
-        "/users/:userId",
-        204,
-        json!({"userId": id}),
-        &[],
-        Some(&suspended),
+    let got: Vec<&str> = ev.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        got,
+        [
+            "event",
+            "createdAt",
+            "userAgent",
+            "ip",
+            "data",
+            "path",
+            "method",
+            "status",
+            "params",
+            "matchedRoute",
+            "hookId"
+        ]
     );
+    let mut as_was = suspended.clone();
+    as_was.as_object_mut().unwrap().remove("hasPassword");
+    assert_eq!(ev["data"], as_was);
+    assert_eq!((&ev["status"], &ev["path"]), (&json!(204), &json!(path)));
     w.ok(Method::GET, &path, None, 404).await;
     w.finish().await;
 }
@@ -456,8 +466,13 @@ async fn refused_user_changes_fire_nothing_and_say_why() {
         json!({"username": "9lives"}),
         json!({"primaryEmail": "not-an-email"}),
         json!({"primaryPhone": "+49 151"}),
-        json!({"password": "short"}),
+        json!({"password": ""}),
         json!({"username": 42}),
+        json!({"username": "u", "passwordDigest": "5f4dcc3b5aa765d61d8327deb882cf99"}),
+        json!({"username": "u", "password": "pw", "passwordDigest": "5f4dcc3b5aa765d61d8327deb882cf99", "passwordAlgorithm": "MD5"}),
+        json!({"username": "u", "passwordDigest": "not-hex", "passwordAlgorithm": "MD5"}),
+        // A field Logto acts on that hookline does not: refused, naming it, not dropped.
+        json!({"username": "u", "isSuspended": true}),
         json!({"name": "x".repeat(129)}),
     ] {
         let (status, err) = w.call(Method::POST, "/users", Some(body.clone())).await;
@@ -522,10 +537,20 @@ async fn users_are_listed_with_search_and_pages() {
         .await
         .unwrap();
     assert_eq!(res.headers()["total-number"], "6");
-    assert!(res.headers()["link"]
-        .to_str()
-        .unwrap()
-        .contains("rel=\"next\""));
+    let rels: Vec<String> = res
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .unwrap()
+                .rsplit("rel=")
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(rels, ["\"first\"", "\"prev\"", "\"last\"", "\"next\""]);
     let page: Value = res.json().await.unwrap();
     let names: Vec<&str> = page
         .as_array()
@@ -533,7 +558,8 @@ async fn users_are_listed_with_search_and_pages() {
         .iter()
         .map(|u| u["username"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["user2", "user3"]);
+    // Newest first, as Logto lists users.
+    assert_eq!(names, ["user3", "user2"]);
     let found = w
         .ok(Method::GET, "/users?search=example.COM", None, 200)
         .await;
@@ -575,8 +601,10 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         .await;
     assert_eq!(
         (status, err["code"].as_str().unwrap()),
-        (422, "resource.indicator_in_use")
+        (422, "resource.resource_identifier_in_use")
     );
+    // A new resource answers with its (empty) scopes, as Logto's does.
+    assert_eq!(api["scopes"], json!([]));
     w.ok(
         Method::PATCH,
         &format!("/resources/{rid}"),
@@ -623,8 +651,22 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         .await;
     assert_eq!(
         (status, err["code"].as_str().unwrap()),
-        (422, "scope.name_exists_under_resource")
+        (422, "scope.name_exists")
     );
+    let (status, err) = w
+        .call(Method::POST, &path, Some(json!({"name": "read users"})))
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (400, "scope.name_with_space")
+    );
+    // Scope names may be up to 256 characters long.
+    let long = "s".repeat(256);
+    let (status, _) = w
+        .call(Method::POST, &path, Some(json!({"name": long})))
+        .await;
+    assert_eq!(status, 201);
+    w.event("Scope.Created").await;
     let read_id = read["id"].as_str().unwrap().to_owned();
     let write_id = write["id"].as_str().unwrap().to_owned();
     let spath = format!("/resources/{rid}/scopes/{read_id}");
@@ -656,10 +698,11 @@ async fn resource_scope_and_role_routes_fire_their_events() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
 
-    // Roles: created with scopeIds fires Role.Created then Role.Scopes.Updated.
+    // Roles: created with scopeIds fires Role.Created then Role.Scopes.Updated, whose data
+    // is the Scope objects assigned.
     let role = w
         .ok(
             Method::POST,
@@ -692,8 +735,18 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         200,
         json!({}),
         &[("roleId", json!(role_id))],
-        None,
+        Some(&json!([renamed])),
     );
+    // `scopeIds: []` still fires, with `data: []`.
+    w.ok(
+        Method::POST,
+        "/roles",
+        Some(json!({"name": "nobody", "description": "No scopes", "scopeIds": []})),
+        200,
+    )
+    .await;
+    let evs = w.events(&["Role.Created", "Role.Scopes.Updated"]).await;
+    assert_eq!(evs[1]["data"], json!([]));
     // Without scopeIds, only Role.Created.
     w.ok(
         Method::POST,
@@ -767,7 +820,7 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         "/roles/:id/scopes",
         201,
         json!({"id": role_id}),
-        &[("roleId", json!(role_id))],
+        &[],
         Some(&now),
     );
     let (status, err) = w
@@ -793,7 +846,7 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         "/roles/:id/scopes/:scopeId",
         204,
         json!({"id": role_id, "scopeId": write_id}),
-        &[("roleId", json!(role_id))],
+        &[],
         None,
     );
     let left = w.ok(Method::GET, &scopes_path, None, 200).await;
@@ -811,13 +864,18 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         .await;
     w.event("User.Created").await;
     let uid = user["id"].as_str().unwrap();
-    w.ok(
-        Method::POST,
-        &format!("/users/{uid}/roles"),
-        Some(json!({"roleIds": [role_id]})),
-        201,
-    )
-    .await;
+    let assigned = w
+        .ok(
+            Method::POST,
+            &format!("/users/{uid}/roles"),
+            Some(json!({"roleIds": [role_id]})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        assigned,
+        json!({"roleIds": [role_id], "addedRoleIds": [role_id]})
+    );
     let roles = w
         .ok(Method::GET, &format!("/users/{uid}/roles"), None, 200)
         .await;
@@ -840,19 +898,41 @@ async fn resource_scope_and_role_routes_fire_their_events() {
         .await;
     assert_eq!(
         (status, err["code"].as_str().unwrap()),
-        (422, "user.role_type_mismatch")
+        (422, "user.invalid_role_type")
     );
-    let (status, err) = w
-        .call(
+    // Idempotent, as Logto's: a role held already is skipped.
+    let again = w
+        .ok(
             Method::POST,
             &format!("/users/{uid}/roles"),
             Some(json!({"roleIds": [role_id]})),
+            201,
         )
         .await;
-    assert_eq!(
-        (status, err["code"].as_str().unwrap()),
-        (422, "user.role_exists")
-    );
+    assert_eq!(again, json!({"roleIds": [role_id], "addedRoleIds": []}));
+    // PUT replaces the set.
+    let viewer = w.ok(Method::GET, "/roles?search=viewer", None, 200).await[0]["id"].clone();
+    let replaced = w
+        .ok(
+            Method::PUT,
+            &format!("/users/{uid}/roles"),
+            Some(json!({"roleIds": [viewer]})),
+            200,
+        )
+        .await;
+    assert_eq!(replaced, json!({"roleIds": [viewer]}));
+    let held = w
+        .ok(Method::GET, &format!("/users/{uid}/roles"), None, 200)
+        .await;
+    assert_eq!(held.as_array().unwrap().len(), 1);
+    assert_eq!(held[0]["id"], viewer);
+    w.ok(
+        Method::PUT,
+        &format!("/users/{uid}/roles"),
+        Some(json!({"roleIds": [role_id]})),
+        200,
+    )
+    .await;
     w.ok(
         Method::DELETE,
         &format!("/users/{uid}/roles/{role_id}"),
@@ -929,6 +1009,30 @@ async fn organization_routes_fire_their_events() {
         )
         .await;
     let oid = org["id"].as_str().unwrap().to_owned();
+    // Logto's organizations: 12-character ids and every field, in Logto's order.
+    assert_eq!(oid.len(), 12);
+    let fields: Vec<&str> = org
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "tenantId",
+            "id",
+            "name",
+            "description",
+            "customData",
+            "isMfaRequired",
+            "isTrustedDeviceAllowed",
+            "color",
+            "branding",
+            "customCss",
+            "createdAt"
+        ]
+    );
     let ev = w.event("Organization.Created").await;
     assert_payload(
         &ev,
@@ -947,11 +1051,21 @@ async fn organization_routes_fire_their_events() {
         .ok(
             Method::PATCH,
             &opath,
-            Some(json!({"description": null, "customData": {"tier": 2}})),
+            Some(json!({
+                "description": null, "customData": {"tier": 2},
+                "color": {"primaryColor": "#ff0000"}, "branding": {"logoUrl": "https://acme.test/l.png"},
+                "customCss": "body { color: red; }"
+            })),
             200,
         )
         .await;
     assert_eq!(updated["description"], Value::Null);
+    assert_eq!(updated["color"], json!({"primaryColor": "#ff0000"}));
+    assert_eq!(
+        updated["branding"],
+        json!({"logoUrl": "https://acme.test/l.png"})
+    );
+    assert_eq!(updated["customCss"], "body { color: red; }");
     let ev = w.event("Organization.Data.Updated").await;
     assert_payload(
         &ev,
@@ -968,13 +1082,15 @@ async fn organization_routes_fire_their_events() {
 
     // Membership: deltas only, empty arrays left out.
     let mpath = format!("/organizations/{oid}/users");
-    w.ok(
-        Method::POST,
-        &mpath,
-        Some(json!({"userIds": [users[0], users[1]]})),
-        201,
-    )
-    .await;
+    let added = w
+        .ok(
+            Method::POST,
+            &mpath,
+            Some(json!({"userIds": [users[0], users[1]]})),
+            201,
+        )
+        .await;
+    assert_eq!(added, json!({"userIds": [users[0], users[1]]}));
     let ev = w.event("Organization.Membership.Updated").await;
     assert_payload(
         &ev,
@@ -1042,16 +1158,41 @@ async fn organization_routes_fire_their_events() {
         ],
         None,
     );
+    let (status, err) = w.call(Method::DELETE, &one, None).await;
     assert_eq!(
-        w.call(Method::DELETE, &one, None).await.0,
-        404,
+        (status, err["code"].as_str().unwrap()),
+        (404, "entity.not_found"),
         "not a member any more"
     );
-    let (status, _) = w
+    let (status, err) = w
         .call(Method::POST, &mpath, Some(json!({"userIds": ["nobody"]})))
         .await;
-    assert_eq!(status, 404);
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (404, "entity.relation_foreign_key_not_found")
+    );
     w.quiet().await;
+    // A call that changes nothing still fires, with `organizationId` only (as Logto's).
+    w.ok(
+        Method::POST,
+        &mpath,
+        Some(json!({"userIds": [users[2]]})),
+        201,
+    )
+    .await;
+    let ev = w.event("Organization.Membership.Updated").await;
+    assert_payload(
+        &ev,
+        &hook,
+        "Organization.Membership.Updated",
+        "POST",
+        &mpath,
+        "/organizations/:id/users",
+        201,
+        json!({"id": oid}),
+        &[("organizationId", json!(oid))],
+        None,
+    );
 
     // Organization scopes and roles.
     let s1 = w
@@ -1161,6 +1302,16 @@ async fn organization_routes_fire_their_events() {
         &[("organizationRoleId", json!(role_id))],
         None,
     );
+    // An empty `organizationScopeIds` fires no OrganizationRole.Scopes.Updated.
+    w.ok(
+        Method::POST,
+        "/organization-roles",
+        Some(json!({"name": "reader", "organizationScopeIds": []})),
+        201,
+    )
+    .await;
+    w.event("OrganizationRole.Created").await;
+    w.quiet().await;
     let rpath = format!("/organization-roles/{role_id}");
     let role_updated = w
         .ok(Method::PATCH, &rpath, Some(json!({"name": "author"})), 200)
@@ -1204,7 +1355,7 @@ async fn organization_routes_fire_their_events() {
         "/organization-roles/:id/scopes",
         204,
         json!({"id": role_id}),
-        &[("organizationRoleId", json!(role_id))],
+        &[],
         None,
     );
     assert_eq!(
@@ -1228,7 +1379,7 @@ async fn organization_routes_fire_their_events() {
         "/organization-roles/:id/scopes",
         201,
         json!({"id": role_id}),
-        &[("organizationRoleId", json!(role_id))],
+        &[],
         None,
     );
     assert_eq!(
@@ -1247,20 +1398,22 @@ async fn organization_routes_fire_their_events() {
         "/organization-roles/:id/scopes/:organizationScopeId",
         204,
         json!({"id": role_id, "organizationScopeId": s2}),
-        &[("organizationRoleId", json!(role_id))],
+        &[],
         None,
     );
 
     // A member's organization roles (no events); they go when the membership goes.
     let member = &users[2];
     let mr = format!("/organizations/{oid}/users/{member}/roles");
-    w.ok(
-        Method::POST,
-        &mr,
-        Some(json!({"organizationRoleIds": [role_id]})),
-        201,
-    )
-    .await;
+    let given = w
+        .ok(
+            Method::POST,
+            &mr,
+            Some(json!({"organizationRoleIds": [role_id]})),
+            201,
+        )
+        .await;
+    assert_eq!(given, json!({"organizationRoleIds": [role_id]}));
     assert_eq!(
         w.ok(Method::GET, &mr, None, 200).await[0]["id"],
         role_id.as_str()
@@ -1268,14 +1421,18 @@ async fn organization_routes_fire_their_events() {
     w.ok(Method::DELETE, &format!("{mr}/{role_id}"), None, 204)
         .await;
     assert_eq!(w.ok(Method::GET, &mr, None, 200).await, json!([]));
-    let (status, _) = w
+    let (status, err) = w
         .call(
             Method::POST,
             &format!("/organizations/{oid}/users/{}/roles", users[0]),
             Some(json!({"organizationRoleIds": [role_id]})),
         )
         .await;
-    assert_eq!(status, 404, "not a member");
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (422, "organization.require_membership"),
+        "not a member"
+    );
     let m2m = w
         .ok(
             Method::POST,

@@ -138,18 +138,27 @@ const INTERACTION_KEYS: [&str; 10] = [
     "hookId",
 ];
 
+/// A data event raised inside an interaction, in Logto's order.
 const INTERACTION_DATA_KEYS: [&str; 10] = [
     "event",
     "createdAt",
-    "userAgent",
     "interactionEvent",
-    "sessionId",
+    "userAgent",
     "applicationId",
+    "sessionId",
     "ip",
     "application",
     "data",
     "hookId",
 ];
+
+/// An exception event raised inside an interaction: its own keys at the top level, no `data`.
+fn exception_keys(own: [&'static str; 2]) -> Vec<&'static str> {
+    let mut k = INTERACTION_DATA_KEYS[..8].to_vec();
+    k.extend(own);
+    k.push("hookId");
+    k
+}
 
 #[tokio::test]
 async fn register_sign_in_and_reset_fire_their_events_with_every_field() {
@@ -170,7 +179,7 @@ async fn register_sign_in_and_reset_fire_their_events_with_every_field() {
     assert_eq!(status, 201, "{reg}");
     let user_id = reg["userId"].as_str().unwrap().to_owned();
     let session = reg["sessionId"].as_str().unwrap().to_owned();
-    assert_eq!((user_id.len(), session.len()), (21, 21));
+    assert_eq!((user_id.len(), session.len()), (12, 21));
     let evs = s.expect(&["PostRegister", "User.Created"]).await;
     let post = &evs[0];
     assert_eq!(keys(post), INTERACTION_KEYS);
@@ -199,6 +208,7 @@ async fn register_sign_in_and_reset_fire_their_events_with_every_field() {
             "updatedAt",
             "profile",
             "applicationId",
+            "cimdClientId",
             "isSuspended"
         ]
     );
@@ -421,21 +431,42 @@ async fn repeated_failures_lock_an_identifier_and_fire_identifier_lockout() {
     assert_eq!((status, &unknown), (422, &first));
     s.interact("/sign-in", wrong.clone()).await;
     s.quiet().await;
+    // The failure that reaches the limit locks: Logto's sentinel answers it as blocked.
     let (status, third) = s.interact("/sign-in", wrong.clone()).await;
-    assert_eq!((status, &third), (422, &first));
+    assert_eq!(
+        (status, third["code"].as_str().unwrap()),
+        (400, "session.verification_blocked_too_many_attempts")
+    );
     let ev = s.expect(&["Identifier.Lockout"]).await.remove(0);
-    assert_eq!(keys(&ev), INTERACTION_DATA_KEYS);
-    assert_eq!(ev["data"], json!({"type": "username", "value": "bob"}));
+    assert_eq!(keys(&ev), exception_keys(["type", "value"]));
+    assert_eq!(
+        (&ev["type"], &ev["value"]),
+        (&json!("username"), &json!("bob"))
+    );
     assert_eq!(ev["interactionEvent"], "SignIn");
-    // Locked: the right password is refused like a wrong one, and nothing fires.
-    let (status, locked) = s
-        .interact(
-            "/sign-in",
-            json!({"identifier": "bob", "password": "right-password"}),
-        )
-        .await;
-    assert_eq!((status, &locked), (422, &first));
-    s.quiet().await;
+    // Locked: every attempt, the right password included, is refused and fires again.
+    for password in ["right-password", "wrong-password"] {
+        let (status, locked) = s
+            .interact(
+                "/sign-in",
+                json!({"identifier": "bob", "password": password}),
+            )
+            .await;
+        assert_eq!((status, &locked["code"]), (400, &third["code"]));
+        let again = s.expect(&["Identifier.Lockout"]).await.remove(0);
+        assert_eq!(again["value"], "bob");
+    }
+    // Unknown identifiers lock the same way (the sentinel counts identifiers, not accounts).
+    let ghost = json!({"identifier": "ghost@example.com", "password": "x-password"});
+    for _ in 0..2 {
+        assert_eq!(s.interact("/sign-in", ghost.clone()).await.0, 422);
+    }
+    assert_eq!(s.interact("/sign-in", ghost.clone()).await.0, 400);
+    let ev = s.expect(&["Identifier.Lockout"]).await.remove(0);
+    assert_eq!(
+        (&ev["type"], &ev["value"]),
+        (&json!("email"), &json!("ghost@example.com"))
+    );
     // Another identifier is not affected.
     s.register("carl", "right-password").await;
     let (status, _) = s
@@ -447,6 +478,15 @@ async fn repeated_failures_lock_an_identifier_and_fire_identifier_lockout() {
     assert_eq!(status, 200);
     s.expect(&["PostSignIn"]).await;
     s.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_lockout_and_rate_limit_defaults_are_logtos() {
+    let args = hookline::configuration::ServeArgs::defaults();
+    assert_eq!(args.lockout_failures, 100);
+    assert_eq!(args.lockout_duration, Duration::from_secs(3600));
+    assert_eq!(args.code_sends_per_recipient, 10);
+    assert_eq!(args.code_send_window, Duration::from_secs(600));
 }
 
 #[tokio::test]
@@ -473,7 +513,7 @@ async fn suspended_users_are_refused_and_nothing_fires() {
 
 #[tokio::test]
 async fn codes_for_one_recipient_are_rate_limited_and_fire_message_rate_limited() {
-    let mut s = Setup::start(|a| a.reset_codes_per_hour = 2).await;
+    let mut s = Setup::start(|a| a.code_sends_per_recipient = 2).await;
     s.register("erin", "right-password").await;
     for _ in 0..2 {
         let (status, _) = s
@@ -492,13 +532,13 @@ async fn codes_for_one_recipient_are_rate_limited_and_fire_message_rate_limited(
         .await;
     assert_eq!(
         (status, err["code"].as_str().unwrap()),
-        (429, "verification_code.too_many_requests")
+        (429, "request.message_rate_limited")
     );
     let ev = s.expect(&["Message.RateLimited"]).await.remove(0);
-    assert_eq!(keys(&ev), INTERACTION_DATA_KEYS);
+    assert_eq!(keys(&ev), exception_keys(["action", "recipient"]));
     assert_eq!(
-        ev["data"],
-        json!({"action": "VerificationCodeSend", "recipient": "erin"})
+        (&ev["action"], &ev["recipient"]),
+        (&json!("VerificationCodeSend"), &json!("erin"))
     );
     assert_eq!(ev["ip"], "192.0.2.1");
     // An unknown recipient: 404, and its sends count too.

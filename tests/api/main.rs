@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth_and_health;
 mod compat;
+mod conformance;
 mod delivery;
 mod hooks;
 mod identity;

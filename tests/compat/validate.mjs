@@ -1,9 +1,17 @@
 // Checks hookline's output with Logto's own code and the reference Standard Webhooks library.
-// Input: a JSON file {hooks: [...], hooksWithStats: [...], testErrorData: {...},
-//                     signed: [{secret, id, timestamp, signature, body}]}.
+// Input: a JSON file {hooks: [...], hooksWithStats: [...], testErrorData: {...}, catalog,
+//                     users: [...], logs: [...], signed: [{secret, id, timestamp, signature, body}]}.
 // Exits non-zero with the first mismatch.
 import { readFileSync } from 'node:fs';
-import { Hooks, hookResponseGuard, hookTestErrorResponseDataGuard, hookEvents } from '@logto/schemas';
+import {
+  Hooks,
+  Logs,
+  hookResponseGuard,
+  hookTestErrorResponseDataGuard,
+  hookEvents,
+  userInfoGuard,
+  userProfileResponseGuard,
+} from '@logto/schemas';
 import { Webhook } from 'standardwebhooks';
 
 const input = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -22,6 +30,17 @@ for (const name of input.catalog) {
   if (!hookEvents.includes(name)) throw new Error(`${name} is not a Logto hook event`);
   checked++;
 }
+// Users: the Management API's answer (user-info fields and hasPassword), strictly, and the
+// user-info fields alone.
+for (const user of input.users) {
+  userProfileResponseGuard.strict().parse(user);
+  const { hasPassword, ...info } = user;
+  userInfoGuard.strict().parse(info);
+  checked++;
+}
+// Hook logs, as recent-logs answers them (Logto's log rows without the tenant).
+Logs.guard.omit({ tenantId: true }).array().nonempty().parse(input.logs);
+checked++;
 for (const s of input.signed) {
   new Webhook(s.secret).verify(s.body, {
     'webhook-id': s.id,

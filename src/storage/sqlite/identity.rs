@@ -479,7 +479,7 @@ impl IdentityStore for SqliteStore {
             .page
             .map_or((-1, 0), |p| (i64::from(p.limit), p.offset as i64));
         let rows = sqlx::query(&format!(
-            "SELECT doc FROM {} WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+            "SELECT doc FROM {} WHERE {filter} ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4",
             t.name
         ))
         .bind(&q.parent)
