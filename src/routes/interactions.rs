@@ -12,7 +12,7 @@ use crate::domain::identity::user::{check_password, NewUserInput};
 use crate::domain::interaction::{Identifier, InteractionContext};
 use crate::identity::interactions::{self, secret_matches, InteractionError};
 use crate::storage::identity::Kind;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 impl From<InteractionError> for ApiError {
     fn from(e: InteractionError) -> Self {
@@ -120,20 +120,7 @@ impl FromRequestParts<AppState> for Caller {
             )))
             .into_response()
         })?;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let peer_ip = state.trusted_proxies.client_ip(peer, forwarded);
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let (peer_ip, user_agent) = super::client_of(parts, state);
         Ok(Caller {
             app,
             peer_ip,

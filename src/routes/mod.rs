@@ -236,6 +236,29 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     )
 }
 
+/// Who sent a request: its address (the peer's, or from one of `--trusted-proxies` the client
+/// `X-Forwarded-For` names: `TrustedProxies::client_ip`) and its `user-agent`, as data events
+/// and interactions record them.
+pub(crate) fn client_of(
+    parts: &axum::http::request::Parts,
+    state: &AppState,
+) -> (std::net::IpAddr, Option<String>) {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let user_agent = parts
+        .headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (state.trusted_proxies.client_ip(peer, forwarded), user_agent)
+}
+
 /// Adds the hook a request is about to its span.
 pub fn record_hook_id(id: &str) {
     tracing::Span::current().record("hook_id", id);

@@ -27,14 +27,13 @@ use crate::domain::payload::ApiCall;
 use crate::identity::Emitter;
 use crate::storage::identity::{DocQuery, IdentityError, Kind, Link};
 use crate::storage::Store;
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, RawPathParams};
+use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, RawPathParams};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Map, Value};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 type ApiResult = Result<Response, ApiError>;
@@ -86,20 +85,8 @@ impl FromRequestParts<AppState> for Call {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let ip = state.trusted_proxies.client_ip(peer, forwarded).to_string();
+        let (ip, user_agent) = crate::routes::client_of(parts, state);
+        let ip = ip.to_string();
         let path = parts
             .extensions
             .get::<OriginalUri>()
