@@ -8,10 +8,14 @@ CREATE TABLE organization_applications (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX organization_applications_application ON organization_applications (application_id);
 
+-- `pending_key` is the invitee's email (lowercased) while the invitation is pending, else NULL:
+-- one pending invitation per invitee and organization, as Logto's partial unique index has it.
 CREATE TABLE organization_invitations (
     id              TEXT PRIMARY KEY,
     organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    pending_key     TEXT,
     doc             TEXT NOT NULL,
-    created_at      INTEGER NOT NULL
+    created_at      INTEGER NOT NULL,
+    UNIQUE (organization_id, pending_key)
 ) STRICT;
 CREATE INDEX organization_invitations_organization ON organization_invitations (organization_id);

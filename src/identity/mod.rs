@@ -7,6 +7,7 @@
 pub mod applications;
 pub mod authz;
 pub mod interactions;
+pub mod invitations;
 pub mod organizations;
 pub mod users;
 

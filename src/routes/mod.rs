@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::storage::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use error::ApiError;
 use std::sync::Arc;
@@ -206,6 +206,18 @@ fn identity_routes() -> Router<AppState> {
         .route(
             "/organization-roles/{id}/scopes/{organizationScopeId}",
             delete(i::remove_organization_role_scope),
+        )
+        .route(
+            "/organization-invitations",
+            get(i::list_invitations).post(i::create_invitation),
+        )
+        .route(
+            "/organization-invitations/{id}",
+            get(i::get_invitation).delete(i::delete_invitation),
+        )
+        .route(
+            "/organization-invitations/{id}/status",
+            put(i::set_invitation_status),
         )
         .route(
             "/organization-scopes",

@@ -52,6 +52,8 @@ pub enum Key {
     Phone,
     Name,
     Indicator,
+    /// A pending invitation's invitee (lowercased), unique within its organization.
+    PendingInvitee,
 }
 
 /// Links between documents: `a` → `b`, optionally within a `scope` (the organization, for a

@@ -56,6 +56,17 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         )
         .await;
     let users = app.get_json("/users").await;
+    let org = app
+        .send_json(Method::POST, "/organizations", json!({"name": "zod"}))
+        .await;
+    let invitation = app
+        .send_json(
+            Method::POST,
+            "/organization-invitations",
+            json!({"invitee": "inv@example.com", "organizationId": org["id"],
+                   "expiresAt": hookline::clock::now_ms() + 60_000}),
+        )
+        .await;
     let one_with_stats = app
         .get_json(&format!("/hooks/{id}?includeExecutionStats=true"))
         .await;
@@ -86,6 +97,8 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         "catalog": catalog,
         "users": [user, users[0]],
         "logs": logs,
+        "organizations": [org],
+        "invitations": [invitation],
         "signed": [{
             "secret": created["standardWebhooksSecret"],
             "id": got[0].header("webhook-id"),
@@ -108,6 +121,6 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         "compat check failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("compat ok: 41 checks"), "{stdout}");
+    assert!(stdout.contains("compat ok: 43 checks"), "{stdout}");
     app.stop().await;
 }

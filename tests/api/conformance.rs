@@ -381,3 +381,200 @@ async fn redirects_are_logged_with_their_location_and_retries_cap_a_hook() {
     assert_eq!(logs[0]["payload"]["response"]["statusCode"], 301);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn organization_invitations_add_the_member_with_its_roles_when_accepted() {
+    let app = TestApp::spawn().await;
+    let events = Receiver::start().await;
+    app.create_hook(&["Organization.Membership.Updated"], &events.url())
+        .await;
+    let org = app
+        .send_json(Method::POST, "/organizations", json!({"name": "Acme"}))
+        .await;
+    let oid = org["id"].as_str().unwrap().to_owned();
+    let role = app
+        .send_json(
+            Method::POST,
+            "/organization-roles",
+            json!({"name": "editor"}),
+        )
+        .await;
+    let ann = app
+        .send_json(
+            Method::POST,
+            "/users",
+            json!({"username": "ann", "primaryEmail": "ann@example.com"}),
+        )
+        .await;
+    let bob = app
+        .send_json(
+            Method::POST,
+            "/users",
+            json!({"username": "bob", "primaryEmail": "bob@example.com"}),
+        )
+        .await;
+    let later = hookline::clock::now_ms() + 3_600_000;
+    let invite = |invitee: &str, extra: Value| {
+        let mut body = json!({
+            "inviterId": bob["id"], "invitee": invitee, "organizationId": oid,
+            "expiresAt": later, "organizationRoleIds": [role["id"]]
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        app.api(Method::POST, "/organization-invitations")
+            .json(&body)
+            .send()
+    };
+    let res = invite("Ann@Example.com", json!({})).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let inv: Value = res.json().await.unwrap();
+    let keys: Vec<&str> = inv
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "tenantId",
+            "id",
+            "inviterId",
+            "invitee",
+            "acceptedUserId",
+            "organizationId",
+            "status",
+            "createdAt",
+            "updatedAt",
+            "expiresAt",
+            "organizationRoles"
+        ]
+    );
+    assert_eq!(inv["status"], "Pending");
+    assert_eq!(
+        inv["organizationRoles"],
+        json!([{"id": role["id"], "name": "editor"}])
+    );
+    let iid = inv["id"].as_str().unwrap().to_owned();
+    // One pending invitation per invitee and organization; no mailer; no past expiry.
+    expect_error(
+        invite("ann@example.com", json!({})).await.unwrap(),
+        422,
+        "entity.unique_integrity_violation",
+    )
+    .await;
+    let err = expect_error(
+        invite(
+            "x@example.com",
+            json!({"messagePayload": {"link": "https://x"}}),
+        )
+        .await
+        .unwrap(),
+        400,
+        "guard.invalid_input",
+    )
+    .await;
+    assert!(err["details"].as_str().unwrap().contains("messagePayload"));
+    expect_error(
+        invite("x@example.com", json!({"expiresAt": 1}))
+            .await
+            .unwrap(),
+        400,
+        "guard.invalid_input",
+    )
+    .await;
+    // Listed, filtered, and one by one.
+    let listed = app
+        .get_json(&format!(
+            "/organization-invitations?organizationId={oid}&invitee=ANN@example.com"
+        ))
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get_json(&format!("/organization-invitations/{iid}"))
+            .await,
+        inv
+    );
+    // Accepting needs the invitee's own account.
+    let status = format!("/organization-invitations/{iid}/status");
+    let res = app
+        .api(Method::PUT, &status)
+        .json(&json!({"status": "Accepted", "acceptedUserId": bob["id"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 422, "request.invalid_input").await;
+    let res = app
+        .api(Method::PUT, &status)
+        .json(&json!({"status": "Accepted", "acceptedUserId": ann["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let accepted: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&accepted["status"], &accepted["acceptedUserId"]),
+        (&json!("Accepted"), &ann["id"])
+    );
+    let ev = events.wait_for(1, Duration::from_secs(10)).await[0].json();
+    assert_eq!(ev["organizationId"], oid.as_str());
+    assert_eq!(ev["addedUserIds"], json!([ann["id"]]));
+    assert_eq!((&ev["method"], &ev["status"]), (&json!("PUT"), &json!(200)));
+    assert_eq!(ev["matchedRoute"], "/organization-invitations/:id/status");
+    let roles = app
+        .get_json(&format!(
+            "/organizations/{oid}/users/{}/roles",
+            ann["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(roles[0]["id"], role["id"]);
+    // Settled: no second change; a member is not invited again.
+    let res = app
+        .api(Method::PUT, &status)
+        .json(&json!({"status": "Revoked"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 422, "request.invalid_input").await;
+    expect_error(
+        invite("ann@example.com", json!({})).await.unwrap(),
+        422,
+        "request.invalid_input",
+    )
+    .await;
+    // Revoke and delete another.
+    let other: Value = invite("cat@example.com", json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "/organization-invitations/{}",
+        other["id"].as_str().unwrap()
+    );
+    let res = app
+        .api(Method::PUT, &format!("{path}/status"))
+        .json(&json!({"status": "Revoked"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "Revoked");
+    assert_eq!(
+        app.api(Method::DELETE, &path)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    expect_error(
+        app.api(Method::GET, &path).send().await.unwrap(),
+        404,
+        "entity.not_exists_with_id",
+    )
+    .await;
+    events.assert_stays_at(1, Duration::from_millis(300)).await;
+    app.stop().await;
+}

@@ -1,6 +1,7 @@
 // Checks hookline's output with Logto's own code and the reference Standard Webhooks library.
 // Input: a JSON file {hooks: [...], hooksWithStats: [...], testErrorData: {...}, catalog,
-//                     users: [...], logs: [...], signed: [{secret, id, timestamp, signature, body}]}.
+//                     users, logs, organizations, invitations,
+//                     signed: [{secret, id, timestamp, signature, body}]}.
 // Exits non-zero with the first mismatch.
 import { readFileSync } from 'node:fs';
 import {
@@ -11,6 +12,8 @@ import {
   hookEvents,
   userInfoGuard,
   userProfileResponseGuard,
+  Organizations,
+  organizationInvitationEntityGuard,
 } from '@logto/schemas';
 import { Webhook } from 'standardwebhooks';
 
@@ -41,6 +44,16 @@ for (const user of input.users) {
 // Hook logs, as recent-logs answers them (Logto's log rows without the tenant).
 Logs.guard.omit({ tenantId: true }).array().nonempty().parse(input.logs);
 checked++;
+for (const org of input.organizations) {
+  Organizations.guard.omit({ tenantId: true }).strict().parse(
+    Object.fromEntries(Object.entries(org).filter(([k]) => k !== 'tenantId'))
+  );
+  checked++;
+}
+for (const invitation of input.invitations) {
+  organizationInvitationEntityGuard.strict().parse(invitation);
+  checked++;
+}
 for (const s of input.signed) {
   new Webhook(s.secret).verify(s.body, {
     'webhook-id': s.id,

@@ -5,6 +5,7 @@
 
 pub mod application;
 pub mod authz;
+pub mod invitation;
 pub mod password;
 pub mod user;
 

@@ -6,15 +6,17 @@
 //! one, given once per route.
 //!
 //! The handlers live by URL family, as `crate::identity` has them: `users.rs`, `authz.rs`
-//! (resources, scopes, roles), `organizations.rs`, `applications.rs`.
+//! (resources, scopes, roles), `organizations.rs`, `invitations.rs`, `applications.rs`.
 
 mod applications;
 mod authz;
+mod invitations;
 mod organizations;
 mod users;
 
 pub use applications::*;
 pub use authz::*;
+pub use invitations::*;
 pub use organizations::*;
 pub use users::*;
 

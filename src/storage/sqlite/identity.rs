@@ -80,7 +80,7 @@ fn table(kind: Kind) -> &'static Table {
         },
         Kind::OrganizationInvitation => &Table {
             name: "organization_invitations",
-            keys: &[],
+            keys: &[(Key::PendingInvitee, "pending_key")],
             parent: Some("organization_id"),
             search: &["id", "json_extract(doc, '$.invitee')"],
         },
