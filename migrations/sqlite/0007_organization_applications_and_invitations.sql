@@ -19,3 +19,24 @@ CREATE TABLE organization_invitations (
     UNIQUE (organization_id, pending_key)
 ) STRICT;
 CREATE INDEX organization_invitations_organization ON organization_invitations (organization_id);
+
+-- Documents written before this migration take the fields Logto's objects now have, in Logto's
+-- order (JSON objects keep insertion order, so trailing keys are removed and set again):
+-- users gain `cimdClientId` (null) before `isSuspended` and `hasPassword` after it;
+-- organizations gain `isTrustedDeviceAllowed`, `color`, `branding`, `customCss` before
+-- `createdAt`.
+UPDATE users SET doc = json_set(
+    json_remove(doc, '$.cimdClientId', '$.isSuspended', '$.hasPassword'),
+    '$.cimdClientId', json('null'),
+    '$.isSuspended', json(CASE WHEN json_extract(doc, '$.isSuspended') THEN 'true' ELSE 'false' END),
+    '$.hasPassword', json(CASE WHEN coalesce(password_hash, '') <> '' THEN 'true' ELSE 'false' END)
+) WHERE json_type(doc, '$.hasPassword') IS NULL;
+
+UPDATE organizations SET doc = json_set(
+    json_remove(doc, '$.createdAt'),
+    '$.isTrustedDeviceAllowed', json('true'),
+    '$.color', json('{}'),
+    '$.branding', json('{}'),
+    '$.customCss', json('null'),
+    '$.createdAt', json_extract(doc, '$.createdAt')
+) WHERE json_type(doc, '$.color') IS NULL;

@@ -572,3 +572,81 @@ impl IdentityStore for SqliteStore {
         value.as_deref().map(parse_doc).transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    /// Documents written before migration 0007 read as Logto's objects afterwards, keys in
+    /// Logto's order.
+    #[test]
+    fn migration_0007_brings_old_documents_up_to_logtos_fields() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for sql in [
+            include_str!("../../../migrations/sqlite/0001_initial.sql"),
+            include_str!("../../../migrations/sqlite/0002_queue_index_covers_hook.sql"),
+            include_str!("../../../migrations/sqlite/0003_attempts_without_id_index.sql"),
+            include_str!("../../../migrations/sqlite/0004_no_hook_index_on_deliveries.sql"),
+            include_str!("../../../migrations/sqlite/0005_identity.sql"),
+            include_str!("../../../migrations/sqlite/0006_applications_and_interactions.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let old_user = json!({"id": "u1", "username": "ann", "primaryEmail": null, "primaryPhone": null,
+            "name": null, "avatar": null, "customData": {}, "identities": {}, "lastSignInAt": null,
+            "createdAt": 1, "updatedAt": 1, "profile": {}, "applicationId": null, "isSuspended": true});
+        conn.execute(
+            "INSERT INTO users (id, username, password_hash, doc, created_at) VALUES ('u1', 'ann', '$argon2id$x', ?1, 1)",
+            [old_user.to_string()],
+        )
+        .unwrap();
+        let old_org = json!({"tenantId": "default", "id": "o1", "name": "Acme", "description": null,
+            "customData": {}, "isMfaRequired": false, "createdAt": 5});
+        conn.execute(
+            "INSERT INTO organizations (id, doc, created_at) VALUES ('o1', ?1, 5)",
+            [old_org.to_string()],
+        )
+        .unwrap();
+        conn.execute_batch(include_str!(
+            "../../../migrations/sqlite/0007_organization_applications_and_invitations.sql"
+        ))
+        .unwrap();
+        let read = |sql: &str| -> Value {
+            let text: String = conn.query_row(sql, [], |r| r.get(0)).unwrap();
+            serde_json::from_str(&text).unwrap()
+        };
+        let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+        let user = read("SELECT doc FROM users");
+        assert_eq!(
+            keys(&user)[12..],
+            [
+                "applicationId",
+                "cimdClientId",
+                "isSuspended",
+                "hasPassword"
+            ]
+        );
+        assert_eq!(
+            (&user["isSuspended"], &user["hasPassword"]),
+            (&json!(true), &json!(true))
+        );
+        let org = read("SELECT doc FROM organizations");
+        assert_eq!(
+            keys(&org),
+            [
+                "tenantId",
+                "id",
+                "name",
+                "description",
+                "customData",
+                "isMfaRequired",
+                "isTrustedDeviceAllowed",
+                "color",
+                "branding",
+                "customCss",
+                "createdAt"
+            ]
+        );
+        assert_eq!((&org["color"], &org["createdAt"]), (&json!({}), &json!(5)));
+    }
+}
