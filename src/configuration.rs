@@ -87,13 +87,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
-    /// Failed verifications of one identifier (known or not), within the lockout duration,
-    /// that lock it. Logto's sentinel default: 100.
-    #[arg(long, env = "HOOKLINE_LOCKOUT_FAILURES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Failed verifications of one identifier (known or not) within an hour that lock it.
+    /// Logto's sentinel default: 100.
+    #[arg(long, env = "HOOKLINE_LOCKOUT_FAILURES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub lockout_failures: u32,
 
-    /// How long a locked identifier stays locked (and the window its failures count in).
-    /// Logto's sentinel default: 60 minutes.
+    /// How long a locked identifier stays locked. Logto's sentinel default: 60 minutes.
     #[arg(long, env = "HOOKLINE_LOCKOUT_DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
     pub lockout_duration: Duration,
 

@@ -50,17 +50,23 @@ impl Identifier {
     }
 }
 
-/// Failed sign-ins of one identifier, kept for `window` after the first one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Failed verifications of one identifier: when each failure of the last window happened
+/// (oldest first, at most the policy's limit), and until when it is locked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Failures {
-    pub count: u32,
-    pub first_at: i64,
+    pub at: Vec<i64>,
     pub locked_until: Option<i64>,
 }
 
-/// Repeated failed sign-ins lock an identifier: `max_failures` within `lock_ms` lock it for
-/// `lock_ms`, during which even the right password is refused.
+/// How far back failures count: Logto's sentinel counts the failed verifications of the last
+/// hour, whatever the lockout lasts.
+pub const LOCKOUT_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// Logto's sentinel (`defaultSentinelPolicy`): `max_failures` failed verifications of one
+/// identifier within the last hour ([`LOCKOUT_WINDOW_MS`], a sliding window) lock it for
+/// `lock_ms`, during which every attempt is refused, the right password included. A
+/// successful sign-in does not clear the count (the sentinel keeps every activity).
 #[derive(Debug, Clone, Copy)]
 pub struct LockoutPolicy {
     pub max_failures: u32,
@@ -73,28 +79,25 @@ impl LockoutPolicy {
             .is_some_and(|until| until > now)
     }
 
-    /// The state after one more failure, and whether it locked the identifier just now.
+    /// The state after one more failure at `now`, and whether it locked the identifier.
     pub fn fail(&self, f: Option<Failures>, now: i64) -> (Failures, bool) {
-        let fresh = Failures {
-            count: 0,
-            first_at: now,
-            locked_until: None,
-        };
-        let mut f = match f {
-            Some(f) if now - f.first_at < self.lock_ms && f.locked_until.is_none() => f,
-            _ => fresh,
-        };
-        f.count += 1;
-        let locks = f.count >= self.max_failures;
+        let mut f = f.unwrap_or_default();
+        f.locked_until = f.locked_until.filter(|until| *until > now);
+        f.at.retain(|t| now - t < LOCKOUT_WINDOW_MS);
+        f.at.push(now);
+        let locks = f.at.len() >= self.max_failures as usize;
         if locks {
             f.locked_until = Some(now + self.lock_ms);
+            f.at.clear();
         }
         (f, locks)
     }
 
-    /// How long the state must be kept.
+    /// How long the state must be kept: until the lock ends and the newest failure leaves
+    /// the window.
     pub fn expires_at(&self, f: &Failures) -> i64 {
-        f.locked_until.unwrap_or(f.first_at + self.lock_ms)
+        let last = f.at.last().map_or(0, |t| t + LOCKOUT_WINDOW_MS);
+        f.locked_until.unwrap_or(0).max(last)
     }
 }
 
@@ -380,23 +383,26 @@ mod tests {
     }
 
     #[test]
-    fn the_lockout_counts_failures_and_expires() {
+    fn the_lockout_counts_failures_in_a_sliding_hour_and_expires() {
         let p = LockoutPolicy {
             max_failures: 3,
             lock_ms: 1000,
         };
         let (f, locked) = p.fail(None, 0);
-        assert!(!locked && f.count == 1);
+        assert!(!locked && f.at.len() == 1);
         let (f, locked) = p.fail(Some(f), 10);
-        assert!(!locked && f.count == 2);
+        assert!(!locked && f.at.len() == 2);
         let (f, locked) = p.fail(Some(f), 20);
         assert!(locked);
         assert!(p.is_locked(Some(&f), 500));
         assert!(!p.is_locked(Some(&f), 1020));
-        // Failures older than the window start over.
+        assert_eq!(p.expires_at(&f), 1020);
+        // Failures older than an hour no longer count; the window slides.
         let (f, _) = p.fail(None, 0);
-        let (f, locked) = p.fail(Some(f), 5000);
-        assert!(!locked && f.count == 1);
+        let (f, _) = p.fail(Some(f), LOCKOUT_WINDOW_MS - 1);
+        let (f, locked) = p.fail(Some(f), LOCKOUT_WINDOW_MS);
+        assert!(!locked);
+        assert_eq!(f.at, [LOCKOUT_WINDOW_MS - 1, LOCKOUT_WINDOW_MS]);
     }
 
     #[test]

@@ -390,7 +390,6 @@ pub async fn sign_in(
             if user.is_suspended {
                 return Ok(Err(InteractionError::Suspended));
             }
-            tx.state_delete(StateSpace::SignInFailures, &identifier.state_key())?;
             user.last_sign_in_at = Some(ev.now_ms);
             tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
             if let Some(h) = &new_hash {
@@ -410,8 +409,11 @@ fn code_hash(key: &str, code: &str) -> String {
 
 /// `POST /api/interactions/forgot-password/verification-codes`: a six-digit code for the
 /// user the identifier names, valid for ten minutes, stored hashed; answered to the
-/// application's backend, which delivers it. Every send counts towards the recipient's cap
-/// ([`CodeSendPolicy`]); one past it is refused and fires `Message.RateLimited`.
+/// application's backend, which delivers it. Every send counts towards its recipient's cap
+/// ([`CodeSendPolicy`]), the recipient being where the code goes (the user's email, else phone;
+/// for an unknown identifier, the identifier itself), so one inbox is not reached twice as
+/// often through a username and an email. A send past the cap is refused and fires
+/// `Message.RateLimited`; a send for an unknown identifier counts too, then answers 404.
 pub async fn send_reset_code(
     store: &dyn Store,
     settings: InteractionSettings,
@@ -423,15 +425,29 @@ pub async fn send_reset_code(
     let hash = code_hash(&identifier.state_key(), &code);
     let policy = settings.codes;
     transact(store, move |tx| -> Result<Committed<()>, IdentityError> {
-        let key = identifier.state_key();
         let now = ev.now_ms;
+        let user_id = tx.find(Kind::User, key_of(&identifier), identifier.value(), None)?;
+        let user: Option<User> = match &user_id {
+            Some(id) => Some(load(tx, Kind::User, id)?),
+            None => None,
+        };
+        let recipient = user
+            .as_ref()
+            .and_then(|u| {
+                u.primary_email
+                    .as_deref()
+                    .map(email_key)
+                    .or_else(|| u.primary_phone.clone())
+            })
+            .unwrap_or_else(|| identifier.value().to_owned());
+        let sends_key = format!("recipient:{recipient}");
         let sends: Option<CodeSends> = tx
-            .state_get(StateSpace::CodeSends, &key, now)?
+            .state_get(StateSpace::CodeSends, &sends_key, now)?
             .and_then(|v| serde_json::from_value(v).ok());
         let Some(sends) = policy.next_send(sends, now) else {
             let own = super::extra(&[
                 ("action", json!("VerificationCodeSend")),
-                ("recipient", json!(identifier.value())),
+                ("recipient", json!(recipient)),
             ]);
             tx.emit(&[ev.data(
                 HookEvent::MESSAGE_RATE_LIMITED,
@@ -443,13 +459,14 @@ pub async fn send_reset_code(
         };
         tx.state_put(
             StateSpace::CodeSends,
-            &key,
+            &sends_key,
             &to_json(&sends)?,
             policy.expires_at(&sends),
         )?;
-        let Some(user_id) = tx.find(Kind::User, key_of(&identifier), identifier.value(), None)?
-        else {
-            return Err(IdentityError::not_found(Kind::User, identifier.value()));
+        let Some(user_id) = user_id else {
+            // The send counts (it is committed) all the same.
+            let missing = IdentityError::not_found(Kind::User, identifier.value());
+            return Ok(Err(missing.into()));
         };
         let open = ResetCode {
             code_hash: hash.clone(),
@@ -459,7 +476,7 @@ pub async fn send_reset_code(
         };
         tx.state_put(
             StateSpace::ResetCode,
-            &key,
+            &identifier.state_key(),
             &to_json(&open)?,
             open.expires_at,
         )?;

@@ -158,7 +158,11 @@ fn accept(
 pub async fn delete(store: &dyn IdentityStore, id: String) -> IdentityResult<Value> {
     transact(store, move |tx| {
         if !tx.delete(Kind::OrganizationInvitation, &id)? {
-            return Err(IdentityError::not_found(Kind::OrganizationInvitation, &id));
+            return Err(super::missing(
+                "entity.not_found",
+                Kind::OrganizationInvitation,
+                &id,
+            ));
         }
         Ok(Value::Null)
     })

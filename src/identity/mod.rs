@@ -126,6 +126,34 @@ pub(crate) fn load<T: DeserializeOwned>(
     })
 }
 
+/// A 404 with Logto's `code` for the route: `entity.not_found` where Logto deletes a row or a
+/// link that is not there, `entity.not_exists` where it updates one (its `DeletionError` and
+/// `UpdateError`); lookups by id answer `entity.not_exists_with_id` ([`IdentityError::not_found`]).
+pub(crate) fn missing(code: &'static str, kind: Kind, id: &str) -> IdentityError {
+    IdentityError::Refused {
+        status: 404,
+        code,
+        message: format!(
+            "The {} with ID `{}` does not exist.",
+            kind.entity(),
+            id.chars().take(64).collect::<String>()
+        ),
+    }
+}
+
+/// The document `id` of `kind` that a `PATCH` changes, or Logto's 404 for an update of a row
+/// that is not there (`entity.not_exists`, for the kinds Logto's `SchemaRouter` serves).
+pub(crate) fn load_for_update<T: DeserializeOwned>(
+    tx: &mut dyn IdentityTx,
+    kind: Kind,
+    id: &str,
+) -> IdentityResult<T> {
+    match load(tx, kind, id) {
+        Err(IdentityError::NotFound { .. }) => Err(missing("entity.not_exists", kind, id)),
+        other => other,
+    }
+}
+
 /// Every id exists as a document of `kind`, or a 404 naming the first that does not.
 pub(crate) fn must_exist(
     tx: &mut dyn IdentityTx,
@@ -194,7 +222,13 @@ pub(crate) async fn delete_firing(
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
         if !tx.delete(kind, &id)? {
-            return Err(IdentityError::not_found(kind, &id));
+            // Logto's `SchemaRouter` deletes without a lookup first: its `DeletionError`.
+            return Err(match kind {
+                Kind::Organization | Kind::OrganizationRole | Kind::OrganizationScope => {
+                    missing("entity.not_found", kind, &id)
+                }
+                _ => IdentityError::not_found(kind, &id),
+            });
         }
         tx.emit(&[em.event(event, Map::new(), None)])?;
         Ok(Value::Null)

@@ -2,8 +2,8 @@
 //! organization roles and organization scopes.
 
 use super::{
-    answer, change_links, create_role_with_scopes, delete_firing, doc, extra, load, must_be_free,
-    must_exist, Emitter, LinkChange, RoleKind,
+    answer, change_links, create_role_with_scopes, delete_firing, doc, extra, load,
+    load_for_update, must_be_free, must_exist, Emitter, LinkChange, RoleKind,
 };
 use crate::domain::event::HookEvent;
 use crate::domain::identity::application::{Application, ApplicationType};
@@ -72,7 +72,7 @@ pub async fn update(
     patch: OrganizationPatch,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-        let org = patch.apply(load(tx, Kind::Organization, &id)?);
+        let org = patch.apply(load_for_update(tx, Kind::Organization, &id)?);
         tx.update(Kind::Organization, &org_doc(&org)?)?;
         answer(tx, &em, HookEvent::ORGANIZATION_DATA_UPDATED, &org)
     })
@@ -141,7 +141,7 @@ pub async fn change_members(
                     .and_then(|v| serde_json::from_value(v).ok());
                 if app.is_some_and(|a| a.kind != ApplicationType::MachineToMachine) {
                     return Err(IdentityError::Conflict {
-                        code: "application.invalid_type",
+                        code: "entity.db_constraint_violated",
                         message: format!(
                             "The application `{id}` is not a machine-to-machine application; only those join organizations."
                         ),
@@ -167,7 +167,12 @@ pub async fn change_members(
             extra(&fields),
             None,
         )])?;
-        Ok(json!({ body_field: ids }))
+        // Logto answers adding users with the ids named, and the other calls with no body.
+        Ok(if members == Members::Users && how == LinkChange::Add {
+            json!({ body_field: ids })
+        } else {
+            Value::Null
+        })
     })
     .await
 }
@@ -269,7 +274,7 @@ pub async fn update_role(
     patch: NamedPatch,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-        let mut role: OrganizationRole = load(tx, Kind::OrganizationRole, &id)?;
+        let mut role: OrganizationRole = load_for_update(tx, Kind::OrganizationRole, &id)?;
         patch.apply_to(&mut role.name, &mut role.description);
         must_be_free(
             tx,
@@ -367,7 +372,7 @@ pub async fn update_scope(
     patch: NamedPatch,
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
-        let mut scope: OrganizationScope = load(tx, Kind::OrganizationScope, &id)?;
+        let mut scope: OrganizationScope = load_for_update(tx, Kind::OrganizationScope, &id)?;
         patch.apply_to(&mut scope.name, &mut scope.description);
         must_be_free(
             tx,

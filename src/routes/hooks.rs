@@ -241,7 +241,7 @@ pub async fn test(
             Some(status) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "hook.endpoint_responded_with_error",
-                "The endpoint responded with an error.",
+                "Endpoint responded with error.",
             )
             .with_data(
                 json!({"responseStatus": status, "responseBody": outcome.body.unwrap_or_default()}),
@@ -250,7 +250,7 @@ pub async fn test(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "hook.send_test_payload_failed",
                 format!(
-                    "Failed to send the test payload: {}",
+                    "Failed to send test payload: {}",
                     outcome.error.unwrap_or_default()
                 ),
             ),

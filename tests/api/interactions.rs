@@ -429,6 +429,15 @@ async fn repeated_failures_lock_an_identifier_and_fire_identifier_lockout() {
         )
         .await;
     assert_eq!((status, &unknown), (422, &first));
+    // A successful sign-in does not clear the count (Logto's sentinel keeps every failure).
+    let (status, _) = s
+        .interact(
+            "/sign-in",
+            json!({"identifier": "bob", "password": "right-password"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.expect(&["PostSignIn"]).await;
     s.interact("/sign-in", wrong.clone()).await;
     s.quiet().await;
     // The failure that reaches the limit locks: Logto's sentinel answers it as blocked.
@@ -514,12 +523,20 @@ async fn suspended_users_are_refused_and_nothing_fires() {
 #[tokio::test]
 async fn codes_for_one_recipient_are_rate_limited_and_fire_message_rate_limited() {
     let mut s = Setup::start(|a| a.code_sends_per_recipient = 2).await;
-    s.register("erin", "right-password").await;
-    for _ in 0..2 {
+    let (status, _) = s
+        .interact(
+            "/register",
+            json!({"username": "erin", "primaryEmail": "Erin@Example.com", "password": "right-password"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    s.expect(&["User.Created", "PostRegister"]).await;
+    // By username and by email: one recipient, the user's email, so both count against it.
+    for identifier in ["erin", "erin@example.com"] {
         let (status, _) = s
             .interact(
                 "/forgot-password/verification-codes",
-                json!({"identifier": "erin"}),
+                json!({"identifier": identifier}),
             )
             .await;
         assert_eq!(status, 201);
@@ -536,19 +553,26 @@ async fn codes_for_one_recipient_are_rate_limited_and_fire_message_rate_limited(
     );
     let ev = s.expect(&["Message.RateLimited"]).await.remove(0);
     assert_eq!(keys(&ev), exception_keys(["action", "recipient"]));
+    // `recipient` is where the code goes: the email address.
     assert_eq!(
         (&ev["action"], &ev["recipient"]),
-        (&json!("VerificationCodeSend"), &json!("erin"))
+        (&json!("VerificationCodeSend"), &json!("erin@example.com"))
     );
     assert_eq!(ev["ip"], "192.0.2.1");
-    // An unknown recipient: 404, and its sends count too.
+    // An unknown recipient: 404, and its sends count too, up to the same 429.
+    let ghost = json!({"identifier": "ghost@example.com"});
+    for _ in 0..2 {
+        let (status, _) = s
+            .interact("/forgot-password/verification-codes", ghost.clone())
+            .await;
+        assert_eq!(status, 404);
+    }
     let (status, _) = s
-        .interact(
-            "/forgot-password/verification-codes",
-            json!({"identifier": "ghost"}),
-        )
+        .interact("/forgot-password/verification-codes", ghost.clone())
         .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 429);
+    let ev = s.expect(&["Message.RateLimited"]).await.remove(0);
+    assert_eq!(ev["recipient"], "ghost@example.com");
     s.quiet().await;
     s.app.stop().await;
 }

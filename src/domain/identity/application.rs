@@ -34,19 +34,56 @@ pub struct Application {
     pub created_at: i64,
 }
 
-/// `POST /api/applications`. Fields Logto acts on that hookline does not keep (redirect URIs,
-/// OIDC metadata, …) are refused with a 400 naming them, not dropped.
+/// `POST /api/applications`. Fields Logto acts on that hookline does not keep (OIDC metadata,
+/// …) are refused with a 400 naming them, not dropped ([`Unsupported`]).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewApplicationInput {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: ApplicationType,
     pub description: Option<String>,
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+/// What Logto's application guards act on and hookline keeps nothing of.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unsupported {
+    oidc_client_metadata: Option<serde_json::Value>,
+    custom_client_metadata: Option<serde_json::Value>,
+    protected_app_metadata: Option<serde_json::Value>,
+    custom_data: Option<serde_json::Value>,
+    is_third_party: Option<serde_json::Value>,
+    app_level_access_control_enabled: Option<serde_json::Value>,
+}
+
+impl Unsupported {
+    pub fn refuse(&self) -> InputResult<()> {
+        super::refuse_unsupported(&[
+            ("oidcClientMetadata", self.oidc_client_metadata.is_some()),
+            (
+                "customClientMetadata",
+                self.custom_client_metadata.is_some(),
+            ),
+            (
+                "protectedAppMetadata",
+                self.protected_app_metadata.is_some(),
+            ),
+            ("customData", self.custom_data.is_some()),
+            ("isThirdParty", self.is_third_party.is_some()),
+            (
+                "appLevelAccessControlEnabled",
+                self.app_level_access_control_enabled.is_some(),
+            ),
+        ])
+    }
 }
 
 impl NewApplicationInput {
     pub fn parse(self, id: String, now: i64) -> InputResult<Application> {
+        self.unsupported.refuse()?;
         check_text("name", &self.name, MAX_NAME_LENGTH)?;
         check_optional_text(
             "description",
@@ -65,15 +102,18 @@ impl NewApplicationInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
 }
 
 impl ApplicationPatch {
     pub fn apply(&self, mut app: Application) -> InputResult<Application> {
+        self.unsupported.refuse()?;
         if let Some(n) = &self.name {
             check_text("name", n, MAX_NAME_LENGTH)?;
             app.name.clone_from(n);

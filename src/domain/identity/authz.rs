@@ -106,15 +106,19 @@ pub struct OrganizationScope {
 pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewResourceInput {
     pub name: String,
     pub indicator: String,
     pub access_token_ttl: Option<i64>,
+    /// Logto's default resource (the audience of tokens asked without one): hookline issues no
+    /// tokens, so it is refused rather than dropped.
+    pub is_default: Option<bool>,
 }
 
 impl NewResourceInput {
     pub fn parse(self, id: String) -> InputResult<Resource> {
+        super::refuse_unsupported(&[("isDefault", self.is_default.is_some())])?;
         check_text("name", &self.name, MAX_NAME_LENGTH)?;
         check_indicator(&self.indicator)?;
         let ttl = check_ttl(self.access_token_ttl)?.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL);
@@ -130,7 +134,7 @@ impl NewResourceInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ResourcePatch {
     pub name: Option<String>,
     pub access_token_ttl: Option<i64>,
@@ -172,7 +176,7 @@ fn check_indicator(indicator: &str) -> InputResult<()> {
 /// The body of a new scope, organization scope or organization role: a name and an optional
 /// description.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NamedInput {
     pub name: String,
     pub description: Option<String>,
@@ -206,7 +210,7 @@ pub fn check_scope_name(name: &str) -> InputResult<()> {
 
 /// The patch of a scope, organization scope or organization role.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NamedPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -268,7 +272,7 @@ impl NamedInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewRoleInput {
     pub name: String,
     pub description: String,
@@ -302,7 +306,7 @@ impl NewRoleInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RolePatch {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -336,7 +340,7 @@ impl RolePatch {
 
 /// A body naming ids under one key, e.g. `{"scopeIds": [...]}` or `{"userIds": [...]}`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct IdsInput {
     pub scope_ids: Option<Vec<String>>,
     pub role_ids: Option<Vec<String>>,
@@ -361,10 +365,22 @@ impl IdsInput {
         let ids = ids.ok_or_else(|| InputError::new(format!("`{field}` is required")))?;
         check_ids(field, ids)
     }
+
+    /// [`Self::take`] for the routes whose guard asks for a non-empty list (Logto's
+    /// `.nonempty()`: adding members, scopes, roles).
+    pub fn take_nonempty(self, field: &'static str) -> InputResult<Vec<String>> {
+        let ids = self.take(field)?;
+        if ids.is_empty() {
+            return Err(InputError::new(format!(
+                "`{field}` must name at least one id"
+            )));
+        }
+        Ok(ids)
+    }
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewOrganizationInput {
     pub name: String,
     pub description: Option<String>,
@@ -417,7 +433,7 @@ impl NewOrganizationInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrganizationPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -480,17 +496,24 @@ impl OrganizationPatch {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewOrganizationRoleInput {
     pub name: String,
     pub description: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<RoleType>,
     pub organization_scope_ids: Option<Vec<String>>,
+    /// API resource scopes on an organization role: not supported by hookline.
+    pub resource_scope_ids: Option<Vec<String>>,
 }
 
 impl NewOrganizationRoleInput {
     pub fn parse(self, id: String) -> InputResult<(OrganizationRole, Option<Vec<String>>)> {
+        let resource_scopes = self
+            .resource_scope_ids
+            .as_ref()
+            .is_some_and(|v| !v.is_empty());
+        super::refuse_unsupported(&[("resourceScopeIds", resource_scopes)])?;
         NamedInput {
             name: self.name.clone(),
             description: self.description.clone(),

@@ -62,7 +62,7 @@ impl Invitation {
 /// `POST /api/organization-invitations`. `messagePayload` is Logto's request to email the
 /// invitee; hookline has no mailer, so anything but `false` is refused rather than ignored.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewInvitationInput {
     pub inviter_id: Option<String>,
     pub invitee: String,
@@ -79,7 +79,8 @@ impl NewInvitationInput {
         check_email(Some(&self.invitee))
             .map_err(|_| InputError::new("`invitee` must be an email address"))?;
         if self.expires_at <= now {
-            return Err(InputError::new(
+            return Err(InputError::with_code(
+                "request.invalid_input",
                 "The value of `expiresAt` must be in the future.",
             ));
         }
@@ -119,7 +120,7 @@ impl NewInvitationInput {
 /// `PUT /api/organization-invitations/:id/status`: `Accepted` (with the user who accepts) or
 /// `Revoked`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusInput {
     pub status: InvitationStatus,
     pub accepted_user_id: Option<String>,
@@ -136,7 +137,8 @@ impl StatusInput {
     pub fn parse(self) -> InputResult<StatusChange> {
         match (self.status, self.accepted_user_id) {
             (InvitationStatus::Accepted, Some(user_id)) => Ok(StatusChange::Accept { user_id }),
-            (InvitationStatus::Accepted, None) => Err(InputError::new(
+            (InvitationStatus::Accepted, None) => Err(InputError::with_code(
+                "request.invalid_input",
                 "The `acceptedUserId` is required when accepting an invitation.",
             )),
             (InvitationStatus::Revoked, _) => Ok(StatusChange::Revoke),

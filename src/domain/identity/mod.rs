@@ -44,6 +44,20 @@ impl InputError {
 
 pub type InputResult<T> = Result<T, InputError>;
 
+/// Fields Logto acts on that hookline does not keep (`(name, given)`): any given one (not
+/// absent, not `null`) is refused with a 400 naming it, because dropping it would lose what the
+/// caller meant. Fields Logto itself ignores are ignored here too (serde skips unknown keys),
+/// so an object read back and sent again with its `id` or `createdAt` still goes through.
+pub fn refuse_unsupported(fields: &[(&str, bool)]) -> InputResult<()> {
+    match fields.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(InputError::new(format!(
+            "`{name}` is not supported by hookline (see the README's \"Differences from Logto\"); \
+             leave it out"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// For `PATCH` fields that may be cleared: absent is `None`, `null` is `Some(None)`.
 pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

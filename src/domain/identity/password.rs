@@ -33,6 +33,15 @@ pub enum PasswordAlgorithm {
 
 /// Longest digest taken (Logto's guard: 256 characters).
 pub const MAX_DIGEST_LENGTH: usize = 256;
+/// The costliest imported digests taken. An imported hash is checked on every sign-in attempt
+/// at the cost it names, before the user is known to hold the password, so an unbounded one
+/// (bcrypt cost 31, argon2 with 4 GiB) would let anyone who knows the identifier exhaust CPU
+/// or memory. These admit every common production setting: bcrypt up to cost 14 (about a
+/// second), argon2 up to 64 MiB, 10 passes, 4 lanes.
+pub const MAX_BCRYPT_COST: u32 = 14;
+pub const MAX_ARGON2_MEMORY_KIB: u32 = 64 * 1024;
+pub const MAX_ARGON2_PASSES: u32 = 10;
+pub const MAX_ARGON2_LANES: u32 = 4;
 
 /// The credential to store for an imported `digest` of `algorithm`, or why it is refused:
 /// 400 `guard.invalid_input` for a digest that is not of its algorithm's form, 422
@@ -62,15 +71,32 @@ pub fn import(algorithm: PasswordAlgorithm, digest: &str) -> Result<String, Inpu
                 PasswordAlgorithm::Argon2d => "argon2d",
                 _ => "argon2id",
             };
-            match argon2::password_hash::PasswordHash::new(digest) {
-                Ok(h) if h.algorithm.as_str() == want && h.hash.is_some() => Ok(digest.to_owned()),
-                _ => Err(bad()),
+            let h = argon2::password_hash::PasswordHash::new(digest).map_err(|_| bad())?;
+            if h.algorithm.as_str() != want || h.hash.is_none() {
+                return Err(bad());
             }
+            let p = argon2::Params::try_from(&h).map_err(|_| bad())?;
+            if p.m_cost() > MAX_ARGON2_MEMORY_KIB
+                || p.t_cost() > MAX_ARGON2_PASSES
+                || p.p_cost() > MAX_ARGON2_LANES
+            {
+                return Err(InputError::new(format!(
+                    "`passwordDigest` costs more than hookline checks per sign-in (at most \
+                     m={MAX_ARGON2_MEMORY_KIB}, t={MAX_ARGON2_PASSES}, p={MAX_ARGON2_LANES})"
+                )));
+            }
+            Ok(digest.to_owned())
         }
-        PasswordAlgorithm::Bcrypt => digest
-            .parse::<bcrypt::HashParts>()
-            .map(|_| digest.to_owned())
-            .map_err(|_| bad()),
+        PasswordAlgorithm::Bcrypt => {
+            let parts = digest.parse::<bcrypt::HashParts>().map_err(|_| bad())?;
+            if parts.get_cost() > MAX_BCRYPT_COST {
+                return Err(InputError::new(format!(
+                    "`passwordDigest` costs more than hookline checks per sign-in (bcrypt cost \
+                     at most {MAX_BCRYPT_COST})"
+                )));
+            }
+            Ok(digest.to_owned())
+        }
         PasswordAlgorithm::Md5 => hex_of(32, "md5"),
         PasswordAlgorithm::Sha1 => hex_of(40, "sha1"),
         PasswordAlgorithm::Sha256 => hex_of(64, "sha256"),
@@ -113,10 +139,18 @@ pub fn verify(password: &str, stored: &str) -> bool {
     })
 }
 
-/// Whether a credential that just verified should be replaced by an argon2id hash of the
-/// password (anything imported in another algorithm).
+/// Whether a credential that just verified should be replaced by hookline's own argon2id
+/// hash of the password: anything imported in another algorithm, or argon2id with other
+/// parameters than hookline's (the `argon2` crate's defaults, OWASP's).
 pub fn needs_rehash(stored: &str) -> bool {
-    !stored.starts_with("$argon2id$")
+    let Ok(h) = argon2::password_hash::PasswordHash::new(stored) else {
+        return true;
+    };
+    h.algorithm.as_str() != "argon2id"
+        || argon2::Params::try_from(&h).map_or(true, |p| {
+            let own = argon2::Params::default();
+            (p.m_cost(), p.t_cost(), p.p_cost()) != (own.m_cost(), own.t_cost(), own.p_cost())
+        })
 }
 
 #[cfg(test)]
@@ -172,6 +206,32 @@ mod tests {
         let stored = import(PasswordAlgorithm::Bcrypt, &bcrypt).unwrap();
         assert!(verify("secret pw", &stored) && !verify("secret", &stored));
         assert!(import(PasswordAlgorithm::Bcrypt, "$2b$nope").is_err());
+        // Costs past what a sign-in may spend are refused; hookline's own hash needs no rehash.
+        let costly = bcrypt.replacen("$04$", "$15$", 1);
+        assert!(import(PasswordAlgorithm::Bcrypt, &costly).is_err());
+        let greedy = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(MAX_ARGON2_MEMORY_KIB + 8, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw", &salt)
+        .unwrap()
+        .to_string();
+        assert!(import(PasswordAlgorithm::Argon2id, &greedy).is_err());
+        let own = argon2::Argon2::default()
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert!(!needs_rehash(&own));
+        let weak = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw", &salt)
+        .unwrap()
+        .to_string();
+        assert!(needs_rehash(&weak));
         let legacy = import(PasswordAlgorithm::Legacy, "[\"md5\",\"\",[],\"x\"]").unwrap_err();
         assert_eq!(legacy.code, "user.password_algorithm_not_supported");
     }

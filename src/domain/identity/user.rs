@@ -50,10 +50,10 @@ pub struct ApiUser<'a> {
     pub has_password: bool,
 }
 
-/// `POST /api/users`. Unknown fields are refused (400 naming the field): a field Logto acts on
-/// that hookline dropped would be data lost.
+/// `POST /api/users`: every field Logto's guard takes (others are ignored, as Logto's guard
+/// strips them).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewUserInput {
     pub username: Option<String>,
     pub primary_email: Option<String>,
@@ -149,7 +149,7 @@ impl NewUserInput {
 /// primaryPhone, name and avatar). `customData` and `profile` given here replace the whole
 /// object.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct UserPatch {
     #[serde(default, deserialize_with = "nullable")]
     pub username: Option<Option<String>>,

@@ -87,7 +87,7 @@ pub async fn list_scopes(
         return Err(IdentityError::not_found(Kind::Resource, &resource_id).into());
     }
     let at = (&headers, &uri);
-    list(&state, Kind::Scope, at, &q, Some(resource_id), false).await
+    list(&state, Kind::Scope, at, &q, Some(resource_id), true).await
 }
 
 pub async fn create_scope(
@@ -161,7 +161,7 @@ pub async fn list_roles(
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> ApiResult {
-    list(&state, Kind::Role, (&headers, &uri), &q, None, false).await
+    list(&state, Kind::Role, (&headers, &uri), &q, None, true).await
 }
 
 pub async fn update_role(
@@ -196,8 +196,12 @@ pub async fn delete_role(
 pub async fn role_scopes(
     State(state): State<AppState>,
     ApiPath(role_id): ApiPath<String>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
 ) -> ApiResult {
-    linked(&state, Link::RoleScopes, None, Kind::Role, &role_id).await
+    let at = (&headers, &uri, &q);
+    linked(&state, Link::RoleScopes, Kind::Role, &role_id, at, false).await
 }
 
 pub async fn add_role_scopes(
@@ -207,7 +211,7 @@ pub async fn add_role_scopes(
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
     let role_id = id(Kind::Role, &role_id)?;
-    let scopes = input.take("scopeIds")?;
+    let scopes = input.take_nonempty("scopeIds")?;
     run(&state, call, StatusCode::CREATED, |em, store| async move {
         Ok(authz::add_role_scopes(&*store, em, role_id, scopes).await?)
     })

@@ -93,7 +93,10 @@ pub async fn set_invitation_status(
     ApiJson(input): ApiJson<StatusInput>,
 ) -> ApiResult {
     let invitation_id = id(Kind::OrganizationInvitation, &invitation_id)?;
-    let change = input.parse()?;
+    // Logto answers a missing `acceptedUserId` with 422 `request.invalid_input`.
+    let change = input
+        .parse()
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
     run(&state, call, StatusCode::OK, |em, store| async move {
         Ok(invitations::set_status(&*store, em, invitation_id, change).await?)
     })

@@ -127,7 +127,8 @@ fn id(kind: Kind, raw: &str) -> Result<String, ApiError> {
 }
 
 /// Runs one change with the route's one `status`: the events the change fires carry it (its
-/// [`Emitter`] is made here), and the answer has it, with the change's body (none for a 204).
+/// [`Emitter`] is made here), and the answer has it, with the change's body (none when the
+/// change answers `null`: a 204, or a 201 Logto sends without one).
 /// Wakes the delivery engine for those events.
 async fn run<F, Fut>(state: &AppState, call: ApiCall, status: StatusCode, change: F) -> ApiResult
 where
@@ -136,7 +137,7 @@ where
 {
     let body = change(Emitter::new(call, status.as_u16()), state.store.clone()).await?;
     state.dispatch.wake();
-    Ok(if status == StatusCode::NO_CONTENT {
+    Ok(if body.is_null() {
         status.into_response()
     } else {
         (status, Json(body)).into_response()
@@ -153,8 +154,9 @@ async fn get_one(state: &AppState, kind: Kind, raw_id: &str) -> ApiResult {
     Ok(Json(doc).into_response())
 }
 
-/// A listing, newest first, paginated when the query asks (always for users, as in Logto,
-/// whose users route takes no unpaginated form).
+/// A listing, newest first, paginated when the query asks, or always where Logto's route
+/// always paginates (`koaPagination()` without `isOptional`: users, roles, a resource's
+/// scopes, organizations, organization roles).
 async fn list(
     state: &AppState,
     kind: Kind,
@@ -178,16 +180,43 @@ async fn list(
     Ok((out, Json(docs)).into_response())
 }
 
+/// What `a` links to (a user's roles, an organization's members, …), oldest link first,
+/// paginated like a listing (always where Logto's route always paginates).
 async fn linked(
     state: &AppState,
     link: Link,
-    scope: Option<&str>,
     owner: Kind,
     a: &str,
+    (headers, uri, q): (&HeaderMap, &axum::http::Uri, &QueryMap),
+    always_paged: bool,
 ) -> ApiResult {
+    let pagination = Pagination::from_query(q, !always_paged)?;
     let a = id(owner, a)?;
     if state.store.get_doc(owner, &a).await?.is_none() {
         return Err(IdentityError::not_found(owner, &a).into());
     }
-    Ok(Json(state.store.linked_docs(link, scope, &a).await?).into_response())
+    let docs = state.store.linked_docs(link, None, &a).await?;
+    Ok(paged(docs, pagination, headers, uri).into_response())
+}
+
+/// `docs` cut to the page asked for, with its headers (none without pagination).
+fn paged(
+    docs: Vec<Value>,
+    pagination: Option<Pagination>,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> (HeaderMap, Json<Vec<Value>>) {
+    match pagination {
+        None => (HeaderMap::new(), Json(docs)),
+        Some(p) => {
+            let total = docs.len() as u64;
+            let page = p.as_page();
+            let docs = docs
+                .into_iter()
+                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+                .take(page.limit as usize)
+                .collect();
+            (p.headers(headers, uri, total), Json(docs))
+        }
+    }
 }

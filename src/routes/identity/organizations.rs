@@ -45,15 +45,7 @@ pub async fn list_organizations(
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> ApiResult {
-    list(
-        &state,
-        Kind::Organization,
-        (&headers, &uri),
-        &q,
-        None,
-        false,
-    )
-    .await
+    list(&state, Kind::Organization, (&headers, &uri), &q, None, true).await
 }
 
 pub async fn update_organization(
@@ -85,20 +77,28 @@ pub async fn delete_organization(
     .await
 }
 
+/// `GET /organizations/:id/users`: always paginated, as Logto's.
 pub async fn organization_users(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<String>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
 ) -> ApiResult {
-    let link = Link::OrganizationUsers;
-    linked(&state, link, None, Kind::Organization, &org_id).await
+    let (link, at) = (Link::OrganizationUsers, (&headers, &uri, &q));
+    linked(&state, link, Kind::Organization, &org_id, at, true).await
 }
 
+/// `GET /organizations/:id/applications`: always paginated, as Logto's.
 pub async fn organization_applications(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<String>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
 ) -> ApiResult {
-    let link = Link::OrganizationApplications;
-    linked(&state, link, None, Kind::Organization, &org_id).await
+    let (link, at) = (Link::OrganizationApplications, (&headers, &uri, &q));
+    linked(&state, link, Kind::Organization, &org_id, at, true).await
 }
 
 /// Every membership route: POST adds (201 with the ids named), PUT replaces (204), DELETE
@@ -129,7 +129,7 @@ pub async fn add_organization_users(
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
-    let ids = input.take("userIds")?;
+    let ids = input.take_nonempty("userIds")?;
     change_members(state, call, &org_id, Members::Users, LinkChange::Add, ids).await
 }
 
@@ -174,7 +174,7 @@ pub async fn add_organization_applications(
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
-    let ids = input.take("applicationIds")?;
+    let ids = input.take_nonempty("applicationIds")?;
     let how = LinkChange::Add;
     change_members(state, call, &org_id, Members::Applications, how, ids).await
 }
@@ -231,7 +231,7 @@ pub async fn assign_member_roles(
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
     let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
-    let roles = input.take("organizationRoleIds")?;
+    let roles = input.take_nonempty("organizationRoleIds")?;
     run(&state, call, StatusCode::CREATED, |_, store| async move {
         let store = &*store;
         Ok(organizations::assign_member_roles(store, org_id, user_id, roles).await?)
@@ -284,7 +284,7 @@ pub async fn list_organization_roles(
     q: QueryMap,
 ) -> ApiResult {
     let at = (&headers, &uri);
-    list(&state, Kind::OrganizationRole, at, &q, None, false).await
+    list(&state, Kind::OrganizationRole, at, &q, None, true).await
 }
 
 pub async fn update_organization_role(
@@ -319,9 +319,12 @@ pub async fn delete_organization_role(
 pub async fn organization_role_scopes(
     State(state): State<AppState>,
     ApiPath(role_id): ApiPath<String>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
 ) -> ApiResult {
-    let link = Link::OrganizationRoleScopes;
-    linked(&state, link, None, Kind::OrganizationRole, &role_id).await
+    let (link, at) = (Link::OrganizationRoleScopes, (&headers, &uri, &q));
+    linked(&state, link, Kind::OrganizationRole, &role_id, at, false).await
 }
 
 /// The organization role scope routes: POST adds (201), PUT replaces (204), DELETE removes
@@ -351,7 +354,7 @@ pub async fn add_organization_role_scopes(
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
-    let scopes = input.take("organizationScopeIds")?;
+    let scopes = input.take_nonempty("organizationScopeIds")?;
     change_role_scopes(state, call, &role_id, LinkChange::Add, scopes).await
 }
 

@@ -84,7 +84,7 @@ pub async fn update_user(
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CustomDataInput {
     custom_data: Map<String, Value>,
 }
@@ -114,7 +114,6 @@ pub async fn get_custom_data(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProfileInput {
     profile: Map<String, Value>,
 }
@@ -131,7 +130,6 @@ pub async fn update_profile(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PasswordInput {
     password: String,
 }
@@ -149,7 +147,7 @@ pub async fn update_password(
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SuspensionInput {
     is_suspended: bool,
 }
@@ -180,11 +178,16 @@ pub async fn delete_user(
     .await
 }
 
+/// `GET /users/:userId/roles`: always paginated, as Logto's.
 pub async fn user_roles(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<String>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
 ) -> ApiResult {
-    linked(&state, Link::UserRoles, None, Kind::User, &user_id).await
+    let at = (&headers, &uri, &q);
+    linked(&state, Link::UserRoles, Kind::User, &user_id, at, true).await
 }
 
 /// `POST /users/:userId/roles {roleIds}` → 201 `{roleIds, addedRoleIds}` (idempotent).
