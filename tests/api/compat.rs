@@ -59,6 +59,18 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
     let org = app
         .send_json(Method::POST, "/organizations", json!({"name": "zod"}))
         .await;
+    app.send_json(
+        Method::POST,
+        &format!("/organizations/{}/users", org["id"].as_str().unwrap()),
+        json!({"userIds": [user["id"]]}),
+    )
+    .await;
+    let members = app
+        .get_json(&format!(
+            "/organizations/{}/users",
+            org["id"].as_str().unwrap()
+        ))
+        .await;
     let invitation = app
         .send_json(
             Method::POST,
@@ -99,6 +111,7 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         "logs": logs,
         "organizations": [org],
         "invitations": [invitation],
+        "members": members,
         "signed": [{
             "secret": created["standardWebhooksSecret"],
             "id": got[0].header("webhook-id"),
@@ -121,6 +134,6 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         "compat check failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("compat ok: 43 checks"), "{stdout}");
+    assert!(stdout.contains("compat ok: 44 checks"), "{stdout}");
     app.stop().await;
 }

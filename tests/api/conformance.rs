@@ -592,6 +592,15 @@ async fn organization_invitations_add_the_member_with_its_roles_when_accepted() 
         ))
         .await;
     assert_eq!(roles[0]["id"], role["id"]);
+    // Members are listed as Logto's `userWithOrganizationRolesGuard`: user-info fields with
+    // their organization roles, no `hasPassword`.
+    let members = app.get_json(&format!("/organizations/{oid}/users")).await;
+    assert_eq!(members[0]["id"], ann["id"]);
+    assert_eq!(
+        members[0]["organizationRoles"],
+        json!([{"id": role["id"], "name": "editor"}])
+    );
+    assert!(members[0].get("hasPassword").is_none());
     // Settled: no second change; a member is not invited again.
     let res = app
         .api(Method::PUT, &status)

@@ -1,6 +1,6 @@
 // Checks hookline's output with Logto's own code and the reference Standard Webhooks library.
 // Input: a JSON file {hooks: [...], hooksWithStats: [...], testErrorData: {...}, catalog,
-//                     users, logs, organizations, invitations,
+//                     users, logs, organizations, invitations, members,
 //                     signed: [{secret, id, timestamp, signature, body}]}.
 // Exits non-zero with the first mismatch.
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import {
   userProfileResponseGuard,
   Organizations,
   organizationInvitationEntityGuard,
+  userWithOrganizationRolesGuard,
 } from '@logto/schemas';
 import { Webhook } from 'standardwebhooks';
 
@@ -54,6 +55,9 @@ for (const invitation of input.invitations) {
   organizationInvitationEntityGuard.strict().parse(invitation);
   checked++;
 }
+// Organization members as `GET /organizations/:id/users` lists them.
+userWithOrganizationRolesGuard.strict().array().nonempty().parse(input.members);
+checked++;
 for (const s of input.signed) {
   new Webhook(s.secret).verify(s.body, {
     'webhook-id': s.id,

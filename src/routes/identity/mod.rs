@@ -187,16 +187,30 @@ async fn linked(
     link: Link,
     owner: Kind,
     a: &str,
-    (headers, uri, q): (&HeaderMap, &axum::http::Uri, &QueryMap),
+    at: (&HeaderMap, &axum::http::Uri, &QueryMap),
     always_paged: bool,
 ) -> ApiResult {
+    Ok(linked_page(state, link, owner, a, at, always_paged)
+        .await?
+        .into_response())
+}
+
+/// [`linked`]'s page and headers, for routes that shape the items further.
+async fn linked_page(
+    state: &AppState,
+    link: Link,
+    owner: Kind,
+    a: &str,
+    (headers, uri, q): (&HeaderMap, &axum::http::Uri, &QueryMap),
+    always_paged: bool,
+) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
     let pagination = Pagination::from_query(q, !always_paged)?;
     let a = id(owner, a)?;
     if state.store.get_doc(owner, &a).await?.is_none() {
         return Err(IdentityError::not_found(owner, &a).into());
     }
     let docs = state.store.linked_docs(link, None, &a).await?;
-    Ok(paged(docs, pagination, headers, uri).into_response())
+    Ok(paged(docs, pagination, headers, uri))
 }
 
 /// `docs` cut to the page asked for, with its headers (none without pagination).

@@ -2,7 +2,7 @@
 //! machine-to-machine applications) and the organization template: `/api/organization-roles…`
 //! and `/api/organization-scopes…`.
 
-use super::{get_one, id, linked, list, run, ApiResult, Call};
+use super::{get_one, id, linked, linked_page, list, run, ApiResult, Call};
 use crate::domain::id::{new_id, new_short_id};
 use crate::domain::identity::authz::{
     IdsInput, NamedInput, NamedPatch, NewOrganizationInput, NewOrganizationRoleInput,
@@ -19,6 +19,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde_json::{json, Value};
 
 pub async fn create_organization(
     State(state): State<AppState>,
@@ -77,7 +78,9 @@ pub async fn delete_organization(
     .await
 }
 
-/// `GET /organizations/:id/users`: always paginated, as Logto's.
+/// `GET /organizations/:id/users`: always paginated, as Logto's; each member is the
+/// user-info fields with the member's `organizationRoles` (`[{id, name}]`), Logto's
+/// `userWithOrganizationRolesGuard`.
 pub async fn organization_users(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<String>,
@@ -86,7 +89,28 @@ pub async fn organization_users(
     q: QueryMap,
 ) -> ApiResult {
     let (link, at) = (Link::OrganizationUsers, (&headers, &uri, &q));
-    linked(&state, link, Kind::Organization, &org_id, at, true).await
+    let (out, Json(mut members)) =
+        linked_page(&state, link, Kind::Organization, &org_id, at, true).await?;
+    for member in &mut members {
+        let Some(obj) = member.as_object_mut() else {
+            continue;
+        };
+        obj.shift_remove("hasPassword");
+        let user_id = obj
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let roles: Vec<Value> = state
+            .store
+            .linked_docs(Link::OrganizationUserRoles, Some(&org_id), &user_id)
+            .await?
+            .into_iter()
+            .map(|r| json!({"id": r["id"], "name": r["name"]}))
+            .collect();
+        obj.insert("organizationRoles".into(), Value::Array(roles));
+    }
+    Ok((out, Json(members)).into_response())
 }
 
 /// `GET /organizations/:id/applications`: always paginated, as Logto's.
