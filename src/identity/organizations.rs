@@ -177,31 +177,72 @@ pub async fn change_members(
     .await
 }
 
-/// `POST /organizations/:id/users/:userId/roles {organizationRoleIds}`: gives a member
-/// organization roles (no event, as in Logto).
-pub async fn assign_member_roles(
+/// The organization roles a member-role body names: its ids, then those of its names (422
+/// `organization.role_names_not_found` for a name no role has), deduplicated; each must be a
+/// role for users.
+fn member_role_ids(
+    tx: &mut dyn IdentityTx,
+    ids: Vec<String>,
+    names: &[String],
+) -> IdentityResult<Vec<String>> {
+    let mut out = ids;
+    let mut missing = Vec::new();
+    for name in names {
+        match tx.find(Kind::OrganizationRole, Key::Name, name, None)? {
+            Some(id) => out.push(id),
+            None => missing.push(name.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(IdentityError::Conflict {
+            code: "organization.role_names_not_found",
+            message: format!("No organization role has the name(s) {missing:?}."),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|id| seen.insert(id.clone()));
+    for role in &out {
+        let r: OrganizationRole = load(tx, Kind::OrganizationRole, role)?;
+        if r.kind != RoleType::User {
+            return Err(IdentityError::Conflict {
+                code: "organization.role_type_mismatch",
+                message: format!(
+                    "The organization role `{role}` is for machine-to-machine apps, not users."
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `POST` (add: answers `{organizationRoleIds}`) or `PUT` (exactly these: no body)
+/// `/organizations/:id/users/:userId/roles {organizationRoleIds?, organizationRoleNames?}`
+/// (no event, as in Logto). A non-member is 422 `organization.require_membership`.
+pub async fn set_member_roles(
     store: &dyn IdentityStore,
     org_id: String,
     user_id: String,
-    role_ids: Vec<String>,
+    how: LinkChange,
+    (role_ids, role_names): (Vec<String>, Vec<String>),
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
         must_be_member(tx, &org_id, &user_id)?;
-        for role in &role_ids {
-            let r: OrganizationRole = load(tx, Kind::OrganizationRole, role)?;
-            if r.kind != RoleType::User {
-                return Err(IdentityError::Conflict {
-                    code: "organization.role_type_mismatch",
-                    message: format!(
-                        "The organization role `{role}` is for machine-to-machine apps, not users."
-                    ),
-                });
+        let ids = member_role_ids(tx, role_ids.clone(), &role_names)?;
+        let link = Link::OrganizationUserRoles;
+        if how == LinkChange::Replace {
+            for old in tx.linked(link, Some(&org_id), &user_id)? {
+                if !ids.contains(&old) {
+                    tx.unlink(link, Some(&org_id), &user_id, &old)?;
+                }
             }
         }
-        for role in &role_ids {
-            tx.link(Link::OrganizationUserRoles, Some(&org_id), &user_id, role)?;
+        for role in &ids {
+            tx.link(link, Some(&org_id), &user_id, role)?;
         }
-        Ok(json!({ "organizationRoleIds": role_ids }))
+        Ok(match how {
+            LinkChange::Add => json!({ "organizationRoleIds": ids }),
+            _ => Value::Null,
+        })
     })
     .await
 }

@@ -181,7 +181,9 @@ fn identity_routes() -> Router<AppState> {
         )
         .route(
             "/organizations/{id}/users/{userId}/roles",
-            get(i::member_roles).post(i::assign_member_roles),
+            get(i::member_roles)
+                .post(i::assign_member_roles)
+                .put(i::replace_member_roles),
         )
         .route(
             "/organizations/{id}/users/{userId}/roles/{organizationRoleId}",

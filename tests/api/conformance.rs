@@ -726,3 +726,75 @@ async fn identity_lists_paginate_where_logto_always_does() {
     expect_error(res, 400, "guard.invalid_pagination").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn member_roles_are_named_by_id_or_name_added_or_replaced() {
+    let app = TestApp::spawn().await;
+    let org = app
+        .send_json(Method::POST, "/organizations", json!({"name": "Acme"}))
+        .await;
+    let oid = org["id"].as_str().unwrap();
+    let user = app
+        .send_json(Method::POST, "/users", json!({"username": "u"}))
+        .await;
+    let uid = user["id"].as_str().unwrap();
+    let editor = app
+        .send_json(
+            Method::POST,
+            "/organization-roles",
+            json!({"name": "editor"}),
+        )
+        .await;
+    let viewer = app
+        .send_json(
+            Method::POST,
+            "/organization-roles",
+            json!({"name": "viewer"}),
+        )
+        .await;
+    let path = format!("/organizations/{oid}/users/{uid}/roles");
+    // Not a member yet.
+    let res = app
+        .api(Method::POST, &path)
+        .json(&json!({"organizationRoleNames": ["editor"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 422, "organization.require_membership").await;
+    app.send_json(
+        Method::POST,
+        &format!("/organizations/{oid}/users"),
+        json!({"userIds": [uid]}),
+    )
+    .await;
+    let res = app
+        .api(Method::POST, &path)
+        .json(&json!({"organizationRoleNames": ["editor"], "organizationRoleIds": [editor["id"]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"organizationRoleIds": [editor["id"]]})
+    );
+    let res = app
+        .api(Method::POST, &path)
+        .json(&json!({"organizationRoleNames": ["nobody"]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 422, "organization.role_names_not_found").await;
+    // PUT: exactly these, no body.
+    let res = app
+        .api(Method::PUT, &path)
+        .json(&json!({"organizationRoleNames": ["viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let held = app.get_json(&path).await;
+    assert_eq!(held.as_array().unwrap().len(), 1);
+    assert_eq!(held[0]["id"], viewer["id"]);
+    app.stop().await;
+}

@@ -348,6 +348,8 @@ pub struct IdsInput {
     pub organization_scope_ids: Option<Vec<String>>,
     pub organization_role_ids: Option<Vec<String>>,
     pub application_ids: Option<Vec<String>>,
+    /// Member roles by name (Logto's `organizationRoleNames`).
+    pub organization_role_names: Option<Vec<String>>,
 }
 
 impl IdsInput {
@@ -364,6 +366,26 @@ impl IdsInput {
         };
         let ids = ids.ok_or_else(|| InputError::new(format!("`{field}` is required")))?;
         check_ids(field, ids)
+    }
+
+    /// A member-role body: `organizationRoleIds` and `organizationRoleNames`, both optional
+    /// (Logto's guard), checked and bounded.
+    pub fn member_roles(self) -> InputResult<(Vec<String>, Vec<String>)> {
+        let names = self.organization_role_names.clone().unwrap_or_default();
+        if names.len() > super::MAX_IDS_PER_REQUEST {
+            return Err(InputError::new(format!(
+                "`organizationRoleNames` may name at most {} roles",
+                super::MAX_IDS_PER_REQUEST
+            )));
+        }
+        for n in &names {
+            check_text("organizationRoleNames", n, MAX_NAME_LENGTH)?;
+        }
+        let ids = match self.organization_role_ids {
+            Some(ids) => check_ids("organizationRoleIds", ids)?,
+            None => Vec::new(),
+        };
+        Ok((ids, names))
     }
 
     /// [`Self::take`] for the routes whose guard asks for a non-empty list (Logto's

@@ -254,11 +254,35 @@ pub async fn assign_member_roles(
     Call(call): Call,
     ApiJson(input): ApiJson<IdsInput>,
 ) -> ApiResult {
-    let (org_id, user_id) = (id(Kind::Organization, &org_id)?, id(Kind::User, &user_id)?);
-    let roles = input.take_nonempty("organizationRoleIds")?;
-    run(&state, call, StatusCode::CREATED, |_, store| async move {
+    set_member_roles(state, call, (&org_id, &user_id), LinkChange::Add, input).await
+}
+
+/// `PUT /organizations/:id/users/:userId/roles` → 204: exactly these roles.
+pub async fn replace_member_roles(
+    State(state): State<AppState>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
+    Call(call): Call,
+    ApiJson(input): ApiJson<IdsInput>,
+) -> ApiResult {
+    set_member_roles(state, call, (&org_id, &user_id), LinkChange::Replace, input).await
+}
+
+async fn set_member_roles(
+    state: AppState,
+    call: ApiCall,
+    (org_id, user_id): (&str, &str),
+    how: LinkChange,
+    input: IdsInput,
+) -> ApiResult {
+    let (org_id, user_id) = (id(Kind::Organization, org_id)?, id(Kind::User, user_id)?);
+    let roles = input.member_roles()?;
+    let status = match how {
+        LinkChange::Add => StatusCode::CREATED,
+        _ => StatusCode::NO_CONTENT,
+    };
+    run(&state, call, status, |_, store| async move {
         let store = &*store;
-        Ok(organizations::assign_member_roles(store, org_id, user_id, roles).await?)
+        Ok(organizations::set_member_roles(store, org_id, user_id, how, roles).await?)
     })
     .await
 }
