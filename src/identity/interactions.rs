@@ -69,15 +69,18 @@ pub struct InteractionSettings {
 #[derive(Debug, Clone)]
 struct Events {
     ctx: InteractionContext,
+    /// The interaction event these belong to (its `interactionEvent`).
+    interaction: HookEvent,
     created_at: String,
     now_ms: i64,
 }
 
 impl Events {
-    fn new(ctx: InteractionContext) -> Self {
+    fn new(ctx: InteractionContext, interaction: HookEvent) -> Self {
         let (created_at, now_ms) = crate::clock::now_stamp();
         Self {
             ctx,
+            interaction,
             created_at,
             now_ms,
         }
@@ -116,18 +119,14 @@ impl Events {
         }
     }
 
-    /// `Identifier.Lockout` for `identifier`, with its `type` and `value` at the top level.
+    /// `Identifier.Lockout` for `identifier`, with its `type` and `value` at the top level,
+    /// raised by the interaction `self.interaction` names.
     fn lockout(&self, identifier: &Identifier) -> NewEvent {
         let own = super::extra(&[
             ("type", json!(identifier.kind())),
             ("value", json!(identifier.value())),
         ]);
-        self.data(
-            HookEvent::IDENTIFIER_LOCKOUT,
-            HookEvent::POST_SIGN_IN,
-            own,
-            None,
-        )
+        self.data(HookEvent::IDENTIFIER_LOCKOUT, self.interaction, own, None)
     }
 
     /// Asks the blocking hooks of `event` about `user`.
@@ -220,7 +219,7 @@ pub async fn register(
     mut user: User,
     password_hash: String,
 ) -> InteractionResult<Value> {
-    let ev = Events::new(ctx);
+    let ev = Events::new(ctx, HookEvent::POST_REGISTER);
     // Taken keys are refused before the hooks are bothered (and again in the transaction).
     for (key, value, code, what) in [
         (
@@ -301,6 +300,32 @@ fn refuse_if_locked(
     }
 }
 
+/// Refuses (and fires `Identifier.Lockout`) while `identifier` is locked. It reads first and
+/// writes only when locked, so an unlocked identifier costs no write here; the change that
+/// follows checks again inside its own transaction.
+async fn refuse_while_locked(
+    store: &dyn Store,
+    ev: &Events,
+    identifier: &Identifier,
+) -> InteractionResult<()> {
+    let state: Option<Failures> = store
+        .state(
+            StateSpace::SignInFailures,
+            &identifier.state_key(),
+            ev.now_ms,
+        )
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok());
+    let locked = state
+        .and_then(|f| f.locked_until)
+        .is_some_and(|until| until > ev.now_ms);
+    if !locked {
+        return Ok(());
+    }
+    let (ev, id) = (ev.clone(), identifier.clone());
+    transact(store, move |tx| refuse_if_locked(tx, &ev, &id)).await?
+}
+
 /// Counts a failed verification of `identifier`. The one that reaches the policy's limit locks
 /// it, fires `Identifier.Lockout` and is refused as blocked; the others as wrong credentials.
 fn record_failure(
@@ -346,7 +371,7 @@ pub async fn sign_in(
     identifier: Identifier,
     password: String,
 ) -> InteractionResult<Value> {
-    let ev = Events::new(ctx);
+    let ev = Events::new(ctx, HookEvent::POST_SIGN_IN);
     let policy = settings.lockout;
     let found = find_user(store, &identifier).await?;
     let (user, hash) = match found {
@@ -364,8 +389,7 @@ pub async fn sign_in(
             .await?
             .map(|()| Value::Null);
     };
-    let (ev2, id2) = (ev.clone(), identifier.clone());
-    transact(store, move |tx| refuse_if_locked(tx, &ev2, &id2)).await??;
+    refuse_while_locked(store, &ev, &identifier).await?;
     if user.is_suspended {
         return Err(InteractionError::Suspended);
     }
@@ -420,7 +444,7 @@ pub async fn send_reset_code(
     ctx: InteractionContext,
     identifier: Identifier,
 ) -> InteractionResult<Value> {
-    let ev = Events::new(ctx);
+    let ev = Events::new(ctx, HookEvent::POST_RESET_PASSWORD);
     let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
     let hash = code_hash(&identifier.state_key(), &code);
     let policy = settings.codes;
@@ -486,46 +510,56 @@ pub async fn send_reset_code(
     Ok(json!({"code": code}))
 }
 
-/// `POST /api/interactions/reset-password`: checks the code (five wrong guesses void it),
-/// asks the `PreResetPassword` hooks, then sets the new password, ends any lockout of the
-/// identifier, and fires `User.Data.Updated` and `PostResetPassword`.
+/// `POST /api/interactions/reset-password`: checks the code (five wrong guesses void it; each
+/// counts towards the identifier's lockout, and a locked identifier is refused, as Logto's
+/// sentinel guards code verifications too), asks the `PreResetPassword` hooks, then sets the
+/// new password and fires `User.Data.Updated` and `PostResetPassword`.
 pub async fn reset_password(
     store: &dyn Store,
     sender: &WebhookSender,
+    lockout: LockoutPolicy,
     ctx: InteractionContext,
     identifier: Identifier,
     code: String,
     password: String,
 ) -> InteractionResult<Value> {
-    let ev = Events::new(ctx);
+    let ev = Events::new(ctx, HookEvent::POST_RESET_PASSWORD);
     let key = identifier.state_key();
     let hash = code_hash(&key, code.trim());
     let open: Option<ResetCode> = store
         .state(StateSpace::ResetCode, &key, ev.now_ms)
         .await?
         .and_then(|v| serde_json::from_value(v).ok());
+    // Code verifications share the identifier's sentinel with passwords, as in Logto.
+    refuse_while_locked(store, &ev, &identifier).await?;
     let Some(open) = open else {
         return Err(InteractionError::CodeMismatch);
     };
     if !bool::from(open.code_hash.as_bytes().ct_eq(hash.as_bytes())) {
-        let k = key.clone();
-        transact(store, move |tx| {
-            let now = crate::clock::now_ms();
-            let current: Option<ResetCode> = tx
-                .state_get(StateSpace::ResetCode, &k, now)?
-                .and_then(|v| serde_json::from_value(v).ok());
-            if let Some(mut c) = current {
-                c.attempts += 1;
-                if c.attempts >= CODE_MAX_ATTEMPTS {
-                    tx.state_delete(StateSpace::ResetCode, &k)?;
-                } else {
-                    tx.state_put(StateSpace::ResetCode, &k, &to_json(&c)?, c.expires_at)?;
+        let (k, ev2, id2, policy) = (key.clone(), ev.clone(), identifier.clone(), lockout);
+        return transact(
+            store,
+            move |tx| -> Result<Committed<Value>, IdentityError> {
+                let current: Option<ResetCode> = tx
+                    .state_get(StateSpace::ResetCode, &k, ev2.now_ms)?
+                    .and_then(|v| serde_json::from_value(v).ok());
+                if let Some(mut c) = current {
+                    c.attempts += 1;
+                    if c.attempts >= CODE_MAX_ATTEMPTS {
+                        tx.state_delete(StateSpace::ResetCode, &k)?;
+                    } else {
+                        tx.state_put(StateSpace::ResetCode, &k, &to_json(&c)?, c.expires_at)?;
+                    }
                 }
-            }
-            Ok(Value::Null)
-        })
+                Ok(match record_failure(tx, &ev2, &policy, &id2)? {
+                    Err(InteractionError::InvalidCredentials) | Ok(()) => {
+                        Err(InteractionError::CodeMismatch)
+                    }
+                    Err(other) => Err(other),
+                })
+            },
+        )
         .await?;
-        return Err(InteractionError::CodeMismatch);
     }
     let Some(doc) = store.get_doc(Kind::User, &open.user_id).await? else {
         return Err(InteractionError::CodeMismatch);
@@ -547,7 +581,6 @@ pub async fn reset_password(
                 return Ok(Err(InteractionError::CodeMismatch));
             }
             tx.state_delete(StateSpace::ResetCode, &key)?;
-            tx.state_delete(StateSpace::SignInFailures, &key)?;
             let mut user: User = load(tx, Kind::User, &open.user_id)?;
             user.updated_at = now;
             tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;

@@ -292,12 +292,14 @@ pub async fn reset_password(
     let answer = interactions::reset_password(
         &*state.store,
         &state.sender,
+        state.interactions.lockout,
         ctx,
         id,
         input.code,
         input.password,
     )
-    .await?;
+    .await;
+    // A refused reset may have fired Identifier.Lockout.
     state.dispatch.wake();
-    Ok(Json(answer).into_response())
+    Ok(Json(answer?).into_response())
 }

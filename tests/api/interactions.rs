@@ -490,6 +490,50 @@ async fn repeated_failures_lock_an_identifier_and_fire_identifier_lockout() {
 }
 
 #[tokio::test]
+async fn wrong_reset_codes_share_the_lockout_with_passwords() {
+    let mut s = Setup::start(|a| a.lockout_failures = 3).await;
+    s.register("gus", "right-password").await;
+    let (status, sent) = s
+        .interact(
+            "/forgot-password/verification-codes",
+            json!({"identifier": "gus"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let code = sent["code"].as_str().unwrap().to_owned();
+    let wrong_code = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(
+        s.interact(
+            "/sign-in",
+            json!({"identifier": "gus", "password": "nope-nope"})
+        )
+        .await
+        .0,
+        422
+    );
+    let reset = |c: &str| json!({"identifier": "gus", "code": c, "password": "new-password-1"});
+    let (status, err) = s.interact("/reset-password", reset(wrong_code)).await;
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (422, "verification_code.code_mismatch")
+    );
+    // The third failed verification (a code this time) locks the identifier.
+    let (status, err) = s.interact("/reset-password", reset(wrong_code)).await;
+    assert_eq!(
+        (status, err["code"].as_str().unwrap()),
+        (400, "session.verification_blocked_too_many_attempts")
+    );
+    let ev = s.expect(&["Identifier.Lockout"]).await.remove(0);
+    assert_eq!(ev["interactionEvent"], "ForgotPassword");
+    // Locked: even the right code is refused, and the lockout fires again.
+    let (status, _) = s.interact("/reset-password", reset(&code)).await;
+    assert_eq!(status, 400);
+    s.expect(&["Identifier.Lockout"]).await;
+    s.quiet().await;
+    s.app.stop().await;
+}
+
+#[tokio::test]
 async fn the_lockout_and_rate_limit_defaults_are_logtos() {
     let args = hookline::configuration::ServeArgs::defaults();
     assert_eq!(args.lockout_failures, 100);
