@@ -49,15 +49,6 @@ impl ApiError {
         e
     }
 
-    pub fn not_found(entity: &str, id: &str) -> Self {
-        let id: String = id.chars().take(64).collect();
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "entity.not_exists_with_id",
-            format!("The {entity} with ID `{id}` does not exist."),
-        )
-    }
-
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

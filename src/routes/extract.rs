@@ -86,17 +86,6 @@ impl QueryMap {
             ))),
         }
     }
-
-    /// A boolean flag: `true`/`1` are true, `false`/`0`/absent false.
-    pub fn flag(&self, key: &str) -> Result<bool, ApiError> {
-        match self.0.get(key).map(|s| s.trim()) {
-            None | Some("false") | Some("0") | Some("") => Ok(false),
-            Some("true") | Some("1") => Ok(true),
-            Some(_) => Err(ApiError::invalid_input(format!(
-                "query parameter `{key}` must be true or false"
-            ))),
-        }
-    }
 }
 
 /// The `{id}` of a `/hooks/{id}…` route. Extracting it also records it in the request's span,
