@@ -21,6 +21,15 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+/// The one status of every link route (Logto's): adding answers 201, replacing and removing
+/// 204.
+fn link_status(how: LinkChange) -> StatusCode {
+    match how {
+        LinkChange::Add => StatusCode::CREATED,
+        LinkChange::Replace | LinkChange::Remove => StatusCode::NO_CONTENT,
+    }
+}
+
 pub async fn create_organization(
     State(state): State<AppState>,
     Call(call): Call,
@@ -136,10 +145,7 @@ async fn change_members(
     ids: Vec<String>,
 ) -> ApiResult {
     let org_id = id(Kind::Organization, org_id)?;
-    let status = match how {
-        LinkChange::Add => StatusCode::CREATED,
-        LinkChange::Replace | LinkChange::Remove => StatusCode::NO_CONTENT,
-    };
+    let status = link_status(how);
     run(&state, call, status, |em, store| async move {
         let store = &*store;
         Ok(organizations::change_members(store, em, org_id, members, how, ids).await?)
@@ -276,10 +282,7 @@ async fn set_member_roles(
 ) -> ApiResult {
     let (org_id, user_id) = (id(Kind::Organization, org_id)?, id(Kind::User, user_id)?);
     let roles = input.member_roles()?;
-    let status = match how {
-        LinkChange::Add => StatusCode::CREATED,
-        _ => StatusCode::NO_CONTENT,
-    };
+    let status = link_status(how);
     run(&state, call, status, |_, store| async move {
         let store = &*store;
         Ok(organizations::set_member_roles(store, org_id, user_id, how, roles).await?)
@@ -385,10 +388,7 @@ async fn change_role_scopes(
     scopes: Vec<String>,
 ) -> ApiResult {
     let role_id = id(Kind::OrganizationRole, role_id)?;
-    let status = match how {
-        LinkChange::Add => StatusCode::CREATED,
-        LinkChange::Replace | LinkChange::Remove => StatusCode::NO_CONTENT,
-    };
+    let status = link_status(how);
     run(&state, call, status, |em, store| async move {
         let store = &*store;
         Ok(organizations::change_role_scopes(store, em, role_id, how, scopes).await?)
