@@ -62,9 +62,12 @@ async fn settle_admin_token(
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let store = connect(&args.database_url)
-            .await
-            .with_context(|| format!("opening the database {}", redact_url(&args.database_url)))?;
+        let store = connect(&args.database_url).await.with_context(|| {
+            format!(
+                "opening the database {}",
+                crate::storage::redact_url(&args.database_url)
+            )
+        })?;
         let (admin_token_hash, generated_admin_token) =
             settle_admin_token(&*store, args.admin_token.as_deref()).await?;
         let sender = Arc::new(WebhookSender::new(
@@ -152,16 +155,5 @@ impl Application {
         engine.join().await;
         tracing::info!("hookline stopped");
         served.context("serving HTTP")
-    }
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }

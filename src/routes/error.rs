@@ -84,11 +84,18 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         // The details go to the log, not to the client.
         tracing::error!(error = %e, "storage error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_server_error",
-            "The request could not be completed because of a storage error.",
-        )
+        match e {
+            StoreError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database.unavailable",
+                "The database is unavailable; nothing was changed. Try again later.",
+            ),
+            _ => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                "The request could not be completed because of a storage error.",
+            ),
+        }
     }
 }
 

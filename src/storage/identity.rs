@@ -157,12 +157,6 @@ pub enum IdentityError {
     Store(#[from] StoreError),
 }
 
-impl From<rusqlite::Error> for IdentityError {
-    fn from(e: rusqlite::Error) -> Self {
-        IdentityError::Store(e.into())
-    }
-}
-
 impl IdentityError {
     pub fn not_found(kind: Kind, id: &str) -> Self {
         IdentityError::NotFound {

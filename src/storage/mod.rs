@@ -7,6 +7,7 @@
 //! later features (the identity core) can write their own rows and the events those rows
 //! cause in one commit.
 
+mod errors;
 pub mod identity;
 pub mod sqlite;
 
@@ -17,19 +18,24 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Why a store call failed, in terms that name no driver: each implementation maps its
+/// driver's errors onto these (see `errors.rs`), so callers decide on meaning (retry later,
+/// a bug, bad data) rather than on sqlx or rusqlite types.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be reached or cannot take the work now: connection refused or
+    /// lost, pool exhausted, server shutting down, file locked by another writer, disk full.
+    /// The same call may succeed later; the API answers 503 `database.unavailable`.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed for any other reason (a constraint, a bug, a schema mismatch).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(String),
     #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(String),
     #[error("a stored row could not be read: {0}")]
     Corrupt(String),
-    #[error("the store is not available: {0}")]
-    Unavailable(String),
-    #[error("unsupported database URL '{0}': use sqlite://PATH (a file; in-memory databases are not supported)")]
+    #[error("unsupported database URL '{0}': use sqlite://PATH (a file; in-memory databases are not supported) or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
 }
 
@@ -358,7 +364,18 @@ pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store
             sqlite::SqliteStore::open(database_url).await?,
         ))
     } else {
-        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
+        Err(StoreError::UnsupportedUrl(redact_url(database_url)))
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -364,7 +364,10 @@ mod tests {
         let (hold, before, failing, after) = tokio::join!(hold, before, failing, after);
         hold.unwrap();
         before.unwrap();
-        assert!(matches!(failing, Err(StoreError::Sqlite(_))), "{failing:?}");
+        assert!(
+            matches!(failing, Err(StoreError::Database(_))),
+            "{failing:?}"
+        );
         after.unwrap();
         let counts = store
             .write(Durability::Process, |w| {
