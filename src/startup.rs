@@ -3,7 +3,7 @@
 
 use crate::configuration::ServeArgs;
 use crate::delivery::http::WebhookSender;
-use crate::delivery::{DeliveryEngine, Dispatch, EngineSettings, Inbox};
+use crate::delivery::{DeliveryEngine, EngineSettings, Inbox, Publisher};
 use crate::domain::id::new_secret;
 use crate::domain::interaction::{CodeSendPolicy, LockoutPolicy};
 use crate::identity::interactions::InteractionSettings;
@@ -83,11 +83,11 @@ impl Application {
             max_in_flight: args.max_in_flight as usize,
             max_in_flight_per_hook: args.max_in_flight_per_hook as usize,
         };
-        let (dispatch, inbox) = Dispatch::new(&settings);
+        let (publisher, inbox) = Publisher::new(store.clone(), &settings);
         let state = AppState {
             store,
             sender,
-            dispatch,
+            publisher,
             admin_token_hash,
             allow_private: args.allow_private_targets,
             metrics: Arc::new(Metrics::new()),
@@ -141,8 +141,6 @@ impl Application {
             state.metrics.clone(),
             shutdown.clone(),
         );
-        // Deliveries queued before this start (or by another node) are picked up at once.
-        state.dispatch.wake();
         let app = router(state, args.max_body_bytes);
         tracing::info!(address = %listener.local_addr()?, "hookline is listening");
         let served = axum::serve(

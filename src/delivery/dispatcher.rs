@@ -9,11 +9,12 @@
 //! due.
 
 use super::http::WebhookSender;
+use super::LeaseBudget;
 use super::{EngineSettings, Inbox};
 use crate::clock::now_ms;
 use crate::domain::id::new_id;
 use crate::metrics::{DeliveryOutcome, Metrics};
-use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, LeaseBudget, NextStep, Store};
+use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, NextStep, Store};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,10 +115,10 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            wake: store.wakeups(),
             store,
             sender,
             settings,
-            wake: inbox.notify,
             handoff: inbox.handoff,
             budget: inbox.budget,
             records,
@@ -464,7 +465,7 @@ impl Dispatcher {
             }
         }
         // Handed over but never started: release them too. After `close`, an API request
-        // still finishing releases its own (see `Dispatch::submit`).
+        // still finishing releases its own (see `Publisher::publish`).
         self.handoff.close();
         while let Ok(batch) = self.handoff.try_recv() {
             self.in_flight.extend(batch.into_iter().map(|d| d.id));

@@ -15,15 +15,16 @@
 pub mod blocking;
 pub mod dispatcher;
 pub mod http;
+pub mod publish;
 pub mod recorder;
+
+pub use publish::{Inbox, LeaseBudget, Publisher};
 
 use crate::domain::retry::RetrySchedule;
 use crate::metrics::Metrics;
-use crate::storage::{ClaimedDelivery, Enqueued, LeaseBudget, Store};
+use crate::storage::Store;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -45,76 +46,6 @@ impl EngineSettings {
     /// recording the result.
     pub fn lease_ms(&self) -> i64 {
         (self.request_timeout * 3 + Duration::from_secs(5)).as_millis() as i64
-    }
-}
-
-/// The API's handle on the delivery engine: hands it the deliveries an enqueue leased (the
-/// fast path, see [`LeaseBudget`]) and wakes it for the ones left in the queue. Cheap to clone.
-#[derive(Clone)]
-pub struct Dispatch {
-    notify: Arc<Notify>,
-    handoff: UnboundedSender<Vec<ClaimedDelivery>>,
-    budget: Arc<LeaseBudget>,
-}
-
-/// The engine's end of a [`Dispatch`].
-pub struct Inbox {
-    notify: Arc<Notify>,
-    handoff: UnboundedReceiver<Vec<ClaimedDelivery>>,
-    budget: Arc<LeaseBudget>,
-}
-
-impl Dispatch {
-    pub fn new(settings: &EngineSettings) -> (Dispatch, Inbox) {
-        let notify = Arc::new(Notify::new());
-        // The dispatcher holds at most twice its in-flight limit (running plus waiting).
-        let budget = Arc::new(LeaseBudget::new(
-            2 * settings.max_in_flight,
-            settings.lease_ms(),
-        ));
-        // Unbounded, but only ever holding what the budget granted.
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (
-            Dispatch {
-                notify: notify.clone(),
-                handoff: tx,
-                budget: budget.clone(),
-            },
-            Inbox {
-                notify,
-                handoff: rx,
-                budget,
-            },
-        )
-    }
-
-    /// New due deliveries are in the queue.
-    pub fn wake(&self) {
-        self.notify.notify_one();
-    }
-
-    /// The budget to pass to [`Store::enqueue_event`].
-    pub fn budget(&self) -> Arc<LeaseBudget> {
-        self.budget.clone()
-    }
-
-    /// Takes what an enqueue produced: leased deliveries go to the dispatcher, and it is woken
-    /// for any left in the queue. If the engine has stopped, the leased ones are released so
-    /// that the next start sends them at once rather than after their lease.
-    pub async fn submit(&self, store: &dyn Store, enqueued: Enqueued) {
-        let queued = enqueued.deliveries - enqueued.leased.len();
-        if !enqueued.leased.is_empty() {
-            if let Err(returned) = self.handoff.send(enqueued.leased) {
-                let ids: Vec<String> = returned.0.into_iter().map(|d| d.id).collect();
-                self.budget.give_back(ids.len());
-                if let Err(e) = store.release(&ids, crate::clock::now_ms()).await {
-                    tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
-                }
-            }
-        }
-        if queued > 0 {
-            self.wake();
-        }
     }
 }
 

@@ -109,6 +109,12 @@ impl HookEvent {
             .ok_or_else(|| UnknownEvent(name.chars().take(100).collect()))
     }
 
+    /// Its position in the catalog (0 ≤ index < `HookEvent::all().count()`), for tables
+    /// indexed by event.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
     pub fn name(self) -> &'static str {
         CATALOG[self.0 as usize].0
     }

@@ -45,14 +45,9 @@ pub async fn publish(
         payload: event_payload(event, published, &iso_timestamp(now)),
         created_at: now_ms(),
     };
-    let enqueued = state
-        .store
-        .enqueue_event(&new_event, Some(state.dispatch.budget()))
-        .await?;
+    let deliveries = state.publisher.publish(&new_event).await?;
     state.metrics.events_ingested.inc();
     tracing::Span::current().record("event_id", new_event.id.as_str());
-    let deliveries = enqueued.deliveries;
-    state.dispatch.submit(&*state.store, enqueued).await;
     tracing::debug!(event_id = %new_event.id, event = %event, deliveries, "event accepted");
     Ok((
         StatusCode::ACCEPTED,

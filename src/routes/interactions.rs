@@ -216,7 +216,6 @@ pub async fn register(
     let mut user = new.user;
     user.application_id = Some(ctx.application.id.clone());
     let answer = interactions::register(&*state.store, &state.sender, ctx, user, hash).await?;
-    state.dispatch.wake();
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
@@ -245,7 +244,6 @@ pub async fn sign_in(
     )
     .await;
     // A refused sign-in may have fired Identifier.Lockout.
-    state.dispatch.wake();
     Ok(Json(result?).into_response())
 }
 
@@ -265,7 +263,6 @@ pub async fn send_reset_code(
     let ctx = caller.context(input.end_user)?;
     let result = interactions::send_reset_code(&*state.store, state.interactions, ctx, id).await;
     // A refused request fired Message.RateLimited.
-    state.dispatch.wake();
     Ok((StatusCode::CREATED, Json(result?)).into_response())
 }
 
@@ -300,6 +297,5 @@ pub async fn reset_password(
     )
     .await;
     // A refused reset may have fired Identifier.Lockout.
-    state.dispatch.wake();
     Ok(Json(answer?).into_response())
 }

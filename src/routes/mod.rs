@@ -12,7 +12,7 @@ pub mod interactions;
 pub mod pagination;
 
 use crate::delivery::http::WebhookSender;
-use crate::delivery::Dispatch;
+use crate::delivery::Publisher;
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use axum::extract::DefaultBodyLimit;
@@ -28,7 +28,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sender: Arc<WebhookSender>,
     /// Hands new deliveries to the delivery engine.
-    pub dispatch: Dispatch,
+    pub publisher: Publisher,
     /// SHA-256 of the admin token.
     pub admin_token_hash: [u8; 32],
     pub allow_private: bool,

@@ -16,7 +16,6 @@ use crate::domain::hook::{Hook, HookConfig};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Why a store call failed, in terms that name no driver: each implementation maps its
 /// driver's errors onto these (see `errors.rs`), so callers decide on meaning (retry later,
@@ -56,76 +55,17 @@ pub struct NewEvent {
 pub struct Enqueued {
     /// Deliveries queued for it (one per subscribed, enabled hook).
     pub deliveries: usize,
-    /// Those of them leased to the caller at commit, ready to send (see [`LeaseBudget`]).
+    /// Those of them leased to the caller at commit, ready to send (see [`Lease`]).
     pub leased: Vec<ClaimedDelivery>,
 }
 
-/// How many new deliveries an enqueue may lease to its caller instead of leaving them due.
-///
-/// The dispatcher can take only so much work at once. A delivery it would claim from the queue
-/// right after the commit anyway can be inserted already leased (claimed) and handed over in
-/// memory: no claim query, no second write of the row, and no trip through the queue for the
-/// latency. The budget is the dispatcher's free capacity, so handed-over work never piles up
-/// in memory past its lease. It is *closed* while the queue holds due work the dispatcher has
-/// not caught up with, so that new events do not overtake older ones: then everything goes
-/// through the queue in order.
-#[derive(Debug)]
-pub struct LeaseBudget {
-    available: AtomicUsize,
-    open: AtomicBool,
-    /// How long a lease lasts; a leased delivery whose process dies comes back after it.
+/// How many of an enqueue's new deliveries the caller wants leased to itself, to send at
+/// once, instead of left due in the queue (see `delivery::publish`). The store leases up to
+/// `up_to` of them for `lease_ms` and returns them; it knows nothing of why.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lease {
+    pub up_to: usize,
     pub lease_ms: i64,
-}
-
-impl LeaseBudget {
-    /// A closed budget of `capacity` deliveries.
-    pub fn new(capacity: usize, lease_ms: i64) -> Self {
-        Self {
-            available: AtomicUsize::new(capacity),
-            open: AtomicBool::new(false),
-            lease_ms,
-        }
-    }
-
-    /// Takes up to `want` for new deliveries; none while closed. Granting less than `want`
-    /// closes the budget: the rest go to the queue, and until the dispatcher has caught up
-    /// with it, the next events queue behind them instead of overtaking them.
-    pub fn take_for_new(&self, want: usize) -> usize {
-        if !self.open.load(Ordering::Acquire) {
-            return 0;
-        }
-        let granted = self.take(want);
-        if granted < want {
-            self.set_open(false);
-        }
-        granted
-    }
-
-    /// Takes up to `want`, open or not (the dispatcher's own claims).
-    pub fn take(&self, want: usize) -> usize {
-        let mut taken = 0;
-        let _ = self
-            .available
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
-                taken = free.min(want);
-                Some(free - taken)
-            });
-        taken
-    }
-
-    pub fn give_back(&self, n: usize) {
-        if n > 0 {
-            self.available.fetch_add(n, Ordering::AcqRel);
-        }
-    }
-
-    pub fn available(&self) -> usize {
-        self.available.load(Ordering::Acquire)
-    }
-
-    pub fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::Release);
-    }
 }
 
 /// Rows of one page: `limit` rows after skipping `offset`.
@@ -330,13 +270,15 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     ) -> StoreResult<HashMap<String, ExecutionStats>>;
 
     /// Stores the event and one queued delivery per enabled hook subscribed to it, in one
-    /// transaction. Once this returns, the event is durable. With a `budget`, up to what it
-    /// grants of the deliveries are inserted leased and returned, for the caller to send.
-    async fn enqueue_event(
-        &self,
-        event: &NewEvent,
-        budget: Option<std::sync::Arc<LeaseBudget>>,
-    ) -> StoreResult<Enqueued>;
+    /// transaction. Once this returns, the event is durable. Up to `lease.up_to` of the
+    /// deliveries are inserted leased and returned, for the caller to send.
+    async fn enqueue_event(&self, event: &NewEvent, lease: Lease) -> StoreResult<Enqueued>;
+
+    /// Notified (`notify_one`) after every commit that left deliveries due in the queue: an
+    /// enqueue, an identity change's events, a release; on a database shared by several
+    /// nodes, also when another node committed them. The dispatcher waits on it, so no
+    /// publisher has to remember to wake anything: the commit does.
+    fn wakeups(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
     /// Claims due deliveries (see [`ClaimRequest`]).
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>>;
@@ -376,27 +318,5 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::LeaseBudget;
-
-    #[test]
-    fn a_lease_budget_grants_new_work_only_while_open_and_never_more_than_it_has() {
-        let b = LeaseBudget::new(10, 1_000);
-        assert_eq!(b.take_for_new(3), 0, "closed until the dispatcher opens it");
-        b.set_open(true);
-        assert_eq!(b.take_for_new(3), 3);
-        assert_eq!(b.take(4), 4, "claims take from the same room");
-        assert_eq!(b.take_for_new(5), 3, "only what is left");
-        assert_eq!(b.available(), 0);
-        assert_eq!(b.take(1), 0);
-        b.give_back(2);
-        assert_eq!(b.available(), 2);
-        b.set_open(false);
-        assert_eq!(b.take_for_new(1), 0);
-        assert_eq!(b.take(5), 2, "claims take room while closed");
     }
 }

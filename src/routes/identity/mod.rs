@@ -129,14 +129,12 @@ fn id(kind: Kind, raw: &str) -> Result<String, ApiError> {
 /// Runs one change with the route's one `status`: the events the change fires carry it (its
 /// [`Emitter`] is made here), and the answer has it, with the change's body (none when the
 /// change answers `null`: a 204, or a 201 Logto sends without one).
-/// Wakes the delivery engine for those events.
 async fn run<F, Fut>(state: &AppState, call: ApiCall, status: StatusCode, change: F) -> ApiResult
 where
     F: FnOnce(Emitter, Arc<dyn Store>) -> Fut,
     Fut: Future<Output = Result<Value, ApiError>>,
 {
     let body = change(Emitter::new(call, status.as_u16()), state.store.clone()).await?;
-    state.dispatch.wake();
     Ok(if body.is_null() {
         status.into_response()
     } else {

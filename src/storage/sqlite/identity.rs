@@ -7,7 +7,7 @@ use super::{enqueue_events_in, SqliteStore};
 use crate::storage::identity::{
     Change, Doc, DocQuery, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link, StateSpace,
 };
-use crate::storage::{NewEvent, StoreError, StoreResult};
+use crate::storage::{Lease, NewEvent, StoreError, StoreResult};
 use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 use serde_json::Value;
@@ -398,9 +398,9 @@ impl IdentityTx for Tx<'_, '_> {
 
     fn emit(&mut self, events: &[NewEvent]) -> StoreResult<()> {
         let refs: Vec<&NewEvent> = events.iter().collect();
-        // No lease budget: this job may run twice (see `SqliteStore::write`); the dispatcher
-        // claims these deliveries from the queue once woken.
-        enqueue_events_in(self.w, &refs, None)?;
+        // Nothing leased: the dispatcher claims these deliveries from the queue, woken by
+        // the commit.
+        enqueue_events_in(self.w, &refs, Lease::default())?;
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// How many deliveries are leased (in memory, see [`leases`]), for the queue gauges.
     leased: Arc<AtomicUsize>,
+    /// Notified by the writer after a commit that left deliveries due (see `Store::wakeups`).
+    wakeups: Arc<tokio::sync::Notify>,
     /// Held for as long as the store is open: one process per database file.
     _lock: std::fs::File,
 }
@@ -91,8 +93,10 @@ impl SqliteStore {
             .await?;
         let leases = leases::Leases::default();
         let leased = leases.counter();
+        let wakeups = Arc::new(tokio::sync::Notify::new());
         Ok(Self {
-            writer: Writer::start(writer, leases)?,
+            writer: Writer::start(writer, leases, wakeups.clone())?,
+            wakeups,
             reader,
             leased,
             _lock: lock,
@@ -102,7 +106,7 @@ impl SqliteStore {
     /// Runs `work` on the writer thread inside a write transaction, and returns its result
     /// once committed. For features that write their own rows together with the events they
     /// cause ([`enqueue_events_in`]). `work` may run twice (see [`writer`]), so it must change
-    /// nothing but the database: give `enqueue_events_in` no lease budget here (the
+    /// nothing but the database: lease nothing with `enqueue_events_in` here (the
     /// dispatcher then claims those deliveries from the queue).
     pub async fn write<T, F>(&self, durability: Durability, work: F) -> StoreResult<T>
     where
@@ -385,28 +389,17 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn enqueue_event(
-        &self,
-        event: &NewEvent,
-        budget: Option<Arc<LeaseBudget>>,
-    ) -> StoreResult<Enqueued> {
+    async fn enqueue_event(&self, event: &NewEvent, lease: Lease) -> StoreResult<Enqueued> {
         let event = event.clone();
-        let grant = budget.clone();
         self.writer
-            .run_with_undo(
-                Durability::Disk,
-                move |w| {
-                    enqueue_events_in(w, &[&event], grant.as_deref())
-                        .map(|mut r| r.pop().unwrap_or_default())
-                },
-                // Nothing it leased was stored: the grant goes back to the budget.
-                move |enqueued: &Enqueued| {
-                    if let Some(b) = &budget {
-                        b.give_back(enqueued.leased.len());
-                    }
-                },
-            )
+            .run(Durability::Disk, move |w| {
+                enqueue_events_in(w, &[&event], lease).map(|mut r| r.pop().unwrap_or_default())
+            })
             .await
+    }
+
+    fn wakeups(&self) -> Arc<tokio::sync::Notify> {
+        self.wakeups.clone()
     }
 
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {

@@ -13,12 +13,11 @@ use super::writer::WriteTx;
 use crate::domain::id::new_id;
 use crate::domain::payload::delivery_body;
 use crate::storage::{
-    AttemptRecord, BlockingCallLog, ClaimRequest, ClaimedDelivery, Enqueued, LeaseBudget, NewEvent,
+    AttemptRecord, BlockingCallLog, ClaimRequest, ClaimedDelivery, Enqueued, Lease, NewEvent,
     NextStep, StoreError, StoreResult,
 };
 use rusqlite::OptionalExtension;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 const STATE_QUEUED: i64 = 0;
 const STATE_SUCCEEDED: i64 = 1;
@@ -28,37 +27,20 @@ const STATE_FAILED: i64 = 2;
 /// their own rows (the identity core) call this from their own write job, so the change and
 /// the events it causes commit together.
 ///
-/// With a `budget`, as many deliveries as it grants are inserted leased and returned ready to
-/// send (see [`LeaseBudget`]). On an error here the grant is given back; if the transaction
-/// then fails to commit, the caller gives it back.
+/// Up to `lease.up_to` of the deliveries are inserted leased (in memory, see
+/// [`super::leases`]) and returned ready to send; the rest are left due, and the writer wakes
+/// the dispatcher for them once the batch has committed.
 pub fn enqueue_events_in(
     w: &mut WriteTx<'_>,
     events: &[&NewEvent],
-    budget: Option<&LeaseBudget>,
+    lease: Lease,
 ) -> StoreResult<Vec<Enqueued>> {
     let mut subscribers = Vec::with_capacity(events.len());
     for event in events {
         subscribers.push(w.hooks.subscribers(w.conn, event.event)?);
     }
-    let total: usize = subscribers.iter().map(|s| s.len()).sum();
-    let granted = budget.map_or(0, |b| b.take_for_new(total));
-    let result = insert_events(w, events, &subscribers, granted, budget);
-    if result.is_err() {
-        if let Some(b) = budget {
-            b.give_back(granted);
-        }
-    }
-    result
-}
-
-fn insert_events(
-    w: &mut WriteTx<'_>,
-    events: &[&NewEvent],
-    subscribers: &[Arc<[super::cache::Subscriber]>],
-    mut grant: usize,
-    budget: Option<&LeaseBudget>,
-) -> StoreResult<Vec<Enqueued>> {
-    let lease_ms = budget.map_or(0, |b| b.lease_ms);
+    let mut grant = lease.up_to;
+    let lease_ms = lease.lease_ms;
     let mut insert_event = w.conn.prepare_cached(
         "INSERT OR FAIL INTO events (id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -102,6 +84,8 @@ fn insert_events(
                     created_at: event.created_at,
                     target: hook.target.clone(),
                 });
+            } else {
+                *w.queued_due = true;
             }
         }
         results.push(enqueued);
@@ -298,6 +282,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
 
 /// Gives up leases: the deliveries are due again (their rows were never changed).
 pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String]) -> StoreResult<()> {
+    *w.queued_due |= !delivery_ids.is_empty();
     let mut stmt = w
         .conn
         .prepare_cached("SELECT rowid FROM deliveries WHERE state = 0 AND id = ?1")?;

@@ -30,7 +30,8 @@ use super::Durability;
 use crate::storage::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::panic::AssertUnwindSafe;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Jobs per transaction at most: bounds how long one commit keeps callers waiting.
 const MAX_JOBS: usize = 1024;
@@ -41,6 +42,9 @@ pub struct WriteTx<'a> {
     pub(super) conn: &'a Connection,
     pub(super) hooks: &'a mut HookCache,
     pub(super) leases: &'a mut Leases,
+    /// Set by a job that left deliveries due: the writer wakes the dispatcher after the
+    /// commit (`Store::wakeups`).
+    pub(super) queued_due: &'a mut bool,
 }
 
 /// One unit of work for the writer thread.
@@ -67,11 +71,11 @@ fn stopped() -> StoreError {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, leases: Leases) -> StoreResult<Self> {
+    pub fn start(conn: Connection, leases: Leases, wakeups: Arc<Notify>) -> StoreResult<Self> {
         let (jobs, rx) = mpsc::channel(4 * MAX_JOBS);
         std::thread::Builder::new()
             .name("hookline-writer".into())
-            .spawn(move || run(conn, leases, rx))
+            .spawn(move || run(conn, leases, wakeups, rx))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
         Ok(Self { jobs })
     }
@@ -172,7 +176,12 @@ where
     }
 }
 
-fn run(conn: Connection, mut leases: Leases, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(
+    conn: Connection,
+    mut leases: Leases,
+    wakeups: Arc<Notify>,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+) {
     let mut hooks = HookCache::default();
     // `synchronous` is per connection; set it only when a batch needs another level.
     let mut synchronous: Option<Durability> = None;
@@ -190,13 +199,20 @@ fn run(conn: Connection, mut leases: Leases, mut rx: mpsc::Receiver<Box<dyn Job>
         } else {
             Durability::Process
         };
+        let mut queued_due = false;
         let mut state = State {
             hooks: &mut hooks,
             leases: &mut leases,
+            queued_due: &mut queued_due,
         };
         let outcome = run_batch(&conn, &mut state, &mut synchronous, durability, &mut batch);
         match &outcome {
-            Ok(()) => leases.batch_committed(crate::clock::now_ms()),
+            Ok(()) => {
+                leases.batch_committed(crate::clock::now_ms());
+                if queued_due {
+                    wakeups.notify_one();
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "a write transaction failed");
                 // What the caches learnt inside the rolled-back transaction may not be true.
@@ -218,6 +234,7 @@ fn run(conn: Connection, mut leases: Leases, mut rx: mpsc::Receiver<Box<dyn Job>
 struct State<'a> {
     hooks: &'a mut HookCache,
     leases: &'a mut Leases,
+    queued_due: &'a mut bool,
 }
 
 fn run_batch(
@@ -272,6 +289,7 @@ fn run_jobs(
             conn,
             hooks: state.hooks,
             leases: state.leases,
+            queued_due: state.queued_due,
         };
         for job in batch.iter_mut() {
             if savepoints {
@@ -382,8 +400,7 @@ mod tests {
     async fn an_enqueue_run_again_after_a_rollback_does_not_lease_twice() {
         use crate::domain::event::HookEvent;
         use crate::domain::hook::{Hook, HookConfig};
-        use crate::storage::{LeaseBudget, NewEvent, Store};
-        use std::sync::Arc;
+        use crate::storage::{Lease, NewEvent, Store};
 
         let (store, _dir) = store().await;
         let event = HookEvent::parse("PostRegister").unwrap();
@@ -406,8 +423,6 @@ mod tests {
             })
             .await
             .unwrap();
-        let budget = Arc::new(LeaseBudget::new(10, 1_000));
-        budget.set_open(true);
         let hold = store.write(Durability::Process, |_| {
             std::thread::sleep(Duration::from_millis(200));
             Ok(())
@@ -420,7 +435,11 @@ mod tests {
         };
         // The enqueue runs first in its batch, then the failing job rolls the batch back and
         // the enqueue runs again.
-        let enqueue = store.enqueue_event(&new_event, Some(budget.clone()));
+        let lease = Lease {
+            up_to: 10,
+            lease_ms: 1_000,
+        };
+        let enqueue = store.enqueue_event(&new_event, lease);
         let failing = store.write(Durability::Process, |w| {
             w.conn.execute("INSERT INTO no_such_table VALUES (1)", [])?;
             Ok(())
@@ -430,7 +449,11 @@ mod tests {
         assert!(failing.is_err());
         let enqueued = enqueued.unwrap();
         assert_eq!(enqueued.leased.len(), 1);
-        assert_eq!(budget.available(), 9, "one lease taken, not two");
+        assert_eq!(
+            store.leased.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "one lease taken, not two"
+        );
         let rows = store
             .write(Durability::Process, |w| {
                 Ok(w.conn
