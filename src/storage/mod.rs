@@ -9,6 +9,7 @@
 
 mod errors;
 pub mod identity;
+mod schema;
 pub mod sqlite;
 
 use crate::domain::event::HookEvent;

@@ -7,160 +7,15 @@ use super::{enqueue_events_in, SqliteStore};
 use crate::storage::identity::{
     Change, Doc, DocQuery, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link, StateSpace,
 };
-use crate::storage::{Lease, NewEvent, StoreError, StoreResult};
+use crate::storage::schema::{
+    check_scope, column, credential_column, like_pattern, link_row, link_table, parse_doc, table,
+};
+use crate::storage::{Lease, NewEvent, StoreResult};
 use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 use serde_json::Value;
 use sqlx::Row;
 use std::any::Any;
-
-struct Table {
-    name: &'static str,
-    keys: &'static [(Key, &'static str)],
-    parent: Option<&'static str>,
-    /// What `search` looks in (SQL expressions over the row).
-    search: &'static [&'static str],
-}
-
-const NAME: &str = "json_extract(doc, '$.name')";
-
-fn table(kind: Kind) -> &'static Table {
-    match kind {
-        Kind::User => &Table {
-            name: "users",
-            keys: &[
-                (Key::Username, "username"),
-                (Key::Email, "email_key"),
-                (Key::Phone, "phone"),
-            ],
-            parent: None,
-            search: &["id", "username", "email_key", "phone", NAME],
-        },
-        Kind::Resource => &Table {
-            name: "resources",
-            keys: &[(Key::Indicator, "indicator")],
-            parent: None,
-            search: &["id", "indicator", NAME],
-        },
-        Kind::Scope => &Table {
-            name: "scopes",
-            keys: &[(Key::Name, "name")],
-            parent: Some("resource_id"),
-            search: &["id", "name"],
-        },
-        Kind::Role => &Table {
-            name: "roles",
-            keys: &[(Key::Name, "name")],
-            parent: None,
-            search: &["id", "name"],
-        },
-        Kind::Organization => &Table {
-            name: "organizations",
-            keys: &[],
-            parent: None,
-            search: &["id", NAME],
-        },
-        Kind::OrganizationRole => &Table {
-            name: "organization_roles",
-            keys: &[(Key::Name, "name")],
-            parent: None,
-            search: &["id", "name"],
-        },
-        Kind::OrganizationScope => &Table {
-            name: "organization_scopes",
-            keys: &[(Key::Name, "name")],
-            parent: None,
-            search: &["id", "name"],
-        },
-        Kind::Application => &Table {
-            name: "applications",
-            keys: &[],
-            parent: None,
-            search: &["id", NAME],
-        },
-        Kind::OrganizationInvitation => &Table {
-            name: "organization_invitations",
-            keys: &[(Key::PendingInvitee, "pending_key")],
-            parent: Some("organization_id"),
-            search: &["id", "json_extract(doc, '$.invitee')"],
-        },
-    }
-}
-
-struct LinkTable {
-    name: &'static str,
-    scope: Option<&'static str>,
-    a: &'static str,
-    b: &'static str,
-}
-
-fn link_table(link: Link) -> LinkTable {
-    let (name, scope, a, b) = match link {
-        Link::RoleScopes => ("role_scopes", None, "role_id", "scope_id"),
-        Link::UserRoles => ("user_roles", None, "user_id", "role_id"),
-        Link::OrganizationUsers => ("organization_users", None, "organization_id", "user_id"),
-        Link::OrganizationApplications => (
-            "organization_applications",
-            None,
-            "organization_id",
-            "application_id",
-        ),
-        Link::OrganizationRoleScopes => (
-            "organization_role_scopes",
-            None,
-            "organization_role_id",
-            "organization_scope_id",
-        ),
-        Link::OrganizationUserRoles => (
-            "organization_user_roles",
-            Some("organization_id"),
-            "user_id",
-            "organization_role_id",
-        ),
-    };
-    LinkTable { name, scope, a, b }
-}
-
-/// Where a kind keeps its credential.
-fn credential_column(kind: Kind) -> StoreResult<&'static str> {
-    match kind {
-        Kind::User => Ok("password_hash"),
-        Kind::Application => Ok("secret_hash"),
-        other => Err(StoreError::Corrupt(format!("{other:?} has no credential"))),
-    }
-}
-
-fn column(t: &Table, key: Key) -> StoreResult<&'static str> {
-    t.keys
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, c)| *c)
-        .ok_or_else(|| StoreError::Corrupt(format!("{} has no key {key:?}", t.name)))
-}
-
-fn parse_doc(text: &str) -> StoreResult<Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("a stored document: {e}")))
-}
-
-/// One link row: its table, its columns (the scope's first, if any) and their values.
-fn link_row<'a>(
-    link: Link,
-    scope: Option<&'a str>,
-    a: &'a str,
-    b: &'a str,
-) -> StoreResult<(&'static str, Vec<&'static str>, Vec<&'a str>)> {
-    let l = link_table(link);
-    check_scope(&l, scope)?;
-    let mut cols = Vec::with_capacity(3);
-    let mut args = Vec::with_capacity(3);
-    if let (Some(s), Some(scope)) = (l.scope, scope) {
-        cols.push(s);
-        args.push(scope);
-    }
-    cols.extend([l.a, l.b]);
-    args.extend([a, b]);
-    Ok((l.name, cols, args))
-}
 
 /// `c1 = ?1 AND c2 = ?2 …`
 fn row_filter(cols: &[&str]) -> String {
@@ -176,17 +31,6 @@ fn doc_and_credential(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(Value, Option
     let doc = parse_doc(r.try_get::<&str, _>("doc")?)?;
     let cred: Option<String> = r.try_get("credential")?;
     Ok((doc, cred.filter(|c| !c.is_empty())))
-}
-
-/// `scope` given exactly when the link has a scope column.
-fn check_scope(l: &LinkTable, scope: Option<&str>) -> StoreResult<()> {
-    if l.scope.is_some() != scope.is_some() {
-        return Err(StoreError::Corrupt(format!(
-            "link {} used with the wrong scope",
-            l.name
-        )));
-    }
-    Ok(())
 }
 
 /// The primitives on the writer's transaction.
@@ -455,17 +299,13 @@ impl IdentityStore for SqliteStore {
             Some(p) => format!("(?1 IS NULL OR {p} = ?1)"),
             None => "(?1 IS NULL OR 1 = 1)".to_owned(),
         };
-        let pattern = q.search.as_ref().map(|s| {
-            // A substring, with LIKE's own wildcards taken literally.
-            let escaped = s
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        let pattern = q.search.as_deref().map(like_pattern);
+        let doc_field = t.search_doc.map(|f| format!("json_extract(doc, '$.{f}')"));
         let any: Vec<String> = t
             .search
             .iter()
+            .map(|c| c.to_string())
+            .chain(doc_field)
             .map(|c| format!("{c} LIKE ?2 ESCAPE '\\'"))
             .collect();
         filter.push_str(&format!(" AND (?2 IS NULL OR {})", any.join(" OR ")));
