@@ -41,14 +41,21 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:3001")]
     pub listen: String,
 
-    /// Where events, hooks and the delivery queue are stored: sqlite://PATH (created and
-    /// migrated on first start).
+    /// Where events, hooks and the delivery queue are stored: sqlite://PATH (a file, created
+    /// and migrated on first start; one process per file), or postgres://USER[:PASSWORD]@HOST
+    /// [:PORT]/DATABASE[?sslmode=…] (also postgresql://; migrated on start; any number of
+    /// nodes may share it).
     #[arg(
         long,
         env = "HOOKLINE_DATABASE_URL",
         default_value = "sqlite://hookline.db"
     )]
     pub database_url: String,
+
+    /// PostgreSQL only: connections each node keeps to the database for the API and
+    /// publishing. Claims and attempt records use 4 more of their own.
+    #[arg(long, env = "HOOKLINE_DATABASE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: u32,
 
     /// Bearer token for the /api routes (at least 16 characters). Without one, the first start
     /// generates a token, prints it once and stores only its hash.

@@ -62,12 +62,17 @@ async fn settle_admin_token(
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let store = connect(&args.database_url).await.with_context(|| {
-            format!(
-                "opening the database {}",
-                crate::storage::redact_url(&args.database_url)
-            )
-        })?;
+        let options = crate::storage::ConnectOptions {
+            pool_size: args.database_pool_size,
+        };
+        let store = connect(&args.database_url, options)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the database {}",
+                    crate::storage::redact_url(&args.database_url)
+                )
+            })?;
         let (admin_token_hash, generated_admin_token) =
             settle_admin_token(&*store, args.admin_token.as_deref()).await?;
         let sender = Arc::new(WebhookSender::new(

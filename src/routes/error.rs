@@ -85,7 +85,7 @@ impl From<StoreError> for ApiError {
         // The details go to the log, not to the client.
         tracing::error!(error = %e, "storage error");
         match e {
-            StoreError::Unavailable(_) => Self::new(
+            StoreError::Unavailable(_) | StoreError::Contention(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database.unavailable",
                 "The database is unavailable; nothing was changed. Try again later.",

@@ -29,8 +29,18 @@ impl From<sqlx::Error> for StoreError {
                 let unavailable = db.code().is_some_and(|code| {
                     postgres_unavailable(&code) || code.parse::<i32>().is_ok_and(sqlite_unavailable)
                 });
+                // 40001 serialization_failure, 40P01 deadlock_detected, 23505 unique_violation:
+                // on a shared database, a concurrent transaction got there first.
+                let contended = db
+                    .code()
+                    .is_some_and(|c| matches!(&*c, "40001" | "40P01" | "23505"))
+                    && db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some();
                 if unavailable {
                     StoreError::Unavailable(e.to_string())
+                } else if contended {
+                    StoreError::Contention(e.to_string())
                 } else {
                     StoreError::Database(e.to_string())
                 }

@@ -9,6 +9,7 @@
 
 mod errors;
 pub mod identity;
+pub mod postgres;
 mod schema;
 pub mod sqlite;
 
@@ -28,6 +29,12 @@ pub enum StoreError {
     /// The same call may succeed later; the API answers 503 `database.unavailable`.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The transaction lost a race with a concurrent one on a shared database (PostgreSQL's
+    /// serialization failure, deadlock, or a unique key taken in between): running it again
+    /// sees the winner's work. The store retries identity changes itself; a caller sees this
+    /// only when the retries ran out, and the API answers 503 like `Unavailable`.
+    #[error("the database was busy with concurrent changes: {0}")]
+    Contention(String),
     /// A statement failed for any other reason (a constraint, a bug, a schema mismatch).
     #[error("database error: {0}")]
     Database(String),
@@ -300,11 +307,26 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)>;
 }
 
-/// Opens the store named by `database_url` and brings its schema up to date.
-pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+/// How to open a store, beyond its URL.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions {
+    /// PostgreSQL: the main pool's size (`--database-pool-size`).
+    pub pool_size: u32,
+}
+
+/// Opens the store named by `database_url` (`sqlite:`, `postgres:` or `postgresql:`) and
+/// brings its schema up to date.
+pub async fn connect(
+    database_url: &str,
+    options: ConnectOptions,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
             sqlite::SqliteStore::open(database_url).await?,
+        ))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(
+            postgres::PostgresStore::open(database_url, options.pool_size).await?,
         ))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(database_url)))

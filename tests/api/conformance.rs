@@ -94,9 +94,7 @@ async fn imported_digests_sign_in_and_are_rehashed_with_argon2id() {
     }
     // The database file no longer holds the imported digests: each was replaced by argon2id.
     let dir = app.stop().await;
-    let db = std::fs::read(dir.path().join("hookline.db")).unwrap();
-    let wal = std::fs::read(dir.path().join("hookline.db-wal")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&db).to_string() + &String::from_utf8_lossy(&wal);
+    let text = dir.stored_text().await;
     assert!(text.contains("$argon2id$"));
     let app = TestApp::spawn_in(dir, |_| {}).await;
     let users = app.get_json("/users?search=user").await;

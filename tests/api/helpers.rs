@@ -191,20 +191,121 @@ pub async fn dead_url() -> String {
     format!("http://{addr}/hook")
 }
 
+// ---------------------------------------------------------------- databases
+
+/// The backend this run of the suite tests: `HOOKLINE_TEST_DATABASE=sqlite` (the default) or
+/// `postgres` (then `HOOKLINE_TEST_POSTGRES_URL` names a server where each test creates a
+/// database of its own; `scripts/with-postgres` starts one).
+pub fn postgres_run() -> bool {
+    match std::env::var("HOOKLINE_TEST_DATABASE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("HOOKLINE_TEST_DATABASE={other}: use sqlite or postgres"),
+    }
+}
+
+/// The server the PostgreSQL run uses (an administrator's URL).
+pub fn postgres_admin_url() -> String {
+    std::env::var("HOOKLINE_TEST_POSTGRES_URL").expect(
+        "HOOKLINE_TEST_POSTGRES_URL is not set: run the suite through scripts/with-postgres (see the README)",
+    )
+}
+
+/// Creates an empty database on the test server and returns its URL.
+pub async fn new_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = format!("t_{}", hookline::domain::id::new_id());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("the test PostgreSQL server answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Where one test's data lives: a temporary directory (always; some tests write files there)
+/// and a database of the backend under test (a file in that directory, or a database of its
+/// own on the PostgreSQL server). Restarts reuse it.
+pub struct TestDb {
+    dir: TempDir,
+    url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Arc<Self> {
+        let dir = TempDir::new().unwrap();
+        let url = if postgres_run() {
+            new_postgres_database().await
+        } else {
+            format!("sqlite://{}", dir.path().join("hookline.db").display())
+        };
+        Arc::new(TestDb { dir, url })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// Everything the database stores, as text: the SQLite files' bytes (WAL included), or
+    /// every row of every table. For tests that check a secret is never stored in the clear.
+    pub async fn stored_text(&self) -> String {
+        if self.is_sqlite() {
+            let mut text = String::new();
+            for entry in std::fs::read_dir(self.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().contains("hookline.db") {
+                    text.push_str(&String::from_utf8_lossy(&std::fs::read(path).unwrap()));
+                }
+            }
+            return text;
+        }
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut text = String::new();
+        for t in tables {
+            let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {t} t"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            text.push_str(&rows.join("\n"));
+        }
+        text
+    }
+}
+
 // ---------------------------------------------------------------- app in-process
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub dir: Arc<TempDir>,
+    pub dir: Arc<TestDb>,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-pub fn test_args(dir: &Path) -> ServeArgs {
+pub fn test_args(db: &TestDb) -> ServeArgs {
     let mut args = ServeArgs::defaults();
     args.listen = "127.0.0.1:0".into();
-    args.database_url = format!("sqlite://{}", dir.join("hookline.db").display());
+    args.database_url = db.url().to_owned();
     args.admin_token = Some(TOKEN.into());
     args.allow_private_targets = true;
     args.request_timeout = Duration::from_secs(3);
@@ -218,13 +319,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut ServeArgs)) -> Self {
-        Self::spawn_in(Arc::new(TempDir::new().unwrap()), configure).await
+        Self::spawn_in(TestDb::new().await, configure).await
     }
 
-    /// Starts an app on the database in `dir` (reused across restarts).
-    pub async fn spawn_in(dir: Arc<TempDir>, configure: impl FnOnce(&mut ServeArgs)) -> Self {
+    /// Starts an app on the database `dir` (reused across restarts).
+    pub async fn spawn_in(dir: Arc<TestDb>, configure: impl FnOnce(&mut ServeArgs)) -> Self {
         hookline::telemetry::init(hookline::configuration::LogFormat::Text);
-        let mut args = test_args(dir.path());
+        let mut args = test_args(&dir);
         configure(&mut args);
         let app = Application::build(args).await.expect("the app builds");
         let base = format!("http://{}", app.local_addr().unwrap());
@@ -239,7 +340,7 @@ impl TestApp {
         }
     }
 
-    pub async fn stop(self) -> Arc<TempDir> {
+    pub async fn stop(self) -> Arc<TestDb> {
         self.shutdown.cancel();
         self.handle.await.unwrap().unwrap();
         self.dir
@@ -354,14 +455,14 @@ pub fn free_port() -> u16 {
 }
 
 impl Process {
-    pub async fn start(db_dir: &Path, extra: &[&str]) -> Self {
+    pub async fn start(db: &TestDb, extra: &[&str]) -> Self {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
         cmd.arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--database-url")
-            .arg(format!("sqlite://{}", db_dir.join("hookline.db").display()))
+            .arg(db.url())
             .args(extra)
             .env_remove("HOOKLINE_ADMIN_TOKEN")
             .env("RUST_LOG", "trace")

@@ -1596,7 +1596,7 @@ async fn a_change_refused_half_way_keeps_nothing() {
 /// arrives once the server is back.
 #[tokio::test]
 async fn an_identity_event_survives_kill_9_between_commit_and_delivery() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDb::new().await;
     let receiver = Receiver::start().await;
     // Requests are held: the delivery is in flight, not done, when the process dies.
     receiver.close_gate();
@@ -1607,7 +1607,7 @@ async fn an_identity_event_survives_kill_9_between_commit_and_delivery() {
         "--request-timeout",
         "2s",
     ];
-    let mut server = Process::start(dir.path(), &args).await;
+    let mut server = Process::start(&dir, &args).await;
     server
         .send_json(
             Method::POST,
@@ -1623,7 +1623,7 @@ async fn an_identity_event_survives_kill_9_between_commit_and_delivery() {
     server.kill9();
 
     receiver.open_gate();
-    let server = Process::start(dir.path(), &args).await;
+    let server = Process::start(&dir, &args).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         // The held request's connection died with the process; a new attempt arrives.

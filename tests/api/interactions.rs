@@ -372,10 +372,7 @@ async fn applications_authenticate_interactions() {
         )
         .await;
     let dir = s.app.stop().await;
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    let bytes = dir.stored_text().await.into_bytes();
     for secret in [
         s.secret.as_str(),
         other_secret.as_str(),

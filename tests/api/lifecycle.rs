@@ -37,7 +37,7 @@ fn unique_ids(got: &[Received]) -> HashSet<i64> {
 
 #[tokio::test]
 async fn every_accepted_event_is_delivered_after_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDb::new().await;
     let receiver = Receiver::start().await;
     // Slow answers keep deliveries in flight when the process is killed.
     receiver.set_default(Reply::status(200).delay(Duration::from_millis(300)));
@@ -50,7 +50,7 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
         "--retry-schedule",
         "100ms",
     ];
-    let mut server = Process::start(dir.path(), &args).await;
+    let mut server = Process::start(&dir, &args).await;
     let hook = create_hook(&server.base, TOKEN, &receiver.url()).await;
     for i in 0..40 {
         publish(&server.base, TOKEN, i).await;
@@ -64,7 +64,7 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
     );
 
     receiver.set_default(Reply::status(200));
-    let server = Process::start(dir.path(), &args).await;
+    let server = Process::start(&dir, &args).await;
     // What the killed process had leased is due again at once: on SQLite leases live in the
     // process's memory, and died with it.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -127,7 +127,7 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDb::new().await;
     let receiver = Receiver::start().await;
     receiver.set_default(Reply::status(200).delay(Duration::from_millis(800)));
     let args = [
@@ -137,7 +137,7 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
         "--retry-schedule",
         "100ms",
     ];
-    let server = Process::start(dir.path(), &args).await;
+    let server = Process::start(&dir, &args).await;
     let hook = create_hook(&server.base, TOKEN, &receiver.url()).await;
     publish(&server.base, TOKEN, 1).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
@@ -146,7 +146,7 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
 
     // The finished delivery was recorded: a new start does not send it again.
     receiver.set_default(Reply::status(200));
-    let server = Process::start(dir.path(), &args).await;
+    let server = Process::start(&dir, &args).await;
     let logs = server
         .get_json(&format!(
             "/hooks/{}/recent-logs",
@@ -163,8 +163,8 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
 
 #[tokio::test]
 async fn first_start_generates_and_prints_an_admin_token_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path(), &[]).await;
+    let dir = TestDb::new().await;
+    let server = Process::start(&dir, &[]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !server
         .stdout
@@ -191,9 +191,8 @@ async fn first_start_generates_and_prints_an_admin_token_once() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    let db = std::fs::read(dir.path().join("hookline.db")).unwrap();
     assert!(
-        !String::from_utf8_lossy(&db).contains(&token),
+        !dir.stored_text().await.contains(&token),
         "only a hash is stored"
     );
     assert!(
@@ -202,7 +201,7 @@ async fn first_start_generates_and_prints_an_admin_token_once() {
     );
     assert_eq!(server.terminate().await.code(), Some(0));
 
-    let server = Process::start(dir.path(), &[]).await;
+    let server = Process::start(&dir, &[]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !server.stdout.lock().unwrap().contains("hl_"),
@@ -269,9 +268,13 @@ fn a_short_admin_token_is_refused_at_start() {
 
 #[tokio::test]
 async fn a_second_process_on_the_same_database_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDb::new().await;
+    if !dir.is_sqlite() {
+        // One process per SQLite file; PostgreSQL takes any number (the multi-node tests).
+        return;
+    }
     let args = ["--admin-token", TOKEN];
-    let first = Process::start(dir.path(), &args).await;
+    let first = Process::start(&dir, &args).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
         .arg("--database-url")
@@ -289,6 +292,6 @@ async fn a_second_process_on_the_same_database_is_refused() {
     );
     // The first one is unaffected, and once it is gone the file can be opened again.
     assert_eq!(first.terminate().await.code(), Some(0));
-    let second = Process::start(dir.path(), &args).await;
+    let second = Process::start(&dir, &args).await;
     assert_eq!(second.terminate().await.code(), Some(0));
 }

@@ -1,0 +1,437 @@
+//! The PostgreSQL implementation of [`Store`]: for several nodes on one database.
+//!
+//! Every node is stateless; what they share lives in the rows:
+//! - **leases** are `due_at` pushed forward by a claim (`FOR UPDATE SKIP LOCKED`, so claimers
+//!   never wait for each other or take the same row), and a dead node's deliveries are due
+//!   again when their leases end, with nothing to clean up;
+//! - **wake-ups** go through `LISTEN`/`NOTIFY` on [`CHANNEL`]: a commit that leaves deliveries
+//!   due notifies every node, which claims if it has room (see [`Store::wakeups`]);
+//! - **hooks** are read at every enqueue and claim (a node caches only each hook's parsed
+//!   target, by the row's `version`), so a change on one node is used by all at once;
+//! - **interaction state** (lockouts, code sends) is rows changed in serializable
+//!   transactions, so guesses spread over nodes still count together.
+//!
+//! Two pools: the main one (`--database-pool-size`) for the API, publishing and identity
+//! changes, committed durably; and a small one for claims and attempt records with
+//! `synchronous_commit = off`. Losing the last of those to a crash of the database server
+//! only means a delivery is sent again, which at-least-once delivery allows anyway (the same
+//! trade as SQLite's `Durability::Process`).
+
+mod identity;
+mod queue;
+
+use super::*;
+use crate::domain::hook::HookConfig;
+use crate::domain::payload::delivery_body;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The `LISTEN`/`NOTIFY` channel for "deliveries are due".
+pub const CHANNEL: &str = "hookline_queue";
+
+/// Connections of the claim-and-record pool: the dispatcher claims one batch at a time and
+/// the recorder writes one batch at a time, plus releases.
+const FAST_POOL_SIZE: u32 = 4;
+
+/// How long a request waits for a connection before the store reports itself unavailable
+/// (the API then answers 503 `database.unavailable`).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// `synchronous_commit = off`: claims, records, releases.
+    fast: PgPool,
+    wakeups: Arc<Notify>,
+    targets: Arc<TargetCache>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// Each hook's parsed target, good while the hook row's `version` is the one it was made from.
+#[derive(Default)]
+pub(crate) struct TargetCache {
+    targets: Mutex<HashMap<String, (i64, Arc<DeliveryTarget>)>>,
+}
+
+impl TargetCache {
+    /// The target of hook `id` at `version`, parsed from its row's `config` and key only when
+    /// this node has not seen that version yet.
+    fn get(
+        &self,
+        id: &str,
+        version: i64,
+        config: &str,
+        signing_key: &str,
+    ) -> StoreResult<Arc<DeliveryTarget>> {
+        let mut targets = self
+            .targets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((v, t)) = targets.get(id) {
+            if *v == version {
+                return Ok(t.clone());
+            }
+        }
+        let config: HookConfig = serde_json::from_str(config)
+            .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
+        let target = Arc::new(DeliveryTarget::new(config, signing_key.to_owned()));
+        targets.insert(id.to_owned(), (version, target.clone()));
+        Ok(target)
+    }
+}
+
+impl PostgresStore {
+    /// Connects (both pools and the listener), and applies the migrations under
+    /// `migrations/postgres/` (sqlx holds an advisory lock while it does, so nodes starting
+    /// together apply each migration once).
+    pub async fn open(url: &str, pool_size: u32) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::UnsupportedUrl(format!("{}: {e}", redact_url(url))))?
+            .application_name("hookline");
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let fast = PgPoolOptions::new()
+            .max_connections(FAST_POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.options([("synchronous_commit", "off")]))
+            .await?;
+        let wakeups = Arc::new(Notify::new());
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let listener = tokio::spawn(listen(listener, wakeups.clone()));
+        Ok(Self {
+            pool,
+            fast,
+            wakeups,
+            targets: Arc::default(),
+            listener,
+        })
+    }
+}
+
+/// Wakes the dispatcher on every notification. `PgListener` reconnects by itself after a lost
+/// connection; notifications sent meanwhile are lost, so a reconnect wakes too (and the
+/// dispatcher polls every second whatever happens).
+async fn listen(mut listener: PgListener, wakeups: Arc<Notify>) {
+    loop {
+        match listener.recv().await {
+            Ok(_) => wakeups.notify_one(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for queue notifications failed; reconnecting");
+                wakeups.notify_one();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn hook_from_row(row: &PgRow) -> StoreResult<Hook> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("hook {what}: {e}"));
+    let event: Option<String> = row.try_get("event")?;
+    let events: Vec<String> = row.try_get("events")?;
+    let config: String = row.try_get("config")?;
+    let config: HookConfig = serde_json::from_str(&config).map_err(|e| corrupt("config", &e))?;
+    Ok(Hook {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        event: event
+            .map(|e| HookEvent::parse(&e))
+            .transpose()
+            .map_err(|e| corrupt("event", &e))?,
+        events: events
+            .iter()
+            .map(|e| HookEvent::parse(e))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt("events", &e))?,
+        config,
+        signing_key: row.try_get("signing_key")?,
+        enabled: row.try_get("enabled")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn config_text(config: &HookConfig) -> String {
+    // Serializing plain data (strings, maps of strings) to a String cannot fail.
+    serde_json::to_string(config).unwrap_or_else(|_| "null".into())
+}
+
+fn event_names(hook: &Hook) -> Vec<&'static str> {
+    hook.events.iter().map(|e| e.name()).collect()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        // Ready means able to take events: a standby (read-only) server is not.
+        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(&self.pool)
+            .await?;
+        if in_recovery {
+            return Err(StoreError::Unavailable(
+                "the server is a read-only standby".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn insert_hook(&self, hook: &Hook) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&hook.id)
+        .bind(&hook.name)
+        .bind(hook.event.map(|e| e.name()))
+        .bind(event_names(hook))
+        .bind(config_text(&hook.config))
+        .bind(&hook.signing_key)
+        .bind(hook.enabled)
+        .bind(hook.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_hook(&self, id: &str) -> StoreResult<Option<Hook>> {
+        sqlx::query("SELECT * FROM hooks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(hook_from_row)
+            .transpose()
+    }
+
+    async fn list_hooks(&self, page: Option<Page>) -> StoreResult<(Vec<Hook>, u64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hooks")
+            .fetch_one(&self.pool)
+            .await?;
+        let (limit, offset) = page.map_or((None, 0), |p| (Some(p.limit as i64), p.offset as i64));
+        let rows =
+            sqlx::query("SELECT * FROM hooks ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2")
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?;
+        let hooks = rows
+            .iter()
+            .map(hook_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((hooks, total as u64))
+    }
+
+    async fn update_hook(&self, hook: &Hook) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE hooks SET name = $1, event = $2, events = $3, config = $4, signing_key = $5, \
+             enabled = $6, version = version + 1 WHERE id = $7",
+        )
+        .bind(&hook.name)
+        .bind(hook.event.map(|e| e.name()))
+        .bind(event_names(hook))
+        .bind(config_text(&hook.config))
+        .bind(&hook.signing_key)
+        .bind(hook.enabled)
+        .bind(&hook.id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 1 && hook.enabled {
+            // Deliveries held back while it was disabled may be due now, on any node.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(n == 1)
+    }
+
+    async fn delete_hook(&self, id: &str) -> StoreResult<bool> {
+        // Its queued deliveries and its log go with it. Finished deliveries stay,
+        // unreachable, as on SQLite: the payload is the event's.
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM hooks WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM deliveries WHERE state = 0 AND hook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM attempts WHERE hook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn execution_stats(
+        &self,
+        hook_ids: &[String],
+        since: i64,
+    ) -> StoreResult<HashMap<String, ExecutionStats>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT hook_id, COUNT(*), COUNT(*) FILTER (WHERE success) FROM attempts \
+             WHERE hook_id = ANY($1) AND created_at >= $2 GROUP BY hook_id",
+        )
+        .bind(hook_ids)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(hook, requests, successes)| {
+                (
+                    hook,
+                    ExecutionStats {
+                        request_count: requests as u64,
+                        success_count: successes as u64,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn enqueue_event(&self, event: &NewEvent, lease: Lease) -> StoreResult<Enqueued> {
+        let mut tx = self.pool.begin().await?;
+        let mut enqueued = queue::enqueue_in(&mut tx, &self.targets, &[event], lease).await?;
+        tx.commit().await?;
+        Ok(enqueued.pop().unwrap_or_default())
+    }
+
+    fn wakeups(&self) -> Arc<Notify> {
+        self.wakeups.clone()
+    }
+
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+        queue::claim_due(&self.fast, &self.targets, req).await
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
+        queue::record_attempts(&self.fast, records).await
+    }
+
+    async fn record_blocking_calls(&self, calls: &[BlockingCallLog]) -> StoreResult<()> {
+        queue::record_blocking_calls(&self.fast, calls).await
+    }
+
+    async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()> {
+        queue::release(&self.fast, delivery_ids, now).await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT d.due_at FROM deliveries d WHERE d.state = 0 \
+             AND EXISTS (SELECT 1 FROM hooks h WHERE h.id = d.hook_id AND h.enabled) \
+             ORDER BY d.due_at LIMIT 1",
+        )
+        .fetch_optional(&self.fast)
+        .await?)
+    }
+
+    async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats> {
+        // A leased delivery's due_at is its lease's end, so it counts as scheduled (in flight).
+        let (due, scheduled, failing): (i64, i64, i64) = sqlx::query_as(
+            "SELECT \
+               (SELECT COUNT(*) FROM deliveries WHERE state = 0 AND due_at <= $1), \
+               (SELECT COUNT(*) FROM deliveries WHERE state = 0 AND due_at > $1), \
+               (SELECT COUNT(*) FROM hooks h WHERE h.enabled AND \
+                  (SELECT a.success FROM attempts a WHERE a.hook_id = h.id \
+                     ORDER BY a.created_at DESC, a.seq DESC LIMIT 1) = false)",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(QueueStats {
+            due: count(due),
+            scheduled: count(scheduled),
+            failing_hooks: count(failing),
+        })
+    }
+
+    async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {
+        let filter = "a.hook_id = $1 AND a.created_at >= $2 AND a.created_at <= $3 \
+                      AND ($4::text IS NULL OR a.event_name = $4)";
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM attempts a WHERE {filter}"))
+                .bind(&q.hook_id)
+                .bind(q.start)
+                .bind(q.end)
+                .bind(&q.event_name)
+                .fetch_one(&self.pool)
+                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT a.*, e.payload FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id \
+             LEFT JOIN events e ON e.id = d.event_id \
+             WHERE {filter} ORDER BY a.created_at DESC, a.seq DESC LIMIT $5 OFFSET $6"
+        ))
+        .bind(&q.hook_id)
+        .bind(q.start)
+        .bind(q.end)
+        .bind(&q.event_name)
+        .bind(q.page.limit as i64)
+        .bind(q.page.offset as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let hook_id: String = row.try_get("hook_id")?;
+            out.push(AttemptLog {
+                id: row.try_get("id")?,
+                delivery_id: row.try_get("delivery_id")?,
+                event_name: row.try_get("event_name")?,
+                attempt: row.try_get::<i32, _>("attempt")? as u32,
+                success: row.try_get("success")?,
+                request_body: row
+                    .try_get::<Option<String>, _>("payload")?
+                    .map(|p| delivery_body(&p, &hook_id)),
+                hook_id,
+                response_status: row
+                    .try_get::<Option<i32>, _>("response_status")?
+                    .map(|s| s as u16),
+                response_body: row.try_get("response_body")?,
+                error: row.try_get("error")?,
+                duration_ms: row.try_get("duration_ms")?,
+                created_at: row.try_get("created_at")?,
+            });
+        }
+        Ok((out, total as u64))
+    }
+}
