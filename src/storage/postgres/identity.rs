@@ -206,7 +206,8 @@ impl IdentityTx for Tx<'_> {
     }
 
     fn state_get(&mut self, space: StateSpace, key: &str, now: i64) -> StoreResult<Option<Value>> {
-        let value: Option<String> = block(self.rt, 
+        let value: Option<String> = block(
+            self.rt,
             sqlx::query_scalar(
                 "SELECT value FROM interaction_state WHERE space = $1 AND key = $2 AND expires_at > $3",
             )
@@ -225,7 +226,8 @@ impl IdentityTx for Tx<'_> {
         value: &Value,
         expires_at: i64,
     ) -> StoreResult<()> {
-        block(self.rt, 
+        block(
+            self.rt,
             sqlx::query(
                 "INSERT INTO interaction_state (space, key, value, expires_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (space, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
