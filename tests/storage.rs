@@ -1,0 +1,546 @@
+//! The storage conformance suite: the same cases against every `Store` implementation, through
+//! the trait alone. Each case runs as `sqlite::<case>` and `postgres::<case>`; the PostgreSQL
+//! ones need `HOOKLINE_TEST_POSTGRES_URL` (set by `scripts/with-postgres`, which the README's
+//! test command runs) and make a database of their own.
+
+use hookline::domain::event::HookEvent;
+use hookline::domain::hook::{Hook, HookConfig};
+use hookline::domain::id::new_id;
+use hookline::storage::identity::{transact, Doc, IdentityError, Key, Kind, StateSpace};
+use hookline::storage::{
+    connect, AttemptRecord, ClaimRequest, ClaimedDelivery, ConnectOptions, Lease, LogQuery,
+    NewEvent, NextStep, Page, Store,
+};
+use serde_json::{json, Map};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One database, and how to open more stores ("nodes") on it.
+struct Db {
+    url: String,
+    _dir: TempDir,
+}
+
+impl Db {
+    async fn new(backend: Backend) -> Db {
+        let dir = TempDir::new().unwrap();
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("h.db").display()),
+            Backend::Postgres => new_postgres_database().await,
+        };
+        Db { url, _dir: dir }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        connect(&self.url, ConnectOptions { pool_size: 8 })
+            .await
+            .expect("the store opens")
+    }
+
+    /// A second node on the same database (PostgreSQL); SQLite allows one process per file,
+    /// so there the one store plays both parts.
+    async fn second(&self, first: &Arc<dyn Store>) -> Arc<dyn Store> {
+        if self.url.starts_with("sqlite:") {
+            first.clone()
+        } else {
+            self.open().await
+        }
+    }
+}
+
+async fn new_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("HOOKLINE_TEST_POSTGRES_URL").expect(
+        "HOOKLINE_TEST_POSTGRES_URL is not set: run the tests through scripts/test (see the README)",
+    );
+    let name = format!("s_{}", new_id());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+cases!(
+    an_enqueue_leases_what_it_is_allowed_and_queues_the_rest,
+    claims_keep_the_per_hook_cap_and_skip_busy_and_disabled_hooks,
+    concurrent_claimers_never_take_the_same_delivery,
+    a_lease_hides_a_delivery_until_it_ends,
+    records_move_deliveries_on_and_are_logged,
+    a_release_makes_deliveries_due_and_wakes_the_dispatcher,
+    deleting_a_hook_drops_its_queued_deliveries,
+    an_identity_change_and_its_events_commit_together_or_not_at_all,
+    concurrent_changes_of_interaction_state_all_count,
+    settings_are_set_once,
+);
+
+const USER_CREATED: &str = "User.Created";
+
+fn hook(events: &[&str]) -> Hook {
+    Hook {
+        id: new_id(),
+        name: "h".into(),
+        event: None,
+        events: events
+            .iter()
+            .map(|e| HookEvent::parse(e).unwrap())
+            .collect(),
+        config: HookConfig {
+            url: "http://127.0.0.1:9/hook".into(),
+            headers: None,
+            retries: None,
+            timeout_ms: None,
+            failure_policy: None,
+        },
+        signing_key: "key".into(),
+        enabled: true,
+        created_at: hookline::clock::now_ms(),
+    }
+}
+
+fn event(name: &str, at: i64) -> NewEvent {
+    let mut payload = Map::new();
+    payload.insert("event".into(), json!(name));
+    NewEvent {
+        id: new_id(),
+        event: HookEvent::parse(name).unwrap(),
+        payload,
+        created_at: at,
+    }
+}
+
+fn claim(now: i64, limit: u32) -> ClaimRequest {
+    ClaimRequest {
+        now,
+        limit,
+        per_hook: 100,
+        busy_hooks: Vec::new(),
+        lease_ms: 60_000,
+    }
+}
+
+fn record(d: &ClaimedDelivery, next: NextStep, at: i64) -> AttemptRecord {
+    AttemptRecord {
+        id: new_id(),
+        delivery_id: d.id.clone(),
+        delivery_row: d.row,
+        hook_id: d.hook_id.clone(),
+        event_name: d.event_name.clone(),
+        attempt: d.attempts + 1,
+        next,
+        response_status: Some(if next == NextStep::Succeeded {
+            200
+        } else {
+            500
+        }),
+        response_body: Some("answer".into()),
+        error: None,
+        duration_ms: 3,
+        at,
+    }
+}
+
+async fn an_enqueue_leases_what_it_is_allowed_and_queues_the_rest(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    for _ in 0..3 {
+        store.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
+    }
+    store.insert_hook(&hook(&["Role.Created"])).await.unwrap();
+    let now = hookline::clock::now_ms();
+    let lease = Lease {
+        up_to: 2,
+        lease_ms: 60_000,
+    };
+    let e = event(USER_CREATED, now);
+    let enqueued = store.enqueue_event(&e, lease).await.unwrap();
+    assert_eq!(enqueued.deliveries, 3, "one per subscribed hook");
+    assert_eq!(enqueued.leased.len(), 2);
+    let leased = &enqueued.leased[0];
+    assert_eq!(leased.event_id, e.id);
+    assert!(
+        leased
+            .body
+            .contains(&format!("\"hookId\":\"{}\"", leased.hook_id)),
+        "{}",
+        leased.body
+    );
+    // Only the one left due is claimed; the leased ones are hidden.
+    let claimed = store.claim_due(&claim(now, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let ids: HashSet<_> = enqueued.leased.iter().map(|d| &d.id).collect();
+    assert!(!ids.contains(&claimed[0].id));
+    assert!(store.claim_due(&claim(now, 10)).await.unwrap().is_empty());
+    // Nothing subscribed: the event is stored, with no delivery.
+    let none = store
+        .enqueue_event(&event("Organization.Created", now), lease)
+        .await
+        .unwrap();
+    assert_eq!((none.deliveries, none.leased.len()), (0, 0));
+}
+
+async fn claims_keep_the_per_hook_cap_and_skip_busy_and_disabled_hooks(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let (a, busy, mut off) = (
+        hook(&[USER_CREATED]),
+        hook(&[USER_CREATED]),
+        hook(&[USER_CREATED]),
+    );
+    for h in [&a, &busy, &off] {
+        store.insert_hook(h).await.unwrap();
+    }
+    let now = hookline::clock::now_ms();
+    for i in 0..5 {
+        store
+            .enqueue_event(&event(USER_CREATED, now + i), Lease::default())
+            .await
+            .unwrap();
+    }
+    off.enabled = false;
+    assert!(store.update_hook(&off).await.unwrap());
+    let mut req = claim(now + 10, 100);
+    req.per_hook = 2;
+    req.busy_hooks = vec![busy.id.clone()];
+    let claimed = store.claim_due(&req).await.unwrap();
+    assert_eq!(claimed.len(), 2, "two of the one eligible hook");
+    assert!(claimed.iter().all(|d| d.hook_id == a.id));
+    // In due order.
+    assert!(claimed[0].created_at <= claimed[1].created_at);
+    // Re-enabled, its deliveries are claimed again.
+    off.enabled = true;
+    assert!(store.update_hook(&off).await.unwrap());
+    let claimed = store.claim_due(&claim(now + 10, 100)).await.unwrap();
+    assert_eq!(claimed.len(), 3 + 5 + 5, "a's rest, busy's and off's");
+    // Nothing is due before the leases end (PostgreSQL answers their end, where a dead
+    // node's deliveries come back; SQLite, whose leases die with the process, none).
+    let next = store.next_due_at().await.unwrap();
+    assert!(next.is_none_or(|t| t >= now + 10 + 60_000), "{next:?}");
+}
+
+async fn concurrent_claimers_never_take_the_same_delivery(b: Backend) {
+    let db = Db::new(b).await;
+    let first = db.open().await;
+    let second = db.second(&first).await;
+    for _ in 0..4 {
+        first.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
+    }
+    let now = hookline::clock::now_ms();
+    for i in 0..100 {
+        first
+            .enqueue_event(&event(USER_CREATED, now + i % 7), Lease::default())
+            .await
+            .unwrap();
+    }
+    // Four claimers at once, two per node, until the queue is empty.
+    let mut tasks = Vec::new();
+    for store in [&first, &second, &first, &second] {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store.claim_due(&claim(now + 100, 16)).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|d| d.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 400, "every delivery claimed");
+    assert_eq!(unique.len(), 400, "none claimed twice");
+}
+
+async fn a_lease_hides_a_delivery_until_it_ends(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    store.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
+    let now = hookline::clock::now_ms();
+    store
+        .enqueue_event(&event(USER_CREATED, now), Lease::default())
+        .await
+        .unwrap();
+    let mut req = claim(now, 10);
+    req.lease_ms = 5_000;
+    let first = store.claim_due(&req).await.unwrap();
+    assert_eq!(first.len(), 1);
+    req.now = now + 4_999;
+    assert!(store.claim_due(&req).await.unwrap().is_empty(), "leased");
+    let due = store.next_due_at().await.unwrap();
+    assert!(due.is_none_or(|t| t >= now + 5_000), "{due:?}");
+    // The claimer died: at the lease's end another claim takes it over.
+    req.now = now + 5_000;
+    let again = store.claim_due(&req).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, first[0].id);
+}
+
+async fn records_move_deliveries_on_and_are_logged(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let h = hook(&[USER_CREATED]);
+    store.insert_hook(&h).await.unwrap();
+    let now = hookline::clock::now_ms();
+    for i in 0..3 {
+        store
+            .enqueue_event(&event(USER_CREATED, now + i), Lease::default())
+            .await
+            .unwrap();
+    }
+    let claimed = store.claim_due(&claim(now + 10, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let records = [
+        record(&claimed[0], NextStep::Succeeded, now + 20),
+        record(&claimed[1], NextStep::RetryAt(now + 1_000), now + 21),
+        record(&claimed[2], NextStep::GaveUp, now + 22),
+    ];
+    store.record_attempts(&records).await.unwrap();
+    // Only the retry comes back, and only when due, with its attempt counted.
+    assert!(store
+        .claim_due(&claim(now + 999, 10))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.next_due_at().await.unwrap(), Some(now + 1_000));
+    let retry = store.claim_due(&claim(now + 1_000, 10)).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(
+        (retry[0].id.as_str(), retry[0].attempts),
+        (claimed[1].id.as_str(), 1)
+    );
+    assert_eq!(retry[0].body, claimed[1].body, "the same bytes every time");
+
+    let (logs, total) = store
+        .recent_logs(&LogQuery {
+            hook_id: h.id.clone(),
+            event_name: None,
+            start: now,
+            end: now + 100,
+            page: Page {
+                limit: 10,
+                offset: 0,
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(logs[0].created_at, now + 22, "newest first");
+    assert_eq!(
+        logs.iter().map(|l| l.success).collect::<Vec<_>>(),
+        [false, false, true]
+    );
+    assert_eq!(
+        logs[2].request_body.as_deref(),
+        Some(claimed[0].body.as_str())
+    );
+    assert_eq!(logs[2].response_status, Some(200));
+    let stats = store
+        .execution_stats(std::slice::from_ref(&h.id), now)
+        .await
+        .unwrap();
+    let s = stats[&h.id];
+    assert_eq!((s.request_count, s.success_count), (3, 1));
+    let q = store.queue_stats(now + 1_000).await.unwrap();
+    assert_eq!((q.due, q.scheduled), (0, 1), "the retry is in flight");
+    assert_eq!(q.failing_hooks, 1, "its latest attempt failed");
+}
+
+async fn a_release_makes_deliveries_due_and_wakes_the_dispatcher(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let other = db.second(&store).await;
+    store.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
+    let now = hookline::clock::now_ms();
+    let enqueued = store
+        .enqueue_event(
+            &event(USER_CREATED, now),
+            Lease {
+                up_to: 1,
+                lease_ms: 60_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(enqueued.leased.len(), 1);
+    let wakeups = other.wakeups();
+    let woken = wakeups.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    let ids: Vec<String> = enqueued.leased.iter().map(|d| d.id.clone()).collect();
+    store.release(&ids, now).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("the (other) node is woken");
+    let claimed = other.claim_due(&claim(now, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, ids[0]);
+}
+
+async fn deleting_a_hook_drops_its_queued_deliveries(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let (gone, kept) = (hook(&[USER_CREATED]), hook(&[USER_CREATED]));
+    store.insert_hook(&gone).await.unwrap();
+    store.insert_hook(&kept).await.unwrap();
+    let now = hookline::clock::now_ms();
+    store
+        .enqueue_event(&event(USER_CREATED, now), Lease::default())
+        .await
+        .unwrap();
+    assert!(store.delete_hook(&gone.id).await.unwrap());
+    assert!(!store.delete_hook(&gone.id).await.unwrap());
+    assert!(store.get_hook(&gone.id).await.unwrap().is_none());
+    let claimed = store.claim_due(&claim(now, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].hook_id, kept.id);
+    let (hooks, total) = store.list_hooks(None).await.unwrap();
+    assert_eq!((hooks.len(), total), (1, 1));
+}
+
+fn role(name: &str) -> Doc {
+    let id = new_id();
+    Doc {
+        json: json!({"id": id, "name": name}).to_string(),
+        id,
+        keys: vec![(Key::Name, Some(name.to_owned()))],
+        parent: None,
+        created_at: hookline::clock::now_ms(),
+    }
+}
+
+async fn an_identity_change_and_its_events_commit_together_or_not_at_all(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    store.insert_hook(&hook(&["Role.Created"])).await.unwrap();
+    let now = hookline::clock::now_ms();
+    let kept = role("kept");
+    let (doc, ev) = (kept.clone(), event("Role.Created", now));
+    transact(&*store, move |tx| {
+        tx.insert(Kind::Role, &doc)?;
+        tx.emit(std::slice::from_ref(&ev))?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let lost = role("lost");
+    let (doc, ev) = (lost.clone(), event("Role.Created", now));
+    let refused = transact(&*store, move |tx| -> Result<(), IdentityError> {
+        tx.insert(Kind::Role, &doc)?;
+        tx.emit(std::slice::from_ref(&ev))?;
+        Err(IdentityError::Refused {
+            status: 422,
+            code: "test.refused",
+            message: "no".into(),
+        })
+    })
+    .await;
+    assert!(matches!(
+        refused,
+        Err(IdentityError::Refused {
+            code: "test.refused",
+            ..
+        })
+    ));
+    assert!(store.get_doc(Kind::Role, &kept.id).await.unwrap().is_some());
+    assert!(store.get_doc(Kind::Role, &lost.id).await.unwrap().is_none());
+    let claimed = store.claim_due(&claim(now, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1, "only the committed change's event");
+    // A unique key taken by a committed document is found by the next change.
+    let found = transact(&*store, |tx| {
+        tx.find(Kind::Role, Key::Name, "kept", None)
+            .map_err(Into::into)
+    })
+    .await
+    .unwrap();
+    assert_eq!(found.as_deref(), Some(kept.id.as_str()));
+}
+
+async fn concurrent_changes_of_interaction_state_all_count(b: Backend) {
+    let db = Db::new(b).await;
+    let first = db.open().await;
+    let second = db.second(&first).await;
+    // 40 changes at once over two nodes, each reading the counter and writing it plus one:
+    // none may be lost (a lockout counted over several nodes).
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            transact(&*store, |tx| {
+                let now = hookline::clock::now_ms();
+                let n = tx
+                    .state_get(StateSpace::SignInFailures, "ann", now)?
+                    .and_then(|v| v["n"].as_u64())
+                    .unwrap_or(0);
+                tx.state_put(
+                    StateSpace::SignInFailures,
+                    "ann",
+                    &json!({"n": n + 1}),
+                    now + 60_000,
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let state = first
+        .state(StateSpace::SignInFailures, "ann", hookline::clock::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(state, Some(json!({"n": 40})));
+}
+
+async fn settings_are_set_once(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    assert_eq!(store.setting("k").await.unwrap(), None);
+    assert!(store.set_setting_if_absent("k", "one").await.unwrap());
+    assert!(!store.set_setting_if_absent("k", "two").await.unwrap());
+    let other = db.second(&store).await;
+    assert_eq!(other.setting("k").await.unwrap().as_deref(), Some("one"));
+    store.ping().await.unwrap();
+}
