@@ -29,6 +29,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// What one `hookline serve` process does (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The API and delivery: the only role on SQLite.
+    All,
+    /// The API (ingest, hooks, identity, interactions) and never a delivery; the events it
+    /// commits are delivered by the worker nodes, woken through the database.
+    Api,
+    /// Delivery only; serves just `/healthz`, `/readyz` and `/metrics`.
+    Worker,
+}
+
+impl Role {
+    /// The flag's value: `all`, `api` or `worker`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn delivers(self) -> bool {
+        self != Role::Api
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API and the delivery workers in one process.
@@ -51,6 +82,13 @@ pub struct ServeArgs {
         default_value = "sqlite://hookline.db"
     )]
     pub database_url: String,
+
+    /// What this process does: `all` (the API and delivery), `api` (the API, never a
+    /// delivery) or `worker` (delivery, with only the health and metrics routes), so that
+    /// ingest and delivery scale apart. `api` and `worker` need a database that several
+    /// processes share (PostgreSQL).
+    #[arg(long, env = "HOOKLINE_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
 
     /// PostgreSQL only: connections each node keeps to the database for the API and
     /// publishing. Claims and attempt records use 4 more of their own.

@@ -73,8 +73,19 @@ impl Application {
                     crate::storage::redact_url(&args.database_url)
                 )
             })?;
-        let (admin_token_hash, generated_admin_token) =
-            settle_admin_token(&*store, args.admin_token.as_deref()).await?;
+        if args.role != crate::configuration::Role::All && args.database_url.starts_with("sqlite:")
+        {
+            bail!(
+                "--role {} needs a database that several processes share (PostgreSQL): on SQLite one process serves the API and delivers",
+                args.role.name()
+            );
+        }
+        // A worker serves no /api route, so it has no use for the admin token.
+        let (admin_token_hash, generated_admin_token) = if args.role.serves_api() {
+            settle_admin_token(&*store, args.admin_token.as_deref()).await?
+        } else {
+            ([0; 32], None)
+        };
         let sender = Arc::new(WebhookSender::new(
             args.request_timeout,
             args.allow_private_targets,
@@ -138,16 +149,20 @@ impl Application {
                 "--allow-private-targets is on: hooks may call loopback and private addresses"
             );
         }
-        let engine = DeliveryEngine::start(
-            state.store.clone(),
-            state.sender.clone(),
-            settings,
-            inbox,
-            state.metrics.clone(),
-            shutdown.clone(),
-        );
-        let app = router(state, args.max_body_bytes);
-        tracing::info!(address = %listener.local_addr()?, "hookline is listening");
+        // An API node starts no engine: its publisher's lease budget is never opened, so
+        // every delivery it queues is left due, for the workers.
+        let engine = args.role.delivers().then(|| {
+            DeliveryEngine::start(
+                state.store.clone(),
+                state.sender.clone(),
+                settings,
+                inbox,
+                state.metrics.clone(),
+                shutdown.clone(),
+            )
+        });
+        let app = router(state, args.max_body_bytes, args.role.serves_api());
+        tracing::info!(address = %listener.local_addr()?, role = args.role.name(), "hookline is listening");
         let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -155,7 +170,9 @@ impl Application {
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
         shutdown.cancel();
-        engine.join().await;
+        if let Some(engine) = engine {
+            engine.join().await;
+        }
         tracing::info!("hookline stopped");
         served.context("serving HTTP")
     }

@@ -100,6 +100,7 @@ cases!(
     a_lease_hides_a_delivery_until_it_ends,
     records_move_deliveries_on_and_are_logged,
     a_release_makes_deliveries_due_and_wakes_the_dispatcher,
+    a_commit_that_queues_deliveries_wakes_every_node,
     deleting_a_hook_drops_its_queued_deliveries,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
@@ -543,4 +544,40 @@ async fn settings_are_set_once(b: Backend) {
     let other = db.second(&store).await;
     assert_eq!(other.setting("k").await.unwrap().as_deref(), Some("one"));
     store.ping().await.unwrap();
+}
+
+async fn a_commit_that_queues_deliveries_wakes_every_node(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let other = db.second(&store).await;
+    store.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
+    let now = hookline::clock::now_ms();
+    for (i, node) in [&store, &other].into_iter().enumerate() {
+        let wakeups = node.wakeups();
+        let woken = wakeups.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        // Committed through the first node, left due: whichever node has room is told.
+        store
+            .enqueue_event(&event(USER_CREATED, now + i as i64), Lease::default())
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), woken)
+            .await
+            .expect("the node is woken");
+    }
+    // An identity change's events wake the nodes too.
+    let wakeups = other.wakeups();
+    let woken = wakeups.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    let ev = event(USER_CREATED, now);
+    transact(&*store, move |tx| {
+        tx.emit(std::slice::from_ref(&ev)).map_err(Into::into)
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("woken by an identity change");
 }

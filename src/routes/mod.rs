@@ -38,7 +38,8 @@ pub struct AppState {
     pub interactions: crate::identity::interactions::InteractionSettings,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// Every route, or (`serve_api` false, a worker node) only the health and metrics ones.
+pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> Router {
     let api = Router::new()
         .route("/hooks", get(hooks::list).post(hooks::create))
         .route(
@@ -68,11 +69,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/interactions/reset-password",
             post(interactions::reset_password),
         );
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .nest("/api", api)
+        .route("/metrics", get(health::metrics));
+    let routes = if serve_api {
+        routes.nest("/api", api)
+    } else {
+        routes
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

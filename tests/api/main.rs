@@ -12,6 +12,7 @@ mod identity;
 mod ingest;
 mod interactions;
 mod lifecycle;
+mod nodes;
 mod observability;
 mod retries;
 mod target_safety;

@@ -30,8 +30,10 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 /// How many times a change that lost a race is run before the caller gets
-/// [`StoreError::Contention`] (answered 503).
-const MAX_TRIES: u32 = 10;
+/// [`StoreError::Contention`] (answered 503). Every round of a race has a winner, so this
+/// bounds how many concurrent changes of one row (one identifier's lockout counter, hit from
+/// every node at once) are all sure to land: the storage suite runs 40 at once.
+const MAX_TRIES: u32 = 50;
 
 /// `$1, $2, …, $n`
 fn marks(n: usize) -> String {
@@ -364,8 +366,10 @@ impl IdentityStore for PostgresStore {
                 match run_once(&pool, &targets, &rt, &mut change) {
                     Err(IdentityError::Store(StoreError::Contention(m))) if tries < MAX_TRIES => {
                         tracing::debug!(tries, reason = %m, "an identity change lost a race; running it again");
-                        // A little jitter, so that two changes that keep colliding part.
-                        let ms = rand::random::<u64>() % (2 * u64::from(tries)) + 1;
+                        // Random, growing backoff (up to 50 ms), so that changes that keep
+                        // colliding part.
+                        let cap = 1u64 << tries.min(6);
+                        let ms = rand::random::<u64>() % cap.min(50) + 1;
                         std::thread::sleep(Duration::from_millis(ms));
                     }
                     other => return other,

@@ -1,0 +1,202 @@
+//! Several nodes on one database (PostgreSQL runs only: SQLite allows one process per file,
+//! which `lifecycle.rs` tests). Nodes are the real binary where a test kills one, in-process
+//! apps otherwise.
+
+use super::helpers::*;
+use hookline::configuration::Role;
+use reqwest::Method;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn api_and_worker_nodes_split_the_work_and_see_each_others_changes() {
+    if !postgres_run() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let api = TestApp::spawn_in(db.clone(), |a| a.role = Role::Api).await;
+    let worker = TestApp::spawn_in(db.clone(), |a| a.role = Role::Worker).await;
+    let both = TestApp::spawn_in(db.clone(), |_| {}).await;
+
+    // A worker serves health and metrics only.
+    let res = worker.api(Method::GET, "/hooks").send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(worker.get_public("/readyz").await.status(), 200);
+    assert_eq!(worker.get_public("/metrics").await.status(), 200);
+
+    // A hook made on the API node is used by the others: an event published on the API node
+    // (which never delivers) arrives, sent by another node.
+    let receiver = Receiver::start().await;
+    let hook = api.create_hook(&["User.Created"], &receiver.url()).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    for i in 0..20 {
+        api.publish(json!({"event": "User.Created", "data": {"i": i}}))
+            .await;
+    }
+    receiver.wait_for(20, Duration::from_secs(15)).await;
+
+    // An identity change on any node fires its event.
+    both.send_json(Method::POST, "/users", json!({"username": "ann"}))
+        .await;
+    let got = receiver.wait_for(21, Duration::from_secs(15)).await;
+    assert!(got.iter().any(|r| r.json()["data"]["username"] == "ann"));
+
+    // Disabled on one node, the hook gets nothing published through another.
+    both.send_json(
+        Method::PATCH,
+        &format!("/hooks/{id}"),
+        json!({"enabled": false}),
+    )
+    .await;
+    api.publish(json!({"event": "User.Created", "data": {"i": "late"}}))
+        .await;
+    receiver
+        .assert_stays_at(21, Duration::from_millis(1_500))
+        .await;
+    // Enabled again on the API node, the next event arrives (a disabled hook is given no
+    // deliveries at all, as in Logto: nothing was held back).
+    api.send_json(
+        Method::PATCH,
+        &format!("/hooks/{id}"),
+        json!({"enabled": true}),
+    )
+    .await;
+    api.publish(json!({"event": "User.Created", "data": {"i": "again"}}))
+        .await;
+    let got = receiver.wait_for(22, Duration::from_secs(15)).await;
+    assert_eq!(got[21].json()["data"]["i"], "again");
+
+    // The attempt log (written by whichever node sent) is read the same on any node.
+    api.poll_json(
+        &format!("/hooks/{id}/recent-logs?page_size=100"),
+        Duration::from_secs(10),
+        |v| v.as_array().is_some_and(|a| a.len() == 22),
+    )
+    .await;
+
+    for app in [api, worker, both] {
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_deliver_everything_when_one_is_killed_mid_stream() {
+    if !postgres_run() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let receiver = Receiver::start().await;
+    // Slow answers keep deliveries in flight on every node when one is killed.
+    receiver.set_default(Reply::status(200).delay(Duration::from_millis(700)));
+    // A 1 s request timeout makes a lease 8 s (3 × timeout + 5 s): what the killed node
+    // held comes back that soon. At most 2 × 8 deliveries are held by a node (its lease
+    // budget), which bounds the duplicates.
+    let args = [
+        "--admin-token",
+        TOKEN,
+        "--allow-private-targets",
+        "--request-timeout",
+        "1s",
+        "--max-in-flight",
+        "8",
+    ];
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(Process::start(&db, &args).await);
+    }
+    let hook = nodes[0]
+        .send_json(
+            Method::POST,
+            "/hooks",
+            json!({"events": ["User.Created"], "config": {"url": receiver.url()}}),
+        )
+        .await;
+    assert!(hook["id"].is_string(), "{hook}");
+
+    // Publish to every live node in turn; kill the second one a third of the way in.
+    let total = 300;
+    let mut killed_at = None;
+    for i in 0..total {
+        if i == total / 3 {
+            nodes[1].kill9();
+            killed_at = Some(Instant::now());
+        }
+        let node = if killed_at.is_some() && i % 3 == 1 {
+            &nodes[0]
+        } else {
+            &nodes[i % 3]
+        };
+        let res = node
+            .send_json(
+                Method::POST,
+                "/events",
+                json!({"event": "User.Created", "data": {"i": i}}),
+            )
+            .await;
+        assert_eq!(res["deliveries"], 1, "{res}");
+    }
+    let killed_at = killed_at.unwrap();
+    assert!(receiver.count() < total, "the kill came mid-stream");
+    // The killed node comes back and joins in.
+    nodes[1] = Process::start(&db, &args).await;
+
+    // Every accepted event arrives (what the killed node held, once its leases end).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut by_id: HashMap<String, Vec<Instant>> = HashMap::new();
+    loop {
+        by_id.clear();
+        for r in receiver.received() {
+            by_id
+                .entry(r.header("webhook-id").to_owned())
+                .or_default()
+                .push(r.at);
+        }
+        if by_id.len() >= total || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events: std::collections::HashSet<i64> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["data"]["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(events.len(), total, "every accepted event was delivered");
+    assert_eq!(by_id.len(), total, "one delivery per event");
+    // Duplicates: only deliveries the killed node had on the wire, sent again by another
+    // node after their lease ended. So each was first received by the kill (give or take
+    // what was in the socket then), and there are no more than the killed node could hold.
+    let duplicates: Vec<_> = by_id.values().filter(|times| times.len() > 1).collect();
+    for times in &duplicates {
+        assert!(
+            *times.iter().min().unwrap() <= killed_at + Duration::from_millis(500),
+            "a delivery sent twice by live nodes"
+        );
+    }
+    assert!(duplicates.len() <= 16, "{} duplicates", duplicates.len());
+    eprintln!(
+        "three nodes, one killed: {total} events, {} duplicates (deliveries the killed node held)",
+        duplicates.len()
+    );
+    for node in nodes {
+        assert_eq!(node.terminate().await.code(), Some(0));
+    }
+}
+
+#[tokio::test]
+async fn split_roles_are_refused_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--role", "worker"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("h.db").display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--role worker needs a database that several processes share"),
+        "{stderr}"
+    );
+}
