@@ -569,3 +569,71 @@ pub async fn expect_error(res: reqwest::Response, status: u16, code: &str) -> Va
     );
     body
 }
+
+// ---------------------------------------------------------------- a PostgreSQL of one's own
+
+/// A throwaway PostgreSQL cluster for one test, for tests that stop and start the server
+/// (the shared one serves every other test). Stopped and deleted when dropped.
+pub struct PrivateCluster {
+    child: Child,
+    /// An administrator's URL (its `postgres` database).
+    pub url: String,
+    /// `pg_ctl -D … -l …`, as a shell command line (with `runuser` when run as root).
+    ctl: String,
+}
+
+impl PrivateCluster {
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/with-postgres");
+        let mut child = Command::new(script)
+            .args([
+                "bash",
+                "-c",
+                r#"echo "$HOOKLINE_TEST_POSTGRES_URL"; echo "$HOOKLINE_TEST_POSTGRES_CTL"; read -r _"#,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("scripts/with-postgres starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines.next().unwrap().unwrap();
+        let ctl = lines.next().unwrap().unwrap();
+        assert!(url.starts_with("postgres://"), "{url}");
+        PrivateCluster { child, url, ctl }
+    }
+
+    /// Runs `pg_ctl <action>` (`stop -m fast`, `start -w`).
+    pub fn ctl(&self, action: &str) {
+        let status = Command::new("sh")
+            .args(["-c", &format!("{} {action} >/dev/null", self.ctl)])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl {action}");
+    }
+
+    /// A new, empty database on this cluster.
+    pub async fn database(&self) -> Arc<TestDb> {
+        use sqlx::Connection;
+        let name = format!("t_{}", hookline::domain::id::new_id());
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&self.url).unwrap();
+        url.set_path(&name);
+        Arc::new(TestDb {
+            dir: TempDir::new().unwrap(),
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        // Closing its stdin ends the `read`; the script then stops and deletes the cluster.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}

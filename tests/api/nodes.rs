@@ -200,3 +200,95 @@ async fn split_roles_are_refused_on_sqlite() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_lost_database_answers_503_and_the_node_recovers_on_its_own() {
+    if !postgres_run() {
+        return;
+    }
+    let cluster = PrivateCluster::start();
+    let db = cluster.database().await;
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn_in(db.clone(), |_| {}).await;
+    app.create_hook(&["User.Created"], &receiver.url()).await;
+    for i in 0..5 {
+        app.publish(json!({"event": "User.Created", "data": {"i": i}}))
+            .await;
+    }
+    receiver.wait_for(5, Duration::from_secs(10)).await;
+
+    cluster.ctl("stop -m fast");
+    // Not ready, and writes are refused with 503 (not hung, not 500): nothing is accepted
+    // that could not be stored.
+    expect_error(app.get_public("/readyz").await, 503, "database.unavailable").await;
+    let res = app
+        .api(Method::POST, "/events")
+        .json(&json!({"event": "User.Created", "data": {"i": "lost"}}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 503, "database.unavailable").await;
+    let res = app
+        .api(Method::POST, "/users")
+        .json(&json!({"username": "ann"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 503, "database.unavailable").await;
+    // Liveness does not depend on the database.
+    assert_eq!(app.get_public("/healthz").await.status(), 200);
+
+    // The database comes back: the node recovers by itself, delivery included.
+    cluster.ctl("start -w");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.get_public("/readyz").await.status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "ready again once the database is back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for i in 5..10 {
+        app.publish(json!({"event": "User.Created", "data": {"i": i}}))
+            .await;
+    }
+    let got = receiver.wait_for(10, Duration::from_secs(15)).await;
+    let seen: std::collections::BTreeSet<i64> = got
+        .iter()
+        .filter_map(|r| r.json()["data"]["i"].as_i64())
+        .collect();
+    assert_eq!(seen, (0..10).collect());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_at_start_is_a_one_line_error() {
+    let port = free_port();
+    for (url, says) in [
+        (
+            format!("postgres://hookline:pw-0123456789@127.0.0.1:{port}/db"),
+            "Connection refused",
+        ),
+        (
+            "postgresql://hookline:pw-0123456789@no-such-host.invalid/db?sslmode=require".into(),
+            "lookup",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(lines[0].contains(says), "{stderr}");
+        assert!(
+            !stderr.contains("pw-0123456789"),
+            "the password is never shown"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+    }
+}

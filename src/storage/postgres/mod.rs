@@ -23,7 +23,8 @@ mod queue;
 use super::*;
 use crate::domain::hook::HookConfig;
 use crate::domain::payload::delivery_body;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::Connection as _;
 use sqlx::Row;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -97,6 +98,19 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::UnsupportedUrl(format!("{}: {e}", redact_url(url))))?
             .application_name("hookline");
+        // One connection first, on its own: a pool that cannot connect reports only that it
+        // timed out, while this says why (refused, unknown host, authentication failed, no
+        // such database). sqlx's messages name neither the URL nor the password.
+        PgConnection::close(
+            tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "no answer from the server within {ACQUIRE_TIMEOUT:?}"
+                    ))
+                })??,
+        )
+        .await?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
