@@ -4,8 +4,15 @@
 //! cargo bench --bench delivery               # the full run (about 2 minutes on 2 cores)
 //! cargo bench --bench delivery -- --quick    # smaller counts, for a smoke test
 //! cargo bench --bench delivery -- --only latency   # one scenario: throughput, latency or backlog
-//! cargo bench --bench delivery -- --database-url postgres://…   # another store
+//! cargo bench --bench delivery -- --database-url postgres://…   # on PostgreSQL
+//! cargo bench --bench delivery -- --database-url postgres://… --nodes 3   # 3 nodes on it
 //! ```
+//!
+//! With a PostgreSQL URL (an administrator's), every scenario runs on a database of its own,
+//! created on that server; with `--nodes N`, N `hookline serve` processes share it, events
+//! are published to them in turn and hooks are made on the first (the others see them at
+//! once). Memory and CPU figures are the nodes' sums. `scripts/with-postgres` starts a
+//! throwaway server; give it `HOOKLINE_PG_DURABLE=1` to keep PostgreSQL's durable defaults.
 //!
 //! What it does, in order:
 //! 1. **Ceiling**: posts signed ~1 KiB bodies straight to its own receiver at hookline's
@@ -241,10 +248,34 @@ enum Limits {
     Defaults,
 }
 
+/// How many hookline processes each scenario runs (`--nodes`; several need PostgreSQL).
+static NODES: AtomicUsize = AtomicUsize::new(1);
+
 struct Hookline {
-    child: Child,
+    children: Vec<Child>,
+    /// The first node's address: hooks are made there, metrics read there.
     base: String,
+    /// Every node's address; publishers take them in turn.
+    bases: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+/// A new, empty database on the PostgreSQL server `admin_url` names; returns its URL.
+async fn fresh_postgres_database(admin_url: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "bench_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let mut url = url::Url::parse(admin_url)?;
+    url.set_path(&name);
+    Ok(url.to_string())
 }
 
 impl Hookline {
@@ -255,47 +286,56 @@ impl Hookline {
         extra: &[&str],
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let url = database_url
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log = std::fs::File::create(dir.path().join("hookline.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_hookline"))
-            .args(["serve", "--allow-private-targets", "--admin-token", TOKEN])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", &url])
-            .args(match limits {
-                Limits::Ceiling => vec![
-                    "--max-in-flight".to_owned(),
-                    CONCURRENCY.to_string(),
-                    "--max-in-flight-per-hook".to_owned(),
-                    CONCURRENCY.to_string(),
-                ],
-                Limits::Defaults => vec![],
-            })
-            .args(extra)
-            // hookline's own default log level (info), as an operator runs it.
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-                if r.status() == 200 {
-                    break;
+        let url = match database_url {
+            Some(u) if u.starts_with("postgres") => fresh_postgres_database(u).await?,
+            Some(u) => u.to_owned(),
+            None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+        };
+        let mut children = Vec::new();
+        let mut bases = Vec::new();
+        for node in 0..NODES.load(Ordering::Relaxed) {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let log = std::fs::File::create(dir.path().join(format!("hookline-{node}.log")))?;
+            let child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+                .args(["serve", "--allow-private-targets", "--admin-token", TOKEN])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--database-url", &url])
+                .args(match limits {
+                    Limits::Ceiling => vec![
+                        "--max-in-flight".to_owned(),
+                        CONCURRENCY.to_string(),
+                        "--max-in-flight-per-hook".to_owned(),
+                        CONCURRENCY.to_string(),
+                    ],
+                    Limits::Defaults => vec![],
+                })
+                .args(extra)
+                // hookline's own default log level (info), as an operator runs it.
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()?;
+            children.push(child);
+            let base = format!("http://127.0.0.1:{port}");
+            let client = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                    if r.status() == 200 {
+                        break;
+                    }
                 }
+                anyhow::ensure!(Instant::now() < deadline, "hookline did not become ready");
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            anyhow::ensure!(Instant::now() < deadline, "hookline did not become ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            bases.push(base);
         }
         Ok(Hookline {
-            child,
-            base,
+            children,
+            base: bases[0].clone(),
+            bases,
             _dir: dir,
         })
     }
@@ -328,31 +368,23 @@ impl Hookline {
 
     /// Peak resident memory so far, in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
+        self.children
+            .iter()
+            .map(|child| {
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                    .unwrap_or_default();
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                    .map_or(f64::NAN, |kb| kb / 1024.0)
+            })
+            .sum()
     }
 
     /// CPU time (user + system) hookline has used so far, in seconds.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th, stime
-        // the 13th; both in clock ticks (100 per second on Linux).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        self.children.iter().map(|c| cpu_seconds_of(c.id())).sum()
     }
 
     /// A sample of `/metrics`.
@@ -372,16 +404,35 @@ impl Hookline {
 
 impl Drop for Hookline {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds.
+fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th; both in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Publishes events `from..to` from [`PUBLISHERS`] clients as fast as hookline takes them.
 /// Returns how long that took.
 async fn publish_range(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     from: usize,
     to: usize,
 ) -> anyhow::Result<Duration> {
@@ -389,7 +440,9 @@ async fn publish_range(
     let next = Arc::new(AtomicUsize::new(from));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..PUBLISHERS {
+    for i in 0..PUBLISHERS {
+        // Publishers spread over the nodes.
+        let base = &bases[i % bases.len()];
         let (client, next, url) = (client.clone(), next.clone(), format!("{base}/api/events"));
         tasks.push(tokio::spawn(async move {
             loop {
@@ -542,7 +595,7 @@ async fn throughput(
     hookline.create_hooks(client, &sink, &receiver).await?;
     let started = now_us();
     let cpu_before = hookline.cpu_seconds();
-    let ingest = publish_range(client, &hookline.base, 0, events).await?;
+    let ingest = publish_range(client, &hookline.bases, 0, events).await?;
     sink.wait_for(sink.slots(), Duration::from_secs(300))
         .await?;
     sink.check_complete()?;
@@ -579,7 +632,11 @@ async fn fixed_rate(
     let receiver = start_receiver(sink.clone()).await?;
     let hookline = Hookline::start(database_url, Limits::Defaults, &[]).await?;
     hookline.create_hooks(client, &sink, &receiver).await?;
-    let url = format!("{}/api/events", hookline.base);
+    let urls: Vec<String> = hookline
+        .bases
+        .iter()
+        .map(|b| format!("{b}/api/events"))
+        .collect();
     let interval_us = 1_000_000 / per_second as u64;
     let start = now_us() + 10_000;
     let epoch = Instant::now() - Duration::from_micros(now_us());
@@ -587,7 +644,7 @@ async fn fixed_rate(
     for seq in 0..events {
         let t0 = start + seq as u64 * interval_us;
         tokio::time::sleep_until((epoch + Duration::from_micros(t0)).into()).await;
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url) = (client.clone(), urls[seq % urls.len()].clone());
         tasks.push(tokio::spawn(async move {
             publish(&client, &url, event_body(seq, t0)).await
         }));
@@ -629,9 +686,9 @@ async fn backlog(
     let started = Instant::now();
     // The first and the last tenth are timed apart: if inserting slowed down as the queue
     // grows, the last tenth would show it.
-    let first = publish_range(client, &hookline.base, 0, tenth).await?;
-    publish_range(client, &hookline.base, tenth, events - tenth).await?;
-    let last_tenth = publish_range(client, &hookline.base, events - tenth, events).await?;
+    let first = publish_range(client, &hookline.bases, 0, tenth).await?;
+    publish_range(client, &hookline.bases, tenth, events - tenth).await?;
+    let last_tenth = publish_range(client, &hookline.bases, events - tenth, events).await?;
     let queued_in = started.elapsed();
     let depth = hookline
         .metric(client, "hookline_queue_depth{state=\"due\"}")
@@ -688,10 +745,15 @@ fn options() -> anyhow::Result<Options> {
             "--quick" => o.quick = true,
             "--only" => o.only = args.next(),
             "--database-url" => o.database_url = args.next(),
+            "--nodes" => {
+                let n: usize = args.next().unwrap_or_default().parse()?;
+                anyhow::ensure!(n >= 1, "--nodes takes a count of at least 1");
+                NODES.store(n, Ordering::Relaxed);
+            }
             // `cargo bench` passes this to every bench target.
             "--bench" => {}
             other => {
-                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog and --database-url URL")
+                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog, --database-url URL and --nodes N")
             }
         }
     }
@@ -702,6 +764,11 @@ fn options() -> anyhow::Result<Options> {
 async fn main() -> anyhow::Result<()> {
     let o = options()?;
     let db = o.database_url.as_deref();
+    let nodes = NODES.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        nodes == 1 || db.is_some_and(|u| u.starts_with("postgres")),
+        "--nodes above 1 needs a PostgreSQL --database-url"
+    );
     let scale = if o.quick { 10 } else { 1 };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -757,7 +824,12 @@ async fn main() -> anyhow::Result<()> {
         .map(|r| r.ratio_to_ceiling)
         .fold(f64::NAN, f64::max);
     println!();
-    println!("hookline delivery benchmark ({machine}; concurrency {CONCURRENCY}; ~1 KiB bodies)");
+    let store = match db {
+        Some(u) if u.starts_with("postgres") => format!("PostgreSQL, {nodes} node(s)"),
+        Some(_) => "SQLite (given URL)".to_owned(),
+        None => "SQLite".to_owned(),
+    };
+    println!("hookline delivery benchmark ({machine}; {store}; concurrency {CONCURRENCY} per node; ~1 KiB bodies)");
     println!("ceiling at the start: {ceiling:.0} signed POSTs/s straight to the receiver (each throughput row is compared with the ceiling measured right before it)");
     println!();
     println!("| hooks | events | ceiling POSTs/s | ingest ev/s | deliveries/s (sustained) | deliveries/s (overall) | x ceiling | p50 ms | p99 ms | peak RSS MiB | hookline CPU µs/delivery |");
@@ -802,6 +874,8 @@ async fn main() -> anyhow::Result<()> {
         "{}",
         json!({
             "machine": machine,
+            "store": store,
+            "nodes": nodes,
             "concurrency": CONCURRENCY,
             "ceiling_posts_per_s": ceiling,
             "throughput": runs,
