@@ -343,9 +343,9 @@ impl Store for PostgresStore {
     }
 
     async fn enqueue_event(&self, event: &NewEvent, lease: Lease) -> StoreResult<Enqueued> {
-        let mut tx = self.pool.begin().await?;
-        let mut enqueued = queue::enqueue_in(&mut tx, &self.targets, &[event], lease).await?;
-        tx.commit().await?;
+        // One statement, so no transaction around it: it commits (durably) by itself.
+        let mut conn = self.pool.acquire().await?;
+        let mut enqueued = queue::enqueue_in(&mut conn, &self.targets, &[event], lease).await?;
         Ok(enqueued.pop().unwrap_or_default())
     }
 

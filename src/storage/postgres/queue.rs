@@ -3,7 +3,6 @@
 //! whatever its size.
 
 use super::{TargetCache, CHANNEL};
-use crate::domain::event::HookEvent;
 use crate::domain::id::new_id;
 use crate::domain::payload::delivery_body;
 use crate::storage::{
@@ -11,161 +10,95 @@ use crate::storage::{
     NextStep, StoreError, StoreResult,
 };
 use sqlx::{PgConnection, PgPool, Row};
-use std::collections::HashMap;
 
 const STATE_QUEUED: i16 = 0;
 const STATE_SUCCEEDED: i16 = 1;
 const STATE_FAILED: i16 = 2;
 
-/// An enabled hook subscribed to an event, as its row is at this transaction.
-struct Subscriber {
-    id: String,
-    version: i64,
-    config: String,
-    signing_key: String,
-}
+/// The enqueue of one event, in one statement (one round trip; in autocommit, one commit):
+/// store the event, find the enabled hooks subscribed to it (Logto's rule: `events` when it has
+/// any, else the legacy `event`) as the rows are now, insert one delivery per hook (the first
+/// `$5` leased until `$4 + $6`, the rest due at `$4`), notify [`CHANNEL`] if any is left due,
+/// and return the deliveries with what sending a leased one takes.
+///
+/// A delivery's id is its event's time prefix (so rows land at the right edge of the index,
+/// as `domain::id` explains) and 12 hex digits of a hash of the event and hook ids: unique
+/// per (event, hook) pair, as a delivery is, without a round trip to learn the hooks first.
+const ENQUEUE: &str = "\
+WITH e AS ( \
+  INSERT INTO events (id, name, payload, created_at) VALUES ($1, $2, $3, $4) \
+), s AS ( \
+  SELECT id, version, config, signing_key, row_number() OVER (ORDER BY created_at, id) AS n \
+  FROM hooks WHERE enabled AND \
+    CASE WHEN cardinality(events) > 0 THEN $2 = ANY(events) ELSE event = $2 END \
+), d AS ( \
+  INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
+  SELECT substr($1, 1, 9) || substr(md5($1 || s.id), 1, 12), $1, s.id, $2, \
+    CASE WHEN s.n <= $5 THEN $4 + $6 ELSE $4 END, $4, $4 \
+  FROM s \
+  RETURNING id, hook_id \
+), w AS ( \
+  SELECT pg_notify($7, '') FROM s WHERE s.n > $5 LIMIT 1 \
+) \
+SELECT d.id, d.hook_id, s.n <= $5 AS leased, s.version, \
+  CASE WHEN s.n <= $5 THEN s.config END AS config, \
+  CASE WHEN s.n <= $5 THEN s.signing_key END AS signing_key \
+FROM d JOIN s ON s.id = d.hook_id CROSS JOIN (SELECT count(*) FROM w) AS notified \
+ORDER BY s.n";
 
-/// Stores `events` and their deliveries on `conn`, inside the caller's transaction (an
-/// identity change's, so that the change and its events commit together). Up to
-/// `lease.up_to` deliveries are inserted leased (`due_at` at the lease's end) and returned,
-/// ready to send; if any are left due, the transaction notifies [`CHANNEL`], which every node
-/// hears once it commits.
+/// Stores `events` and their deliveries on `conn`: in autocommit mode each event commits by
+/// itself, or inside the caller's transaction (an identity change's, so that the change and
+/// its events commit together). Up to `lease.up_to` deliveries are inserted leased and
+/// returned, ready to send; if any are left due, every node hears of it once they commit.
 pub(crate) async fn enqueue_in(
     conn: &mut PgConnection,
     targets: &TargetCache,
     events: &[&NewEvent],
     lease: Lease,
 ) -> StoreResult<Vec<Enqueued>> {
-    let mut subscribers: HashMap<HookEvent, Vec<Subscriber>> = HashMap::new();
-    for event in events {
-        if subscribers.contains_key(&event.event) {
-            continue;
-        }
-        // Logto's rule: `events` when it has any, else the legacy single `event`.
-        let rows = sqlx::query(
-            "SELECT id, version, config, signing_key FROM hooks WHERE enabled AND \
-             CASE WHEN cardinality(events) > 0 THEN $1 = ANY(events) ELSE event = $1 END \
-             ORDER BY created_at, id",
-        )
-        .bind(event.event.name())
-        .fetch_all(&mut *conn)
-        .await?;
-        let found = rows
-            .iter()
-            .map(|r| {
-                Ok(Subscriber {
-                    id: r.try_get("id")?,
-                    version: r.try_get("version")?,
-                    config: r.try_get("config")?,
-                    signing_key: r.try_get("signing_key")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        subscribers.insert(event.event, found);
-    }
-
     let mut grant = lease.up_to;
-    let mut queued_due = false;
-    let mut ev = EventRows::default();
-    let mut dl = DeliveryRows::default();
     let mut results = Vec::with_capacity(events.len());
     for event in events {
         let name = event.event.name();
         let payload = serde_json::to_string(&event.payload)
             .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
-        let hooks = subscribers.get(&event.event).map_or(&[][..], Vec::as_slice);
+        let rows = sqlx::query(ENQUEUE)
+            .bind(&event.id)
+            .bind(name)
+            .bind(&payload)
+            .bind(event.created_at)
+            .bind(i64::try_from(grant).unwrap_or(i64::MAX))
+            .bind(lease.lease_ms)
+            .bind(CHANNEL)
+            .fetch_all(&mut *conn)
+            .await?;
         let mut enqueued = Enqueued {
-            deliveries: hooks.len(),
+            deliveries: rows.len(),
             leased: Vec::new(),
         };
-        for hook in hooks {
-            let id = new_id();
-            let leased = grant > 0;
-            dl.ids.push(id.clone());
-            dl.event_ids.push(event.id.clone());
-            dl.hook_ids.push(hook.id.clone());
-            dl.names.push(name);
-            dl.due.push(if leased {
-                event.created_at + lease.lease_ms
-            } else {
-                event.created_at
-            });
-            dl.created.push(event.created_at);
-            if leased {
-                grant -= 1;
-                enqueued.leased.push(ClaimedDelivery {
-                    id,
-                    row: 0,
-                    event_id: event.id.clone(),
-                    hook_id: hook.id.clone(),
-                    event_name: name.to_owned(),
-                    body: delivery_body(&payload, &hook.id),
-                    attempts: 0,
-                    created_at: event.created_at,
-                    target: targets.get(&hook.id, hook.version, &hook.config, &hook.signing_key)?,
-                });
-            } else {
-                queued_due = true;
+        for row in rows {
+            if !row.try_get::<bool, _>("leased")? {
+                continue;
             }
+            let hook_id: String = row.try_get("hook_id")?;
+            let (config, key): (String, String) =
+                (row.try_get("config")?, row.try_get("signing_key")?);
+            enqueued.leased.push(ClaimedDelivery {
+                id: row.try_get("id")?,
+                row: 0,
+                event_id: event.id.clone(),
+                event_name: name.to_owned(),
+                body: delivery_body(&payload, &hook_id),
+                attempts: 0,
+                created_at: event.created_at,
+                target: targets.get(&hook_id, row.try_get("version")?, &config, &key)?,
+                hook_id,
+            });
         }
-        ev.ids.push(event.id.clone());
-        ev.names.push(name);
-        ev.payloads.push(payload);
-        ev.created.push(event.created_at);
+        grant -= enqueued.leased.len();
         results.push(enqueued);
     }
-
-    sqlx::query(
-        "INSERT INTO events (id, name, payload, created_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])",
-    )
-    .bind(&ev.ids)
-    .bind(&ev.names)
-    .bind(&ev.payloads)
-    .bind(&ev.created)
-    .execute(&mut *conn)
-    .await?;
-    if !dl.ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
-             SELECT i, e, h, n, d, c, c \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
-               AS t(i, e, h, n, d, c)",
-        )
-        .bind(&dl.ids)
-        .bind(&dl.event_ids)
-        .bind(&dl.hook_ids)
-        .bind(&dl.names)
-        .bind(&dl.due)
-        .bind(&dl.created)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if queued_due {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&mut *conn)
-            .await?;
-    }
     Ok(results)
-}
-
-#[derive(Default)]
-struct EventRows {
-    ids: Vec<String>,
-    names: Vec<&'static str>,
-    payloads: Vec<String>,
-    created: Vec<i64>,
-}
-
-#[derive(Default)]
-struct DeliveryRows {
-    ids: Vec<String>,
-    event_ids: Vec<String>,
-    hook_ids: Vec<String>,
-    names: Vec<&'static str>,
-    due: Vec<i64>,
-    created: Vec<i64>,
 }
 
 /// Claims due deliveries in one statement: lock up to a scan's worth of due rows of enabled,
