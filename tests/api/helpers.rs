@@ -612,6 +612,20 @@ impl PrivateCluster {
         assert!(status.success(), "pg_ctl {action}");
     }
 
+    /// Puts `line` first in the cluster's `pg_hba.conf` (so it wins) and reloads.
+    pub fn hba_first(&self, line: &str) {
+        let data = self
+            .ctl
+            .split_whitespace()
+            .skip_while(|w| *w != "-D")
+            .nth(1)
+            .expect("pg_ctl -D <dir>");
+        let path = Path::new(data).join("pg_hba.conf");
+        let old = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{line}\n{old}")).unwrap();
+        self.ctl("reload");
+    }
+
     /// A new, empty database on this cluster.
     pub async fn database(&self) -> Arc<TestDb> {
         use sqlx::Connection;

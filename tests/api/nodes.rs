@@ -292,3 +292,45 @@ async fn a_database_that_cannot_be_reached_at_start_is_a_one_line_error() {
         assert!(!stderr.contains("backtrace"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn wrong_credentials_are_named_without_the_password() {
+    if !postgres_run() {
+        return;
+    }
+    let cluster = PrivateCluster::start();
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&cluster.url).await.unwrap();
+        sqlx::query("CREATE ROLE guarded LOGIN PASSWORD 'right-password-1'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    cluster.hba_first("host all guarded 127.0.0.1/32 scram-sha-256");
+    let mut url = url::Url::parse(&cluster.url).unwrap();
+    url.set_username("guarded").unwrap();
+    url.set_password(Some("wrong-password-2")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url.as_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("password authentication failed for user \"guarded\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-password-2"), "{stderr}");
+    assert!(
+        stderr.contains("guarded:***@"),
+        "the URL, redacted: {stderr}"
+    );
+}
