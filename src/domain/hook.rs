@@ -223,7 +223,8 @@ pub struct Hook {
 impl Hook {
     /// Whether the hook gets `event`: its `events` decide when not empty, the legacy `event`
     /// only when they are (Logto: `events.length > 0 ? events.includes(e) : event === e`).
-    /// The store's subscriber query says the same in SQL (`sqlite/cache.rs`).
+    /// The stores' subscriber queries say the same in SQL (`sqlite/cache.rs`,
+    /// `postgres/queue.rs`).
     pub fn subscribes_to(&self, event: HookEvent) -> bool {
         if self.events.is_empty() {
             self.event == Some(event)

@@ -1,11 +1,12 @@
 //! Storage: one interface ([`Store`]), one implementation per database.
 //!
-//! Everything the API and the delivery engine persist goes through [`Store`], so that a
-//! PostgreSQL implementation can sit next to [`sqlite::SqliteStore`] without the callers
-//! changing. Each implementation also exposes its enqueue step as a function over an open
-//! write transaction (`sqlite::enqueue_events_in`, run inside `SqliteStore::write`), so that
-//! later features (the identity core) can write their own rows and the events those rows
-//! cause in one commit.
+//! Everything the API and the delivery engine persist goes through [`Store`] (and, for the
+//! identity core, [`identity::IdentityStore`]), implemented by [`sqlite::SqliteStore`] (the
+//! embedded default, one process per file) and [`postgres::PostgresStore`] (any number of
+//! nodes on one database); callers never name either. [`connect`] picks one by the URL's
+//! scheme. Nothing here names a driver type: errors are [`StoreError`]s, mapped from the
+//! drivers' in `errors.rs`. What both must do is pinned down by the storage conformance suite
+//! (`tests/storage.rs`).
 
 mod errors;
 pub mod identity;
@@ -118,8 +119,10 @@ pub struct ClaimRequest {
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub id: String,
-    /// The store's own key for the delivery's queue row (SQLite: its rowid), handed back in
-    /// the attempt record so that recording the result needs no lookup by `id`.
+    /// The store's own key for the delivery's queue row, handed back in the attempt record:
+    /// on SQLite its rowid, so that recording the result needs no lookup by `id`; on
+    /// PostgreSQL its insertion sequence (claims sort by it; 0 for one leased at enqueue),
+    /// and records go by `id`.
     pub row: i64,
     pub event_id: String,
     pub hook_id: String,
