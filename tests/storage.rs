@@ -101,6 +101,7 @@ cases!(
     records_move_deliveries_on_and_are_logged,
     a_release_makes_deliveries_due_and_wakes_the_dispatcher,
     a_commit_that_queues_deliveries_wakes_every_node,
+    concurrent_publishes_each_get_their_own_deliveries_and_fail_alone,
     deleting_a_hook_drops_its_queued_deliveries,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
@@ -580,4 +581,61 @@ async fn a_commit_that_queues_deliveries_wakes_every_node(b: Backend) {
     tokio::time::timeout(Duration::from_secs(5), woken)
         .await
         .expect("woken by an identity change");
+}
+
+async fn concurrent_publishes_each_get_their_own_deliveries_and_fail_alone(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    for _ in 0..3 {
+        store.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
+    }
+    store.insert_hook(&hook(&["Role.Created"])).await.unwrap();
+    let now = hookline::clock::now_ms();
+    let taken = event(USER_CREATED, now);
+    store.enqueue_event(&taken, Lease::default()).await.unwrap();
+    // 100 publishes at once (batched together where the store batches), each asking for a
+    // different number of leases, one of them reusing a stored event's id.
+    let mut tasks = Vec::new();
+    for i in 0..100usize {
+        let store = store.clone();
+        let e = if i == 50 {
+            taken.clone()
+        } else if i % 2 == 0 {
+            event(USER_CREATED, now + 1)
+        } else {
+            event("Role.Created", now + 1)
+        };
+        tasks.push(tokio::spawn(async move {
+            let lease = Lease {
+                up_to: i % 4,
+                lease_ms: 60_000,
+            };
+            (i, e.id.clone(), store.enqueue_event(&e, lease).await)
+        }));
+    }
+    let mut leased_ids = HashSet::new();
+    let mut queued = 0;
+    for t in tasks {
+        let (i, event_id, result) = t.await.unwrap();
+        if i == 50 {
+            assert!(
+                result.is_err(),
+                "a second event with a stored id is refused"
+            );
+            continue;
+        }
+        let enqueued = result.unwrap();
+        let subscribers = if i % 2 == 0 { 3 } else { 1 };
+        assert_eq!(enqueued.deliveries, subscribers, "event {i}");
+        assert_eq!(enqueued.leased.len(), (i % 4).min(subscribers), "event {i}");
+        for d in &enqueued.leased {
+            assert_eq!(d.event_id, event_id, "event {i}'s own deliveries");
+            assert!(leased_ids.insert(d.id.clone()));
+        }
+        queued += subscribers - enqueued.leased.len();
+    }
+    // What was not leased is in the queue, next to the first event's three.
+    let claimed = store.claim_due(&claim(now + 1, 1_000)).await.unwrap();
+    assert_eq!(claimed.len(), queued + 3);
+    assert!(claimed.iter().all(|d| !leased_ids.contains(&d.id)));
 }

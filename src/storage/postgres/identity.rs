@@ -307,14 +307,10 @@ impl IdentityTx for Tx<'_> {
     }
 
     fn emit(&mut self, events: &[NewEvent]) -> StoreResult<()> {
-        let refs: Vec<&NewEvent> = events.iter().collect();
         // Nothing leased: the commit notifies every node, whose dispatchers claim them.
-        self.rt.block_on(enqueue_in(
-            &mut *self.conn,
-            self.targets,
-            &refs,
-            Lease::default(),
-        ))?;
+        let batch: Vec<(&NewEvent, Lease)> = events.iter().map(|e| (e, Lease::default())).collect();
+        self.rt
+            .block_on(enqueue_in(&mut *self.conn, self.targets, &batch))?;
         Ok(())
     }
 }

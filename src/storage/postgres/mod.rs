@@ -42,8 +42,20 @@ const FAST_POOL_SIZE: u32 = 4;
 /// (the API then answers 503 `database.unavailable`).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Publishes waiting to be committed together, at most this many in one statement.
+const MAX_ENQUEUE_BATCH: usize = 64;
+
+/// One published event waiting for its batch (see [`enqueue_batches`]).
+struct EnqueueJob {
+    event: NewEvent,
+    lease: Lease,
+    reply: tokio::sync::oneshot::Sender<StoreResult<Enqueued>>,
+}
+
 pub struct PostgresStore {
     pool: PgPool,
+    /// Publishes go to [`enqueue_batches`], which commits those waiting together.
+    enqueues: tokio::sync::mpsc::Sender<EnqueueJob>,
     /// `synchronous_commit = off`: claims, records, releases.
     fast: PgPool,
     wakeups: Arc<Notify>,
@@ -55,6 +67,73 @@ impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.listener.abort();
     }
+}
+
+/// Group commit for publishes, as SQLite's writer does it: every publish waiting when a
+/// batch starts goes into one `INSERT` statement and one commit, so the commit rate stops
+/// bounding the publish rate (single-delivery events were 1,400–1,700/s with one commit each,
+/// BENCHMARKS.md). Up to `concurrency` batches run at once; while all are running, new
+/// publishes wait and form the next, larger batch. A batch that fails is run again one event
+/// at a time, so that one bad event fails alone.
+async fn enqueue_batches(
+    pool: PgPool,
+    targets: Arc<TargetCache>,
+    mut jobs: tokio::sync::mpsc::Receiver<EnqueueJob>,
+    concurrency: usize,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = jobs.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_ENQUEUE_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (pool, targets) = (pool.clone(), targets.clone());
+        tokio::spawn(async move {
+            let result = enqueue_now(&pool, &targets, &batch).await;
+            match result {
+                Ok(results) => {
+                    for (job, r) in batch.into_iter().zip(results) {
+                        let _ = job.reply.send(Ok(r));
+                    }
+                }
+                Err(e) if batch.len() == 1 => {
+                    if let Some(job) = batch.pop() {
+                        let _ = job.reply.send(Err(e));
+                    }
+                }
+                Err(_) => {
+                    for job in batch {
+                        let alone = enqueue_now(&pool, &targets, std::slice::from_ref(&job))
+                            .await
+                            .map(|mut r| r.pop().unwrap_or_default());
+                        let _ = job.reply.send(alone);
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Commits `jobs`' events in one statement.
+async fn enqueue_now(
+    pool: &PgPool,
+    targets: &TargetCache,
+    jobs: &[EnqueueJob],
+) -> StoreResult<Vec<Enqueued>> {
+    let events: Vec<(&NewEvent, Lease)> = jobs.iter().map(|j| (&j.event, j.lease)).collect();
+    // One statement, so no transaction around it: it commits (durably) by itself.
+    let mut conn = pool.acquire().await?;
+    queue::enqueue_in(&mut conn, targets, &events).await
 }
 
 /// Each hook's parsed target, good while the hook row's `version` is the one it was made from.
@@ -126,11 +205,23 @@ impl PostgresStore {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let listener = tokio::spawn(listen(listener, wakeups.clone()));
+        let targets = Arc::<TargetCache>::default();
+        let (enqueues, jobs) = tokio::sync::mpsc::channel(4 * MAX_ENQUEUE_BATCH);
+        // A quarter of the pool for publishing batches: they are few and large, and the rest
+        // stays for the API's reads and identity changes.
+        let concurrency = (pool_size as usize / 4).max(1);
+        tokio::spawn(enqueue_batches(
+            pool.clone(),
+            targets.clone(),
+            jobs,
+            concurrency,
+        ));
         Ok(Self {
             pool,
+            enqueues,
             fast,
             wakeups,
-            targets: Arc::default(),
+            targets,
             listener,
         })
     }
@@ -343,10 +434,17 @@ impl Store for PostgresStore {
     }
 
     async fn enqueue_event(&self, event: &NewEvent, lease: Lease) -> StoreResult<Enqueued> {
-        // One statement, so no transaction around it: it commits (durably) by itself.
-        let mut conn = self.pool.acquire().await?;
-        let mut enqueued = queue::enqueue_in(&mut conn, &self.targets, &[event], lease).await?;
-        Ok(enqueued.pop().unwrap_or_default())
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Unavailable("the publishing task has stopped".into());
+        self.enqueues
+            .send(EnqueueJob {
+                event: event.clone(),
+                lease,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     fn wakeups(&self) -> Arc<Notify> {

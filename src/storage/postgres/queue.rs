@@ -15,88 +15,108 @@ const STATE_QUEUED: i16 = 0;
 const STATE_SUCCEEDED: i16 = 1;
 const STATE_FAILED: i16 = 2;
 
-/// The enqueue of one event, in one statement (one round trip; in autocommit, one commit):
-/// store the event, find the enabled hooks subscribed to it (Logto's rule: `events` when it has
-/// any, else the legacy `event`) as the rows are now, insert one delivery per hook (the first
-/// `$5` leased until `$4 + $6`, the rest due at `$4`), notify [`CHANNEL`] if any is left due,
-/// and return the deliveries with what sending a leased one takes.
+/// The enqueue of a batch of events, in one statement (one round trip; in autocommit, one
+/// commit): store the events, find for each the enabled hooks subscribed to it (Logto's rule:
+/// `events` when it has any, else the legacy `event`) as the rows are now, insert one delivery
+/// per pair (an event's first `lease_up_to` leased until `created_at + lease_ms`, the rest due
+/// at `created_at`), notify [`CHANNEL`] if any is left due, and return the deliveries, with
+/// what sending a leased one takes, in event order.
 ///
 /// A delivery's id is its event's time prefix (so rows land at the right edge of the index,
 /// as `domain::id` explains) and 12 hex digits of a hash of the event and hook ids: unique
 /// per (event, hook) pair, as a delivery is, without a round trip to learn the hooks first.
 const ENQUEUE: &str = "\
-WITH e AS ( \
-  INSERT INTO events (id, name, payload, created_at) VALUES ($1, $2, $3, $4) \
+WITH ev AS ( \
+  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) \
+    WITH ORDINALITY AS ev(id, name, payload, created_at, lease_up_to, lease_ms, ord) \
+), e AS ( \
+  INSERT INTO events (id, name, payload, created_at) \
+  SELECT id, name, payload, created_at FROM ev ORDER BY ord \
 ), s AS ( \
-  SELECT id, version, config, signing_key, row_number() OVER (ORDER BY created_at, id) AS n \
-  FROM hooks WHERE enabled AND \
-    CASE WHEN cardinality(events) > 0 THEN $2 = ANY(events) ELSE event = $2 END \
+  SELECT ev.ord, ev.id AS event_id, ev.name, ev.created_at, ev.lease_up_to, ev.lease_ms, \
+    h.id, h.version, h.config, h.signing_key, \
+    row_number() OVER (PARTITION BY ev.ord ORDER BY h.created_at, h.id) AS n \
+  FROM ev JOIN hooks h ON h.enabled AND \
+    CASE WHEN cardinality(h.events) > 0 THEN ev.name = ANY(h.events) ELSE h.event = ev.name END \
 ), d AS ( \
   INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
-  SELECT substr($1, 1, 9) || substr(md5($1 || s.id), 1, 12), $1, s.id, $2, \
-    CASE WHEN s.n <= $5 THEN $4 + $6 ELSE $4 END, $4, $4 \
-  FROM s \
-  RETURNING id, hook_id \
+  SELECT substr(s.event_id, 1, 9) || substr(md5(s.event_id || s.id), 1, 12), s.event_id, s.id, \
+    s.name, CASE WHEN s.n <= s.lease_up_to THEN s.created_at + s.lease_ms ELSE s.created_at END, \
+    s.created_at, s.created_at \
+  FROM s ORDER BY s.ord, s.n \
+  RETURNING id, event_id, hook_id \
 ), w AS ( \
-  SELECT pg_notify($7, '') FROM s WHERE s.n > $5 LIMIT 1 \
+  SELECT pg_notify($7, '') FROM s WHERE s.n > s.lease_up_to LIMIT 1 \
 ) \
-SELECT d.id, d.hook_id, s.n <= $5 AS leased, s.version, \
-  CASE WHEN s.n <= $5 THEN s.config END AS config, \
-  CASE WHEN s.n <= $5 THEN s.signing_key END AS signing_key \
-FROM d JOIN s ON s.id = d.hook_id CROSS JOIN (SELECT count(*) FROM w) AS notified \
-ORDER BY s.n";
+SELECT s.ord, d.id, d.hook_id, s.n <= s.lease_up_to AS leased, s.version, \
+  CASE WHEN s.n <= s.lease_up_to THEN s.config END AS config, \
+  CASE WHEN s.n <= s.lease_up_to THEN s.signing_key END AS signing_key \
+FROM d JOIN s ON s.event_id = d.event_id AND s.id = d.hook_id \
+CROSS JOIN (SELECT count(*) FROM w) AS notified \
+ORDER BY s.ord, s.n";
 
-/// Stores `events` and their deliveries on `conn`: in autocommit mode each event commits by
-/// itself, or inside the caller's transaction (an identity change's, so that the change and
-/// its events commit together). Up to `lease.up_to` deliveries are inserted leased and
-/// returned, ready to send; if any are left due, every node hears of it once they commit.
+/// Stores `events` and their deliveries on `conn`, in one statement: in autocommit mode it
+/// commits by itself, or it runs inside the caller's transaction (an identity change's, so
+/// that the change and its events commit together). Each event's `Lease` says how many of
+/// its deliveries to insert leased and return, ready to send; if any are left due, every node
+/// hears of it once the statement commits.
 pub(crate) async fn enqueue_in(
     conn: &mut PgConnection,
     targets: &TargetCache,
-    events: &[&NewEvent],
-    lease: Lease,
+    events: &[(&NewEvent, Lease)],
 ) -> StoreResult<Vec<Enqueued>> {
-    let mut grant = lease.up_to;
-    let mut results = Vec::with_capacity(events.len());
-    for event in events {
-        let name = event.event.name();
-        let payload = serde_json::to_string(&event.payload)
-            .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
-        let rows = sqlx::query(ENQUEUE)
-            .bind(&event.id)
-            .bind(name)
-            .bind(&payload)
-            .bind(event.created_at)
-            .bind(i64::try_from(grant).unwrap_or(i64::MAX))
-            .bind(lease.lease_ms)
-            .bind(CHANNEL)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut enqueued = Enqueued {
-            deliveries: rows.len(),
-            leased: Vec::new(),
-        };
-        for row in rows {
-            if !row.try_get::<bool, _>("leased")? {
-                continue;
-            }
-            let hook_id: String = row.try_get("hook_id")?;
-            let (config, key): (String, String) =
-                (row.try_get("config")?, row.try_get("signing_key")?);
-            enqueued.leased.push(ClaimedDelivery {
-                id: row.try_get("id")?,
-                row: 0,
-                event_id: event.id.clone(),
-                event_name: name.to_owned(),
-                body: delivery_body(&payload, &hook_id),
-                attempts: 0,
-                created_at: event.created_at,
-                target: targets.get(&hook_id, row.try_get("version")?, &config, &key)?,
-                hook_id,
-            });
+    let n = events.len();
+    let mut payloads = Vec::with_capacity(n);
+    for (event, _) in events {
+        payloads.push(
+            serde_json::to_string(&event.payload)
+                .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?,
+        );
+    }
+    let ids: Vec<&str> = events.iter().map(|(e, _)| e.id.as_str()).collect();
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.event.name()).collect();
+    let created: Vec<i64> = events.iter().map(|(e, _)| e.created_at).collect();
+    let up_to: Vec<i64> = events
+        .iter()
+        .map(|(_, l)| i64::try_from(l.up_to).unwrap_or(i64::MAX))
+        .collect();
+    let lease_ms: Vec<i64> = events.iter().map(|(_, l)| l.lease_ms).collect();
+    let rows = sqlx::query(ENQUEUE)
+        .bind(&ids)
+        .bind(&names)
+        .bind(&payloads)
+        .bind(&created)
+        .bind(&up_to)
+        .bind(&lease_ms)
+        .bind(CHANNEL)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut results: Vec<Enqueued> = (0..n).map(|_| Enqueued::default()).collect();
+    for row in rows {
+        let ord: i64 = row.try_get("ord")?;
+        let i = usize::try_from(ord - 1)
+            .ok()
+            .filter(|i| *i < n)
+            .ok_or_else(|| StoreError::Corrupt(format!("enqueue answered for event {ord}")))?;
+        let (event, _) = events[i];
+        let enqueued = &mut results[i];
+        enqueued.deliveries += 1;
+        if !row.try_get::<bool, _>("leased")? {
+            continue;
         }
-        grant -= enqueued.leased.len();
-        results.push(enqueued);
+        let hook_id: String = row.try_get("hook_id")?;
+        let (config, key): (String, String) = (row.try_get("config")?, row.try_get("signing_key")?);
+        enqueued.leased.push(ClaimedDelivery {
+            id: row.try_get("id")?,
+            row: 0,
+            event_id: event.id.clone(),
+            event_name: names[i].to_owned(),
+            body: delivery_body(&payloads[i], &hook_id),
+            attempts: 0,
+            created_at: event.created_at,
+            target: targets.get(&hook_id, row.try_get("version")?, &config, &key)?,
+            hook_id,
+        });
     }
     Ok(results)
 }
