@@ -612,15 +612,60 @@ impl PrivateCluster {
         assert!(status.success(), "pg_ctl {action}");
     }
 
-    /// Puts `line` first in the cluster's `pg_hba.conf` (so it wins) and reloads.
-    pub fn hba_first(&self, line: &str) {
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> PathBuf {
         let data = self
             .ctl
             .split_whitespace()
             .skip_while(|w| *w != "-D")
             .nth(1)
             .expect("pg_ctl -D <dir>");
-        let path = Path::new(data).join("pg_hba.conf");
+        PathBuf::from(data)
+    }
+
+    /// Turns TLS on with a throwaway self-signed certificate (openssl) and restarts.
+    pub fn enable_tls(&self) {
+        let data = self.data_dir();
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "1",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .arg("-keyout")
+            .arg(data.join("server.key"))
+            .arg("-out")
+            .arg(data.join("server.crt"))
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success());
+        let owner = std::fs::metadata(data.join("PG_VERSION")).unwrap();
+        for f in ["server.key", "server.crt"] {
+            let path = data.join(f);
+            std::os::unix::fs::chown(
+                &path,
+                Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+                Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+        let conf = data.join("postgresql.conf");
+        let old = std::fs::read_to_string(&conf).unwrap();
+        std::fs::write(&conf, format!("{old}\nssl = on\n")).unwrap();
+        self.ctl("-w restart");
+    }
+
+    /// Puts `line` first in the cluster's `pg_hba.conf` (so it wins) and reloads.
+    pub fn hba_first(&self, line: &str) {
+        let path = self.data_dir().join("pg_hba.conf");
         let old = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, format!("{line}\n{old}")).unwrap();
         self.ctl("reload");

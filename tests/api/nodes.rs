@@ -334,3 +334,33 @@ async fn wrong_credentials_are_named_without_the_password() {
         "the URL, redacted: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn sslmode_require_connects_over_tls() {
+    if !postgres_run() {
+        return;
+    }
+    let cluster = PrivateCluster::start();
+    let db = cluster.database().await;
+    cluster.enable_tls();
+    // Plain connections over TCP are refused from now on: only TLS gets in.
+    cluster.hba_first("hostnossl all all 127.0.0.1/32 reject");
+    let plain = format!("{}?sslmode=disable", db.url());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &plain])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no encryption"), "{stderr}");
+
+    let receiver = Receiver::start().await;
+    let tls = format!("{}?sslmode=require", db.url());
+    let app = TestApp::spawn_with(|a| a.database_url = tls).await;
+    app.create_hook(&["User.Created"], &receiver.url()).await;
+    app.publish(json!({"event": "User.Created", "data": {"over": "tls"}}))
+        .await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["data"]["over"], "tls");
+    app.stop().await;
+}
