@@ -102,6 +102,7 @@ cases!(
     a_release_makes_deliveries_due_and_wakes_the_dispatcher,
     a_commit_that_queues_deliveries_wakes_every_node,
     concurrent_publishes_each_get_their_own_deliveries_and_fail_alone,
+    a_record_after_the_lease_ran_out_does_not_undo_a_takeover,
     deleting_a_hook_drops_its_queued_deliveries,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
@@ -638,4 +639,58 @@ async fn concurrent_publishes_each_get_their_own_deliveries_and_fail_alone(b: Ba
     let claimed = store.claim_due(&claim(now + 1, 1_000)).await.unwrap();
     assert_eq!(claimed.len(), queued + 3);
     assert!(claimed.iter().all(|d| !leased_ids.contains(&d.id)));
+}
+
+async fn a_record_after_the_lease_ran_out_does_not_undo_a_takeover(b: Backend) {
+    if matches!(b, Backend::Sqlite) {
+        // One process per file: its claims and records come from one dispatcher, whose
+        // leases end only when their records commit.
+        return;
+    }
+    let db = Db::new(b).await;
+    let (a, other) = (db.open().await, db.open().await);
+    let h = hook(&[USER_CREATED]);
+    a.insert_hook(&h).await.unwrap();
+    let now = hookline::clock::now_ms();
+    a.enqueue_event(&event(USER_CREATED, now), Lease::default())
+        .await
+        .unwrap();
+    let mut req = claim(now, 10);
+    req.lease_ms = 1_000;
+    let first = a.claim_due(&req).await.unwrap();
+    // A's lease runs out; B takes the delivery over.
+    req.now = now + 1_000;
+    let taken = other.claim_due(&req).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    // A's late result is logged but does not move the delivery: B holds it.
+    a.record_attempts(&[record(
+        &first[0],
+        NextStep::RetryAt(now + 1_001),
+        now + 1_001,
+    )])
+    .await
+    .unwrap();
+    req.now = now + 1_500;
+    assert!(a.claim_due(&req).await.unwrap().is_empty(), "still B's");
+    other
+        .record_attempts(&[record(&taken[0], NextStep::Succeeded, now + 1_600)])
+        .await
+        .unwrap();
+    req.now = now + 100_000;
+    assert!(a.claim_due(&req).await.unwrap().is_empty(), "finished by B");
+    let (logs, total) = a
+        .recent_logs(&LogQuery {
+            hook_id: h.id.clone(),
+            event_name: None,
+            start: now,
+            end: now + 2_000,
+            page: Page {
+                limit: 10,
+                offset: 0,
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 2, "both attempts are logged");
+    assert!(logs[0].success);
 }

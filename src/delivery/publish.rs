@@ -10,7 +10,7 @@
 
 use super::EngineSettings;
 use crate::domain::event::HookEvent;
-use crate::storage::{ClaimedDelivery, Lease, NewEvent, Store, StoreResult};
+use crate::storage::{ClaimedDelivery, Lease, NewEvent, Store, StoreError, StoreResult};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -129,7 +129,18 @@ impl Publisher {
     /// what it may at once. Returns the number of deliveries; once it returns, the event is
     /// durable. If the engine has stopped, the leased deliveries are released so that the
     /// next start sends them at once rather than after their lease.
+    ///
+    /// The work runs in a task of its own, so that a caller that goes away (a client that
+    /// disconnects mid-request drops the route's future) cannot leave the budget's room taken
+    /// or leased deliveries unsent: once started, a publish finishes.
     pub async fn publish(&self, event: &NewEvent) -> StoreResult<usize> {
+        let (this, event) = (self.clone(), event.clone());
+        tokio::spawn(async move { this.publish_now(&event).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("publishing did not finish: {e}")))?
+    }
+
+    async fn publish_now(&self, event: &NewEvent) -> StoreResult<usize> {
         let expected = &self.expected[event.event.index()];
         let granted = self.budget.take_for_new(expected.load(Ordering::Relaxed));
         let lease = Lease {

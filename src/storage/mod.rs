@@ -121,8 +121,8 @@ pub struct ClaimedDelivery {
     pub id: String,
     /// The store's own key for the delivery's queue row, handed back in the attempt record:
     /// on SQLite its rowid, so that recording the result needs no lookup by `id`; on
-    /// PostgreSQL its insertion sequence (claims sort by it; 0 for one leased at enqueue),
-    /// and records go by `id`.
+    /// PostgreSQL the lease's end that the claim wrote into the row's `due_at`, which fences
+    /// the record: a node whose lease ran out cannot undo another node's claim.
     pub row: i64,
     pub event_id: String,
     pub hook_id: String,
@@ -336,13 +336,49 @@ pub async fn connect(
     }
 }
 
-/// A database URL without its password, for messages and logs.
+/// A database URL without its password (in the user part or as a `password` query
+/// parameter, both of which PostgreSQL URLs allow), for messages and logs. A URL that does
+/// not parse is not shown at all: its password could be anywhere in it.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "<a database URL that does not parse>".to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_redacted_url_shows_no_password() {
+        assert_eq!(
+            redact_url("postgres://ann:s3cret@db/h"),
+            "postgres://ann:***@db/h"
+        );
+        assert_eq!(
+            redact_url("postgres://ann@db/h?sslmode=require&password=s3cret"),
+            "postgres://ann@db/h?sslmode=require&password=***"
+        );
+        assert!(!redact_url("postgres://ann:pa/ss@db/h").contains("ss@"));
+        assert!(!redact_url("postgres://ann:s3c ret@[db/h").contains("s3c"));
+        assert_eq!(redact_url("sqlite://hookline.db"), "sqlite://hookline.db");
     }
 }

@@ -105,8 +105,15 @@ async fn enqueue_batches(
                         let _ = job.reply.send(Ok(r));
                     }
                 }
-                Err(e) if batch.len() == 1 => {
-                    if let Some(job) = batch.pop() {
+                // One event, or a failure that is not about the events (the database is
+                // unavailable): every caller gets it, at once.
+                Err(e) if batch.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+                    let message = e.to_string();
+                    let mut errors = std::iter::once(e);
+                    for job in batch {
+                        let e = errors
+                            .next()
+                            .unwrap_or_else(|| StoreError::Unavailable(message.clone()));
                         let _ = job.reply.send(Err(e));
                     }
                 }
@@ -199,10 +206,17 @@ impl PostgresStore {
         let fast = PgPoolOptions::new()
             .max_connections(FAST_POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.options([("synchronous_commit", "off")]))
+            .connect_with(options.clone().options([("synchronous_commit", "off")]))
             .await?;
         let wakeups = Arc::new(Notify::new());
-        let mut listener = PgListener::connect_with(&pool).await?;
+        // The listener's session connection is a pool of its own: it is held for good, and
+        // must not take one of the main pool's.
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        let mut listener = PgListener::connect_with(&listen_pool).await?;
         listener.listen(CHANNEL).await?;
         let listener = tokio::spawn(listen(listener, wakeups.clone()));
         let targets = Arc::<TargetCache>::default();
@@ -228,8 +242,8 @@ impl PostgresStore {
 }
 
 /// Wakes the dispatcher on every notification. `PgListener` reconnects by itself after a lost
-/// connection; notifications sent meanwhile are lost, so a reconnect wakes too (and the
-/// dispatcher polls every second whatever happens).
+/// connection; notifications sent meanwhile are lost, and the dispatcher's poll (every
+/// second) picks up what they were about. An error it does report wakes the dispatcher too.
 async fn listen(mut listener: PgListener, wakeups: Arc<Notify>) {
     loop {
         match listener.recv().await {

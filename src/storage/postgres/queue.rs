@@ -108,7 +108,8 @@ pub(crate) async fn enqueue_in(
         let (config, key): (String, String) = (row.try_get("config")?, row.try_get("signing_key")?);
         enqueued.leased.push(ClaimedDelivery {
             id: row.try_get("id")?,
-            row: 0,
+            // The lease's end, as the row holds it: the record's fence (see `record_attempts`).
+            row: event.created_at + events[i].1.lease_ms,
             event_id: event.id.clone(),
             event_name: names[i].to_owned(),
             body: delivery_body(&payloads[i], &hook_id),
@@ -175,10 +176,12 @@ pub(super) async fn claim_due(
             row.try_get("signing_key")?,
         )?;
         let was_due: i64 = row.try_get("was_due")?;
+        let seq: i64 = row.try_get("seq")?;
         out.push((
-            was_due,
+            (was_due, seq),
             ClaimedDelivery {
-                row: row.try_get("seq")?,
+                // The lease's end, as the row now holds it: the record's fence.
+                row: req.now + req.lease_ms,
                 id: row.try_get("id")?,
                 event_id: row.try_get("event_id")?,
                 event_name: row.try_get("event_name")?,
@@ -191,13 +194,16 @@ pub(super) async fn claim_due(
         ));
     }
     // RETURNING has no order: send in queue order.
-    out.sort_by_key(|(due, d)| (*due, d.row));
+    out.sort_by_key(|(order, _)| *order);
     Ok(out.into_iter().map(|(_, d)| d).collect())
 }
 
-/// Records attempts and moves their deliveries on, in one statement. A delivery deleted with
-/// its hook meanwhile gets no log row; one another node finished first (after this node's
-/// lease ran out) keeps its state, and the attempt is logged all the same.
+/// Records attempts and moves their deliveries on, in one statement. Each record is fenced by
+/// its lease: it moves the delivery on only if the row still holds the lease its claim wrote
+/// (`due_at` = the lease's end, carried as [`AttemptRecord::delivery_row`]). A node whose
+/// lease ran out, and whose delivery another node has claimed since, so cannot undo that
+/// claim; its attempt is logged all the same. A delivery deleted with its hook meanwhile gets
+/// no log row.
 pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) -> StoreResult<()> {
     if records.is_empty() {
         return Ok(());
@@ -216,6 +222,7 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
     let mut body = Vec::with_capacity(n);
     let mut error = Vec::with_capacity(n);
     let mut duration = Vec::with_capacity(n);
+    let mut lease = Vec::with_capacity(n);
     for r in records {
         let (state, due_at) = match r.next {
             NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
@@ -235,15 +242,16 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
         body.push(r.response_body.as_deref());
         error.push(r.error.as_deref());
         duration.push(r.duration_ms);
+        lease.push(r.delivery_row);
     }
     sqlx::query(
         "WITH r AS ( \
-           SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[]) \
-             AS r(id, state, due_at, attempts, at) \
+           SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[], \
+             $14::bigint[]) AS r(id, state, due_at, attempts, at, lease_until) \
          ), u AS ( \
            UPDATE deliveries d SET state = r.state, due_at = r.due_at, attempts = r.attempts, \
              updated_at = r.at \
-           FROM r WHERE d.id = r.id AND d.state = 0 \
+           FROM r WHERE d.id = r.id AND d.state = 0 AND d.due_at = r.lease_until \
          ) \
          INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
            response_status, response_body, error, duration_ms, created_at) \
@@ -268,6 +276,7 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
     .bind(&body)
     .bind(&error)
     .bind(&duration)
+    .bind(&lease)
     .execute(pool)
     .await?;
     Ok(())
