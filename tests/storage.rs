@@ -556,6 +556,7 @@ async fn a_commit_that_queues_deliveries_wakes_every_node(b: Backend) {
     let now = hookline::clock::now_ms();
     for (i, node) in [&store, &other].into_iter().enumerate() {
         let wakeups = node.wakeups();
+        drain(&wakeups).await;
         let woken = wakeups.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
@@ -570,6 +571,7 @@ async fn a_commit_that_queues_deliveries_wakes_every_node(b: Backend) {
     }
     // An identity change's events wake the nodes too.
     let wakeups = other.wakeups();
+    drain(&wakeups).await;
     let woken = wakeups.notified();
     tokio::pin!(woken);
     woken.as_mut().enable();
@@ -693,4 +695,12 @@ async fn a_record_after_the_lease_ran_out_does_not_undo_a_takeover(b: Backend) {
         .unwrap();
     assert_eq!(total, 2, "both attempts are logged");
     assert!(logs[0].success);
+}
+
+/// Consumes a wake-up left over from earlier commits, so that the next wait sees only new ones.
+async fn drain(wakeups: &tokio::sync::Notify) {
+    while tokio::time::timeout(Duration::from_millis(100), wakeups.notified())
+        .await
+        .is_ok()
+    {}
 }

@@ -29,11 +29,11 @@ impl From<sqlx::Error> for StoreError {
                 let unavailable = db.code().is_some_and(|code| {
                     postgres_unavailable(&code) || code.parse::<i32>().is_ok_and(sqlite_unavailable)
                 });
-                // 40001 serialization_failure, 40P01 deadlock_detected, 23505 unique_violation:
-                // on a shared database, a concurrent transaction got there first.
-                let contended = db
-                    .code()
-                    .is_some_and(|c| matches!(&*c, "40001" | "40P01" | "23505"))
+                // 40001 serialization_failure, 40P01 deadlock_detected: a concurrent
+                // transaction got there first. (A unique key taken by a concurrent serializable
+                // change that had read it first is reported as 40001 too; a plain 23505 is a
+                // duplicate, not a race.)
+                let contended = db.code().is_some_and(|c| matches!(&*c, "40001" | "40P01"))
                     && db
                         .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
                         .is_some();

@@ -67,6 +67,12 @@ async fn api_and_worker_nodes_split_the_work_and_see_each_others_changes() {
     let got = receiver.wait_for(22, Duration::from_secs(15)).await;
     assert_eq!(got[21].json()["data"]["i"], "again");
 
+    // The API node sent none of them: it never delivers.
+    let metrics = api.get_public("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("hookline_deliveries_total{outcome=\"succeeded\"} 0"),
+        "{metrics}"
+    );
     // The attempt log (written by whichever node sent) is read the same on any node.
     api.poll_json(
         &format!("/hooks/{id}/recent-logs?page_size=100"),
@@ -223,7 +229,7 @@ async fn a_lost_database_answers_503_and_the_node_recovers_on_its_own() {
     expect_error(app.get_public("/readyz").await, 503, "database.unavailable").await;
     let res = app
         .api(Method::POST, "/events")
-        .json(&json!({"event": "User.Created", "data": {"i": "lost"}}))
+        .json(&json!({"event": "User.Created", "data": {"i": -1}}))
         .send()
         .await
         .unwrap();
@@ -255,8 +261,9 @@ async fn a_lost_database_answers_503_and_the_node_recovers_on_its_own() {
     let got = receiver.wait_for(10, Duration::from_secs(15)).await;
     let seen: std::collections::BTreeSet<i64> = got
         .iter()
-        .filter_map(|r| r.json()["data"]["i"].as_i64())
+        .map(|r| r.json()["data"]["i"].as_i64().unwrap())
         .collect();
+    // Everything accepted, and nothing refused (the -1) stored behind the 503.
     assert_eq!(seen, (0..10).collect());
     app.stop().await;
 }
@@ -271,7 +278,8 @@ async fn a_database_that_cannot_be_reached_at_start_is_a_one_line_error() {
         ),
         (
             "postgresql://hookline:pw-0123456789@no-such-host.invalid/db?sslmode=require".into(),
-            "lookup",
+            // The resolver's answer, or our own timeout where lookups hang.
+            "lookup|no answer",
         ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
@@ -283,7 +291,7 @@ async fn a_database_that_cannot_be_reached_at_start_is_a_one_line_error() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(lines.len(), 1, "{stderr}");
-        assert!(lines[0].contains(says), "{stderr}");
+        assert!(says.split('|').any(|s| lines[0].contains(s)), "{stderr}");
         assert!(
             !stderr.contains("pw-0123456789"),
             "the password is never shown"
@@ -323,7 +331,8 @@ async fn wrong_credentials_are_named_without_the_password() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
     assert!(
         stderr.contains("password authentication failed for user \"guarded\""),
         "{stderr}"

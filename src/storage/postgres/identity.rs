@@ -240,15 +240,9 @@ impl IdentityTx for Tx<'_> {
             .bind(expires_at)
             .execute(&mut *self.conn),
         )?;
-        // Expired rows of this key's space go while we are here (only this space's, so that
-        // concurrent changes of other spaces do not conflict over them).
-        block(
-            self.rt,
-            sqlx::query("DELETE FROM interaction_state WHERE space = $1 AND expires_at <= $2")
-                .bind(space.name())
-                .bind(crate::clock::now_ms())
-                .execute(&mut *self.conn),
-        )?;
+        // Expired rows are deleted by `PostgresStore`'s sweeper, outside any serializable
+        // transaction: a range delete here would take predicate locks that make unrelated
+        // sign-ins conflict.
         Ok(())
     }
 

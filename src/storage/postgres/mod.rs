@@ -61,11 +61,13 @@ pub struct PostgresStore {
     wakeups: Arc<Notify>,
     targets: Arc<TargetCache>,
     listener: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.sweeper.abort();
     }
 }
 
@@ -128,6 +130,24 @@ async fn enqueue_batches(
             }
             drop(permit);
         });
+    }
+}
+
+/// Deletes expired interaction state (lockouts, codes, send counts) once a minute. Reads
+/// ignore expired rows anyway; this only keeps the table as small as what is live. It runs
+/// on its own, outside the serializable identity changes, whose range deletes would make
+/// unrelated sign-ins conflict. Stopped when the store is dropped.
+async fn sweep_interaction_state(pool: PgPool) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(e) = sqlx::query("DELETE FROM interaction_state WHERE expires_at <= $1")
+            .bind(crate::clock::now_ms())
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "sweeping expired interaction state failed; trying again later");
+        }
     }
 }
 
@@ -219,6 +239,7 @@ impl PostgresStore {
         let mut listener = PgListener::connect_with(&listen_pool).await?;
         listener.listen(CHANNEL).await?;
         let listener = tokio::spawn(listen(listener, wakeups.clone()));
+        let sweeper = tokio::spawn(sweep_interaction_state(pool.clone()));
         let targets = Arc::<TargetCache>::default();
         let (enqueues, jobs) = tokio::sync::mpsc::channel(4 * MAX_ENQUEUE_BATCH);
         // A quarter of the pool for publishing batches: they are few and large, and the rest
@@ -237,6 +258,7 @@ impl PostgresStore {
             wakeups,
             targets,
             listener,
+            sweeper,
         })
     }
 }

@@ -22,6 +22,10 @@ const STATE_FAILED: i16 = 2;
 /// at `created_at`), notify [`CHANNEL`] if any is left due, and return the deliveries, with
 /// what sending a leased one takes, in event order.
 ///
+/// The subscribed hooks are read `FOR KEY SHARE`: a hook being deleted meanwhile waits for this
+/// statement, and then deletes the deliveries it made too, so none is left for a hook that
+/// no longer exists.
+///
 /// A delivery's id is its event's time prefix (so rows land at the right edge of the index,
 /// as `domain::id` explains) and 12 hex digits of a hash of the event and hook ids: unique
 /// per (event, hook) pair, as a delivery is, without a round trip to learn the hooks first.
@@ -32,12 +36,14 @@ WITH ev AS ( \
 ), e AS ( \
   INSERT INTO events (id, name, payload, created_at) \
   SELECT id, name, payload, created_at FROM ev ORDER BY ord \
-), s AS ( \
+), subs AS ( \
   SELECT ev.ord, ev.id AS event_id, ev.name, ev.created_at, ev.lease_up_to, ev.lease_ms, \
-    h.id, h.version, h.config, h.signing_key, \
-    row_number() OVER (PARTITION BY ev.ord ORDER BY h.created_at, h.id) AS n \
+    h.id, h.version, h.config, h.signing_key, h.created_at AS hook_created \
   FROM ev JOIN hooks h ON h.enabled AND \
     CASE WHEN cardinality(h.events) > 0 THEN ev.name = ANY(h.events) ELSE h.event = ev.name END \
+  FOR KEY SHARE OF h \
+), s AS ( \
+  SELECT subs.*, row_number() OVER (PARTITION BY ord ORDER BY hook_created, id) AS n FROM subs \
 ), d AS ( \
   INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
   SELECT substr(s.event_id, 1, 9) || substr(md5(s.event_id || s.id), 1, 12), s.event_id, s.id, \
