@@ -311,6 +311,8 @@ impl Dispatcher {
             busy_hooks: busy.clone(),
             lease_ms,
         };
+        // Read before the claim: only a claim that began after the last close may reopen.
+        let epoch = self.budget.epoch();
         let claimed = match self.store.claim_due(&req).await {
             Ok(c) => c,
             Err(e) => {
@@ -322,7 +324,11 @@ impl Dispatcher {
         let full = claimed.len() == limit;
         // New events may skip the queue only while it holds no due work this loop has not
         // caught up with: then nothing overtakes anything.
-        self.budget.set_open(!full);
+        if full {
+            self.budget.close();
+        } else {
+            self.budget.open_unless_closed_since(epoch);
+        }
         let mut per_hook: HashMap<&str, usize> = HashMap::new();
         for d in &claimed {
             *per_hook.entry(d.hook_id.as_str()).or_default() += 1;

@@ -11,7 +11,7 @@
 use super::EngineSettings;
 use crate::domain::event::HookEvent;
 use crate::storage::{ClaimedDelivery, Lease, NewEvent, Store, StoreError, StoreResult};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -24,10 +24,17 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 /// in memory past its lease. It is *closed* while the queue holds due work the dispatcher has
 /// not caught up with, so that new events do not overtake older ones: then everything goes
 /// through the queue in order.
+///
+/// Closing wins over a claim that was already under way: a claim opens the budget only if
+/// nothing closed it since the claim began ([`LeaseBudget::epoch`],
+/// [`LeaseBudget::open_unless_closed_since`]). Otherwise a claim whose snapshot missed an
+/// event committed to the queue meanwhile would open the budget, and the next event, handed
+/// over, would overtake it.
 #[derive(Debug)]
 pub struct LeaseBudget {
     available: AtomicUsize,
-    open: AtomicBool,
+    /// `closes << 1 | open`: how many times it was closed, and whether it is open.
+    state: AtomicU64,
     /// How long a lease lasts; a leased delivery whose process dies comes back after it.
     pub lease_ms: i64,
 }
@@ -37,7 +44,7 @@ impl LeaseBudget {
     pub fn new(capacity: usize, lease_ms: i64) -> Self {
         Self {
             available: AtomicUsize::new(capacity),
-            open: AtomicBool::new(false),
+            state: AtomicU64::new(0),
             lease_ms,
         }
     }
@@ -46,14 +53,47 @@ impl LeaseBudget {
     /// closes the budget: the rest go to the queue, and until the dispatcher has caught up
     /// with it, the next events queue behind them instead of overtaking them.
     pub fn take_for_new(&self, want: usize) -> usize {
-        if !self.open.load(Ordering::Acquire) {
+        if !self.is_open() {
             return 0;
         }
         let granted = self.take(want);
         if granted < want {
-            self.set_open(false);
+            self.close();
         }
         granted
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state.load(Ordering::Acquire) & 1 == 1
+    }
+
+    /// Closes the budget: the queue holds due work the dispatcher has not caught up with.
+    pub fn close(&self) {
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                Some(((s >> 1) + 1) << 1)
+            });
+    }
+
+    /// How many times the budget was closed so far; read before a claim, for
+    /// [`Self::open_unless_closed_since`].
+    pub fn epoch(&self) -> u64 {
+        self.state.load(Ordering::Acquire) >> 1
+    }
+
+    /// Opens the budget after a claim that found the queue caught up, unless it was closed
+    /// since `epoch` (read before that claim began): then the claim may have missed work.
+    pub fn open_unless_closed_since(&self, epoch: u64) -> bool {
+        self.state
+            .compare_exchange(
+                epoch << 1,
+                (epoch << 1) | 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+            || self.state.load(Ordering::Acquire) == ((epoch << 1) | 1)
     }
 
     /// Takes up to `want`, open or not (the dispatcher's own claims).
@@ -76,10 +116,6 @@ impl LeaseBudget {
 
     pub fn available(&self) -> usize {
         self.available.load(Ordering::Acquire)
-    }
-
-    pub fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::Release);
     }
 }
 
@@ -160,7 +196,7 @@ impl Publisher {
         if enqueued.deliveries > leased {
             // Some went to the queue: until the dispatcher has caught up with it, new events
             // queue behind them rather than overtake them.
-            self.budget.set_open(false);
+            self.budget.close();
         }
         if leased > 0 {
             if let Err(returned) = self.handoff.send(enqueued.leased) {
@@ -183,7 +219,7 @@ mod tests {
     fn a_lease_budget_grants_new_work_only_while_open_and_never_more_than_it_has() {
         let b = LeaseBudget::new(10, 1_000);
         assert_eq!(b.take_for_new(3), 0, "closed until the dispatcher opens it");
-        b.set_open(true);
+        assert!(b.open_unless_closed_since(b.epoch()));
         assert_eq!(b.take_for_new(3), 3);
         assert_eq!(b.take(4), 4, "claims take from the same room");
         assert_eq!(b.take_for_new(5), 3, "only what is left");
@@ -191,8 +227,15 @@ mod tests {
         assert_eq!(b.take(1), 0);
         b.give_back(2);
         assert_eq!(b.available(), 2);
-        b.set_open(false);
+        b.close();
         assert_eq!(b.take_for_new(1), 0);
         assert_eq!(b.take(5), 2, "claims take room while closed");
+        // A claim that began before a close cannot open the budget; a later one can.
+        let before = b.epoch();
+        b.close();
+        assert!(!b.open_unless_closed_since(before));
+        assert!(!b.is_open());
+        assert!(b.open_unless_closed_since(b.epoch()));
+        assert!(b.is_open());
     }
 }
