@@ -373,3 +373,54 @@ async fn sslmode_require_connects_over_tls() {
     assert_eq!(got[0].json()["data"]["over"], "tls");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn guesses_spread_over_nodes_count_toward_one_lockout() {
+    if !postgres_run() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let a = TestApp::spawn_in(db.clone(), |a| a.lockout_failures = 4).await;
+    let b = TestApp::spawn_in(db.clone(), |a| a.lockout_failures = 4).await;
+    let created = a
+        .send_json(
+            Method::POST,
+            "/applications",
+            json!({"name": "Shop", "type": "Traditional"}),
+        )
+        .await;
+    let (id, secret) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
+    let interact = |app: &TestApp, path: &str, body: serde_json::Value| {
+        app.client
+            .post(format!("{}/api/interactions{path}", app.base))
+            .basic_auth(&id, Some(&secret))
+            .json(&body)
+            .send()
+    };
+    let res = interact(
+        &a,
+        "/register",
+        json!({"username": "bob", "password": "right-password"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let wrong = json!({"identifier": "bob", "password": "wrong-password"});
+    // Three failures, spread over both nodes, are each refused as wrong...
+    for app in [&a, &b, &a] {
+        let res = interact(app, "/sign-in", wrong.clone()).await.unwrap();
+        expect_error(res, 422, "session.invalid_credentials").await;
+    }
+    // ...and the fourth, on the other node, reaches the shared limit: locked everywhere,
+    // the right password included.
+    let res = interact(&b, "/sign-in", wrong.clone()).await.unwrap();
+    expect_error(res, 400, "session.verification_blocked_too_many_attempts").await;
+    let right = json!({"identifier": "bob", "password": "right-password"});
+    let res = interact(&a, "/sign-in", right).await.unwrap();
+    expect_error(res, 400, "session.verification_blocked_too_many_attempts").await;
+    a.stop().await;
+    b.stop().await;
+}
