@@ -77,6 +77,49 @@ pub struct Lease {
     pub lease_ms: i64,
 }
 
+/// A hook as both backends store it: its lists and config as text or arrays of names, read
+/// back into a [`Hook`] by [`StoredHook::into_hook`], which checks every name and the config.
+pub(crate) struct StoredHook {
+    pub id: String,
+    pub name: String,
+    pub event: Option<String>,
+    pub events: Vec<String>,
+    /// JSON [`HookConfig`].
+    pub config: String,
+    pub signing_key: String,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+impl StoredHook {
+    pub fn into_hook(self) -> StoreResult<Hook> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("hook {what}: {e}"))
+        };
+        let config: HookConfig =
+            serde_json::from_str(&self.config).map_err(|e| corrupt("config", &e))?;
+        Ok(Hook {
+            id: self.id,
+            name: self.name,
+            event: self
+                .event
+                .map(|e| HookEvent::parse(&e))
+                .transpose()
+                .map_err(|e| corrupt("event", &e))?,
+            events: self
+                .events
+                .iter()
+                .map(|e| HookEvent::parse(e))
+                .collect::<Result<_, _>>()
+                .map_err(|e| corrupt("events", &e))?,
+            config,
+            signing_key: self.signing_key,
+            enabled: self.enabled,
+            created_at: self.created_at,
+        })
+    }
+}
+
 /// Rows of one page: `limit` rows after skipping `offset`.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {

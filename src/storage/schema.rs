@@ -183,3 +183,57 @@ pub fn like_pattern(term: &str) -> String {
         .replace('_', "\\_");
     format!("%{escaped}%")
 }
+
+/// How a backend writes its bind parameters: SQLite `?1`, PostgreSQL `$1`.
+#[derive(Debug, Clone, Copy)]
+pub enum Marks {
+    Question,
+    Dollar,
+}
+
+impl Marks {
+    /// The `i`-th (1-based) parameter.
+    pub fn at(self, i: usize) -> String {
+        match self {
+            Marks::Question => format!("?{i}"),
+            Marks::Dollar => format!("${i}"),
+        }
+    }
+
+    /// `c1 = ?1 AND c2 = ?2 …`
+    pub fn row_filter(self, cols: &[&str]) -> String {
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = {}", self.at(i + 1)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// The documents (`what`: `t.id` or `t.doc`) that `a` links to, in the order they were
+    /// created, and the query's arguments.
+    pub fn linked_sql(
+        self,
+        link: Link,
+        scope: Option<&str>,
+        a: &str,
+        what: &str,
+    ) -> StoreResult<(String, Vec<String>)> {
+        let l = link_table(link);
+        check_scope(&l, scope)?;
+        let target = table(link.target()).name;
+        let mut sql = format!(
+            "SELECT {what} FROM {} l JOIN {target} t ON t.id = l.{} WHERE l.{} = {}",
+            l.name,
+            l.b,
+            l.a,
+            self.at(1)
+        );
+        let mut args = vec![a.to_owned()];
+        if let (Some(s), Some(scope)) = (l.scope, scope) {
+            sql.push_str(&format!(" AND l.{s} = {}", self.at(2)));
+            args.push(scope.to_owned());
+        }
+        sql.push_str(" ORDER BY t.created_at, t.id");
+        Ok((sql, args))
+    }
+}

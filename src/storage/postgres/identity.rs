@@ -17,7 +17,7 @@ use crate::storage::identity::{
     Link, StateSpace,
 };
 use crate::storage::schema::{
-    check_scope, column, credential_column, like_pattern, link_row, link_table, parse_doc, table,
+    column, credential_column, like_pattern, link_row, parse_doc, table, Marks,
 };
 use crate::storage::{Lease, NewEvent, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -41,38 +41,6 @@ fn marks(n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `c1 = $1 AND c2 = $2 …`
-fn row_filter(cols: &[&str]) -> String {
-    cols.iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 1))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-/// The documents (`what`: `t.id` or `t.doc`) that `a` links to, in the order they were created.
-fn linked_sql(
-    link: Link,
-    scope: Option<&str>,
-    a: &str,
-    what: &str,
-) -> StoreResult<(String, Vec<String>)> {
-    let l = link_table(link);
-    check_scope(&l, scope)?;
-    let target = table(link.target()).name;
-    let mut sql = format!(
-        "SELECT {what} FROM {} l JOIN {target} t ON t.id = l.{} WHERE l.{} = $1",
-        l.name, l.b, l.a
-    );
-    let mut args = vec![a.to_owned()];
-    if let (Some(s), Some(scope)) = (l.scope, scope) {
-        sql.push_str(&format!(" AND l.{s} = $2"));
-        args.push(scope.to_owned());
-    }
-    sql.push_str(" ORDER BY t.created_at, t.seq");
-    Ok((sql, args))
 }
 
 fn doc_and_credential(r: &PgRow) -> StoreResult<(Value, Option<String>)> {
@@ -273,7 +241,10 @@ impl IdentityTx for Tx<'_> {
 
     fn unlink(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool> {
         let (table, cols, args) = link_row(link, scope, a, b)?;
-        let sql = format!("DELETE FROM {table} WHERE {}", row_filter(&cols));
+        let sql = format!(
+            "DELETE FROM {table} WHERE {}",
+            Marks::Dollar.row_filter(&cols)
+        );
         let mut q = sqlx::query(&sql);
         for arg in args {
             q = q.bind(arg);
@@ -283,7 +254,10 @@ impl IdentityTx for Tx<'_> {
 
     fn has_link(&mut self, link: Link, scope: Option<&str>, a: &str, b: &str) -> StoreResult<bool> {
         let (table, cols, args) = link_row(link, scope, a, b)?;
-        let sql = format!("SELECT 1 FROM {table} WHERE {}", row_filter(&cols));
+        let sql = format!(
+            "SELECT 1 FROM {table} WHERE {}",
+            Marks::Dollar.row_filter(&cols)
+        );
         let mut q = sqlx::query_scalar::<_, i32>(&sql);
         for arg in args {
             q = q.bind(arg);
@@ -292,7 +266,7 @@ impl IdentityTx for Tx<'_> {
     }
 
     fn linked(&mut self, link: Link, scope: Option<&str>, a: &str) -> StoreResult<Vec<String>> {
-        let (sql, args) = linked_sql(link, scope, a, "t.id")?;
+        let (sql, args) = Marks::Dollar.linked_sql(link, scope, a, "t.id")?;
         let mut q = sqlx::query_scalar::<_, String>(&sql);
         for arg in args {
             q = q.bind(arg);
@@ -434,7 +408,10 @@ impl IdentityStore for PostgresStore {
         b: &str,
     ) -> StoreResult<bool> {
         let (table, cols, args) = link_row(link, scope, a, b)?;
-        let sql = format!("SELECT 1 FROM {table} WHERE {}", row_filter(&cols));
+        let sql = format!(
+            "SELECT 1 FROM {table} WHERE {}",
+            Marks::Dollar.row_filter(&cols)
+        );
         let mut query = sqlx::query_scalar::<_, i32>(&sql);
         for arg in args {
             query = query.bind(arg);
@@ -448,7 +425,7 @@ impl IdentityStore for PostgresStore {
         scope: Option<&str>,
         a: &str,
     ) -> StoreResult<Vec<Value>> {
-        let (sql, args) = linked_sql(link, scope, a, "t.doc")?;
+        let (sql, args) = Marks::Dollar.linked_sql(link, scope, a, "t.doc")?;
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for arg in args {
             query = query.bind(arg);

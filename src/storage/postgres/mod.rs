@@ -280,29 +280,17 @@ async fn listen(mut listener: PgListener, wakeups: Arc<Notify>) {
 }
 
 fn hook_from_row(row: &PgRow) -> StoreResult<Hook> {
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("hook {what}: {e}"));
-    let event: Option<String> = row.try_get("event")?;
-    let events: Vec<String> = row.try_get("events")?;
-    let config: String = row.try_get("config")?;
-    let config: HookConfig = serde_json::from_str(&config).map_err(|e| corrupt("config", &e))?;
-    Ok(Hook {
+    StoredHook {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        event: event
-            .map(|e| HookEvent::parse(&e))
-            .transpose()
-            .map_err(|e| corrupt("event", &e))?,
-        events: events
-            .iter()
-            .map(|e| HookEvent::parse(e))
-            .collect::<Result<_, _>>()
-            .map_err(|e| corrupt("events", &e))?,
-        config,
+        event: row.try_get("event")?,
+        events: row.try_get("events")?,
+        config: row.try_get("config")?,
         signing_key: row.try_get("signing_key")?,
         enabled: row.try_get("enabled")?,
         created_at: row.try_get("created_at")?,
-    })
+    }
+    .into_hook()
 }
 
 fn config_text(config: &HookConfig) -> String {

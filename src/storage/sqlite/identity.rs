@@ -8,7 +8,7 @@ use crate::storage::identity::{
     Change, Doc, DocQuery, IdentityResult, IdentityStore, IdentityTx, Key, Kind, Link, StateSpace,
 };
 use crate::storage::schema::{
-    check_scope, column, credential_column, like_pattern, link_row, link_table, parse_doc, table,
+    column, credential_column, like_pattern, link_row, parse_doc, table, Marks,
 };
 use crate::storage::{Lease, NewEvent, StoreResult};
 use async_trait::async_trait;
@@ -16,15 +16,6 @@ use rusqlite::OptionalExtension;
 use serde_json::Value;
 use sqlx::Row;
 use std::any::Any;
-
-/// `c1 = ?1 AND c2 = ?2 …`
-fn row_filter(cols: &[&str]) -> String {
-    cols.iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = ?{}", i + 1))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
 
 /// A row of `SELECT doc, <credential> AS credential`; an empty credential is none.
 fn doc_and_credential(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(Value, Option<String>)> {
@@ -214,7 +205,10 @@ impl IdentityTx for Tx<'_, '_> {
         let n = self
             .w
             .conn
-            .prepare_cached(&format!("DELETE FROM {table} WHERE {}", row_filter(&cols)))?
+            .prepare_cached(&format!(
+                "DELETE FROM {table} WHERE {}",
+                Marks::Question.row_filter(&cols)
+            ))?
             .execute(rusqlite::params_from_iter(args))?;
         Ok(n == 1)
     }
@@ -226,7 +220,7 @@ impl IdentityTx for Tx<'_, '_> {
             .conn
             .prepare_cached(&format!(
                 "SELECT 1 FROM {table} WHERE {}",
-                row_filter(&cols)
+                Marks::Question.row_filter(&cols)
             ))?
             .query_row(rusqlite::params_from_iter(args), |r| r.get(0))
             .optional()?;
@@ -234,7 +228,7 @@ impl IdentityTx for Tx<'_, '_> {
     }
 
     fn linked(&mut self, link: Link, scope: Option<&str>, a: &str) -> StoreResult<Vec<String>> {
-        let (sql, args) = linked_sql(link, scope, a, "t.id")?;
+        let (sql, args) = Marks::Question.linked_sql(link, scope, a, "t.id")?;
         let mut stmt = self.w.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -247,29 +241,6 @@ impl IdentityTx for Tx<'_, '_> {
         enqueue_events_in(self.w, &refs, Lease::default())?;
         Ok(())
     }
-}
-
-/// The documents (`what`: `t.id` or `t.doc`) that `a` links to, in the order they were created.
-fn linked_sql(
-    link: Link,
-    scope: Option<&str>,
-    a: &str,
-    what: &str,
-) -> StoreResult<(String, Vec<String>)> {
-    let l = link_table(link);
-    check_scope(&l, scope)?;
-    let target = table(link.target()).name;
-    let mut sql = format!(
-        "SELECT {what} FROM {} l JOIN {target} t ON t.id = l.{} WHERE l.{} = ?1",
-        l.name, l.b, l.a
-    );
-    let mut args = vec![a.to_owned()];
-    if let (Some(s), Some(scope)) = (l.scope, scope) {
-        sql.push_str(&format!(" AND l.{s} = ?2"));
-        args.push(scope.to_owned());
-    }
-    sql.push_str(" ORDER BY t.created_at, t.id");
-    Ok((sql, args))
 }
 
 #[async_trait]
@@ -343,7 +314,10 @@ impl IdentityStore for SqliteStore {
         b: &str,
     ) -> StoreResult<bool> {
         let (table, cols, args) = link_row(link, scope, a, b)?;
-        let sql = format!("SELECT 1 FROM {table} WHERE {}", row_filter(&cols));
+        let sql = format!(
+            "SELECT 1 FROM {table} WHERE {}",
+            Marks::Question.row_filter(&cols)
+        );
         let mut query = sqlx::query_scalar::<_, i64>(&sql);
         for arg in args {
             query = query.bind(arg);
@@ -357,7 +331,7 @@ impl IdentityStore for SqliteStore {
         scope: Option<&str>,
         a: &str,
     ) -> StoreResult<Vec<Value>> {
-        let (sql, args) = linked_sql(link, scope, a, "t.doc")?;
+        let (sql, args) = Marks::Question.linked_sql(link, scope, a, "t.doc")?;
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for arg in args {
             query = query.bind(arg);

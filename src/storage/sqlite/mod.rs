@@ -19,7 +19,6 @@ pub use queue::enqueue_events_in;
 pub use writer::WriteTx;
 
 use super::*;
-use crate::domain::hook::HookConfig;
 use crate::domain::payload::delivery_body;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
@@ -173,30 +172,19 @@ fn open_writer(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
 }
 
 fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("hook {what}: {e}"));
-    let event: Option<String> = row.try_get("event")?;
     let events: String = row.try_get("events")?;
-    let events: Vec<String> = serde_json::from_str(&events).map_err(|e| corrupt("events", &e))?;
-    let config: String = row.try_get("config")?;
-    let config: HookConfig = serde_json::from_str(&config).map_err(|e| corrupt("config", &e))?;
-    Ok(Hook {
+    StoredHook {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        event: event
-            .map(|e| HookEvent::parse(&e))
-            .transpose()
-            .map_err(|e| corrupt("event", &e))?,
-        events: events
-            .iter()
-            .map(|e| HookEvent::parse(e))
-            .collect::<Result<_, _>>()
-            .map_err(|e| corrupt("events", &e))?,
-        config,
+        event: row.try_get("event")?,
+        events: serde_json::from_str(&events)
+            .map_err(|e| StoreError::Corrupt(format!("hook events: {e}")))?,
+        config: row.try_get("config")?,
         signing_key: row.try_get("signing_key")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         created_at: row.try_get("created_at")?,
-    })
+    }
+    .into_hook()
 }
 
 /// A batch of rows as the JSON array that `json_each` unpacks. Unlike [`json_text`], a failure
