@@ -123,6 +123,29 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT_PER_HOOK", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_in_flight_per_hook: u32,
 
+    /// How long a connection may take to send a request's head, counted from when it is ready
+    /// for one: a client sending headers slowly, or an idle keep-alive connection, is closed
+    /// when it runs out.
+    #[arg(long, env = "HOOKLINE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a client may take to send a request's body once its head has arrived; a
+    /// slower one is answered 408 `request.timeout`.
+    #[arg(long, env = "HOOKLINE_BODY_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Connections served at once. 32 more are accepted for health probes only (the rest of
+    /// their requests are answered 503 `server.busy`); past those, new connections are closed.
+    /// Lowered at start, with a warning, if the process may not open that many files.
+    #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Once SIGTERM or SIGINT arrives, how long requests and webhook sends in progress get to
+    /// finish; then open connections are closed, unfinished deliveries are released to the
+    /// queue, and the process exits 0.
+    #[arg(long, env = "HOOKLINE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Largest request body the API accepts, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -149,6 +172,15 @@ pub struct ServeArgs {
     /// The sliding window --code-sends-per-recipient counts in. Logto's default: 600 s.
     #[arg(long, env = "HOOKLINE_CODE_SEND_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     pub code_send_window: Duration,
+}
+
+/// A duration of more than zero (`humantime` syntax: `10s`, `2m`, `500ms`).
+fn positive_duration(raw: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than zero".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl ServeArgs {

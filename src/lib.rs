@@ -9,6 +9,7 @@ pub mod domain;
 pub mod identity;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -9,7 +9,8 @@ use crate::domain::interaction::{CodeSendPolicy, LockoutPolicy};
 use crate::identity::interactions::InteractionSettings;
 use crate::metrics::Metrics;
 use crate::routes::auth::token_hash;
-use crate::routes::{router, AppState};
+use crate::routes::{overflow_router, router, AppState};
+use crate::server::ServerLimits;
 use crate::storage::{connect, Store};
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
@@ -98,6 +99,7 @@ impl Application {
             request_timeout: args.request_timeout,
             max_in_flight: args.max_in_flight as usize,
             max_in_flight_per_hook: args.max_in_flight_per_hook as usize,
+            shutdown_timeout: args.shutdown_timeout,
         };
         let (publisher, inbox) = Publisher::new(store.clone(), &settings);
         let state = AppState {
@@ -161,19 +163,48 @@ impl Application {
                 shutdown.clone(),
             )
         });
+        let limits = ServerLimits {
+            header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            max_connections: connection_cap(&args),
+            shutdown_timeout: args.shutdown_timeout,
+        };
+        let overflow = overflow_router(state.clone());
         let app = router(state, args.max_body_bytes, args.role.serves_api());
         tracing::info!(address = %listener.local_addr()?, role = args.role.name(), "hookline is listening");
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-        shutdown.cancel();
-        if let Some(engine) = engine {
-            engine.join().await;
-        }
+        // The server and the engine stop together, each within --shutdown-timeout.
+        let engine = async {
+            if let Some(engine) = engine {
+                engine.join().await;
+            }
+        };
+        tokio::join!(
+            crate::server::serve(listener, app, overflow, limits, shutdown.clone()),
+            engine
+        );
         tracing::info!("hookline stopped");
-        served.context("serving HTTP")
+        Ok(())
+    }
+}
+
+/// `--max-connections`, lowered to what the open-file limit leaves once the database pool,
+/// the webhook sends and a margin are counted (after raising the soft limit if that helps).
+fn connection_cap(args: &ServeArgs) -> usize {
+    let wanted = args.max_connections as u64;
+    let reserved = crate::server::HEALTH_HEADROOM as u64
+        + args.max_in_flight as u64
+        + args.database_pool_size as u64
+        + 64;
+    match crate::server::raise_open_file_limit(wanted + reserved) {
+        Some(limit) if limit < wanted + reserved => {
+            let cap = limit.saturating_sub(reserved).max(1);
+            tracing::warn!(
+                open_file_limit = limit,
+                max_connections = cap,
+                "the open-file limit is too low for --max-connections; serving fewer connections (raise `ulimit -n`)"
+            );
+            cap as usize
+        }
+        _ => wanted as usize,
     }
 }

@@ -446,9 +446,11 @@ impl Dispatcher {
         self.task_deliveries.insert(handle.id(), ids);
     }
 
-    /// Lets in-flight sends finish within the request timeout, then releases what is left.
+    /// Lets in-flight sends finish within the request timeout and the shutdown timeout, then
+    /// releases what is left.
     async fn drain(mut self) {
-        let grace = self.settings.request_timeout + Duration::from_secs(1);
+        let grace = (self.settings.request_timeout + Duration::from_secs(1))
+            .min(self.settings.shutdown_timeout);
         let deadline = tokio::time::Instant::now() + grace;
         self.waiting.clear();
         self.ready.clear();

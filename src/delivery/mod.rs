@@ -36,6 +36,9 @@ pub struct EngineSettings {
     pub max_in_flight: usize,
     /// Requests in flight at once to one hook.
     pub max_in_flight_per_hook: usize,
+    /// At shutdown, how long sends in flight get before they are abandoned and released
+    /// (`--shutdown-timeout`; never more than the request timeout and a second).
+    pub shutdown_timeout: Duration,
 }
 
 impl EngineSettings {
@@ -57,8 +60,9 @@ pub struct DeliveryEngine {
 
 impl DeliveryEngine {
     /// Starts the dispatcher and the recorder. They stop when `shutdown` is cancelled: no new
-    /// claims, in-flight requests get up to the request timeout to finish, the rest are
-    /// released, and every result is written before [`DeliveryEngine::join`] returns.
+    /// claims, in-flight requests get up to the request timeout (at most the shutdown timeout)
+    /// to finish, the rest are released, and every result is written before
+    /// [`DeliveryEngine::join`] returns.
     pub fn start(
         store: Arc<dyn Store>,
         sender: Arc<http::WebhookSender>,

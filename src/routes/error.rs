@@ -19,6 +19,9 @@ pub struct ApiError {
     // Boxed: the error is the `Err` of most handlers' helpers, so it is kept small.
     pub data: Option<Box<Value>>,
     pub details: Option<Box<str>>,
+    /// Seconds for a `Retry-After` header (RFC 9110 §10.2.3), on 503s the client should
+    /// repeat later.
+    pub retry_after: Option<u16>,
 }
 
 impl ApiError {
@@ -29,7 +32,14 @@ impl ApiError {
             message: message.into(),
             data: None,
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u16) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_data(mut self, data: Value) -> Self {
@@ -76,6 +86,10 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
         res
     }
 }
@@ -89,7 +103,8 @@ impl From<StoreError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database.unavailable",
                 "The database is unavailable; nothing was changed. Try again later.",
-            ),
+            )
+            .retry_after(1),
             _ => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_server_error",

@@ -86,6 +86,26 @@ pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> Router
         .with_state(state)
 }
 
+/// What a connection over `--max-connections` is served (see `crate::server`): the health
+/// routes, so probes still get an answer, and 503 `server.busy` for everything else.
+pub fn overflow_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(busy)
+        .with_state(state)
+}
+
+async fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server.busy",
+        "The server has as many connections open as it serves (--max-connections); try again shortly.",
+    )
+    .retry_after(1)
+}
+
 /// The identity core's Management API, shaped like Logto's. (Path parameters at one
 /// position carry one name across routes, as the router requires: `/resources/{resourceId}`.)
 fn identity_routes() -> Router<AppState> {

@@ -7,6 +7,7 @@ mod auth_and_health;
 mod compat;
 mod conformance;
 mod delivery;
+mod hardening;
 mod hooks;
 mod identity;
 mod ingest;

@@ -1,0 +1,160 @@
+//! Issue 13: hostile clients, odd input and a failing disk. Slow clients, the connection cap
+//! and shutdown are driven here over raw TCP against the real server.
+
+use crate::helpers::*;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn host_port(base: &str) -> &str {
+    base.trim_start_matches("http://")
+}
+
+/// A connection that sent the start of a request head and then nothing (a slow-loris).
+async fn half_sent_request(base: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(host_port(base)).await.unwrap();
+    stream
+        .write_all(b"POST /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bea")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection; what it sent. Fails after `within`.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> String {
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_half_sent_request_does_not_hold_up_shutdown() {
+    let db = TestDb::new().await;
+    let args = [
+        "--admin-token",
+        TOKEN,
+        "--header-read-timeout",
+        "5m",
+        "--shutdown-timeout",
+        "1s",
+    ];
+    let server = Process::start(&db, &args).await;
+    let _slow = half_sent_request(&server.base).await;
+    let mut idle = TcpStream::connect(host_port(&server.base)).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(idle.read(&mut buf).await.unwrap() > 0, "answered");
+    let started = Instant::now();
+    assert_eq!(server.terminate().await.code(), Some(0));
+    // The slow client would hold it for 5 minutes; --shutdown-timeout ends it (a loose
+    // bound: only a hang fails it).
+    assert!(started.elapsed() < Duration::from_secs(25));
+    // The lock is released: the next process starts on the same database.
+    let next = Process::start(&db, &args).await;
+    assert_eq!(next.terminate().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn slow_heads_and_idle_keep_alive_connections_are_closed() {
+    let app = TestApp::spawn_with(|a| a.header_read_timeout = Duration::from_millis(300)).await;
+    let mut slow = half_sent_request(&app.base).await;
+    let answer = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(!answer.contains("202"), "{answer}");
+
+    let mut idle = TcpStream::connect(host_port(&app.base)).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut idle, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_body_read_timeout_is_answered_408() {
+    let app = TestApp::spawn_with(|a| a.body_read_timeout = Duration::from_millis(300)).await;
+    let mut stream = TcpStream::connect(host_port(&app.base)).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"event\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request.timeout\""), "{answer}");
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_still_reach_the_health_routes() {
+    let app = TestApp::spawn_with(|a| {
+        a.max_connections = 4;
+        a.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(half_sent_request(&app.base).await);
+    }
+    // Accepting is asynchronous: wait until the cap is visibly reached.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/hooks", app.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 503 {
+            assert_eq!(res.headers()["retry-after"], "1");
+            expect_error(res, 503, "server.busy").await;
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cap was never reached");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::Client::new()
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The slots come back when the slow clients go.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/hooks", app.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots were not given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
