@@ -146,6 +146,17 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Password hashes and checks (argon2id, 19 MiB and tens of milliseconds of CPU each) run
+    /// at once; 0 means one per core. Their memory is bounded by this many times 19 MiB (64
+    /// MiB for imported argon2 digests).
+    #[arg(long, env = "HOOKLINE_PASSWORD_HASH_CONCURRENCY", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    pub password_hash_concurrency: u32,
+
+    /// How long a sign-in, registration or password change waits for a free password-hashing
+    /// slot before it is answered 503 `server.busy` with `Retry-After`.
+    #[arg(long, env = "HOOKLINE_PASSWORD_HASH_QUEUE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub password_hash_queue_timeout: Duration,
+
     /// Largest request body the API accepts, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

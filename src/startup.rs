@@ -7,6 +7,7 @@ use crate::delivery::{DeliveryEngine, EngineSettings, Inbox, Publisher};
 use crate::domain::id::new_secret;
 use crate::domain::interaction::{CodeSendPolicy, LockoutPolicy};
 use crate::identity::interactions::InteractionSettings;
+use crate::identity::passwords::PasswordHasher;
 use crate::metrics::Metrics;
 use crate::routes::auth::token_hash;
 use crate::routes::{overflow_router, router, AppState};
@@ -119,6 +120,13 @@ impl Application {
                     max_sends: args.code_sends_per_recipient,
                     window_ms: args.code_send_window.as_millis() as i64,
                 },
+                passwords: PasswordHasher::new(
+                    match args.password_hash_concurrency {
+                        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                        n => n as usize,
+                    },
+                    args.password_hash_queue_timeout,
+                ),
             },
         };
         Ok(Self {

@@ -5,6 +5,7 @@
 //! Password hashing and checking (argon2id, tens of milliseconds of CPU by design) run on the
 //! blocking pool, never inside a store transaction.
 
+use super::passwords::PasswordHasher;
 use super::{load, to_json};
 use crate::delivery::blocking::{self, Decision};
 use crate::delivery::http::WebhookSender;
@@ -41,6 +42,10 @@ pub enum InteractionError {
     RateLimited,
     #[error("The verification code is wrong or has expired.")]
     CodeMismatch,
+    /// Password hashing is at its concurrency bound and the wait for a turn ran out
+    /// (`identity::passwords`).
+    #[error("The server is busy checking other passwords; try again shortly.")]
+    Busy,
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -59,10 +64,12 @@ pub type InteractionResult<T> = Result<T, InteractionError>;
 type Committed<T> = Result<T, InteractionError>;
 
 /// What an interaction needs from the server's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct InteractionSettings {
     pub lockout: LockoutPolicy,
     pub codes: CodeSendPolicy,
+    /// The bounded password hasher (shared with the Management API's password routes).
+    pub passwords: PasswordHasher,
 }
 
 /// Builds the events of one interaction: its context and time are the same for all.
@@ -143,45 +150,6 @@ impl Events {
             Decision::Deny { message } => Err(InteractionError::Denied(message)),
         }
     }
-}
-
-/// Hashes a password with argon2id (the crate's defaults: OWASP's parameters) on the
-/// blocking pool: it takes tens of milliseconds of CPU by design.
-pub async fn hash_password(password: String) -> InteractionResult<String> {
-    use argon2::password_hash::rand_core::OsRng;
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| StoreError::Unavailable(format!("hashing: {e}")))?
-    .map_err(|e| StoreError::Unavailable(format!("hashing: {e}")).into())
-}
-
-/// Checks a password against a stored hash; without a hash, against a fixed one, so that an
-/// unknown identifier costs the same time as a wrong password.
-async fn password_matches(password: String, hash: Option<String>) -> InteractionResult<bool> {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let known = hash.is_some();
-    let hash = match hash {
-        Some(h) => h,
-        None => match DUMMY.get() {
-            Some(d) => d.clone(),
-            None => {
-                let d = hash_password("hookline-no-such-user".into()).await?;
-                DUMMY.get_or_init(|| d).clone()
-            }
-        },
-    };
-    let ok = tokio::task::spawn_blocking(move || {
-        crate::domain::identity::password::verify(&password, &hash)
-    })
-    .await
-    .map_err(|e| StoreError::Unavailable(format!("verifying: {e}")))?;
-    Ok(ok && known)
 }
 
 fn parse_user(v: Value) -> InteractionResult<User> {
@@ -382,7 +350,7 @@ pub async fn sign_in(
     let rehash = hash
         .as_deref()
         .is_some_and(crate::domain::identity::password::needs_rehash);
-    let matches = password_matches(password.clone(), hash).await?;
+    let matches = settings.passwords.matches(password.clone(), hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         let (ev2, id2) = (ev.clone(), identifier.clone());
         return transact(store, move |tx| record_failure(tx, &ev2, &policy, &id2))
@@ -397,7 +365,7 @@ pub async fn sign_in(
     // An imported digest (bcrypt, SHA-256, …) is replaced by argon2id on the first sign-in
     // that proves the password.
     let new_hash = if rehash {
-        Some(hash_password(password).await?)
+        Some(settings.passwords.hash(password).await?)
     } else {
         None
     };
@@ -517,7 +485,7 @@ pub async fn send_reset_code(
 pub async fn reset_password(
     store: &dyn Store,
     sender: &WebhookSender,
-    lockout: LockoutPolicy,
+    settings: InteractionSettings,
     ctx: InteractionContext,
     identifier: Identifier,
     code: String,
@@ -536,7 +504,12 @@ pub async fn reset_password(
         return Err(InteractionError::CodeMismatch);
     };
     if !bool::from(open.code_hash.as_bytes().ct_eq(hash.as_bytes())) {
-        let (k, ev2, id2, policy) = (key.clone(), ev.clone(), identifier.clone(), lockout);
+        let (k, ev2, id2, policy) = (
+            key.clone(),
+            ev.clone(),
+            identifier.clone(),
+            settings.lockout,
+        );
         return transact(
             store,
             move |tx| -> Result<Committed<Value>, IdentityError> {
@@ -567,7 +540,7 @@ pub async fn reset_password(
     let user = parse_user(doc)?;
     ev.ask(store, sender, HookEvent::PRE_RESET_PASSWORD, &user)
         .await?;
-    let password_hash = hash_password(password).await?;
+    let password_hash = settings.passwords.hash(password).await?;
     let session = ev.ctx.session_id.clone();
     let user_id = transact(
         store,

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod interactions;
 pub mod invitations;
 pub mod organizations;
+pub mod passwords;
 pub mod users;
 
 use crate::domain::event::HookEvent;

@@ -53,6 +53,10 @@ impl From<InteractionError> for ApiError {
                 "verification_code.code_mismatch",
                 message,
             ),
+            InteractionError::Busy => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", message)
+                    .retry_after(1)
+            }
             InteractionError::Identity(i) => i.into(),
         }
     }
@@ -212,7 +216,7 @@ pub async fn register(
         profile: input.profile,
     }
     .parse(new_short_id(), crate::clock::now_ms())?;
-    let hash = interactions::hash_password(input.password).await?;
+    let hash = state.interactions.passwords.hash(input.password).await?;
     let mut user = new.user;
     user.application_id = Some(ctx.application.id.clone());
     let answer = interactions::register(&*state.store, &state.sender, ctx, user, hash).await?;
@@ -237,7 +241,7 @@ pub async fn sign_in(
     let result = interactions::sign_in(
         &*state.store,
         &state.sender,
-        state.interactions,
+        state.interactions.clone(),
         ctx,
         id,
         input.password,
@@ -261,7 +265,8 @@ pub async fn send_reset_code(
 ) -> Result<Response, ApiError> {
     let id = identifier(&input.identifier)?;
     let ctx = caller.context(input.end_user)?;
-    let result = interactions::send_reset_code(&*state.store, state.interactions, ctx, id).await;
+    let result =
+        interactions::send_reset_code(&*state.store, state.interactions.clone(), ctx, id).await;
     // A refused request fired Message.RateLimited.
     Ok((StatusCode::CREATED, Json(result?)).into_response())
 }
@@ -289,7 +294,7 @@ pub async fn reset_password(
     let answer = interactions::reset_password(
         &*state.store,
         &state.sender,
-        state.interactions.lockout,
+        state.interactions.clone(),
         ctx,
         id,
         input.code,

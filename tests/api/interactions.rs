@@ -864,3 +864,47 @@ async fn blocking_events_cannot_be_published_and_bad_bodies_are_refused() {
     }
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn password_checks_beyond_the_concurrency_bound_answer_503_with_retry_after() {
+    let s = Setup::start(|a| {
+        a.password_hash_concurrency = 1;
+        a.password_hash_queue_timeout = Duration::from_millis(1);
+    })
+    .await;
+    let url = format!("{}/api/interactions/sign-in", s.app.base);
+    let attempts = (0..12).map(|i| {
+        s.app
+            .client
+            .post(&url)
+            .basic_auth(&s.app_id, Some(&s.secret))
+            .json(&json!({"identifier": format!("ghost{i}"), "password": "some-password"}))
+            .send()
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut busy = 0;
+    for res in answers {
+        let res = res.unwrap();
+        match res.status().as_u16() {
+            422 => {}
+            503 => {
+                assert_eq!(res.headers()["retry-after"], "1");
+                expect_error(res, 503, "server.busy").await;
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(busy > 0, "twelve checks at once never waited past 1 ms");
+    // The bound frees up: a check on its own goes through.
+    let (status, body) = s
+        .interact(
+            "/sign-in",
+            json!({"identifier": "ghost", "password": "some-password"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("session.invalid_credentials"))
+    );
+}

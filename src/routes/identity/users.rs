@@ -7,7 +7,6 @@ use crate::domain::identity::authz::IdsInput;
 use crate::domain::identity::user::{
     check_api_password, check_object, NewPassword, NewUserInput, UserChange, UserPatch,
 };
-use crate::identity::interactions::hash_password;
 use crate::identity::users;
 use crate::routes::error::ApiError;
 use crate::routes::extract::{ApiJson, ApiPath, QueryMap};
@@ -27,10 +26,11 @@ pub async fn create_user(
     Call(call): Call,
     ApiJson(input): ApiJson<NewUserInput>,
 ) -> ApiResult {
+    let passwords = state.interactions.passwords.clone();
     run(&state, call, StatusCode::OK, |em, store| async move {
         let new = input.parse(new_short_id(), em.now_ms())?;
         let credential = match new.password {
-            Some(NewPassword::Plain(p)) => Some(hash_password(p).await?),
+            Some(NewPassword::Plain(p)) => Some(passwords.hash(p).await?),
             Some(NewPassword::Imported(digest)) => Some(digest),
             None => None,
         };
@@ -141,7 +141,7 @@ pub async fn update_password(
     ApiJson(input): ApiJson<PasswordInput>,
 ) -> ApiResult {
     check_api_password(&input.password)?;
-    let hash = hash_password(input.password).await?;
+    let hash = state.interactions.passwords.hash(input.password).await?;
     let change = UserChange::Password(hash);
     change_user(state, call, &user_id, change, HookEvent::USER_DATA_UPDATED).await
 }
