@@ -33,11 +33,84 @@ pub enum HookInputError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HookHeaders(Vec<(String, String)>);
 
+/// Why a header name cannot be a hook's custom header, if it cannot: the engine owns it.
+/// Case-insensitive (RFC 9110 §5.1).
+///
+/// - framing (RFC 9112 §6, RFC 9110 §8.4): `Content-Length`, `Transfer-Encoding`,
+///   `Content-Encoding`, `TE`, `Trailer`: a wrong one truncates or garbles the body the
+///   receiver reads (`content-length: 2` delivered the two bytes `{"`);
+/// - connection-specific (hop-by-hop, RFC 9110 §7.6.1): `Connection`, `Keep-Alive`,
+///   `Proxy-Connection`, `Upgrade`, `Expect`, `Host` (taken from the URL), and the proxy
+///   credentials `Proxy-Authorization`, `Proxy-Authenticate`;
+/// - the signatures: `logto-signature-sha-256` and Standard Webhooks' `webhook-id`,
+///   `webhook-timestamp`, `webhook-signature`.
+///
+/// `Content-Type` and `User-Agent` stay settable, as in Logto.
+pub fn reserved_header(name: &str) -> Option<&'static str> {
+    const FRAMING: [&str; 5] = [
+        "content-length",
+        "transfer-encoding",
+        "content-encoding",
+        "te",
+        "trailer",
+    ];
+    const HOP_BY_HOP: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "upgrade",
+        "expect",
+        "host",
+        "proxy-authorization",
+        "proxy-authenticate",
+    ];
+    const SIGNATURE: [&str; 4] = [
+        "logto-signature-sha-256",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    ];
+    let is = |list: &[&str]| list.iter().any(|r| r.eq_ignore_ascii_case(name));
+    if is(&FRAMING) {
+        Some("it frames the request body, which hookline sets")
+    } else if is(&HOP_BY_HOP) {
+        Some("it is about the connection, which hookline manages")
+    } else if is(&SIGNATURE) {
+        Some("it carries hookline's signature")
+    } else {
+        None
+    }
+}
+
 impl HookHeaders {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Headers from a request body: [`HookHeaders::parse`], and none the engine owns
+    /// ([`reserved_header`]) and no two names that differ only in case.
+    fn parse_input(map: serde_json::Map<String, Value>) -> Result<Self, HookInputError> {
+        let headers = Self::parse(map)?;
+        for (i, (name, _)) in headers.0.iter().enumerate() {
+            if let Some(why) = reserved_header(name) {
+                return Err(HookInputError::Invalid(format!(
+                    "config.headers: '{name}' cannot be set: {why}"
+                )));
+            }
+            if let Some((earlier, _)) = headers.0[..i]
+                .iter()
+                .find(|(other, _)| other.eq_ignore_ascii_case(name))
+            {
+                return Err(HookInputError::Invalid(format!(
+                    "config.headers: '{earlier}' and '{name}' are the same header (names are case-insensitive)"
+                )));
+            }
+        }
+        Ok(headers)
+    }
+
+    /// Names and values that HTTP allows. Stored hooks are read with this alone, so a hook
+    /// saved before a rule was added still loads (its reserved headers are dropped at send).
     fn parse(map: serde_json::Map<String, Value>) -> Result<Self, HookInputError> {
         if map.len() > MAX_HEADERS {
             return Err(HookInputError::Invalid(format!(
@@ -150,7 +223,7 @@ impl HookConfig {
         check_url(&url, allow_private)?;
         let headers = match obj.shift_remove("headers") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(HookHeaders::parse(m)?),
+            Some(Value::Object(m)) => Some(HookHeaders::parse_input(m)?),
             Some(_) => {
                 return Err(HookInputError::Invalid(
                     "config.headers must be an object of strings".into(),
@@ -411,6 +484,61 @@ mod tests {
 
     fn input(v: Value) -> HookInput {
         serde_json::from_value(v).unwrap()
+    }
+
+    fn with_headers(headers: Value) -> Result<HookConfig, HookInputError> {
+        HookConfig::parse(json!({"url": "https://e.com", "headers": headers}), false)
+    }
+
+    #[test]
+    fn headers_the_engine_owns_are_refused_in_any_case() {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "CONTENT-ENCODING",
+            "TE",
+            "Trailer",
+            "Connection",
+            "upgrade",
+            "Expect",
+            "Host",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "Logto-Signature-Sha-256",
+            "webhook-ID",
+            "Webhook-Timestamp",
+            "webhook-signature",
+        ] {
+            let err = with_headers(json!({ name: "2" })).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{name}'")), "{name}: {err}");
+        }
+        for name in [
+            "Content-Type",
+            "User-Agent",
+            "Authorization",
+            "X-Te",
+            "Hosted-By",
+        ] {
+            assert!(with_headers(json!({ name: "x" })).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn two_headers_that_differ_only_in_case_are_refused() {
+        let err = with_headers(json!({"X-Tenant": "a", "x-tenant": "b"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'X-Tenant' and 'x-tenant'"), "{err}");
+    }
+
+    #[test]
+    fn stored_hooks_with_reserved_headers_still_load() {
+        // Saved before the rule: reading it back must not fail (the sender drops them).
+        let stored: HookConfig = serde_json::from_value(
+            json!({"url": "https://e.com", "headers": {"content-length": "2", "x-a": "1"}}),
+        )
+        .unwrap();
+        assert_eq!(stored.headers.unwrap().iter().count(), 2);
     }
 
     #[test]

@@ -24,24 +24,36 @@ pub fn iso_timestamp(at: OffsetDateTime) -> String {
 }
 
 /// The event payload as published through `POST /api/events`, with `createdAt` placed right
-/// after `event` (a `createdAt` the publisher gave is kept) and without `hookId`, which is
-/// per delivery.
+/// after `event` and without `hookId`, which is per delivery. A `createdAt` the publisher
+/// gave is kept as written if it is an RFC 3339 timestamp (ISO 8601 with a date, a time and
+/// an offset, as JavaScript's `toISOString()` writes); anything else is refused with the
+/// message returned, never silently replaced. Without one, `created_at` is used.
 pub fn event_payload(
     event: HookEvent,
     mut published: Map<String, Value>,
     created_at: &str,
-) -> Map<String, Value> {
+) -> Result<Map<String, Value>, String> {
     published.shift_remove("event");
     published.shift_remove("hookId");
     let created = match published.shift_remove("createdAt") {
-        Some(Value::String(s)) => Value::String(s),
-        _ => Value::String(created_at.to_owned()),
+        None => Value::String(created_at.to_owned()),
+        Some(Value::String(s)) if is_rfc3339(&s) => Value::String(s),
+        Some(other) => {
+            return Err(format!(
+                "`createdAt` must be an ISO 8601 timestamp such as \"2026-01-01T12:00:00.000Z\" (RFC 3339), not {other}"
+            ))
+        }
     };
     let mut out = Map::with_capacity(published.len() + 3);
     out.insert("event".into(), Value::String(event.name().into()));
     out.insert("createdAt".into(), created);
     out.extend(published);
-    out
+    Ok(out)
+}
+
+/// Whether `s` is an RFC 3339 date-time (`2026-01-01T12:00:00Z`, `…T12:00:00.123+02:00`).
+pub fn is_rfc3339(s: &str) -> bool {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
 }
 
 /// The exact body of one delivery: the stored event payload (JSON object text) with `hookId`
@@ -216,11 +228,41 @@ mod tests {
             ev,
             published.as_object().unwrap().clone(),
             "2026-01-01T00:00:00.000Z",
-        );
+        )
+        .unwrap();
         let body = delivery_body(&Value::Object(p).to_string(), "h1");
         assert_eq!(
             body,
             r#"{"event":"User.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"u1"},"path":"/users","ip":"1.2.3.4","hookId":"h1"}"#
+        );
+    }
+
+    #[test]
+    fn a_published_created_at_is_kept_if_a_timestamp_and_refused_otherwise() {
+        let ev = HookEvent::parse("User.Created").unwrap();
+        let with = |c: Value| {
+            let published = json!({ "createdAt": c });
+            event_payload(ev, published.as_object().unwrap().clone(), "now")
+        };
+        for kept in [
+            "2026-01-01T00:00:00.000Z",
+            "2026-01-01T02:00:00+02:00",
+            "2026-01-01T00:00:00.123456Z",
+        ] {
+            assert_eq!(with(json!(kept)).unwrap()["createdAt"], kept);
+        }
+        for refused in [
+            json!("yesterday"),
+            json!("2026-01-01"),
+            json!(1700000000),
+            json!(null),
+        ] {
+            let err = with(refused.clone()).unwrap_err();
+            assert!(err.contains("createdAt"), "{refused}: {err}");
+        }
+        assert_eq!(
+            event_payload(ev, Map::new(), "now").unwrap()["createdAt"],
+            "now"
         );
     }
 

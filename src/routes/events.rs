@@ -42,7 +42,8 @@ pub async fn publish(
     let new_event = NewEvent {
         id: new_id(),
         event,
-        payload: event_payload(event, published, &iso_timestamp(now)),
+        payload: event_payload(event, published, &iso_timestamp(now))
+            .map_err(ApiError::invalid_input)?,
         created_at: now_ms(),
     };
     let deliveries = state.publisher.publish(&new_event).await?;

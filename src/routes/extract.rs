@@ -10,8 +10,9 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
-/// A JSON body. The content type is not insisted on (a `curl -d` without a header still
-/// works); an empty body reads as `{}`, as Logto's body parser does.
+/// A JSON body, which must be an object (400 `guard.invalid_input` otherwise). The content
+/// type is not insisted on (a `curl -d` without a header still works); an empty body reads as
+/// `{}`, as Logto's body parser does. Read within the request's [`BodyDeadline`] (408).
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -45,10 +46,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 )
             }
         })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
+        let bytes: &[u8] = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => b"{}",
+            // Every route's body is an object; serde would read an array into a struct by
+            // position, and a `Value` body would take anything (issue 13).
+            Some(b'{') => &bytes,
+            Some(_) => {
+                return Err(ApiError::invalid_input(
+                    "the body must be a JSON object".to_owned()
+                        + json_kind(&bytes)
+                            .map_or(String::new(), |k| format!(", not {k}"))
+                            .as_str(),
+                ))
+            }
         };
         serde_json::from_slice(bytes).map(ApiJson).map_err(|e| {
             if e.is_syntax() || e.is_eof() {
@@ -62,6 +72,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         })
     }
+}
+
+/// What kind of JSON value `bytes` is ("an array", "a string", …), if it is valid JSON.
+fn json_kind(bytes: &[u8]) -> Option<&'static str> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).ok()?;
+    Some(match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
+        b'[' => "an array",
+        b'"' => "a string",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        _ => "a number",
+    })
 }
 
 /// The query string as a map (the last value of a repeated key wins). Never rejects.

@@ -213,9 +213,14 @@ impl DeliveryTarget {
     }
 }
 
+/// The hook's own headers as sent: those the engine owns ([`reserved_header`], refused at save
+/// since, but possibly stored earlier) are left out.
 fn parse_headers(config: &HookConfig) -> Result<http::HeaderMap, String> {
     let mut map = http::HeaderMap::new();
     for (name, value) in config.headers.iter().flat_map(|h| h.iter()) {
+        if crate::domain::hook::reserved_header(name).is_some() {
+            continue;
+        }
         let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
             http::HeaderValue::from_str(value),

@@ -21,7 +21,7 @@ async fn a_published_event_arrives_signed_both_ways() {
         .json(&json!({
             "name": "signed",
             "events": ["PostSignIn"],
-            "config": {"url": receiver.url(), "headers": {"x-tenant": "acme", "user-agent": "custom-agent", "logto-signature-sha-256": "forged"}}
+            "config": {"url": receiver.url(), "headers": {"x-tenant": "acme", "user-agent": "custom-agent"}}
         }))
         .send()
         .await

@@ -158,3 +158,180 @@ async fn connections_over_the_cap_still_reach_the_health_routes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ------------------------------------------------------------ input accepted but wrong
+
+/// `{method} /api{path}` with a raw body.
+async fn send_raw(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> reqwest::Response {
+    app.api(method, path)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn headers_the_engine_owns_are_refused_at_save_naming_the_header() {
+    let app = TestApp::spawn().await;
+    for name in [
+        "Content-Length",
+        "transfer-encoding",
+        "Connection",
+        "Host",
+        "webhook-signature",
+    ] {
+        let res = app
+            .api(reqwest::Method::POST, "/hooks")
+            .json(&serde_json::json!({"name": "h", "events": ["User.Created"],
+                "config": {"url": "https://example.com/h", "headers": {name: "2"}}}))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_error(res, 400, "guard.invalid_input").await;
+        assert!(body["message"].as_str().unwrap().contains(name), "{body}");
+    }
+    let res = app
+        .api(reqwest::Method::POST, "/hooks")
+        .json(&serde_json::json!({"name": "h", "events": ["User.Created"],
+            "config": {"url": "https://example.com/h", "headers": {"X-Tenant": "a", "x-tenant": "b"}}}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 400, "guard.invalid_input").await;
+    assert_eq!(app.get_json("/hooks").await, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_objects_are_refused() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let id = hook["id"].as_str().unwrap();
+    let positional = r#"["h", ["User.Created"], {"url": "https://example.com/h"}]"#;
+    for (method, path, body) in [
+        (reqwest::Method::POST, "/hooks".to_owned(), positional),
+        (reqwest::Method::PATCH, format!("/hooks/{id}"), "[]"),
+        (
+            reqwest::Method::POST,
+            "/events".to_owned(),
+            r#"[{"event": "User.Created"}]"#,
+        ),
+        (reqwest::Method::POST, "/users".to_owned(), r#""alice""#),
+        (reqwest::Method::POST, "/roles".to_owned(), "42"),
+    ] {
+        let res = send_raw(&app, method.clone(), &path, body).await;
+        let err = expect_error(res, 400, "guard.invalid_input").await;
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("must be a JSON object"),
+            "{method} {path}: {err}"
+        );
+    }
+    assert_eq!(app.get_json("/hooks").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get_json(&format!("/hooks/{id}")).await["name"],
+        hook["name"]
+    );
+    receiver
+        .assert_stays_at(0, Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
+async fn a_created_at_that_is_not_a_timestamp_is_refused() {
+    let app = TestApp::spawn().await;
+    let res = send_raw(
+        &app,
+        reqwest::Method::POST,
+        "/events",
+        r#"{"event": "User.Created", "createdAt": "yesterday"}"#,
+    )
+    .await;
+    let err = expect_error(res, 400, "guard.invalid_input").await;
+    assert!(
+        err["message"].as_str().unwrap().contains("createdAt"),
+        "{err}"
+    );
+    let res = send_raw(
+        &app,
+        reqwest::Method::POST,
+        "/events",
+        r#"{"event": "User.Created", "createdAt": "2026-01-02T03:04:05.678+01:00"}"#,
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+}
+
+#[tokio::test]
+async fn numbers_reach_receivers_exactly_as_written() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    app.create_hook(&["User.Created", "User.Data.Updated"], &receiver.url())
+        .await;
+    let data = r#"{"id":12345678901234567890123,"price":1.10,"tiny":1e-400,"huge":1E400,"neg":-0.0,"exp":2.50e+3}"#;
+    let res = send_raw(
+        &app,
+        reqwest::Method::POST,
+        "/events",
+        &format!(r#"{{"event":"User.Created","data":{data}}}"#),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let body = String::from_utf8_lossy(&got[0].body).into_owned();
+    // Every digit as written; only an exponent's spelling is made canonical (`E` → `e`, an
+    // explicit sign), which RFC 8259 §6 reads as the same number.
+    let canonical = data.replace("1E400", "1e+400");
+    assert!(body.contains(&format!(r#""data":{canonical}"#)), "{body}");
+
+    // customData keeps them too, in the answer, when read back and in the event.
+    let user = app
+        .send_json(
+            reqwest::Method::POST,
+            "/users",
+            serde_json::json!({"username": "numbers"}),
+        )
+        .await;
+    let uid = user["id"].as_str().unwrap();
+    let custom = r#"{"customData":{"balance":12345678901234567890123.45,"ratio":0.10}}"#;
+    let res = send_raw(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/users/{uid}/custom-data"),
+        custom,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let answered = res.text().await.unwrap();
+    assert!(
+        answered.contains("12345678901234567890123.45") && answered.contains("0.10"),
+        "{answered}"
+    );
+    let stored = app
+        .api(reqwest::Method::GET, &format!("/users/{uid}/custom-data"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        r#"{"balance":12345678901234567890123.45,"ratio":0.10}"#
+    );
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let updated = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .find(|b| b.contains("User.Data.Updated"))
+        .expect("User.Data.Updated arrives");
+    assert!(updated.contains("12345678901234567890123.45"), "{updated}");
+}
