@@ -51,29 +51,55 @@ fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
+/// IPv6: the non-public ranges, and every range that embeds an IPv4 address, judged by that
+/// address (or refused outright where the embedding is local or deprecated):
+///
+/// | range | embeds | RFC |
+/// |---|---|---|
+/// | `::ffff:0:0/96` IPv4-mapped | last 32 bits | 4291 §2.5.5.2 |
+/// | `::/96` IPv4-compatible (deprecated) | last 32 bits | 4291 §2.5.5.1 |
+/// | `::ffff:0:0:0/96` IPv4-translated (SIIT) | last 32 bits | 2765 §2.1 |
+/// | `64:ff9b::/96` NAT64 well-known prefix | last 32 bits | 6052 §2.1 |
+/// | `64:ff9b:1::/48` local-use NAT64: refused | | 8215 |
+/// | `2002::/16` 6to4 | bits 16–47 | 3056 §2 |
+/// | `2001::/32` Teredo: refused (the client address is obfuscated, the relay is anyone's) | | 4380 §4 |
+/// | `…:0:5efe:a.b.c.d`, `…:200:5efe:a.b.c.d` ISATAP interface ids | last 32 bits | 5214 §6.1 |
 fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_forbidden_v4(v4);
-    }
     let seg = ip.segments();
+    let embedded = embedded_v4(&seg);
+    if seg[..5] == [0, 0, 0, 0, 0] && (seg[5] == 0xffff || seg[5] == 0) {
+        // Mapped, or compatible (which also covers :: and ::1).
+        return seg[5] == 0 || is_forbidden_v4(embedded);
+    }
+    if seg[..4] == [0, 0, 0, 0] && seg[4] == 0xffff && seg[5] == 0 {
+        return is_forbidden_v4(embedded); // translated
+    }
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_forbidden_v4(embedded); // NAT64
+    }
+    if (seg[4] & 0xfdff) == 0 && seg[5] == 0x5efe && is_forbidden_v4(embedded) {
+        return true; // ISATAP
+    }
     ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
         || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (seg[0] & 0xffc0) == 0xfec0 // deprecated site-local fec0::/10
-        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        // IPv4-compatible ::a.b.c.d (deprecated) and NAT64 64:ff9b::/96 embed an IPv4 address
-        || (seg[..6] == [0, 0, 0, 0, 0, 0])
-        || (seg[0] == 0x0064 && seg[1] == 0xff9b && is_forbidden_v4(embedded_v4(&seg)))
-        // 6to4 2002::/16 embeds the IPv4 address in segments 1 and 2
+        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation 2001:db8::/32
+        || (seg[0] == 0x3fff && seg[1] < 0x1000) // documentation 3fff::/20 (RFC 9637)
+        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo
+        || (seg[0] == 0x2001 && seg[1] == 2 && seg[2] == 0) // benchmarking 2001:2::/48
+        || (seg[0] == 0x2001 && (0x10..0x30).contains(&seg[1])) // ORCHID 2001:10::/28, 2001:20::/28
+        || (seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 1) // local-use NAT64
+        || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard-only 100::/64
         || (seg[0] == 0x2002
             && is_forbidden_v4(Ipv4Addr::new(
                 (seg[1] >> 8) as u8,
                 seg[1] as u8,
                 (seg[2] >> 8) as u8,
                 seg[2] as u8,
-            )))
+            ))) // 6to4
 }
 
 fn embedded_v4(seg: &[u16; 8]) -> Ipv4Addr {
@@ -85,10 +111,11 @@ fn embedded_v4(seg: &[u16; 8]) -> Ipv4Addr {
     )
 }
 
-/// Is this host name one that always means "this machine", whatever DNS says?
+/// Is this host name one that always means "this machine", whatever DNS says? Checked
+/// without its trailing dots (`localhost.` is the fully qualified `localhost`) and case.
 pub fn is_local_hostname(host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
-    h == "localhost" || h.ends_with(".localhost")
+    h == "localhost" || h.ends_with(".localhost") || h.is_empty()
 }
 
 /// A URL a webhook may be sent to, as far as can be told without DNS: http(s), no
@@ -176,6 +203,18 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:7f00:1::",
             "2001:db8::1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1::808:808",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:20::1",
+            "100::1",
+            "3fff::1",
+            "2606:4700::5efe:7f00:1",
+            "2606:4700::200:5efe:a9fe:a9fe",
         ] {
             assert!(forbidden(ip), "{ip} should be forbidden");
         }
@@ -186,6 +225,10 @@ mod tests {
             "172.32.0.1",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "::ffff:0:8.8.8.8",
+            "::ffff:8.8.8.8",
+            "2002:808:808::1",
+            "2606:4700::5efe:808:808",
         ] {
             assert!(!forbidden(ip), "{ip} should be allowed");
         }
@@ -213,6 +256,14 @@ mod tests {
             "http://[::1]/",
             "http://0x7f000001/",
             "http://2130706433/",
+            "http://[::ffff:0:127.0.0.1]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://localhost./",
+            "http://LOCALHOST../",
+            "http://api.localhost./",
+            "http://127.0.0.1./",
+            "http://0x7f000001./",
+            "http://10.0.0.1./x",
         ] {
             assert!(
                 matches!(check_url(u, false), Err(TargetError::Private(_))),

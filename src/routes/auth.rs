@@ -6,6 +6,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::authorization::Authorization;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -26,11 +27,8 @@ pub async fn require_admin(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(Authorization::parse)
+        .and_then(Authorization::bearer);
     match presented {
         Some(token) if bool::from(token_hash(token).ct_eq(&state.admin_token_hash)) => {
             Ok(next.run(req).await)

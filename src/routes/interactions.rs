@@ -6,6 +6,7 @@
 use super::error::ApiError;
 use super::extract::ApiJson;
 use super::AppState;
+use crate::domain::authorization::Authorization;
 use crate::domain::id::{new_id, new_short_id};
 use crate::domain::identity::application::Application;
 use crate::domain::identity::user::{check_password, NewUserInput};
@@ -17,8 +18,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
@@ -91,15 +90,12 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Basic ")
-                    .or_else(|| v.strip_prefix("basic "))
-            })
-            .and_then(|b| BASE64.decode(b.trim()).ok())
-            .and_then(|b| String::from_utf8(b).ok());
-        let Some((app_id, secret)) = basic.as_deref().and_then(|b| b.split_once(':')) else {
+            .and_then(Authorization::parse)
+            .and_then(Authorization::basic);
+        let Some((app_id, secret)) = basic else {
             return Err(unauthorized());
         };
+        let (app_id, secret) = (app_id.as_str(), secret.as_str());
         if !crate::domain::identity::is_possible_id(app_id) {
             return Err(unauthorized());
         }

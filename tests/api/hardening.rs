@@ -335,3 +335,85 @@ async fn numbers_reach_receivers_exactly_as_written() {
         .expect("User.Data.Updated arrives");
     assert!(updated.contains("12345678901234567890123.45"), "{updated}");
 }
+
+#[tokio::test]
+async fn authorization_schemes_are_case_insensitive() {
+    let app = TestApp::spawn().await;
+    for value in [
+        format!("BEARER {TOKEN}"),
+        format!("bearer {TOKEN}"),
+        format!("Bearer   {TOKEN} "),
+    ] {
+        let res = app
+            .client
+            .get(format!("{}/api/hooks", app.base))
+            .header("authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{value}");
+    }
+    for value in [
+        format!("Basic {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        "Bearer".to_owned(),
+    ] {
+        let res = app
+            .client
+            .get(format!("{}/api/hooks", app.base))
+            .header("authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 401, "auth.unauthorized").await;
+    }
+    // HTTP Basic for interactions: the scheme in any case.
+    let created = app
+        .send_json(
+            reqwest::Method::POST,
+            "/applications",
+            serde_json::json!({"name": "shop", "type": "Traditional"}),
+        )
+        .await;
+    let credentials = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            created["id"].as_str().unwrap(),
+            created["secret"].as_str().unwrap()
+        ))
+    };
+    for scheme in ["Basic", "basic", "BASIC"] {
+        let res = app
+            .client
+            .post(format!("{}/api/interactions/sign-in", app.base))
+            .header("authorization", format!("{scheme} {credentials}"))
+            .json(&serde_json::json!({"identifier": "nobody", "password": "some-password"}))
+            .send()
+            .await
+            .unwrap();
+        // Authenticated as the application; the end user is unknown.
+        expect_error(res, 422, "session.invalid_credentials").await;
+    }
+}
+
+#[tokio::test]
+async fn ipv6_ranges_that_embed_ipv4_and_trailing_dots_are_refused_at_save() {
+    let app = TestApp::spawn_with(|a| a.allow_private_targets = false).await;
+    for url in [
+        "http://[::ffff:0:127.0.0.1]/",
+        "http://[::ffff:0:a9fe:a9fe]/latest/meta-data",
+        "http://[64:ff9b:1::a00:1]/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+        "http://localhost./",
+        "http://127.0.0.1./",
+    ] {
+        let res = app
+            .api(reqwest::Method::POST, "/hooks")
+            .json(&serde_json::json!({"name": "h", "events": ["User.Created"], "config": {"url": url}}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 400, "hook.private_target_refused").await;
+    }
+}
