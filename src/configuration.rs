@@ -83,6 +83,18 @@ pub struct ServeArgs {
     )]
     pub database_url: String,
 
+    /// SQLite only: how long a write waits for a lock that another process (a backup tool,
+    /// the sqlite3 shell) holds on the database file before it is answered 503
+    /// `database.unavailable`, and `/readyz` answers 503 meanwhile.
+    #[arg(long, env = "HOOKLINE_DATABASE_BUSY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_busy_timeout: Duration,
+
+    /// SQLite only: create a new, empty database even though the file is missing next to an
+    /// earlier database's traces (its `-wal`, `-shm` or `.lock` file). Without it, hookline
+    /// refuses to start there, since the database was most likely moved or deleted.
+    #[arg(long, env = "HOOKLINE_CREATE_DATABASE", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub create_database: bool,
+
     /// What this process does: `all` (the API and delivery), `api` (the API, never a
     /// delivery) or `worker` (delivery, with only the health and metrics routes), so that
     /// ingest and delivery scale apart. `api` and `worker` need a database that several

@@ -66,6 +66,8 @@ impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
         let options = crate::storage::ConnectOptions {
             pool_size: args.database_pool_size,
+            busy_timeout: args.database_busy_timeout,
+            create_database: args.create_database,
         };
         let store = connect(&args.database_url, options)
             .await

@@ -40,9 +40,15 @@ impl Db {
     }
 
     async fn open(&self) -> Arc<dyn Store> {
-        connect(&self.url, ConnectOptions { pool_size: 8 })
-            .await
-            .expect("the store opens")
+        connect(
+            &self.url,
+            ConnectOptions {
+                pool_size: 8,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("the store opens")
     }
 
     /// A second node on the same database (PostgreSQL); SQLite allows one process per file,

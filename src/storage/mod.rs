@@ -43,6 +43,10 @@ pub enum StoreError {
     Migration(String),
     #[error("a stored row could not be read: {0}")]
     Corrupt(String),
+    /// A SQLite database file is missing where an earlier one left its traces (its WAL, its
+    /// lock file): it was moved or deleted, and starting empty would hide that.
+    #[error("{0}")]
+    Missing(String),
     #[error("unsupported database URL '{0}': use sqlite://PATH (a file; in-memory databases are not supported) or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
 }
@@ -363,6 +367,23 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
 pub struct ConnectOptions {
     /// PostgreSQL: the main pool's size (`--database-pool-size`).
     pub pool_size: u32,
+    /// SQLite: how long a statement waits for a lock another process holds before it fails
+    /// as [`StoreError::Unavailable`] (`--database-busy-timeout`).
+    pub busy_timeout: std::time::Duration,
+    /// SQLite: start a new, empty database even where an earlier one left traces
+    /// (`--create-database`; see [`StoreError::Missing`]).
+    pub create_database: bool,
+}
+
+impl Default for ConnectOptions {
+    /// The flags' defaults.
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            busy_timeout: std::time::Duration::from_secs(5),
+            create_database: false,
+        }
+    }
 }
 
 /// Opens the store named by `database_url` (`sqlite:`, `postgres:` or `postgresql:`) and
@@ -373,7 +394,7 @@ pub async fn connect(
 ) -> StoreResult<std::sync::Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(database_url).await?,
+            sqlite::SqliteStore::open_with(database_url, &options).await?,
         ))
     } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
         Ok(std::sync::Arc::new(

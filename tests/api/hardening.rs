@@ -417,3 +417,192 @@ async fn ipv6_ranges_that_embed_ipv4_and_trailing_dots_are_refused_at_save() {
         expect_error(res, 400, "hook.private_target_refused").await;
     }
 }
+
+// ------------------------------------------------------------ a database in trouble
+
+#[tokio::test]
+async fn a_write_lock_held_by_another_process_answers_503_and_not_ready() {
+    let app = TestApp::spawn_with(|a| a.database_busy_timeout = Duration::from_millis(300)).await;
+    if !app.dir.is_sqlite() {
+        return; // SQLite's file lock; PostgreSQL's outages are tested in `nodes`.
+    }
+    let receiver = Receiver::start().await;
+    app.create_hook(&["User.Created"], &receiver.url()).await;
+    let blocker = rusqlite::Connection::open(app.dir.path().join("hookline.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let started = Instant::now();
+    let res = app
+        .api(reqwest::Method::POST, "/events")
+        .json(&serde_json::json!({"event": "User.Created", "data": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    expect_error(res, 503, "database.unavailable").await;
+    // Bounded by --database-busy-timeout (a loose bound: only a hang fails it).
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(app.get_public("/readyz").await.status(), 503);
+    // Every kind of write: a hook, an identity change (with its event).
+    let res = app
+        .api(reqwest::Method::POST, "/hooks")
+        .json(&serde_json::json!({"name": "h", "events": ["User.Created"], "config": {"url": receiver.url()}}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 503, "database.unavailable").await;
+    let res = app
+        .api(reqwest::Method::POST, "/users")
+        .json(&serde_json::json!({"username": "locked_out"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 503, "database.unavailable").await;
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let accepted = app
+        .publish(serde_json::json!({"event": "User.Created", "data": {"n": 2}}))
+        .await;
+    assert_eq!(accepted["deliveries"], 1);
+    assert_eq!(app.get_public("/readyz").await.status(), 200);
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[0].json()["data"]["n"],
+        2,
+        "the refused event was not half-published"
+    );
+    receiver
+        .assert_stays_at(1, Duration::from_millis(300))
+        .await;
+}
+
+/// Publishes one event through the real binary's API; the status.
+async fn publish_status(base: &str, n: u32) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base}/api/events"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"event": "User.Created", "data": {"n": n}}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn ready_status(base: &str) -> u16 {
+    reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_database_file_deleted_or_replaced_under_the_process_refuses_writes() {
+    let db = TestDb::new().await;
+    if !db.is_sqlite() {
+        return;
+    }
+    let file = db.path().join("hookline.db");
+    let kept = db.path().join("kept.db");
+    let server = Process::start(&db, &["--admin-token", TOKEN]).await;
+    assert_eq!(publish_status(&server.base, 1).await, 202);
+
+    // Deleted (a second name keeps the inode, to put it back afterwards).
+    std::fs::hard_link(&file, &kept).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(publish_status(&server.base, 2).await, 503);
+    assert_eq!(ready_status(&server.base).await, 503);
+    assert!(server.stderr.lock().unwrap().contains("was deleted"));
+
+    // Put back: the same file, so writes are taken again.
+    std::fs::rename(&kept, &file).unwrap();
+    assert_eq!(publish_status(&server.base, 3).await, 202);
+    assert_eq!(ready_status(&server.base).await, 200);
+
+    // Replaced by another file (a restore over it).
+    let other = db.path().join("other.db");
+    std::fs::copy(&file, &other).unwrap();
+    std::fs::rename(&other, &file).unwrap();
+    assert_eq!(publish_status(&server.base, 4).await, 503);
+    assert_eq!(ready_status(&server.base).await, 503);
+    assert!(server
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("was replaced by another file"));
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+/// Runs `hookline serve` on `url` with `extra` and, if it exits within 20 s, its exit code
+/// and stderr; `None` if it is still running then (it is stopped).
+fn run_briefly(url: &str, extra: &[&str]) -> Option<(i32, String)> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            TOKEN,
+            "--database-url",
+            url,
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[tokio::test]
+async fn a_missing_database_next_to_an_old_ones_traces_is_refused_at_start() {
+    let db = TestDb::new().await;
+    if !db.is_sqlite() {
+        return;
+    }
+    let server = Process::start(&db, &["--admin-token", TOKEN]).await;
+    assert_eq!(publish_status(&server.base, 1).await, 202);
+    assert_eq!(server.terminate().await.code(), Some(0));
+    let file = db.path().join("hookline.db");
+    std::fs::rename(&file, db.path().join("moved.db")).unwrap();
+
+    let (code, stderr) = run_briefly(db.url(), &[]).expect("hookline refuses to start");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is missing") && stderr.contains("--create-database"),
+        "{stderr}"
+    );
+    assert!(!file.exists(), "no empty database was created");
+
+    // The explicit flag starts a new, empty one.
+    let server = Process::start(&db, &["--admin-token", TOKEN, "--create-database"]).await;
+    assert_eq!(server.get_json("/hooks").await, serde_json::json!([]));
+    assert_eq!(server.terminate().await.code(), Some(0));
+    // And a first start, with no traces, needs no flag.
+    let fresh = TestDb::new().await;
+    let server = Process::start(&fresh, &["--admin-token", TOKEN]).await;
+    assert_eq!(server.terminate().await.code(), Some(0));
+}

@@ -63,13 +63,20 @@ impl Durability {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and runs the migrations.
+    /// [`SqliteStore::open_with`] the default options.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with(url, &ConnectOptions::default()).await
+    }
+
+    /// Opens (creating if needed, see [`check_traces`]) the database file and runs the
+    /// migrations.
+    pub async fn open_with(url: &str, settings: &ConnectOptions) -> StoreResult<Self> {
+        let busy_timeout = settings.busy_timeout;
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         let path = options.get_filename().to_owned();
         if path.as_os_str().is_empty() || url.contains(":memory:") || url.contains("mode=memory") {
@@ -77,12 +84,19 @@ impl SqliteStore {
             // a file.
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
+        let stale = check_traces(&path, settings.create_database)?;
         let lock = lock_database(&path)?;
+        for file in stale {
+            std::fs::remove_file(&file).map_err(|e| {
+                StoreError::Unavailable(format!("removing {}: {e}", file.display()))
+            })?;
+        }
         // Migrations over a connection of their own, before the writer opens the file.
         let mut conn = SqliteConnection::connect_with(&options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
         conn.close().await?;
-        let writer = tokio::task::spawn_blocking(move || open_writer(&path))
+        let file = DatabaseFile::open(path.clone())?;
+        let writer = tokio::task::spawn_blocking(move || open_writer(&path, busy_timeout))
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening the writer: {e}")))??;
         let reader = SqlitePoolOptions::new()
@@ -94,7 +108,7 @@ impl SqliteStore {
         let leased = leases.counter();
         let wakeups = Arc::new(tokio::sync::Notify::new());
         Ok(Self {
-            writer: Writer::start(writer, leases, wakeups.clone())?,
+            writer: Writer::start(writer, file, leases, wakeups.clone())?,
             wakeups,
             reader,
             leased,
@@ -116,14 +130,122 @@ impl SqliteStore {
     }
 }
 
+/// The files an open SQLite database has beside it: its WAL and shared-memory index, and
+/// hookline's lock file.
+const TRACES: [&str; 3] = ["-wal", "-shm", ".lock"];
+
+fn sibling(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// Refuses to start on a missing database file that an earlier database left traces of
+/// ([`TRACES`]): the file was moved or deleted, and creating an empty one in its place would
+/// hide that every hook, event and queued delivery is gone (issue 13). With `create` (the
+/// `--create-database` flag) it returns the stale WAL and index to remove once the lock is
+/// held (SQLite would otherwise read the old database's pages into the new one).
+fn check_traces(path: &std::path::Path, create: bool) -> StoreResult<Vec<std::path::PathBuf>> {
+    if path.exists() {
+        return Ok(Vec::new());
+    }
+    let traces: Vec<std::path::PathBuf> = TRACES
+        .iter()
+        .map(|suffix| sibling(path, suffix))
+        .filter(|p| p.exists())
+        .collect();
+    if traces.is_empty() {
+        return Ok(Vec::new()); // a first start
+    }
+    let names = traces
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !create {
+        return Err(StoreError::Missing(format!(
+            "the database file {} is missing, but an earlier database left {names}: it was \
+             moved or deleted. Put it back, or start with --create-database to begin a new, \
+             empty database",
+            path.display()
+        )));
+    }
+    tracing::warn!(path = %path.display(), traces = %names, "--create-database: starting a new, empty database where an earlier one was");
+    Ok(traces
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".lock"))
+        .collect())
+}
+
+/// The database file as it was opened: its device and inode, so that a file deleted or
+/// replaced under the running process (a restore over it, an `rm`) is noticed instead of
+/// taking writes that no file will keep.
+pub(super) struct DatabaseFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+    /// What the last check found wrong, so each change is logged once.
+    trouble: Option<String>,
+}
+
+impl DatabaseFile {
+    fn open(path: std::path::PathBuf) -> StoreResult<Self> {
+        let identity = file_identity(&path)
+            .map_err(|e| StoreError::Unavailable(format!("reading {}: {e}", path.display())))?;
+        Ok(Self {
+            path,
+            identity,
+            trouble: None,
+        })
+    }
+
+    /// `Err` with why, while the path no longer names the file that was opened.
+    pub(super) fn check(&mut self) -> Result<(), String> {
+        let now = match file_identity(&self.path) {
+            Ok(id) if id == self.identity => None,
+            Ok(_) => Some(format!(
+                "the database file {} was replaced by another file; restart hookline to use it",
+                self.path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "the database file {} was deleted; writes are refused until it is put back",
+                self.path.display()
+            )),
+            Err(e) => Some(format!("checking {}: {e}", self.path.display())),
+        };
+        match (&self.trouble, &now) {
+            (None, Some(why)) => tracing::error!(reason = %why, "refusing writes"),
+            (Some(_), None) => {
+                tracing::info!(path = %self.path.display(), "the database file is back; taking writes again")
+            }
+            _ => {}
+        }
+        self.trouble = now;
+        match &self.trouble {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|_| (0, 0))
+}
+
 /// Takes `<database>.lock` (an advisory lock the OS drops when the process ends), so that a
 /// second hookline on the same file stops at once with a clear error: leases live in this
 /// process's memory (see [`leases`]), so two processes would send the same deliveries. The
 /// lock is on a file of its own because SQLite's POSIX locks on the database file are dropped
 /// whenever the process closes any handle to that file.
 fn lock_database(path: &std::path::Path) -> StoreResult<std::fs::File> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
+    let name = sibling(path, ".lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -149,9 +271,12 @@ fn lock_database(path: &std::path::Path) -> StoreResult<std::fs::File> {
 }
 
 /// The writer connection and its settings.
-fn open_writer(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
+fn open_writer(
+    path: &std::path::Path,
+    busy_timeout: Duration,
+) -> StoreResult<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -26,7 +26,7 @@
 
 use super::cache::HookCache;
 use super::leases::Leases;
-use super::Durability;
+use super::{DatabaseFile, Durability};
 use crate::storage::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::panic::AssertUnwindSafe;
@@ -71,11 +71,16 @@ fn stopped() -> StoreError {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, leases: Leases, wakeups: Arc<Notify>) -> StoreResult<Self> {
+    pub fn start(
+        conn: Connection,
+        file: DatabaseFile,
+        leases: Leases,
+        wakeups: Arc<Notify>,
+    ) -> StoreResult<Self> {
         let (jobs, rx) = mpsc::channel(4 * MAX_JOBS);
         std::thread::Builder::new()
             .name("hookline-writer".into())
-            .spawn(move || run(conn, leases, wakeups, rx))
+            .spawn(move || run(conn, file, leases, wakeups, rx))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
         Ok(Self { jobs })
     }
@@ -178,6 +183,7 @@ where
 
 fn run(
     conn: Connection,
+    mut file: DatabaseFile,
     mut leases: Leases,
     wakeups: Arc<Notify>,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
@@ -205,19 +211,35 @@ fn run(
             leases: &mut leases,
             queued_due: &mut queued_due,
         };
-        let outcome = run_batch(&conn, &mut state, &mut synchronous, durability, &mut batch);
-        match &outcome {
+        // A stat per batch (about a microsecond): a write to a deleted or replaced file
+        // would be acknowledged and then lost with it.
+        let outcome = match file.check() {
+            Ok(()) => run_batch(&conn, &mut state, &mut synchronous, durability, &mut batch)
+                .map_err(|e| e.to_string()),
+            Err(why) => Err(why),
+        };
+        let unavailable = match &outcome {
             Ok(()) => {
                 leases.batch_committed(crate::clock::now_ms());
                 if queued_due {
                     wakeups.notify_one();
                 }
+                false
             }
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "a write transaction failed");
                 // What the caches learnt inside the rolled-back transaction may not be true.
                 hooks.clear();
                 leases.batch_failed();
+                true
+            }
+        };
+        if unavailable {
+            // The jobs that queued while this batch waited (for another process's lock, up
+            // to the busy timeout) fail with it rather than wait as long again: a write's
+            // answer comes within about one busy timeout.
+            while let Ok(job) = rx.try_recv() {
+                batch.push(job);
             }
         }
         for job in batch.drain(..) {
