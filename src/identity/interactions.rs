@@ -221,6 +221,8 @@ pub async fn register(
         .ask(store, sender, HookEvent::PRE_REGISTER, &user)
         .await?;
     user.custom_data.extend(added);
+    // What the PreRegister hooks added counts toward the bound too.
+    user.check_objects().map_err(IdentityError::from)?;
     let session = ev.ctx.session_id.clone();
     let id = user.id.clone();
     transact(store, move |tx| {

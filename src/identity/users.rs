@@ -117,7 +117,7 @@ pub async fn change(
 ) -> IdentityResult<Value> {
     transact(store, move |tx| {
         let (current, had_password) = load_user(tx, &id)?;
-        let (user, password_hash) = change.apply(current, em.now_ms());
+        let (user, password_hash) = change.apply(current, em.now_ms())?;
         let has_password = had_password || password_hash.is_some();
         keys_must_be_free(tx, &user)?;
         tx.update(Kind::User, &user_doc(&user, has_password)?)?;

@@ -606,3 +606,51 @@ async fn a_missing_database_next_to_an_old_ones_traces_is_refused_at_start() {
     let server = Process::start(&fresh, &["--admin-token", TOKEN]).await;
     assert_eq!(server.terminate().await.code(), Some(0));
 }
+
+#[tokio::test]
+async fn merged_custom_data_is_bounded_on_the_result() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    app.create_hook(&["User.Data.Updated"], &receiver.url())
+        .await;
+    let user = app
+        .send_json(
+            reqwest::Method::POST,
+            "/users",
+            serde_json::json!({"username": "growing"}),
+        )
+        .await;
+    let uid = user["id"].as_str().unwrap();
+    let piece =
+        |i: usize| serde_json::json!({"customData": { format!("k{i}"): "x".repeat(15_000) }});
+    let res = app
+        .api(reqwest::Method::PATCH, &format!("/users/{uid}/custom-data"))
+        .json(&piece(0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for i in 1..4 {
+        let res = app
+            .api(reqwest::Method::PATCH, &format!("/users/{uid}/custom-data"))
+            .json(&piece(i))
+            .send()
+            .await
+            .unwrap();
+        let err = expect_error(res, 400, "guard.invalid_input").await;
+        assert!(
+            err["message"].as_str().unwrap().contains("customData"),
+            "{err}"
+        );
+    }
+    let stored = app.get_json(&format!("/users/{uid}/custom-data")).await;
+    assert_eq!(
+        stored.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["k0"]
+    );
+    // Only the accepted change fired its event.
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    receiver
+        .assert_stays_at(1, Duration::from_millis(300))
+        .await;
+}

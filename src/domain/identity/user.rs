@@ -248,19 +248,27 @@ pub enum UserChange {
 }
 
 impl UserChange {
-    /// The user after this change at `now`, and the new password hash, if any.
-    pub fn apply(&self, user: User, now: i64) -> (User, Option<&str>) {
-        match self {
-            UserChange::Patch(p) => (p.apply(user, now), None),
+    /// The user after this change at `now`, and the new password hash, if any. A merge is
+    /// checked on its result, not only on its input: forty 15 KB merges must not grow
+    /// customData to 600 KB past [`MAX_OBJECT_BYTES`] (issue 13).
+    pub fn apply(&self, user: User, now: i64) -> InputResult<(User, Option<&str>)> {
+        Ok(match self {
+            UserChange::Patch(p) => {
+                let user = p.apply(user, now);
+                user.check_objects()?;
+                (user, None)
+            }
             UserChange::MergeCustomData(m) => {
                 let mut user = user;
                 merge(&mut user.custom_data, m);
+                check_object("customData (merged with the stored one)", &user.custom_data)?;
                 user.updated_at = now;
                 (user, None)
             }
             UserChange::MergeProfile(m) => {
                 let mut user = user;
                 merge(&mut user.profile, m);
+                check_object("profile (merged with the stored one)", &user.profile)?;
                 user.updated_at = now;
                 (user, None)
             }
@@ -275,7 +283,16 @@ impl UserChange {
                 user.updated_at = now;
                 (user, None)
             }
-        }
+        })
+    }
+}
+
+impl User {
+    /// customData and profile within [`MAX_OBJECT_BYTES`] each: checked wherever stored
+    /// objects are combined with new data, since each part alone may fit.
+    pub fn check_objects(&self) -> InputResult<()> {
+        check_object("customData", &self.custom_data)?;
+        check_object("profile", &self.profile)
     }
 }
 
@@ -439,7 +456,38 @@ mod tests {
         let merged =
             UserChange::MergeCustomData(json!({"b": 3, "c": 4}).as_object().unwrap().clone())
                 .apply(user, 10)
+                .unwrap()
                 .0;
         assert_eq!(json!(merged.custom_data), json!({"a": 1, "b": 3, "c": 4}));
+    }
+
+    #[test]
+    fn merges_are_bounded_on_their_result() {
+        let input: NewUserInput = serde_json::from_value(json!({"username": "alice"})).unwrap();
+        let mut user = input.parse("u1".into(), 5).unwrap().user;
+        let third = "x".repeat(MAX_OBJECT_BYTES / 3);
+        let piece = |i: u8| {
+            json!({ format!("k{i}"): third })
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        for i in 0..2 {
+            user = UserChange::MergeCustomData(piece(i))
+                .apply(user, 6)
+                .unwrap()
+                .0;
+            user = UserChange::MergeProfile(piece(i)).apply(user, 6).unwrap().0;
+        }
+        // Each piece fits alone; the third makes either object too large.
+        let err = UserChange::MergeCustomData(piece(2))
+            .apply(user.clone(), 7)
+            .unwrap_err();
+        assert!(err.to_string().contains("customData"), "{err}");
+        assert!(UserChange::MergeProfile(piece(2))
+            .apply(user.clone(), 7)
+            .is_err());
+        // Replacing a key does not grow it.
+        assert!(UserChange::MergeCustomData(piece(1)).apply(user, 7).is_ok());
     }
 }
