@@ -4,7 +4,7 @@
 
 use super::event::HookEvent;
 use super::identity::application::Application;
-use super::identity::user::{email_key, User};
+use super::identity::user::{email_key, nfc, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -13,7 +13,8 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identifier {
     Username(String),
-    /// Lowercased: emails are unique regardless of case.
+    /// As [`email_key`] spells it (NFC, lowercased): the one spelling lookups, codes and
+    /// lockouts go by.
     Email(String),
 }
 
@@ -26,7 +27,7 @@ impl Identifier {
         Some(if raw.contains('@') {
             Identifier::Email(email_key(raw))
         } else {
-            Identifier::Username(raw.to_owned())
+            Identifier::Username(nfc(raw))
         })
     }
 

@@ -654,3 +654,65 @@ async fn merged_custom_data_is_bounded_on_the_result() {
         .assert_stays_at(1, Duration::from_millis(300))
         .await;
 }
+
+#[tokio::test]
+async fn an_email_has_one_spelling_whatever_its_unicode_form() {
+    let app = TestApp::spawn().await;
+    let precomposed = "jos\u{e9}@example.com"; // NFC
+    let decomposed = "jose\u{301}@example.com"; // NFD: looks the same
+    let created = app
+        .api(reqwest::Method::POST, "/users")
+        .json(&serde_json::json!({"primaryEmail": decomposed, "password": "a-good-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let user: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(user["primaryEmail"], precomposed, "stored in NFC");
+    for other in [
+        precomposed,
+        "JOS\u{c9}@EXAMPLE.COM",
+        "JOSE\u{301}@example.com",
+    ] {
+        let res = app
+            .api(reqwest::Method::POST, "/users")
+            .json(&serde_json::json!({"primaryEmail": other}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 422, "user.email_already_in_use").await;
+    }
+    // Sign-in with the other spelling finds the account.
+    let application = app
+        .send_json(
+            reqwest::Method::POST,
+            "/applications",
+            serde_json::json!({"name": "shop", "type": "Traditional"}),
+        )
+        .await;
+    let res = app
+        .client
+        .post(format!("{}/api/interactions/sign-in", app.base))
+        .basic_auth(
+            application["id"].as_str().unwrap(),
+            application["secret"].as_str(),
+        )
+        .json(&serde_json::json!({"identifier": precomposed, "password": "a-good-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // Search in either form finds it.
+    for term in ["jos\u{e9}", "jose\u{301}"] {
+        let found = app
+            .api(reqwest::Method::GET, "/users")
+            .query(&[("search", term)])
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(found.as_array().unwrap().len(), 1, "{term}");
+    }
+}

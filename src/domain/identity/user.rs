@@ -125,7 +125,7 @@ impl NewUserInput {
             user: User {
                 id,
                 username: self.username,
-                primary_email: self.primary_email,
+                primary_email: self.primary_email.as_deref().map(nfc),
                 primary_phone: self.primary_phone,
                 name: self.name,
                 avatar: self.avatar,
@@ -211,7 +211,7 @@ impl UserPatch {
             user.username = v.clone();
         }
         if let Some(v) = &self.primary_email {
-            user.primary_email = v.clone();
+            user.primary_email = v.as_deref().map(nfc);
         }
         if let Some(v) = &self.primary_phone {
             user.primary_phone = v.clone();
@@ -302,9 +302,20 @@ fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
     }
 }
 
-/// The key an email is unique by: emails are unique regardless of case.
+/// Text in Unicode Normalization Form C (UAX #15): `é` written precomposed (U+00E9) or
+/// decomposed (`e` + U+0301) becomes the one, precomposed spelling.
+pub fn nfc(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfc().collect()
+}
+
+/// The one spelling of an email that uniqueness, sign-in lookup, verification codes,
+/// lockout keys and invitations go by (issue 13, "One identity, one spelling"): NFC, then the
+/// case rule (emails are unique regardless of case), then NFC again, since lowercasing can
+/// leave a sequence that composes differently. Usernames need no case rule (Logto's are
+/// ASCII letters, digits and `_`, see [`check_username`]).
 pub fn email_key(email: &str) -> String {
-    email.to_lowercase()
+    nfc(&nfc(email).to_lowercase())
 }
 
 /// Logto's username rule: a letter or underscore, then letters, digits and underscores.
@@ -459,6 +470,21 @@ mod tests {
                 .unwrap()
                 .0;
         assert_eq!(json!(merged.custom_data), json!({"a": 1, "b": 3, "c": 4}));
+    }
+
+    #[test]
+    fn email_keys_are_one_spelling() {
+        let key = email_key("jos\u{e9}@example.com");
+        for spelling in [
+            "jose\u{301}@example.com",
+            "JOS\u{c9}@Example.COM",
+            "JOSE\u{301}@EXAMPLE.COM",
+        ] {
+            assert_eq!(email_key(spelling), key, "{spelling:?}");
+        }
+        // Lowercasing U+0130 (İ) decomposes; the key is NFC all the same.
+        assert_eq!(email_key("\u{130}@x.io"), nfc(&email_key("\u{130}@x.io")));
+        assert_ne!(email_key("jose@example.com"), key);
     }
 
     #[test]

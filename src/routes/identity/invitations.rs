@@ -5,6 +5,7 @@ use super::{id, run, ApiResult, Call};
 use crate::clock::now_ms;
 use crate::domain::id::new_id;
 use crate::domain::identity::invitation::{Invitation, NewInvitationInput, StatusInput};
+use crate::domain::identity::user::email_key;
 use crate::identity::invitations;
 use crate::routes::error::ApiError;
 use crate::routes::extract::{ApiJson, ApiPath, QueryMap};
@@ -32,7 +33,7 @@ pub async fn list_invitations(State(state): State<AppState>, q: QueryMap) -> Api
     let invitee =
         q.0.get("invitee")
             .filter(|s| !s.is_empty())
-            .map(|s| s.to_lowercase());
+            .map(|s| email_key(s));
     let query = DocQuery {
         parent: organization,
         ..DocQuery::default()
@@ -48,7 +49,7 @@ pub async fn list_invitations(State(state): State<AppState>, q: QueryMap) -> Api
         if inviter.is_some_and(|i| inv.inviter_id.as_ref() != Some(i))
             || invitee
                 .as_ref()
-                .is_some_and(|i| inv.invitee.to_lowercase() != *i)
+                .is_some_and(|i| email_key(&inv.invitee) != *i)
         {
             continue;
         }

@@ -164,7 +164,11 @@ async fn list(
     always_paged: bool,
 ) -> ApiResult {
     let pagination = Pagination::from_query(q, !always_paged)?;
-    let search = q.0.get("search").filter(|s| !s.is_empty()).cloned();
+    // In NFC, as identifiers are stored: a decomposed `é` finds the precomposed one.
+    let search =
+        q.0.get("search")
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::domain::identity::user::nfc(s));
     let query = DocQuery {
         parent,
         search,
