@@ -13,6 +13,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule(Vec<Duration>);
 
+/// The longest delay one step of a schedule may have. Bounded so that jitter and due times
+/// stay far inside `Duration` and epoch-millisecond arithmetic (a delay of 5.8e11 years
+/// overflowed the jitter's multiplication; found by `tests/properties.rs`).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30 * 24 * 3600);
+
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,14h,20h,24h";
 
 impl RetrySchedule {
@@ -26,8 +31,15 @@ impl RetrySchedule {
         s.split(',')
             .map(|part| {
                 let part = part.trim();
-                humantime::parse_duration(part)
-                    .map_err(|e| format!("'{part}' is not a duration ({e}); use e.g. 5s,5m,30m"))
+                match humantime::parse_duration(part) {
+                    Ok(d) if d <= MAX_RETRY_DELAY => Ok(d),
+                    Ok(_) => Err(format!(
+                        "'{part}' is longer than the longest delay between attempts, 30 days"
+                    )),
+                    Err(e) => Err(format!(
+                        "'{part}' is not a duration ({e}); use e.g. 5s,5m,30m"
+                    )),
+                }
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
