@@ -716,3 +716,43 @@ async fn an_email_has_one_spelling_whatever_its_unicode_form() {
         assert_eq!(found.as_array().unwrap().len(), 1, "{term}");
     }
 }
+
+#[tokio::test]
+async fn the_shutdown_timeout_releases_sends_still_in_flight_and_exits_0() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_secs(30)));
+    let args = [
+        "--admin-token",
+        TOKEN,
+        "--allow-private-targets",
+        "--request-timeout",
+        "60s",
+        "--shutdown-timeout",
+        "1s",
+    ];
+    let server = Process::start(&db, &args).await;
+    let hook = server
+        .send_json(
+            reqwest::Method::POST,
+            "/hooks",
+            serde_json::json!({"name": "slow", "events": ["User.Created"], "config": {"url": receiver.url()}}),
+        )
+        .await;
+    assert!(hook["id"].is_string(), "{hook}");
+    assert_eq!(publish_status(&server.base, 1).await, 202);
+    receiver.wait_for(1, Duration::from_secs(10)).await; // held by the receiver
+    let started = Instant::now();
+    assert_eq!(server.terminate().await.code(), Some(0));
+    // The send would hold it for 30 s (the request timeout allows 60 s); the shutdown timeout
+    // ends it. A loose bound: only a hang fails it.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // Released, not left leased: the next start sends it again at once rather than after
+    // the lease (3 × 60 s + 5 s).
+    receiver.set_default(Reply::status(200));
+    let server = Process::start(&db, &args).await;
+    let got = receiver.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(got[1].json()["data"]["n"], 1);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
