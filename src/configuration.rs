@@ -86,7 +86,7 @@ pub struct ServeArgs {
     /// SQLite only: how long a write waits for a lock that another process (a backup tool,
     /// the sqlite3 shell) holds on the database file before it is answered 503
     /// `database.unavailable`, and `/readyz` answers 503 meanwhile.
-    #[arg(long, env = "HOOKLINE_DATABASE_BUSY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "HOOKLINE_DATABASE_BUSY_TIMEOUT", default_value = "5s", value_parser = busy_timeout)]
     pub database_busy_timeout: Duration,
 
     /// SQLite only: create a new, empty database even though the file is missing next to an
@@ -195,6 +195,16 @@ pub struct ServeArgs {
     /// The sliding window --code-sends-per-recipient counts in. Logto's default: 600 s.
     #[arg(long, env = "HOOKLINE_CODE_SEND_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     pub code_send_window: Duration,
+}
+
+/// `--database-busy-timeout`: from 1 ms to 10 minutes (SQLite takes milliseconds as an
+/// `int`; anything longer would only hide a stuck lock).
+fn busy_timeout(raw: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(600) => Ok(d),
+        Ok(_) => Err("must be from 1ms to 10m".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A duration of more than zero (`humantime` syntax: `10s`, `2m`, `500ms`).

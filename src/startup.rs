@@ -90,6 +90,11 @@ impl Application {
         } else {
             ([0; 32], None)
         };
+        if args.role.serves_api() {
+            crate::identity::users::rekey_emails(&*store)
+                .await
+                .context("re-keying stored emails in Unicode NFC")?;
+        }
         let sender = Arc::new(WebhookSender::new(
             args.request_timeout,
             args.allow_private_targets,

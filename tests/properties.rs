@@ -74,6 +74,32 @@ fn header_name() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Names from the event catalog.
+fn event_name() -> impl Strategy<Value = String> {
+    prop::sample::select(
+        HookEvent::all()
+            .map(|e| e.name().to_owned())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A publisher's `createdAt`: absent, an RFC 3339 timestamp in several spellings, or anything.
+fn created_at() -> impl Strategy<Value = Option<Value>> {
+    let stamp = (0i64..4_102_444_800, 0u32..1000, -12i32..=14).prop_map(|(secs, ms, hours)| {
+        let at = time::OffsetDateTime::from_unix_timestamp(secs).unwrap()
+            + time::Duration::milliseconds(i64::from(ms));
+        let offset = time::UtcOffset::from_hms(hours as i8, 0, 0).unwrap();
+        at.to_offset(offset)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    });
+    prop_oneof![
+        Just(None),
+        stamp.prop_map(|s| Some(Value::String(s))),
+        json_value().prop_map(Some),
+    ]
+}
+
 fn forbidden_v4() -> impl Strategy<Value = Ipv4Addr> {
     any::<u32>()
         .prop_map(Ipv4Addr::from)
@@ -98,9 +124,43 @@ proptest! {
     #[test]
     fn hook_bodies_never_panic_and_what_they_accept_is_well_formed(body in json_value(), allow in any::<bool>()) {
         if let Ok(input) = serde_json::from_value::<HookInput>(body) {
-            if let Ok(hook) = input.into_new_hook("id".into(), "key".into(), 1, allow) {
-                prop_assert!(!hook.events.is_empty() || hook.event.is_some());
-                prop_assert!(hookline::domain::target::parse_url(&hook.config.url).is_ok());
+            let _ = input.into_new_hook("id".into(), "key".into(), 1, allow);
+        }
+    }
+
+    #[test]
+    fn hook_shaped_bodies_parse_into_well_formed_hooks(
+        // Mostly valid parts, so that most cases parse and the assertions below run.
+        name in prop::option::of(prop_oneof![3 => "[ -~]{1,30}", 1 => any::<String>()]),
+        events in prop::collection::vec(prop_oneof![4 => event_name(), 1 => any::<String>()], 0..4),
+        url in prop_oneof![
+            3 => Just("https://example.com/hook".to_owned()),
+            1 => Just("http://93.184.215.14:8080/x?y=1".to_owned()),
+            1 => "https?://[a-z0-9.-]{1,20}(:[0-9]{1,5})?/[ -~]{0,20}",
+            1 => any::<String>(),
+        ],
+        headers in prop::collection::vec(
+            (prop_oneof![3 => "x-[a-z0-9-]{1,15}", 1 => header_name()],
+             prop_oneof![3 => "[ -~]{0,20}", 1 => any::<String>()]),
+            0..3,
+        ),
+        retries in prop_oneof![2 => Just(Value::Null), 2 => (0u8..=3).prop_map(Value::from), 1 => json_value()],
+        enabled in prop_oneof![3 => any::<bool>().prop_map(Value::Bool), 1 => json_value()],
+    ) {
+        let headers: Map<String, Value> = headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let body = serde_json::json!({"name": name, "events": events, "enabled": enabled,
+            "config": {"url": url, "headers": headers, "retries": retries}});
+        let input: HookInput = serde_json::from_value(body).expect("an object reads as a HookInput");
+        if let Ok(hook) = input.into_new_hook("id".into(), "key".into(), 1, false) {
+            prop_assert!(!hook.events.is_empty());
+            for e in &hook.events {
+                prop_assert!(events.contains(&e.name().to_owned()));
+            }
+            prop_assert!(check_url(&hook.config.url, false).is_ok(), "{}", hook.config.url);
+            prop_assert!(hook.config.retries.is_none_or(|r| r <= 3));
+            for (name, value) in hook.config.headers.iter().flat_map(|h| h.iter()) {
+                prop_assert!(reserved_header(name).is_none(), "{name}");
+                prop_assert!(http::HeaderValue::from_str(value).is_ok());
             }
         }
     }
@@ -123,13 +183,28 @@ proptest! {
 
     #[test]
     fn event_payloads_keep_every_value_and_splice_to_valid_json(
-        published in json_object(), hook_id in any::<String>()
+        published in json_object(), created in created_at(), hook_id in any::<String>()
     ) {
         let event = HookEvent::parse("User.Created").unwrap();
-        if let Ok(payload) = event_payload(event, published.clone(), "2026-01-01T00:00:00.000Z") {
+        let mut published = published;
+        published.shift_remove("createdAt");
+        if let Some(c) = &created {
+            published.insert("createdAt".into(), c.clone());
+        }
+        let valid = match &created {
+            None => true,
+            Some(Value::String(s)) => hookline::domain::payload::is_rfc3339(s),
+            Some(_) => false,
+        };
+        let result = event_payload(event, published.clone(), "2026-01-01T00:00:00.000Z");
+        prop_assert_eq!(result.is_ok(), valid, "createdAt {:?}", created);
+        if let Ok(payload) = result {
             let keys: Vec<&String> = payload.keys().collect();
             prop_assert_eq!(keys[0], "event");
             prop_assert_eq!(keys[1], "createdAt");
+            if let Some(c) = &created {
+                prop_assert_eq!(&payload["createdAt"], c, "kept as written");
+            }
             prop_assert!(!payload.contains_key("hookId"));
             for (k, v) in &published {
                 if !matches!(k.as_str(), "event" | "createdAt" | "hookId") {

@@ -366,8 +366,14 @@ pub async fn sign_in(
     ev.ask(store, sender, HookEvent::PRE_SIGN_IN, &user).await?;
     // An imported digest (bcrypt, SHA-256, …) is replaced by argon2id on the first sign-in
     // that proves the password.
+    // Busy hashing must not fail a sign-in that has already succeeded: the rehash waits for
+    // the next one.
     let new_hash = if rehash {
-        Some(settings.passwords.hash(password).await?)
+        match settings.passwords.hash(password).await {
+            Ok(hash) => Some(hash),
+            Err(InteractionError::Busy) => None,
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };
@@ -540,9 +546,10 @@ pub async fn reset_password(
         return Err(InteractionError::CodeMismatch);
     };
     let user = parse_user(doc)?;
+    // Hashed before the hooks are asked, so a busy hasher (503) has not asked them for nothing.
+    let password_hash = settings.passwords.hash(password).await?;
     ev.ask(store, sender, HookEvent::PRE_RESET_PASSWORD, &user)
         .await?;
-    let password_hash = settings.passwords.hash(password).await?;
     let session = ev.ctx.session_id.clone();
     let user_id = transact(
         store,

@@ -227,3 +227,59 @@ pub async fn remove_role(
     })
     .await
 }
+
+/// The setting that records that every stored user's email is keyed by today's
+/// [`email_key`] (NFC, then lowercase; issue 13). Before, keys were only lowercased.
+const EMAIL_KEYS_SETTING: &str = "email_keys_nfc";
+
+/// Once per database, at start: re-keys the users stored when email keys were only
+/// lowercased, so that an email written decomposed (NFD) can still sign in, and stores the
+/// email itself in NFC. A user whose new key is taken by another (the duplicate accounts
+/// the old rule allowed) is left as it was and named in the log, for an operator to merge.
+/// Returns how many users were re-keyed and how many conflicted; nothing when done before.
+pub async fn rekey_emails(store: &dyn crate::storage::Store) -> IdentityResult<(usize, usize)> {
+    if store.setting(EMAIL_KEYS_SETTING).await?.is_some() {
+        return Ok((0, 0));
+    }
+    let (docs, _) = store.list_docs(Kind::User, &Default::default()).await?;
+    let (mut rekeyed, mut conflicts) = (0, 0);
+    for doc in docs {
+        let user: User = serde_json::from_value(doc).map_err(|e| {
+            IdentityError::Store(StoreError::Corrupt(format!("a stored user: {e}")))
+        })?;
+        let Some(email) = user.primary_email.as_deref() else {
+            continue;
+        };
+        if crate::domain::identity::user::nfc(email) == email
+            && email_key(email) == email.to_lowercase()
+        {
+            continue;
+        }
+        let id = user.id.clone();
+        let result = transact(store, move |tx| {
+            let (mut user, has_password) = load_user(tx, &id)?;
+            user.primary_email = user
+                .primary_email
+                .as_deref()
+                .map(crate::domain::identity::user::nfc);
+            keys_must_be_free(tx, &user)?;
+            tx.update(Kind::User, &user_doc(&user, has_password)?)?;
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(()) => rekeyed += 1,
+            Err(IdentityError::Conflict { .. }) => {
+                tracing::warn!(user_id = %user.id, "a user's email is another user's in Unicode NFC; left as it was, merge them by hand");
+                conflicts += 1;
+            }
+            Err(IdentityError::NotFound { .. }) => {} // deleted meanwhile
+            Err(e) => return Err(e),
+        }
+    }
+    store.set_setting_if_absent(EMAIL_KEYS_SETTING, "1").await?;
+    if rekeyed + conflicts > 0 {
+        tracing::info!(rekeyed, conflicts, "re-keyed stored emails in Unicode NFC");
+    }
+    Ok((rekeyed, conflicts))
+}

@@ -756,3 +756,63 @@ async fn the_shutdown_timeout_releases_sends_still_in_flight_and_exits_0() {
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
     assert_eq!(server.terminate().await.code(), Some(0));
 }
+
+#[tokio::test]
+async fn emails_keyed_by_the_old_rule_are_re_keyed_once_at_start() {
+    let app = TestApp::spawn().await;
+    if !app.dir.is_sqlite() {
+        return; // the re-key runs over the storage interface; one backend shows it
+    }
+    let user = app
+        .send_json(
+            reqwest::Method::POST,
+            "/users",
+            serde_json::json!({"primaryEmail": "zoe@example.com", "password": "a-good-password"}),
+        )
+        .await;
+    let uid = user["id"].as_str().unwrap().to_owned();
+    let dir = app.stop().await;
+    // As a user registered before NFC keys: decomposed, keyed by lowercasing alone.
+    let decomposed = "Zoe\u{308}@example.com";
+    let conn = rusqlite::Connection::open(dir.path().join("hookline.db")).unwrap();
+    conn.execute(
+        "UPDATE users SET email_key = ?1, doc = json_set(doc, '$.primaryEmail', ?2) WHERE id = ?3",
+        rusqlite::params![decomposed.to_lowercase(), decomposed, uid],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM settings WHERE key = 'email_keys_nfc'", [])
+        .unwrap();
+    drop(conn);
+
+    let app = TestApp::spawn_in(dir, |_| {}).await;
+    let stored = app.get_json(&format!("/users/{uid}")).await;
+    assert_eq!(stored["primaryEmail"], "Zo\u{eb}@example.com");
+    let application = app
+        .send_json(
+            reqwest::Method::POST,
+            "/applications",
+            serde_json::json!({"name": "shop", "type": "Traditional"}),
+        )
+        .await;
+    for spelling in ["zo\u{eb}@example.com", "zoe\u{308}@EXAMPLE.com"] {
+        let res = app
+            .client
+            .post(format!("{}/api/interactions/sign-in", app.base))
+            .basic_auth(
+                application["id"].as_str().unwrap(),
+                application["secret"].as_str(),
+            )
+            .json(&serde_json::json!({"identifier": spelling, "password": "a-good-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{spelling:?}");
+    }
+    let res = app
+        .api(reqwest::Method::POST, "/users")
+        .json(&serde_json::json!({"primaryEmail": "ZO\u{cb}@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 422, "user.email_already_in_use").await;
+}

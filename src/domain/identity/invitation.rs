@@ -103,7 +103,7 @@ impl NewInvitationInput {
                 tenant_id: TENANT_ID.into(),
                 id,
                 inviter_id: self.inviter_id,
-                invitee: self.invitee,
+                invitee: super::user::nfc(&self.invitee),
                 accepted_user_id: None,
                 organization_id: self.organization_id,
                 status: InvitationStatus::Pending,

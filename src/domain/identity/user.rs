@@ -253,11 +253,8 @@ impl UserChange {
     /// customData to 600 KB past [`MAX_OBJECT_BYTES`] (issue 13).
     pub fn apply(&self, user: User, now: i64) -> InputResult<(User, Option<&str>)> {
         Ok(match self {
-            UserChange::Patch(p) => {
-                let user = p.apply(user, now);
-                user.check_objects()?;
-                (user, None)
-            }
+            // A patch replaces customData and profile whole, each checked as input.
+            UserChange::Patch(p) => (p.apply(user, now), None),
             UserChange::MergeCustomData(m) => {
                 let mut user = user;
                 merge(&mut user.custom_data, m);
@@ -339,7 +336,10 @@ pub fn check_username(username: Option<&str>) -> InputResult<()> {
 /// Logto's email rule (`\S+@\S+\.\S+`), bounded.
 pub fn check_email(email: Option<&str>) -> InputResult<()> {
     let Some(e) = email else { return Ok(()) };
+    // Bounded as keyed (NFC and lowercasing can lengthen it), so that every stored email
+    // can be signed in with (`Identifier::parse` bounds the key the same way).
     let ok = e.len() <= MAX_EMAIL_LENGTH
+        && email_key(e).len() <= MAX_EMAIL_LENGTH
         && !e.chars().any(char::is_whitespace)
         && e.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
@@ -470,6 +470,15 @@ mod tests {
                 .unwrap()
                 .0;
         assert_eq!(json!(merged.custom_data), json!({"a": 1, "b": 3, "c": 4}));
+    }
+
+    #[test]
+    fn emails_are_bounded_as_keyed() {
+        // 60 × U+0130 is 120 bytes as sent and 180 lowercased (found in review).
+        let long = format!("{}@x.io", "\u{130}".repeat(60));
+        assert!(long.len() <= MAX_EMAIL_LENGTH);
+        assert!(check_email(Some(&long)).is_err());
+        assert!(check_email(Some("jos\u{e9}@example.com")).is_ok());
     }
 
     #[test]

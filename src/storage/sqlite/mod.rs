@@ -207,7 +207,7 @@ impl DatabaseFile {
                 self.path.display()
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
-                "the database file {} was deleted; writes are refused until it is put back",
+                "the database file {} was deleted; writes are refused until the same file is put back (renamed or hard-linked; a copy needs a restart)",
                 self.path.display()
             )),
             Err(e) => Some(format!("checking {}: {e}", self.path.display())),
