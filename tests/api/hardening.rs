@@ -208,6 +208,45 @@ async fn headers_the_engine_owns_are_refused_at_save_naming_the_header() {
 }
 
 #[tokio::test]
+async fn headers_the_engine_owns_stored_earlier_are_not_sent() {
+    let app = TestApp::spawn().await;
+    if !app.dir.is_sqlite() {
+        return; // the row is rewritten by hand; the send path is the same on both backends
+    }
+    let receiver = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let dir = app.stop().await;
+    // As a hook saved before the rule.
+    let config = serde_json::json!({"url": receiver.url(),
+        "headers": {"Content-Length": "2", "Connection": "close", "X-Tenant": "acme"}});
+    let conn = rusqlite::Connection::open(dir.path().join("hookline.db")).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE hooks SET config = ?1 WHERE id = ?2",
+            rusqlite::params![config.to_string(), id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+
+    let app = TestApp::spawn_in(dir, |_| {}).await;
+    assert_eq!(
+        app.get_json(&format!("/hooks/{id}")).await["config"],
+        config
+    );
+    app.publish(serde_json::json!({"event": "User.Created", "data": {"n": 1}}))
+        .await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["data"]["n"], 1, "the whole body arrived");
+    assert_eq!(got[0].header("x-tenant"), "acme");
+    assert_eq!(
+        got[0].header("content-length"),
+        got[0].body.len().to_string()
+    );
+}
+
+#[tokio::test]
 async fn bodies_that_are_not_objects_are_refused() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
@@ -336,6 +375,37 @@ async fn numbers_reach_receivers_exactly_as_written() {
     assert!(updated.contains("12345678901234567890123.45"), "{updated}");
 }
 
+/// The id and secret of a new application, for interaction calls.
+async fn new_application(app: &TestApp) -> (String, String) {
+    let created = app
+        .send_json(
+            reqwest::Method::POST,
+            "/applications",
+            serde_json::json!({"name": "shop", "type": "Traditional"}),
+        )
+        .await;
+    let field = |k: &str| created[k].as_str().unwrap().to_owned();
+    (field("id"), field("secret"))
+}
+
+/// `POST /api/interactions/sign-in` as `application`; the status.
+async fn sign_in_status(
+    app: &TestApp,
+    (id, secret): &(String, String),
+    identifier: &str,
+    password: &str,
+) -> u16 {
+    app.client
+        .post(format!("{}/api/interactions/sign-in", app.base))
+        .basic_auth(id, Some(secret))
+        .json(&serde_json::json!({"identifier": identifier, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn authorization_schemes_are_case_insensitive() {
     let app = TestApp::spawn().await;
@@ -368,20 +438,10 @@ async fn authorization_schemes_are_case_insensitive() {
         expect_error(res, 401, "auth.unauthorized").await;
     }
     // HTTP Basic for interactions: the scheme in any case.
-    let created = app
-        .send_json(
-            reqwest::Method::POST,
-            "/applications",
-            serde_json::json!({"name": "shop", "type": "Traditional"}),
-        )
-        .await;
+    let (id, secret) = new_application(&app).await;
     let credentials = {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            created["id"].as_str().unwrap(),
-            created["secret"].as_str().unwrap()
-        ))
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
     };
     for scheme in ["Basic", "basic", "BASIC"] {
         let res = app
@@ -683,25 +743,11 @@ async fn an_email_has_one_spelling_whatever_its_unicode_form() {
         expect_error(res, 422, "user.email_already_in_use").await;
     }
     // Sign-in with the other spelling finds the account.
-    let application = app
-        .send_json(
-            reqwest::Method::POST,
-            "/applications",
-            serde_json::json!({"name": "shop", "type": "Traditional"}),
-        )
-        .await;
-    let res = app
-        .client
-        .post(format!("{}/api/interactions/sign-in", app.base))
-        .basic_auth(
-            application["id"].as_str().unwrap(),
-            application["secret"].as_str(),
-        )
-        .json(&serde_json::json!({"identifier": precomposed, "password": "a-good-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let application = new_application(&app).await;
+    assert_eq!(
+        sign_in_status(&app, &application, precomposed, "a-good-password").await,
+        200
+    );
     // Search in either form finds it.
     for term in ["jos\u{e9}", "jose\u{301}"] {
         let found = app
@@ -787,26 +833,10 @@ async fn emails_keyed_by_the_old_rule_are_re_keyed_once_at_start() {
     let app = TestApp::spawn_in(dir, |_| {}).await;
     let stored = app.get_json(&format!("/users/{uid}")).await;
     assert_eq!(stored["primaryEmail"], "Zo\u{eb}@example.com");
-    let application = app
-        .send_json(
-            reqwest::Method::POST,
-            "/applications",
-            serde_json::json!({"name": "shop", "type": "Traditional"}),
-        )
-        .await;
+    let application = new_application(&app).await;
     for spelling in ["zo\u{eb}@example.com", "zoe\u{308}@EXAMPLE.com"] {
-        let res = app
-            .client
-            .post(format!("{}/api/interactions/sign-in", app.base))
-            .basic_auth(
-                application["id"].as_str().unwrap(),
-                application["secret"].as_str(),
-            )
-            .json(&serde_json::json!({"identifier": spelling, "password": "a-good-password"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{spelling:?}");
+        let status = sign_in_status(&app, &application, spelling, "a-good-password").await;
+        assert_eq!(status, 200, "{spelling:?}");
     }
     let res = app
         .api(reqwest::Method::POST, "/users")

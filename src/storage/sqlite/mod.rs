@@ -149,17 +149,17 @@ fn check_traces(path: &std::path::Path, create: bool) -> StoreResult<Vec<std::pa
     if path.exists() {
         return Ok(Vec::new());
     }
-    let traces: Vec<std::path::PathBuf> = TRACES
+    let traces: Vec<(&str, std::path::PathBuf)> = TRACES
         .iter()
-        .map(|suffix| sibling(path, suffix))
-        .filter(|p| p.exists())
+        .map(|suffix| (*suffix, sibling(path, suffix)))
+        .filter(|(_, p)| p.exists())
         .collect();
     if traces.is_empty() {
         return Ok(Vec::new()); // a first start
     }
     let names = traces
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|(_, p)| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
     if !create {
@@ -171,9 +171,11 @@ fn check_traces(path: &std::path::Path, create: bool) -> StoreResult<Vec<std::pa
         )));
     }
     tracing::warn!(path = %path.display(), traces = %names, "--create-database: starting a new, empty database where an earlier one was");
+    // The lock file stays: it is taken next, by this process.
     Ok(traces
         .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".lock"))
+        .filter(|(suffix, _)| *suffix != ".lock")
+        .map(|(_, p)| p)
         .collect())
 }
 

@@ -218,28 +218,24 @@ fn run(
                 .map_err(|e| e.to_string()),
             Err(why) => Err(why),
         };
-        let unavailable = match &outcome {
+        match &outcome {
             Ok(()) => {
                 leases.batch_committed(crate::clock::now_ms());
                 if queued_due {
                     wakeups.notify_one();
                 }
-                false
             }
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "a write transaction failed");
                 // What the caches learnt inside the rolled-back transaction may not be true.
                 hooks.clear();
                 leases.batch_failed();
-                true
-            }
-        };
-        if unavailable {
-            // The jobs that queued while this batch waited (for another process's lock, up
-            // to the busy timeout) fail with it rather than wait as long again: a write's
-            // answer comes within about one busy timeout.
-            while let Ok(job) = rx.try_recv() {
-                batch.push(job);
+                // The jobs that queued while this batch waited (for another process's lock,
+                // up to the busy timeout) fail with it rather than wait as long again: a
+                // write's answer comes within about one busy timeout.
+                while let Ok(job) = rx.try_recv() {
+                    batch.push(job);
+                }
             }
         }
         for job in batch.drain(..) {
