@@ -17,6 +17,7 @@ pub mod dispatcher;
 pub mod http;
 pub mod publish;
 pub mod recorder;
+pub mod schedule;
 
 pub use publish::{Inbox, LeaseBudget, Publisher};
 

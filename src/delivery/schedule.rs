@@ -1,0 +1,327 @@
+//! The dispatcher's decisions, without I/O: which delivery starts next, which handed-over
+//! deliveries go back to the queue, when to claim and how much, what a claim's result means
+//! for the [`LeaseBudget`], and how long to sleep. The async shell ([`super::dispatcher`])
+//! only carries these out: it spawns the sends, calls the store and waits; the rules are
+//! unit-tested here with plain values.
+//!
+//! What it holds, and why:
+//! - a **ready line** (FIFO) of deliveries taken but not started, at most the budget's worth
+//!   (twice the sending slots), so that a finished send starts the next one from memory and
+//!   claims come in batches rather than one per finished send;
+//! - a **waiting line per hook** for deliveries whose hook is at its in-flight limit. A hook
+//!   holding twice its limit (running plus waiting) is *busy*: claims skip it and deliveries
+//!   handed over for it go back to the queue, so that nothing waits in memory past its lease
+//!   (see [`super::EngineSettings::lease_ms`]) and a slow endpoint holds only its own slots;
+//! - which hooks are *capped*: the last claim may have left due work of theirs in the queue
+//!   (it gave them the most a claim gives one hook, or skipped them as busy). A delivery
+//!   handed over for such a hook would overtake that work, so it goes back to the queue too,
+//!   and a finished send of that hook calls for a claim.
+
+use super::LeaseBudget;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Upper bound on one sleep: other processes (a second node, a restarted one) may queue work
+/// without being able to wake this one.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Deliveries claimed per round trip to the store, at most.
+pub const CLAIM_BATCH: usize = 256;
+
+/// What the schedule needs to know of a delivery.
+pub trait Work {
+    /// The delivery's id (unique).
+    fn id(&self) -> &str;
+    /// The hook it goes to.
+    fn hook(&self) -> &str;
+}
+
+impl Work for crate::storage::ClaimedDelivery {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn hook(&self) -> &str {
+        &self.hook_id
+    }
+}
+
+/// The in-flight limits (`--max-in-flight`, `--max-in-flight-per-hook`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_in_flight: usize,
+    pub per_hook: usize,
+}
+
+/// A claim to make: how many deliveries at most, which hooks to skip, and the budget's epoch
+/// read before it began (see [`LeaseBudget::open_unless_closed_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPlan {
+    pub limit: usize,
+    pub busy_hooks: Vec<String>,
+    pub epoch: u64,
+}
+
+/// What to do after a claim came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterClaim {
+    /// It came back full: more may be due right now; claim again at once.
+    ClaimAgain,
+    /// The queue is caught up; ask the store when the next delivery falls due and sleep
+    /// until then ([`Schedule::sleep_until_due`]).
+    Sleep,
+}
+
+/// The dispatcher's state; see the module doc.
+pub struct Schedule<W> {
+    limits: Limits,
+    budget: Arc<LeaseBudget>,
+    /// Sends running, per hook and in all.
+    running: HashMap<String, usize>,
+    running_total: usize,
+    ready: VecDeque<W>,
+    waiting: HashMap<String, VecDeque<W>>,
+    /// Deliveries taken and not finished (ready, waiting or running): each holds one unit of
+    /// the budget, and at shutdown the ones left are released.
+    held: HashSet<String>,
+    capped: HashSet<String>,
+    /// The last claim found the budget used up.
+    global_limited: bool,
+    /// A finished send made a new claim worthwhile.
+    claim_wanted: bool,
+    /// The earliest retry that finished sends scheduled since the loop last slept.
+    earliest_retry: Option<i64>,
+}
+
+impl<W: Work> Schedule<W> {
+    pub fn new(limits: Limits, budget: Arc<LeaseBudget>) -> Self {
+        Self {
+            limits,
+            budget,
+            running: HashMap::new(),
+            running_total: 0,
+            ready: VecDeque::new(),
+            waiting: HashMap::new(),
+            held: HashSet::new(),
+            capped: HashSet::new(),
+            global_limited: false,
+            claim_wanted: true,
+            earliest_retry: None,
+        }
+    }
+
+    fn running(&self, hook: &str) -> usize {
+        self.running.get(hook).copied().unwrap_or(0)
+    }
+
+    /// Whether a hook holds (running plus waiting) twice its in-flight limit.
+    fn is_busy(&self, hook: &str) -> bool {
+        let waiting = self.waiting.get(hook).map_or(0, VecDeque::len);
+        self.running(hook) + waiting >= 2 * self.limits.per_hook
+    }
+
+    /// Takes a claimed delivery (its budget unit already taken): it starts as soon as a
+    /// sending slot and its hook allow.
+    fn take(&mut self, w: W) {
+        self.held.insert(w.id().to_owned());
+        self.ready.push_back(w);
+    }
+
+    /// The next delivery to start now, if a sending slot is free and one may start. Ready
+    /// deliveries whose hook is at its limit move to that hook's waiting line on the way.
+    /// The caller starts what this returns and calls [`Self::finished`] when it ends.
+    pub fn next_to_start(&mut self) -> Option<W> {
+        while self.running_total < self.limits.max_in_flight {
+            let w = self.ready.pop_front()?;
+            if self.running(w.hook()) >= self.limits.per_hook {
+                self.waiting
+                    .entry(w.hook().to_owned())
+                    .or_default()
+                    .push_back(w);
+            } else {
+                self.mark_running(&w);
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    fn mark_running(&mut self, w: &W) {
+        *self.running.entry(w.hook().to_owned()).or_default() += 1;
+        self.running_total += 1;
+    }
+
+    /// Takes deliveries handed over at enqueue (each holding a budget unit). Returns the ones
+    /// to release to the queue, their units already given back: those for a busy hook (they
+    /// would wait in memory past their lease) or a capped one (they would overtake its queued
+    /// work); either hook is marked capped, so that its next finished send claims them back.
+    pub fn handed_over(&mut self, batch: Vec<W>) -> Vec<W> {
+        let mut released = Vec::new();
+        for w in batch {
+            if self.is_busy(w.hook()) || self.capped.contains(w.hook()) {
+                self.capped.insert(w.hook().to_owned());
+                released.push(w);
+            } else {
+                self.take(w);
+            }
+        }
+        self.budget.give_back(released.len());
+        released
+    }
+
+    /// Books a finished send (`retry_at`: when it is due again, if it failed and will be
+    /// retried). Its hook's next waiting delivery goes to the head of the ready line.
+    pub fn finished(&mut self, hook: &str, id: &str, retry_at: Option<i64>) {
+        if let Some(at) = retry_at {
+            self.earliest_retry = Some(self.earliest_retry.map_or(at, |t| t.min(at)));
+        }
+        if self.held.remove(id) {
+            self.budget.give_back(1);
+        }
+        if let Some(n) = self.running.get_mut(hook) {
+            *n -= 1;
+            self.running_total -= 1;
+            if *n == 0 {
+                self.running.remove(hook);
+            }
+        }
+        let next = self.waiting.get_mut(hook).and_then(VecDeque::pop_front);
+        if self.waiting.get(hook).is_some_and(VecDeque::is_empty) {
+            self.waiting.remove(hook);
+        }
+        let buffer_dry = next.is_none();
+        if let Some(w) = next {
+            // It was waiting for exactly this slot.
+            self.ready.push_front(w);
+        }
+        // Claim again when a hook that may have more due work has nothing left waiting, or
+        // when the budget had run out and a full round of sending slots is free again (the
+        // other round is still running or ready meanwhile). Claiming after every completion
+        // would cost a store round trip each (on SQLite a writer job), for ~7 % less
+        // throughput when tried (BENCHMARKS.md).
+        if (buffer_dry && self.capped.contains(hook))
+            || (self.global_limited && self.budget.available() >= self.limits.max_in_flight.max(1))
+        {
+            self.claim_wanted = true;
+        }
+    }
+
+    /// Whether a claim is called for (a finished send, a wake-up, a timer); clears the call.
+    pub fn take_claim_call(&mut self) -> bool {
+        std::mem::take(&mut self.claim_wanted)
+    }
+
+    /// Calls for a claim: work was committed, or the sleep ran out.
+    pub fn call_claim(&mut self) {
+        self.claim_wanted = true;
+    }
+
+    /// Plans a claim, taking its room from the budget first (so that the API cannot grant
+    /// the same room). `None` when the budget is used up: nothing can be claimed until sends
+    /// finish, and the finished send that frees a round calls for the claim.
+    pub fn plan_claim(&mut self) -> Option<ClaimPlan> {
+        let limit = self.budget.take(CLAIM_BATCH);
+        self.global_limited = limit == 0;
+        if limit == 0 {
+            return None;
+        }
+        let busy_hooks = self
+            .running
+            .keys()
+            .filter(|hook| self.is_busy(hook))
+            .cloned()
+            .collect();
+        Some(ClaimPlan {
+            limit,
+            busy_hooks,
+            // Read before the claim: only a claim that began after the last close may reopen.
+            epoch: self.budget.epoch(),
+        })
+    }
+
+    /// The claim failed: its room goes back.
+    pub fn claim_failed(&mut self, plan: &ClaimPlan) {
+        self.budget.give_back(plan.limit);
+    }
+
+    /// Takes what a claim returned. A full claim closes the budget (the queue may hold more
+    /// due work than this loop has caught up with, and new events must not overtake it); one
+    /// that came back short opens it, unless something closed it since the claim began.
+    pub fn claimed(&mut self, plan: &ClaimPlan, claimed: Vec<W>) -> AfterClaim {
+        self.budget
+            .give_back(plan.limit.saturating_sub(claimed.len()));
+        let full = claimed.len() >= plan.limit;
+        if full {
+            self.budget.close();
+        } else {
+            self.budget.open_unless_closed_since(plan.epoch);
+        }
+        let mut per_hook: HashMap<&str, usize> = HashMap::new();
+        for w in &claimed {
+            *per_hook.entry(w.hook()).or_default() += 1;
+        }
+        let capped: HashSet<String> = per_hook
+            .into_iter()
+            .filter(|(_, n)| *n >= self.limits.per_hook)
+            .map(|(h, _)| h.to_owned())
+            .chain(plan.busy_hooks.iter().cloned())
+            .collect();
+        self.capped = capped;
+        for w in claimed {
+            self.take(w);
+        }
+        if full {
+            AfterClaim::ClaimAgain
+        } else {
+            AfterClaim::Sleep
+        }
+    }
+
+    /// How long to sleep after a claim that came back short, given when the next queued
+    /// delivery falls due (`next_due`, ms) and the time now: until then, at most
+    /// [`POLL_INTERVAL`]. Due work held back only because its hooks were busy waits for a
+    /// send to finish (which calls for a claim), not for the clock.
+    pub fn sleep_until_due(&self, plan: &ClaimPlan, next_due: Option<i64>, now: i64) -> Duration {
+        let mut sleep = POLL_INTERVAL;
+        if let Some(at) = next_due {
+            sleep = sleep.min(Duration::from_millis((at - now).max(0) as u64));
+        }
+        if sleep.is_zero() && !plan.busy_hooks.is_empty() {
+            sleep = POLL_INTERVAL;
+        }
+        sleep
+    }
+
+    /// How long until the earliest retry a finished send scheduled since the last call
+    /// (which clears it), if any.
+    pub fn take_retry_wait(&mut self, now: i64) -> Option<Duration> {
+        self.earliest_retry
+            .take()
+            .map(|at| Duration::from_millis((at - now).max(0) as u64))
+    }
+
+    /// At shutdown: forgets what has not started (it stays held, to be released).
+    pub fn stop_starting(&mut self) {
+        self.ready.clear();
+        self.waiting.clear();
+    }
+
+    /// At shutdown: a send that completed before its abort took effect has its result
+    /// recorded; it is no longer to be released.
+    pub fn forget(&mut self, id: &str) {
+        self.held.remove(id);
+    }
+
+    /// At shutdown, once every send is settled: the ids of the deliveries still held, to be
+    /// released for the next start.
+    pub fn take_held(&mut self) -> HashSet<String> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Running sends.
+    pub fn running_total(&self) -> usize {
+        self.running_total
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! The dispatcher's rules with plain values: ids and hook names, a budget, no store.
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct D(String, &'static str);
+
+impl Work for D {
+    fn id(&self) -> &str {
+        &self.0
+    }
+    fn hook(&self) -> &str {
+        self.1
+    }
+}
+
+fn d(id: usize, hook: &'static str) -> D {
+    D(format!("d{id}"), hook)
+}
+
+/// A schedule with these limits over an open budget of twice the slots (as the engine makes
+/// it).
+fn schedule(max_in_flight: usize, per_hook: usize) -> (Schedule<D>, Arc<LeaseBudget>) {
+    let budget = Arc::new(LeaseBudget::new(2 * max_in_flight, 1_000));
+    assert!(budget.open_unless_closed_since(budget.epoch()));
+    let s = Schedule::new(
+        Limits {
+            max_in_flight,
+            per_hook,
+        },
+        budget.clone(),
+    );
+    (s, budget)
+}
+
+fn starts(s: &mut Schedule<D>) -> Vec<String> {
+    std::iter::from_fn(|| s.next_to_start())
+        .map(|w| w.0)
+        .collect()
+}
+
+/// Hands over `batch` as the API does: it takes the room first.
+fn hand_over(s: &mut Schedule<D>, budget: &LeaseBudget, batch: Vec<D>) -> Vec<String> {
+    assert_eq!(budget.take(batch.len()), batch.len(), "room for the batch");
+    s.handed_over(batch).into_iter().map(|w| w.0).collect()
+}
+
+#[test]
+fn sends_start_within_the_global_and_the_per_hook_limits() {
+    let (mut s, budget) = schedule(3, 2);
+    let released = hand_over(
+        &mut s,
+        &budget,
+        vec![d(1, "a"), d(2, "a"), d(3, "a"), d(4, "b"), d(5, "b")],
+    );
+    assert!(released.is_empty());
+    // Two of hook a (its limit), then b; the third of a waits; the global limit of 3 stops b.
+    assert_eq!(starts(&mut s), ["d1", "d2", "d4"]);
+    assert_eq!(s.running_total(), 3);
+    // A finished send of hook a frees a slot for a's waiting delivery, ahead of b's.
+    s.finished("a", "d1", None);
+    assert_eq!(starts(&mut s), ["d3"]);
+    s.finished("b", "d4", None);
+    assert_eq!(starts(&mut s), ["d5"]);
+    for (hook, id) in [("a", "d2"), ("a", "d3"), ("b", "d5")] {
+        s.finished(hook, id, None);
+    }
+    assert_eq!(s.running_total(), 0);
+    assert_eq!(
+        budget.available(),
+        6,
+        "every finished delivery gave its unit back"
+    );
+}
+
+#[test]
+fn a_busy_hook_gets_nothing_more_in_memory_and_is_claimed_back_when_its_line_runs_dry() {
+    let (mut s, budget) = schedule(100, 2);
+    // Four for hook a: two running, two waiting: twice its limit, so it is busy.
+    assert!(hand_over(&mut s, &budget, (1..=4).map(|i| d(i, "a")).collect()).is_empty());
+    assert_eq!(starts(&mut s), ["d1", "d2"]);
+    let before = budget.available();
+    let released = hand_over(&mut s, &budget, vec![d(5, "a"), d(6, "b")]);
+    assert_eq!(
+        released,
+        ["d5"],
+        "the busy hook's delivery goes back to the queue"
+    );
+    assert_eq!(budget.available(), before - 1, "its unit was given back");
+    assert_eq!(starts(&mut s), ["d6"]);
+    // Capped now: the next delivery handed over for a goes back too, even with room.
+    s.finished("a", "d1", None);
+    assert_eq!(starts(&mut s), ["d3"]);
+    assert!(s.take_claim_call(), "a new schedule claims once at start");
+    assert_eq!(hand_over(&mut s, &budget, vec![d(7, "a")]), ["d7"]);
+    // Its waiting line still holds d4: no claim yet.
+    s.finished("a", "d2", None);
+    assert_eq!(starts(&mut s), ["d4"]);
+    assert!(!s.take_claim_call());
+    // Its line is dry: claim what went back to the queue.
+    s.finished("a", "d3", None);
+    assert!(s.take_claim_call());
+    // Another hook's finished send calls for nothing.
+    s.finished("b", "d6", None);
+    assert!(!s.take_claim_call());
+}
+
+#[test]
+fn a_claim_takes_its_room_first_and_gives_back_what_it_did_not_use() {
+    let (mut s, budget) = schedule(200, 16);
+    let plan = s.plan_claim().expect("room");
+    assert_eq!(plan.limit, CLAIM_BATCH, "at most a batch");
+    assert_eq!(budget.available(), 400 - CLAIM_BATCH);
+    let after = s.claimed(&plan, (0..10).map(|i| d(i, "a")).collect());
+    assert_eq!(after, AfterClaim::Sleep, "short: the queue is caught up");
+    assert_eq!(budget.available(), 390);
+    assert!(budget.is_open());
+    // A failed claim gives its room back.
+    let plan = s.plan_claim().expect("room");
+    s.claim_failed(&plan);
+    assert_eq!(budget.available(), 390);
+}
+
+#[test]
+fn a_full_claim_closes_the_budget_and_claims_again() {
+    let (mut s, budget) = schedule(200, 1_000);
+    let plan = s.plan_claim().expect("room");
+    let after = s.claimed(&plan, (0..plan.limit).map(|i| d(i, "a")).collect());
+    assert_eq!(after, AfterClaim::ClaimAgain);
+    assert!(!budget.is_open(), "new events queue behind what is left");
+    assert_eq!(budget.take_for_new(1), 0);
+    // A short claim reopens it.
+    let plan = s.plan_claim().expect("room");
+    assert_eq!(s.claimed(&plan, vec![]), AfterClaim::Sleep);
+    assert!(budget.is_open());
+}
+
+#[test]
+fn a_close_during_a_claim_wins_over_the_claim_coming_back_short() {
+    let (mut s, budget) = schedule(10, 5);
+    let plan = s.plan_claim().expect("room");
+    // An enqueue left deliveries in the queue while the claim ran: its snapshot missed them.
+    budget.close();
+    assert_eq!(s.claimed(&plan, vec![d(1, "a")]), AfterClaim::Sleep);
+    assert!(
+        !budget.is_open(),
+        "only a claim begun after the close may open it"
+    );
+    let plan = s.plan_claim().expect("room");
+    s.claimed(&plan, vec![]);
+    assert!(budget.is_open());
+}
+
+#[test]
+fn a_hook_that_got_its_most_from_a_claim_is_capped_and_busy_hooks_are_skipped() {
+    let (mut s, budget) = schedule(100, 2);
+    // Hook c busy: 2 running, 2 waiting.
+    hand_over(&mut s, &budget, (1..=4).map(|i| d(i, "c")).collect());
+    starts(&mut s);
+    let plan = s.plan_claim().expect("room");
+    assert_eq!(plan.busy_hooks, ["c"]);
+    // The claim gave hook a its most (2) and hook b one.
+    s.claimed(&plan, vec![d(10, "a"), d(11, "a"), d(12, "b")]);
+    // a (capped by the claim) and c (skipped) may have more queued: their handoffs go back.
+    let released = hand_over(&mut s, &budget, vec![d(20, "a"), d(21, "b"), d(22, "c")]);
+    assert_eq!(released, ["d20", "d22"]);
+}
+
+#[test]
+fn with_the_budget_used_up_a_claim_waits_for_a_free_round_of_slots() {
+    let (mut s, budget) = schedule(2, 2);
+    assert!(s.take_claim_call());
+    // The API took all four units.
+    hand_over(&mut s, &budget, (1..=4).map(|i| d(i, "a")).collect());
+    assert_eq!(s.plan_claim(), None, "nothing to claim with");
+    starts(&mut s);
+    s.finished("a", "d1", None);
+    assert!(!s.take_claim_call(), "one free unit is not a round");
+    s.finished("a", "d2", None);
+    assert!(s.take_claim_call(), "a full round of slots is free");
+}
+
+#[test]
+fn it_sleeps_until_the_next_due_delivery_or_the_poll_interval() {
+    let (mut s, _budget) = schedule(10, 5);
+    let plan = s.plan_claim().expect("room");
+    assert_eq!(
+        s.sleep_until_due(&plan, Some(1_250), 1_000),
+        Duration::from_millis(250)
+    );
+    assert_eq!(s.sleep_until_due(&plan, None, 1_000), POLL_INTERVAL);
+    assert_eq!(s.sleep_until_due(&plan, Some(99_000), 1_000), POLL_INTERVAL);
+    assert_eq!(s.sleep_until_due(&plan, Some(900), 1_000), Duration::ZERO);
+    // Due work held back by busy hooks waits for a finished send instead of spinning.
+    let busy = ClaimPlan {
+        busy_hooks: vec!["a".into()],
+        ..plan
+    };
+    assert_eq!(s.sleep_until_due(&busy, Some(900), 1_000), POLL_INTERVAL);
+}
+
+#[test]
+fn the_earliest_retry_of_finished_sends_sets_the_next_wake_up() {
+    let (mut s, budget) = schedule(10, 5);
+    hand_over(&mut s, &budget, vec![d(1, "a"), d(2, "b")]);
+    starts(&mut s);
+    s.finished("a", "d1", Some(5_000));
+    s.finished("b", "d2", Some(3_000));
+    assert_eq!(s.take_retry_wait(1_000), Some(Duration::from_millis(2_000)));
+    assert_eq!(s.take_retry_wait(1_000), None, "taken");
+}
+
+#[test]
+fn at_shutdown_what_never_started_and_what_was_cut_off_is_released() {
+    let (mut s, budget) = schedule(2, 2);
+    hand_over(&mut s, &budget, (1..=4).map(|i| d(i, "a")).collect());
+    assert_eq!(starts(&mut s), ["d1", "d2"]);
+    s.stop_starting();
+    assert_eq!(
+        starts(&mut s),
+        Vec::<String>::new(),
+        "nothing starts any more"
+    );
+    // d1 finished in the grace period, d2 completed as it was aborted.
+    s.finished("a", "d1", None);
+    s.forget("d2");
+    let mut left: Vec<String> = s.take_held().into_iter().collect();
+    left.sort();
+    assert_eq!(left, ["d3", "d4"]);
+}
