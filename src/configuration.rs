@@ -131,8 +131,11 @@ pub struct ServeArgs {
     pub max_in_flight: u32,
 
     /// Webhook requests in flight at once to one hook, so that a slow endpoint can hold only
-    /// this many of the slots.
-    #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT_PER_HOOK", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// this many of the slots. It also caps one hook's rate at this many requests per
+    /// round trip: 64 keeps a quarter of the default slots for the other hooks and lets one
+    /// hook take 3,000 deliveries/s at ~20 ms per request (16 held it under 2,000/s on a
+    /// loaded 2-core machine, BENCHMARKS.md "Sustained load").
+    #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT_PER_HOOK", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_in_flight_per_hook: u32,
 
     /// How long a connection may take to send a request's head, counted from when it is ready

@@ -214,7 +214,7 @@ pub(crate) enum Limits {
     /// [`CONCURRENCY`] over all hooks and per hook: the ceiling's concurrency, for the
     /// throughput comparisons.
     Ceiling,
-    /// hookline's defaults (256 over all hooks, 16 per hook), as an operator runs it.
+    /// hookline's defaults (256 over all hooks, 64 per hook), as an operator runs it.
     Defaults,
 }
 
@@ -355,6 +355,22 @@ impl Hookline {
     /// CPU time (user + system) hookline has used so far, in seconds.
     pub(crate) fn cpu_seconds(&self) -> f64 {
         self.children.iter().map(|c| cpu_seconds_of(c.id())).sum()
+    }
+
+    /// Bytes hookline has caused to be written to disk so far (`write_bytes` in
+    /// `/proc/<pid>/io`: the database, its WAL and checkpoints; not sockets).
+    pub(crate) fn disk_write_bytes(&self) -> f64 {
+        self.children
+            .iter()
+            .map(|child| {
+                std::fs::read_to_string(format!("/proc/{}/io", child.id()))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("write_bytes:"))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(f64::NAN)
+            })
+            .sum()
     }
 
     /// A sample of `/metrics`.

@@ -44,6 +44,9 @@ pub(crate) struct Step {
     pub(crate) holds: bool,
     pub(crate) peak_rss_mib: f64,
     pub(crate) cpu_us_per_delivery: f64,
+    /// Bytes hookline wrote to disk per delivery (database, WAL, checkpoints), ingest
+    /// included.
+    pub(crate) disk_bytes_per_delivery: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -81,6 +84,7 @@ pub(crate) async fn sustained_step(
     let last_scheduled = scheduled(events - 1);
     let epoch = Instant::now() - Duration::from_micros(now_us());
     let cpu_before = hookline.cpu_seconds();
+    let disk_before = hookline.disk_write_bytes();
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..OPEN_LOOP_CONNECTIONS {
@@ -126,6 +130,7 @@ pub(crate) async fn sustained_step(
     tokio::time::sleep_until((epoch + Duration::from_micros(one_second_after)).into()).await;
     sink.wait_for(expected, Duration::from_secs(300)).await?;
     let cpu = hookline.cpu_seconds() - cpu_before;
+    let disk = hookline.disk_write_bytes() - disk_before;
     sink.check_complete_but(refused)?;
     let arrivals = sink.arrivals();
     let within = arrivals.partition_point(|&a| a <= one_second_after);
@@ -148,6 +153,7 @@ pub(crate) async fn sustained_step(
         holds: refused == 0 && p99 < HOLD_P99_MS && share >= HOLD_SHARE,
         peak_rss_mib: hookline.peak_rss_mib(),
         cpu_us_per_delivery: cpu * 1e6 / expected.max(1) as f64,
+        disk_bytes_per_delivery: disk / expected.max(1) as f64,
     })
 }
 
