@@ -49,6 +49,9 @@ async fn every_accepted_event_is_delivered_after_kill_9() {
         "1s",
         "--retry-schedule",
         "100ms",
+        // 16 at a time: when the kill comes, some deliveries are in flight and the rest queued.
+        "--max-in-flight-per-hook",
+        "16",
     ];
     let mut server = Process::start(&dir, &args).await;
     let hook = create_hook(&server.base, TOKEN, &receiver.url()).await;
