@@ -102,6 +102,7 @@ macro_rules! cases {
 cases!(
     an_enqueue_leases_what_it_is_allowed_and_queues_the_rest,
     claims_keep_the_per_hook_cap_and_skip_busy_and_disabled_hooks,
+    a_claim_says_whether_it_left_due_work_behind,
     concurrent_claimers_never_take_the_same_delivery,
     a_lease_hides_a_delivery_until_it_ends,
     records_move_deliveries_on_and_are_logged,
@@ -207,11 +208,16 @@ async fn an_enqueue_leases_what_it_is_allowed_and_queues_the_rest(b: Backend) {
         leased.body
     );
     // Only the one left due is claimed; the leased ones are hidden.
-    let claimed = store.claim_due(&claim(now, 10)).await.unwrap();
+    let claimed = store.claim_due(&claim(now, 10)).await.unwrap().deliveries;
     assert_eq!(claimed.len(), 1);
     let ids: HashSet<_> = enqueued.leased.iter().map(|d| &d.id).collect();
     assert!(!ids.contains(&claimed[0].id));
-    assert!(store.claim_due(&claim(now, 10)).await.unwrap().is_empty());
+    assert!(store
+        .claim_due(&claim(now, 10))
+        .await
+        .unwrap()
+        .deliveries
+        .is_empty());
     // Nothing subscribed: the event is stored, with no delivery.
     let none = store
         .enqueue_event(&event("Organization.Created", now), lease)
@@ -243,7 +249,7 @@ async fn claims_keep_the_per_hook_cap_and_skip_busy_and_disabled_hooks(b: Backen
     let mut req = claim(now + 10, 100);
     req.per_hook = 2;
     req.busy_hooks = vec![busy.id.clone()];
-    let claimed = store.claim_due(&req).await.unwrap();
+    let claimed = store.claim_due(&req).await.unwrap().deliveries;
     assert_eq!(claimed.len(), 2, "two of the one eligible hook");
     assert!(claimed.iter().all(|d| d.hook_id == a.id));
     // In due order.
@@ -251,12 +257,52 @@ async fn claims_keep_the_per_hook_cap_and_skip_busy_and_disabled_hooks(b: Backen
     // Re-enabled, its deliveries are claimed again.
     off.enabled = true;
     assert!(store.update_hook(&off).await.unwrap());
-    let claimed = store.claim_due(&claim(now + 10, 100)).await.unwrap();
+    let claimed = store
+        .claim_due(&claim(now + 10, 100))
+        .await
+        .unwrap()
+        .deliveries;
     assert_eq!(claimed.len(), 3 + 5 + 5, "a's rest, busy's and off's");
     // Nothing is due before the leases end (PostgreSQL answers their end, where a dead
     // node's deliveries come back; SQLite, whose leases die with the process, none).
     let next = store.next_due_at().await.unwrap();
     assert!(next.is_none_or(|t| t >= now + 10 + 60_000), "{next:?}");
+}
+
+async fn a_claim_says_whether_it_left_due_work_behind(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let (a, busy) = (hook(&[USER_CREATED]), hook(&[USER_CREATED]));
+    for h in [&a, &busy] {
+        store.insert_hook(h).await.unwrap();
+    }
+    let now = hookline::clock::now_ms();
+    for i in 0..5 {
+        store
+            .enqueue_event(&event(USER_CREATED, now + i), Lease::default())
+            .await
+            .unwrap();
+    }
+    let mut req = claim(now + 10, 3);
+    req.busy_hooks = vec![busy.id.clone()];
+    // Three of a's five: two are left that more room would have taken.
+    let first = store.claim_due(&req).await.unwrap();
+    assert_eq!(first.deliveries.len(), 3);
+    assert!(first.more, "a's last two are still due");
+    // The rest of a's: caught up. What is left belongs to the busy hook, which the claimer
+    // holds back itself.
+    req.limit = 10;
+    let second = store.claim_due(&req).await.unwrap();
+    assert_eq!(second.deliveries.len(), 2);
+    assert!(!second.more, "nothing left this claim could have taken");
+    // With a per-hook cap, a hook given its most leaves nothing the claimer is not told of by
+    // the cap itself.
+    req.busy_hooks.clear();
+    req.per_hook = 2;
+    let third = store.claim_due(&req).await.unwrap();
+    assert_eq!(third.deliveries.len(), 2);
+    assert!(third.deliveries.iter().all(|d| d.hook_id == busy.id));
+    assert!(!third.more, "only the capped hook's rows are left");
 }
 
 async fn concurrent_claimers_never_take_the_same_delivery(b: Backend) {
@@ -280,7 +326,11 @@ async fn concurrent_claimers_never_take_the_same_delivery(b: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                let batch = store.claim_due(&claim(now + 100, 16)).await.unwrap();
+                let batch = store
+                    .claim_due(&claim(now + 100, 16))
+                    .await
+                    .unwrap()
+                    .deliveries;
                 if batch.is_empty() {
                     return got;
                 }
@@ -308,15 +358,18 @@ async fn a_lease_hides_a_delivery_until_it_ends(b: Backend) {
         .unwrap();
     let mut req = claim(now, 10);
     req.lease_ms = 5_000;
-    let first = store.claim_due(&req).await.unwrap();
+    let first = store.claim_due(&req).await.unwrap().deliveries;
     assert_eq!(first.len(), 1);
     req.now = now + 4_999;
-    assert!(store.claim_due(&req).await.unwrap().is_empty(), "leased");
+    assert!(
+        store.claim_due(&req).await.unwrap().deliveries.is_empty(),
+        "leased"
+    );
     let due = store.next_due_at().await.unwrap();
     assert!(due.is_none_or(|t| t >= now + 5_000), "{due:?}");
     // The claimer died: at the lease's end another claim takes it over.
     req.now = now + 5_000;
-    let again = store.claim_due(&req).await.unwrap();
+    let again = store.claim_due(&req).await.unwrap().deliveries;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, first[0].id);
 }
@@ -333,7 +386,11 @@ async fn records_move_deliveries_on_and_are_logged(b: Backend) {
             .await
             .unwrap();
     }
-    let claimed = store.claim_due(&claim(now + 10, 10)).await.unwrap();
+    let claimed = store
+        .claim_due(&claim(now + 10, 10))
+        .await
+        .unwrap()
+        .deliveries;
     assert_eq!(claimed.len(), 3);
     let records = [
         record(&claimed[0], NextStep::Succeeded, now + 20),
@@ -346,9 +403,14 @@ async fn records_move_deliveries_on_and_are_logged(b: Backend) {
         .claim_due(&claim(now + 999, 10))
         .await
         .unwrap()
+        .deliveries
         .is_empty());
     assert_eq!(store.next_due_at().await.unwrap(), Some(now + 1_000));
-    let retry = store.claim_due(&claim(now + 1_000, 10)).await.unwrap();
+    let retry = store
+        .claim_due(&claim(now + 1_000, 10))
+        .await
+        .unwrap()
+        .deliveries;
     assert_eq!(retry.len(), 1);
     assert_eq!(
         (retry[0].id.as_str(), retry[0].attempts),
@@ -417,7 +479,7 @@ async fn a_release_makes_deliveries_due_and_wakes_the_dispatcher(b: Backend) {
     tokio::time::timeout(Duration::from_secs(5), woken)
         .await
         .expect("the (other) node is woken");
-    let claimed = other.claim_due(&claim(now, 10)).await.unwrap();
+    let claimed = other.claim_due(&claim(now, 10)).await.unwrap().deliveries;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, ids[0]);
 }
@@ -436,7 +498,7 @@ async fn deleting_a_hook_drops_its_queued_deliveries(b: Backend) {
     assert!(store.delete_hook(&gone.id).await.unwrap());
     assert!(!store.delete_hook(&gone.id).await.unwrap());
     assert!(store.get_hook(&gone.id).await.unwrap().is_none());
-    let claimed = store.claim_due(&claim(now, 10)).await.unwrap();
+    let claimed = store.claim_due(&claim(now, 10)).await.unwrap().deliveries;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].hook_id, kept.id);
     let (hooks, total) = store.list_hooks(None).await.unwrap();
@@ -489,7 +551,7 @@ async fn an_identity_change_and_its_events_commit_together_or_not_at_all(b: Back
     ));
     assert!(store.get_doc(Kind::Role, &kept.id).await.unwrap().is_some());
     assert!(store.get_doc(Kind::Role, &lost.id).await.unwrap().is_none());
-    let claimed = store.claim_due(&claim(now, 10)).await.unwrap();
+    let claimed = store.claim_due(&claim(now, 10)).await.unwrap().deliveries;
     assert_eq!(claimed.len(), 1, "only the committed change's event");
     // A unique key taken by a committed document is found by the next change.
     let found = transact(&*store, |tx| {
@@ -644,7 +706,11 @@ async fn concurrent_publishes_each_get_their_own_deliveries_and_fail_alone(b: Ba
         queued += subscribers - enqueued.leased.len();
     }
     // What was not leased is in the queue, next to the first event's three.
-    let claimed = store.claim_due(&claim(now + 1, 1_000)).await.unwrap();
+    let claimed = store
+        .claim_due(&claim(now + 1, 1_000))
+        .await
+        .unwrap()
+        .deliveries;
     assert_eq!(claimed.len(), queued + 3);
     assert!(claimed.iter().all(|d| !leased_ids.contains(&d.id)));
 }
@@ -665,10 +731,10 @@ async fn a_record_after_the_lease_ran_out_does_not_undo_a_takeover(b: Backend) {
         .unwrap();
     let mut req = claim(now, 10);
     req.lease_ms = 1_000;
-    let first = a.claim_due(&req).await.unwrap();
+    let first = a.claim_due(&req).await.unwrap().deliveries;
     // A's lease runs out; B takes the delivery over.
     req.now = now + 1_000;
-    let taken = other.claim_due(&req).await.unwrap();
+    let taken = other.claim_due(&req).await.unwrap().deliveries;
     assert_eq!(taken.len(), 1);
     // A's late result is logged but does not move the delivery: B holds it.
     a.record_attempts(&[record(
@@ -679,13 +745,19 @@ async fn a_record_after_the_lease_ran_out_does_not_undo_a_takeover(b: Backend) {
     .await
     .unwrap();
     req.now = now + 1_500;
-    assert!(a.claim_due(&req).await.unwrap().is_empty(), "still B's");
+    assert!(
+        a.claim_due(&req).await.unwrap().deliveries.is_empty(),
+        "still B's"
+    );
     other
         .record_attempts(&[record(&taken[0], NextStep::Succeeded, now + 1_600)])
         .await
         .unwrap();
     req.now = now + 100_000;
-    assert!(a.claim_due(&req).await.unwrap().is_empty(), "finished by B");
+    assert!(
+        a.claim_due(&req).await.unwrap().deliveries.is_empty(),
+        "finished by B"
+    );
     let (logs, total) = a
         .recent_logs(&LogQuery {
             hook_id: h.id.clone(),

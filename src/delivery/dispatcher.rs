@@ -211,10 +211,13 @@ impl Dispatcher {
                 return Err(e);
             }
         };
-        let after = self.schedule.claimed(&plan, claimed);
+        let after = self
+            .schedule
+            .claimed(&plan, claimed.deliveries, claimed.more);
         self.start_what_may();
         match after {
             AfterClaim::ClaimAgain => Ok(None),
+            AfterClaim::WaitForSends => Ok(Some(POLL_INTERVAL)),
             AfterClaim::Sleep => {
                 let next_due = self.store.next_due_at().await?;
                 Ok(Some(self.schedule.sleep_until_due(

@@ -64,8 +64,11 @@ pub struct ClaimPlan {
 /// What to do after a claim came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterClaim {
-    /// It came back full: more may be due right now; claim again at once.
+    /// It came back full and more may be due right now: claim again at once.
     ClaimAgain,
+    /// Due work is left for hooks at their most (capped or busy): wait for a send to finish
+    /// (which calls for a claim), a wake-up, or the poll interval.
+    WaitForSends,
     /// The queue is caught up; ask the store when the next delivery falls due and sleep
     /// until then ([`Schedule::sleep_until_due`]).
     Sleep,
@@ -243,14 +246,15 @@ impl<W: Work> Schedule<W> {
         self.budget.give_back(plan.limit);
     }
 
-    /// Takes what a claim returned. A full claim closes the budget (the queue may hold more
-    /// due work than this loop has caught up with, and new events must not overtake it); one
-    /// that came back short opens it, unless something closed it since the claim began.
-    pub fn claimed(&mut self, plan: &ClaimPlan, claimed: Vec<W>) -> AfterClaim {
+    /// Takes what a claim returned (`more`: whether the store may have left due work it could
+    /// have given with more room, [`crate::storage::Claimed::more`]). While it may have, the
+    /// budget is closed: new events must not overtake that work. Once a claim has caught up,
+    /// the budget opens, unless something closed it since the claim began.
+    pub fn claimed(&mut self, plan: &ClaimPlan, claimed: Vec<W>, more: bool) -> AfterClaim {
         self.budget
             .give_back(plan.limit.saturating_sub(claimed.len()));
         let full = claimed.len() >= plan.limit;
-        if full {
+        if more {
             self.budget.close();
         } else {
             self.budget.open_unless_closed_since(plan.epoch);
@@ -269,10 +273,12 @@ impl<W: Work> Schedule<W> {
         for w in claimed {
             self.take(w);
         }
-        if full {
-            AfterClaim::ClaimAgain
-        } else {
-            AfterClaim::Sleep
+        match (more, full) {
+            (true, true) => AfterClaim::ClaimAgain,
+            // What is left is for hooks this claim capped or skipped as busy: their finished
+            // sends call for the next claim; claiming now would find the same.
+            (true, false) => AfterClaim::WaitForSends,
+            (false, _) => AfterClaim::Sleep,
         }
     }
 

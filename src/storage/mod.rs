@@ -162,6 +162,19 @@ pub struct ClaimRequest {
     pub lease_ms: i64,
 }
 
+/// What a claim took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The claimed deliveries, in queue order, leased to the claimer.
+    pub deliveries: Vec<ClaimedDelivery>,
+    /// Whether the queue may still hold due deliveries this claim could have taken with more
+    /// room (of hooks neither busy nor given `per_hook` by this claim). `false` means the
+    /// claimer has caught up with the queue: new events may skip it without overtaking
+    /// anything. A backend that cannot tell cheaply says `true` whenever the claim filled its
+    /// limit, and so does one whose look at the queue was cut short.
+    pub more: bool,
+}
+
 /// A claimed delivery with everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
@@ -343,8 +356,9 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     /// publisher has to remember to wake anything: the commit does.
     fn wakeups(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
-    /// Claims due deliveries (see [`ClaimRequest`]).
-    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Claims due deliveries (see [`ClaimRequest`]), and says whether due work may be left
+    /// (see [`Claimed::more`]).
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Claimed>;
     /// Records attempts and moves their deliveries on, all in one transaction.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()>;
     /// Logs calls of blocking hooks so that recent-logs shows them: each as its event, a

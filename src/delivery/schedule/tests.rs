@@ -111,7 +111,7 @@ fn a_claim_takes_its_room_first_and_gives_back_what_it_did_not_use() {
     let plan = s.plan_claim().expect("room");
     assert_eq!(plan.limit, CLAIM_BATCH, "at most a batch");
     assert_eq!(budget.available(), 400 - CLAIM_BATCH);
-    let after = s.claimed(&plan, (0..10).map(|i| d(i, "a")).collect());
+    let after = s.claimed(&plan, (0..10).map(|i| d(i, "a")).collect(), false);
     assert_eq!(after, AfterClaim::Sleep, "short: the queue is caught up");
     assert_eq!(budget.available(), 390);
     assert!(budget.is_open());
@@ -125,14 +125,43 @@ fn a_claim_takes_its_room_first_and_gives_back_what_it_did_not_use() {
 fn a_full_claim_closes_the_budget_and_claims_again() {
     let (mut s, budget) = schedule(200, 1_000);
     let plan = s.plan_claim().expect("room");
-    let after = s.claimed(&plan, (0..plan.limit).map(|i| d(i, "a")).collect());
+    let after = s.claimed(&plan, (0..plan.limit).map(|i| d(i, "a")).collect(), true);
     assert_eq!(after, AfterClaim::ClaimAgain);
     assert!(!budget.is_open(), "new events queue behind what is left");
     assert_eq!(budget.take_for_new(1), 0);
-    // A short claim reopens it.
+    // A short claim that caught up reopens it.
     let plan = s.plan_claim().expect("room");
-    assert_eq!(s.claimed(&plan, vec![]), AfterClaim::Sleep);
+    assert_eq!(s.claimed(&plan, vec![], false), AfterClaim::Sleep);
     assert!(budget.is_open());
+}
+
+#[test]
+fn a_claim_that_filled_a_small_limit_and_caught_up_opens_the_budget() {
+    // The budget was nearly used up, so the claim asked for only 3, and those were all that
+    // was due: new events may skip the queue again (before, a claim that filled its limit
+    // always closed it, and under load the budget stayed closed).
+    let (mut s, budget) = schedule(4, 4);
+    budget.close();
+    assert_eq!(budget.take(5), 5);
+    let plan = s.plan_claim().expect("room");
+    assert_eq!(plan.limit, 3);
+    let after = s.claimed(&plan, (0..3).map(|i| d(i, "a")).collect(), false);
+    assert_eq!(after, AfterClaim::Sleep);
+    assert!(budget.is_open());
+}
+
+#[test]
+fn work_left_only_for_capped_hooks_waits_for_their_sends_instead_of_claiming_again() {
+    let (mut s, budget) = schedule(100, 2);
+    let plan = s.plan_claim().expect("room");
+    // Hook a got its most and more of it is due: short of the limit, but not caught up.
+    let after = s.claimed(&plan, vec![d(1, "a"), d(2, "a")], true);
+    assert_eq!(after, AfterClaim::WaitForSends);
+    assert!(!budget.is_open(), "new events queue behind a's");
+    starts(&mut s);
+    s.take_claim_call();
+    s.finished("a", "d1", None);
+    assert!(s.take_claim_call(), "a's finished send claims the rest");
 }
 
 #[test]
@@ -141,13 +170,13 @@ fn a_close_during_a_claim_wins_over_the_claim_coming_back_short() {
     let plan = s.plan_claim().expect("room");
     // An enqueue left deliveries in the queue while the claim ran: its snapshot missed them.
     budget.close();
-    assert_eq!(s.claimed(&plan, vec![d(1, "a")]), AfterClaim::Sleep);
+    assert_eq!(s.claimed(&plan, vec![d(1, "a")], false), AfterClaim::Sleep);
     assert!(
         !budget.is_open(),
         "only a claim begun after the close may open it"
     );
     let plan = s.plan_claim().expect("room");
-    s.claimed(&plan, vec![]);
+    s.claimed(&plan, vec![], false);
     assert!(budget.is_open());
 }
 
@@ -160,7 +189,7 @@ fn a_hook_that_got_its_most_from_a_claim_is_capped_and_busy_hooks_are_skipped() 
     let plan = s.plan_claim().expect("room");
     assert_eq!(plan.busy_hooks, ["c"]);
     // The claim gave hook a its most (2) and hook b one.
-    s.claimed(&plan, vec![d(10, "a"), d(11, "a"), d(12, "b")]);
+    s.claimed(&plan, vec![d(10, "a"), d(11, "a"), d(12, "b")], true);
     // a (capped by the claim) and c (skipped) may have more queued: their handoffs go back.
     let released = hand_over(&mut s, &budget, vec![d(20, "a"), d(21, "b"), d(22, "c")]);
     assert_eq!(released, ["d20", "d22"]);

@@ -475,8 +475,11 @@ impl Store for PostgresStore {
         self.wakeups.clone()
     }
 
-    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
-        queue::claim_due(&self.fast, &self.targets, req).await
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Claimed> {
+        let deliveries = queue::claim_due(&self.fast, &self.targets, req).await?;
+        // Rows beyond the statement's limit are not looked at: a full claim may have left some.
+        let more = deliveries.len() >= req.limit as usize;
+        Ok(Claimed { deliveries, more })
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {

@@ -46,6 +46,11 @@ impl Leases {
         self.count.clone()
     }
 
+    /// How many leases are held (some may have ended and not been swept yet).
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
     pub fn is_held(&self, rowid: i64, now: i64) -> bool {
         self.held.get(&rowid).is_some_and(|&until| until > now)
     }

@@ -517,7 +517,7 @@ impl Store for SqliteStore {
         self.wakeups.clone()
     }
 
-    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Claimed> {
         let req = req.clone();
         self.writer
             .run(Durability::Process, move |w| queue::claim_due(w, &req))
