@@ -51,13 +51,18 @@ pub enum Durability {
     /// last few of those to a power cut only means a delivery is sent again, which
     /// at-least-once delivery allows anyway.
     Process,
+    /// Writes nothing to the database (a claim: reads, and leases in the writer's memory).
+    /// Such jobs run in a read transaction of their own ahead of the waiting writes, and are
+    /// answered without waiting for those writes' commit and fsync: a claim does not queue
+    /// behind ingest.
+    Read,
 }
 
 impl Durability {
     fn synchronous(self) -> &'static str {
         match self {
             Durability::Disk => "FULL",
-            Durability::Process => "NORMAL",
+            Durability::Process | Durability::Read => "NORMAL",
         }
     }
 }
@@ -520,7 +525,7 @@ impl Store for SqliteStore {
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Claimed> {
         let req = req.clone();
         self.writer
-            .run(Durability::Process, move |w| queue::claim_due(w, &req))
+            .run(Durability::Read, move |w| queue::claim_due(w, &req))
             .await
     }
 
@@ -552,7 +557,7 @@ impl Store for SqliteStore {
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
         // On the writer: only it knows which queued deliveries are leased.
         self.writer
-            .run(Durability::Process, |w| {
+            .run(Durability::Read, |w| {
                 queue::next_due_at(w, crate::clock::now_ms())
             })
             .await

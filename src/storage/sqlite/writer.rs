@@ -18,6 +18,11 @@
 //! - statements are prepared once and cached on the connection (`prepare_cached`), so the
 //!   hot ones (ingest, claim, record) are compiled once per process.
 //!
+//! - jobs that write nothing ([`Durability::Read`]: claims, the next due time) are taken out
+//!   of the batch and run first, in a transaction of their own, and answered at once: a claim
+//!   waits for neither the batch's writes nor its commit and fsync, so deliveries keep being
+//!   claimed while ingest goes on (BENCHMARKS.md, "Sustained load").
+//!
 //! Group commit falls out of this: a batch's one commit (and its one fsync, if any job asked
 //! for [`Durability::Disk`]) covers every event, claim and record in it.
 //!
@@ -189,9 +194,9 @@ fn run(
     mut rx: mpsc::Receiver<Box<dyn Job>>,
 ) {
     let mut hooks = HookCache::default();
-    // `synchronous` is per connection; set it only when a batch needs another level.
     let mut synchronous: Option<Durability> = None;
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_JOBS);
+    let mut reads: Vec<Box<dyn Job>> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_JOBS {
@@ -200,40 +205,76 @@ fn run(
                 Err(_) => break,
             }
         }
-        let durability = if batch.iter().any(|j| j.durability() == Durability::Disk) {
-            Durability::Disk
-        } else {
-            Durability::Process
-        };
-        let mut queued_due = false;
-        let mut state = State {
+        // Jobs that write nothing (claims) go first, in a transaction of their own, and are
+        // answered before the writes' commit and fsync.
+        reads.extend(batch.extract_if(.., |j| j.durability() == Durability::Read));
+        let mut writer = Thread {
+            conn: &conn,
+            file: &mut file,
             hooks: &mut hooks,
             leases: &mut leases,
+            synchronous: &mut synchronous,
+            wakeups: &wakeups,
+            rx: &mut rx,
+        };
+        if !reads.is_empty() {
+            writer.run_and_answer(Durability::Read, &mut reads);
+        }
+        if !batch.is_empty() {
+            let durability = if batch.iter().any(|j| j.durability() == Durability::Disk) {
+                Durability::Disk
+            } else {
+                Durability::Process
+            };
+            writer.run_and_answer(durability, &mut batch);
+        }
+    }
+}
+
+/// The writer thread's connection and what it keeps between batches.
+struct Thread<'a> {
+    conn: &'a Connection,
+    file: &'a mut DatabaseFile,
+    hooks: &'a mut HookCache,
+    leases: &'a mut Leases,
+    /// `synchronous` is per connection; set only when a batch needs another level.
+    synchronous: &'a mut Option<Durability>,
+    wakeups: &'a Notify,
+    rx: &'a mut mpsc::Receiver<Box<dyn Job>>,
+}
+
+impl Thread<'_> {
+    /// Runs `batch` in one transaction, commits it, and answers each job.
+    fn run_and_answer(&mut self, durability: Durability, batch: &mut Vec<Box<dyn Job>>) {
+        let mut queued_due = false;
+        let mut state = State {
+            hooks: self.hooks,
+            leases: self.leases,
             queued_due: &mut queued_due,
         };
         // A stat per batch (about a microsecond): a write to a deleted or replaced file
         // would be acknowledged and then lost with it.
-        let outcome = match file.check() {
-            Ok(()) => run_batch(&conn, &mut state, &mut synchronous, durability, &mut batch)
+        let outcome = match self.file.check() {
+            Ok(()) => run_batch(self.conn, &mut state, self.synchronous, durability, batch)
                 .map_err(|e| e.to_string()),
             Err(why) => Err(why),
         };
         match &outcome {
             Ok(()) => {
-                leases.batch_committed(crate::clock::now_ms());
+                self.leases.batch_committed(crate::clock::now_ms());
                 if queued_due {
-                    wakeups.notify_one();
+                    self.wakeups.notify_one();
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "a write transaction failed");
                 // What the caches learnt inside the rolled-back transaction may not be true.
-                hooks.clear();
-                leases.batch_failed();
+                self.hooks.clear();
+                self.leases.batch_failed();
                 // The jobs that queued while this batch waited (for another process's lock,
                 // up to the busy timeout) fail with it rather than wait as long again: a
                 // write's answer comes within about one busy timeout.
-                while let Ok(job) = rx.try_recv() {
+                while let Ok(job) = self.rx.try_recv() {
                     batch.push(job);
                 }
             }
@@ -262,7 +303,8 @@ fn run_batch(
     durability: Durability,
     batch: &mut [Box<dyn Job>],
 ) -> rusqlite::Result<()> {
-    if *synchronous != Some(durability) {
+    // A read-only batch commits nothing to sync: keep whatever level is set.
+    if durability != Durability::Read && *synchronous != Some(durability) {
         *synchronous = None;
         conn.pragma_update(None, "synchronous", durability.synchronous())?;
         *synchronous = Some(durability);
@@ -412,6 +454,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(counts, (1, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn jobs_that_write_nothing_run_ahead_of_the_writes_queued_with_them() {
+        let (store, _dir) = store().await;
+        // Hold the writer so that the next two jobs are taken together.
+        let hold = store.write(Durability::Process, |_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let write = store.write(Durability::Disk, |w| {
+            w.conn
+                .execute("INSERT INTO settings (key, value) VALUES ('x', '1')", [])?;
+            Ok(())
+        });
+        // Queued after the write, but run (and answered) before it: a claim does not wait for
+        // ingest's commit.
+        let read = store.write(Durability::Read, |w| Ok(count(w, "x")));
+        let (hold, write, read) = tokio::join!(hold, write, read);
+        hold.unwrap();
+        write.unwrap();
+        assert_eq!(read.unwrap(), 0, "the read ran ahead of the write");
+        let after = store
+            .write(Durability::Read, |w| Ok(count(w, "x")))
+            .await
+            .unwrap();
+        assert_eq!(after, 1);
     }
 
     #[tokio::test]
