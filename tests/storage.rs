@@ -151,6 +151,16 @@ fn event(name: &str, at: i64) -> NewEvent {
     }
 }
 
+/// Queues `n` `User.Created` events, a millisecond apart from `now`, none leased.
+async fn queue_user_created(store: &dyn Store, now: i64, n: i64) {
+    for i in 0..n {
+        store
+            .enqueue_event(&event(USER_CREATED, now + i), Lease::default())
+            .await
+            .unwrap();
+    }
+}
+
 fn claim(now: i64, limit: u32) -> ClaimRequest {
     ClaimRequest {
         now,
@@ -238,12 +248,7 @@ async fn claims_keep_the_per_hook_cap_and_skip_busy_and_disabled_hooks(b: Backen
         store.insert_hook(h).await.unwrap();
     }
     let now = hookline::clock::now_ms();
-    for i in 0..5 {
-        store
-            .enqueue_event(&event(USER_CREATED, now + i), Lease::default())
-            .await
-            .unwrap();
-    }
+    queue_user_created(&*store, now, 5).await;
     off.enabled = false;
     assert!(store.update_hook(&off).await.unwrap());
     let mut req = claim(now + 10, 100);
@@ -277,12 +282,7 @@ async fn a_claim_says_whether_it_left_due_work_behind(b: Backend) {
         store.insert_hook(h).await.unwrap();
     }
     let now = hookline::clock::now_ms();
-    for i in 0..5 {
-        store
-            .enqueue_event(&event(USER_CREATED, now + i), Lease::default())
-            .await
-            .unwrap();
-    }
+    queue_user_created(&*store, now, 5).await;
     let mut req = claim(now + 10, 3);
     req.busy_hooks = vec![busy.id.clone()];
     // Three of a's five: two are left that more room would have taken.

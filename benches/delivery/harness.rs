@@ -310,6 +310,23 @@ impl Hookline {
         })
     }
 
+    /// A scenario's setup: a receiver for `hooks` × `events` deliveries, hookline started with
+    /// `limits` and `extra` flags, and the hooks made on it, pointing at the receiver.
+    pub(crate) async fn with_receiver(
+        client: &reqwest::Client,
+        database_url: Option<&str>,
+        limits: Limits,
+        extra: &[&str],
+        hooks: usize,
+        events: usize,
+    ) -> anyhow::Result<(Arc<Sink>, Self)> {
+        let sink = Sink::new(hooks, events);
+        let receiver = start_receiver(sink.clone()).await?;
+        let hookline = Hookline::start(database_url, limits, extra).await?;
+        hookline.create_hooks(client, &sink, &receiver).await?;
+        Ok((sink, hookline))
+    }
+
     /// Creates `sink.hooks` hooks pointing at the receiver and gives the sink their keys.
     pub(crate) async fn create_hooks(
         &self,

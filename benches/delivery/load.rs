@@ -67,10 +67,8 @@ pub(crate) async fn sustained_step(
     seconds: usize,
 ) -> anyhow::Result<Step> {
     let events = per_second * seconds;
-    let sink = Sink::new(hooks, events);
-    let receiver = start_receiver(sink.clone()).await?;
-    let hookline = Hookline::start(database_url, Limits::Defaults, &[]).await?;
-    hookline.create_hooks(client, &sink, &receiver).await?;
+    let (sink, hookline) =
+        Hookline::with_receiver(client, database_url, Limits::Defaults, &[], hooks, events).await?;
     let urls: Arc<Vec<String>> = Arc::new(
         hookline
             .bases
@@ -214,10 +212,8 @@ pub(crate) async fn burst(
 ) -> anyhow::Result<Burst> {
     // Room for more events than this machine can ingest in the time (slots are 12 bytes).
     let room = 20_000 * seconds as usize;
-    let sink = Sink::new(hooks, room);
-    let receiver = start_receiver(sink.clone()).await?;
-    let hookline = Hookline::start(database_url, Limits::Defaults, &[]).await?;
-    hookline.create_hooks(client, &sink, &receiver).await?;
+    let (sink, hookline) =
+        Hookline::with_receiver(client, database_url, Limits::Defaults, &[], hooks, room).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = now_us();
     let stop = start + seconds * 1_000_000;

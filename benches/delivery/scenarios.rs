@@ -103,10 +103,8 @@ pub(crate) async fn throughput(
     ceiling_posts: usize,
 ) -> anyhow::Result<Throughput> {
     let ceiling = measure_ceiling(client, ceiling_posts).await?;
-    let sink = Sink::new(hooks, events);
-    let receiver = start_receiver(sink.clone()).await?;
-    let hookline = Hookline::start(database_url, Limits::Ceiling, &[]).await?;
-    hookline.create_hooks(client, &sink, &receiver).await?;
+    let (sink, hookline) =
+        Hookline::with_receiver(client, database_url, Limits::Ceiling, &[], hooks, events).await?;
     let started = now_us();
     let cpu_before = hookline.cpu_seconds();
     let ingest = publish_range(client, &hookline.bases, 0, events).await?;
@@ -145,10 +143,8 @@ pub(crate) async fn fixed_rate(
     seconds: usize,
 ) -> anyhow::Result<(f64, f64, f64, usize)> {
     let events = per_second * seconds;
-    let sink = Sink::new(hooks, events);
-    let receiver = start_receiver(sink.clone()).await?;
-    let hookline = Hookline::start(database_url, Limits::Defaults, &[]).await?;
-    hookline.create_hooks(client, &sink, &receiver).await?;
+    let (sink, hookline) =
+        Hookline::with_receiver(client, database_url, Limits::Defaults, &[], hooks, events).await?;
     let urls: Vec<String> = hookline
         .bases
         .iter()
@@ -200,17 +196,17 @@ pub(crate) async fn backlog(
 ) -> anyhow::Result<Backlog> {
     const HOOKS: usize = 100;
     let events = deliveries / HOOKS;
-    let sink = Sink::new(HOOKS, events);
-    let receiver = start_receiver(sink.clone()).await?;
     // The receiver holds requests instead of answering, so hookline must not time them out
     // while the backlog builds.
-    let hookline = Hookline::start(
+    let (sink, hookline) = Hookline::with_receiver(
+        client,
         database_url,
         Limits::Ceiling,
         &["--request-timeout", "600s"],
+        HOOKS,
+        events,
     )
     .await?;
-    hookline.create_hooks(client, &sink, &receiver).await?;
     sink.open.send_replace(false);
 
     let tenth = (events / 10).max(1);

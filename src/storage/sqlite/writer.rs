@@ -406,6 +406,14 @@ mod tests {
         (SqliteStore::open(&url).await.unwrap(), dir)
     }
 
+    /// Holds the writer for 200 ms, so that the jobs queued meanwhile are taken together.
+    fn hold(store: &SqliteStore) -> impl std::future::Future<Output = Result<(), StoreError>> + '_ {
+        store.write(Durability::Process, |_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        })
+    }
+
     fn count(w: &super::WriteTx<'_>, key: &str) -> i64 {
         w.conn
             .query_row("SELECT COUNT(*) FROM settings WHERE key = ?1", [key], |r| {
@@ -418,10 +426,7 @@ mod tests {
     async fn a_failing_job_is_undone_without_undoing_the_rest_of_its_batch() {
         let (store, _dir) = store().await;
         // Hold the writer so that the next three jobs queue up and run as one batch.
-        let hold = store.write(Durability::Process, |_| {
-            std::thread::sleep(Duration::from_millis(200));
-            Ok(())
-        });
+        let hold = hold(&store);
         let before = store.write(Durability::Process, |w| {
             w.conn
                 .execute("INSERT INTO settings (key, value) VALUES ('a', '1')", [])?;
@@ -460,10 +465,7 @@ mod tests {
     async fn jobs_that_write_nothing_run_ahead_of_the_writes_queued_with_them() {
         let (store, _dir) = store().await;
         // Hold the writer so that the next two jobs are taken together.
-        let hold = store.write(Durability::Process, |_| {
-            std::thread::sleep(Duration::from_millis(200));
-            Ok(())
-        });
+        let hold = hold(&store);
         let write = store.write(Durability::Disk, |w| {
             w.conn
                 .execute("INSERT INTO settings (key, value) VALUES ('x', '1')", [])?;
@@ -510,10 +512,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let hold = store.write(Durability::Process, |_| {
-            std::thread::sleep(Duration::from_millis(200));
-            Ok(())
-        });
+        let hold = hold(&store);
         let new_event = NewEvent {
             id: "event1".into(),
             event,
