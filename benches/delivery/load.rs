@@ -193,7 +193,8 @@ pub(crate) struct Burst {
     pub(crate) ingest_events_per_s: f64,
     /// Deliveries that arrived while publishing went on, per second of publishing.
     pub(crate) deliveries_per_s_during: f64,
-    /// The rest, per second from the last publish to the last arrival.
+    /// The rest, per second from the last publish to the last arrival; NaN when under 1 % of
+    /// the deliveries was left (deliveries kept pace with ingest).
     pub(crate) deliveries_per_s_after: f64,
     /// `during / after`: 1 when deliveries do not wait for ingest to stop.
     pub(crate) during_over_after: f64,
@@ -250,8 +251,9 @@ pub(crate) async fn burst(
     let during = arrivals.partition_point(|&a| a <= ended);
     let last = *arrivals.last().unwrap_or(&ended);
     let during_rate = during as f64 / ((ended - start) as f64 / 1e6);
-    // NaN when nothing was left to deliver after publishing stopped.
-    let after_rate = if arrivals.len() > during {
+    // NaN when (almost) nothing was left to deliver after publishing stopped: a rate over a
+    // few stragglers in a fraction of a millisecond says nothing.
+    let after_rate = if arrivals.len() - during > arrivals.len() / 100 {
         (arrivals.len() - during) as f64 / ((last - ended).max(1) as f64 / 1e6)
     } else {
         f64::NAN
