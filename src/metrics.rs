@@ -38,6 +38,21 @@ pub enum AttemptResult {
     failure,
 }
 
+/// How the dispatcher got a delivery to send.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum TakenBy {
+    /// Leased at enqueue and handed over in memory: no claim query (`delivery::publish`).
+    handover,
+    /// Claimed from the queue: retries, and new events while the queue held work.
+    claim,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TakenLabel {
+    by: TakenBy,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: DeliveryOutcome,
@@ -66,6 +81,8 @@ pub struct Metrics {
     pub attempt_duration: Histogram,
     /// Sends running in this process.
     pub in_flight: Gauge,
+    taken_handover: Counter,
+    taken_claim: Counter,
     queue_due: Gauge,
     queue_scheduled: Gauge,
     endpoints_failing: Gauge,
@@ -138,6 +155,22 @@ impl Metrics {
             attempt_duration.clone(),
         );
 
+        let taken = Family::<TakenLabel, Counter>::default();
+        registry.register(
+            "deliveries_taken",
+            "Deliveries this process took to send, by how: handover (leased at enqueue, the fast \
+             path) or claim (from the queue)",
+            taken.clone(),
+        );
+        let taken_handover = taken
+            .get_or_create(&TakenLabel {
+                by: TakenBy::handover,
+            })
+            .clone();
+        let taken_claim = taken
+            .get_or_create(&TakenLabel { by: TakenBy::claim })
+            .clone();
+
         let in_flight = Gauge::default();
         registry.register(
             "deliveries_in_flight",
@@ -171,6 +204,8 @@ impl Metrics {
             delivery_latency,
             attempt_duration,
             in_flight,
+            taken_handover,
+            taken_claim,
             queue_due,
             queue_scheduled,
             endpoints_failing,
@@ -185,6 +220,15 @@ impl Metrics {
         } else {
             self.attempts_failure.inc();
         }
+    }
+
+    /// Books `n` deliveries the dispatcher took to send.
+    pub fn taken(&self, by: TakenBy, n: usize) {
+        let c = match by {
+            TakenBy::handover => &self.taken_handover,
+            TakenBy::claim => &self.taken_claim,
+        };
+        c.inc_by(n as u64);
     }
 
     /// Books a finished delivery; `latency` counts only for successful ones.
@@ -234,6 +278,7 @@ mod tests {
         m.attempt(true, Duration::from_millis(3));
         m.attempt(false, Duration::from_millis(3));
         m.delivery_finished(DeliveryOutcome::succeeded, Duration::from_millis(20));
+        m.taken(TakenBy::handover, 3);
         m.set_store_view(&crate::storage::QueueStats {
             due: 7,
             scheduled: 2,
@@ -251,6 +296,8 @@ mod tests {
             "hookline_queue_depth{state=\"due\"} 7",
             "hookline_queue_depth{state=\"scheduled\"} 2",
             "hookline_deliveries_in_flight 0",
+            "hookline_deliveries_taken_total{by=\"handover\"} 3",
+            "hookline_deliveries_taken_total{by=\"claim\"} 0",
             "hookline_endpoints_failing 1",
         ] {
             assert!(

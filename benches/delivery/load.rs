@@ -47,6 +47,10 @@ pub(crate) struct Step {
     /// Bytes hookline wrote to disk per delivery (database, WAL, checkpoints), ingest
     /// included.
     pub(crate) disk_bytes_per_delivery: f64,
+    /// Share of the deliveries (the first node's) handed over at enqueue rather than claimed
+    /// from the queue (`hookline_deliveries_taken_total`): the fast path, which new events
+    /// may take only while nothing older is queued.
+    pub(crate) handed_over: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -135,6 +139,13 @@ pub(crate) async fn sustained_step(
     let during = arrivals.partition_point(|&a| a <= last_scheduled);
     let latencies = sink.latencies();
     let share = within as f64 / expected.max(1) as f64;
+    let taken = "hookline_deliveries_taken_total";
+    let handover = hookline
+        .metric(client, &format!("{taken}{{by=\"handover\"}}"))
+        .await?;
+    let claim = hookline
+        .metric(client, &format!("{taken}{{by=\"claim\"}}"))
+        .await?;
     let p99 = percentile_ms(&latencies, 0.99);
     Ok(Step {
         offered_events_per_s: per_second,
@@ -152,6 +163,7 @@ pub(crate) async fn sustained_step(
         peak_rss_mib: hookline.peak_rss_mib(),
         cpu_us_per_delivery: cpu * 1e6 / expected.max(1) as f64,
         disk_bytes_per_delivery: disk / expected.max(1) as f64,
+        handed_over: handover / (handover + claim).max(1.0),
     })
 }
 

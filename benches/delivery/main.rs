@@ -275,11 +275,11 @@ fn print_sustained(s: &load::Sustained) {
         s.ceiling_posts_per_s
     );
     println!();
-    println!("| offered ev/s | deliveries/s offered | ingest ev/s | refused | delivered/s while publishing | delivered ≤ 1 s after | p50 ms | p99 ms | publisher late p99 ms | holds | CPU µs/delivery | disk bytes/delivery | peak RSS MiB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|");
+    println!("| offered ev/s | deliveries/s offered | ingest ev/s | refused | delivered/s while publishing | delivered ≤ 1 s after | p50 ms | p99 ms | publisher late p99 ms | holds | CPU µs/delivery | disk bytes/delivery | handed over | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|");
     for st in &s.steps {
         println!(
-            "| {} | {} | {:.0} | {} | {:.0} | {:.1} % | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {} | {:.0} | {} | {:.0} | {:.1} % | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {:.0} % | {:.1} |",
             st.offered_events_per_s,
             st.offered_events_per_s * st.hooks,
             st.ingest_events_per_s,
@@ -292,6 +292,7 @@ fn print_sustained(s: &load::Sustained) {
             if st.holds { "yes" } else { "no" },
             st.cpu_us_per_delivery,
             st.disk_bytes_per_delivery,
+            st.handed_over * 100.0,
             st.peak_rss_mib,
         );
     }

@@ -15,7 +15,7 @@ use super::schedule::{AfterClaim, Limits, Schedule, POLL_INTERVAL};
 use super::{EngineSettings, Inbox};
 use crate::clock::now_ms;
 use crate::domain::id::new_id;
-use crate::metrics::{DeliveryOutcome, Metrics};
+use crate::metrics::{DeliveryOutcome, Metrics, TakenBy};
 use crate::storage::{AttemptRecord, ClaimRequest, ClaimedDelivery, NextStep, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -134,12 +134,15 @@ impl Dispatcher {
     /// Takes deliveries handed over by the API; those the schedule turns away go back to the
     /// queue.
     async fn take_handoff(&mut self, batch: Vec<ClaimedDelivery>) {
+        let offered = batch.len();
         let released: Vec<String> = self
             .schedule
             .handed_over(batch)
             .into_iter()
             .map(|d| d.id)
             .collect();
+        self.metrics
+            .taken(TakenBy::handover, offered - released.len());
         if !released.is_empty() {
             if let Err(e) = self.store.release(&released, now_ms()).await {
                 tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
@@ -211,6 +214,7 @@ impl Dispatcher {
                 return Err(e);
             }
         };
+        self.metrics.taken(TakenBy::claim, claimed.deliveries.len());
         let after = self
             .schedule
             .claimed(&plan, claimed.deliveries, claimed.more);

@@ -66,6 +66,8 @@ async fn metrics_move_when_deliveries_happen() {
         "hookline_delivery_latency_seconds_count",
         "hookline_attempt_duration_seconds_count",
         "hookline_deliveries_in_flight",
+        "hookline_deliveries_taken_total{by=\"handover\"}",
+        "hookline_deliveries_taken_total{by=\"claim\"}",
         "hookline_queue_depth{state=\"due\"}",
         "hookline_queue_depth{state=\"scheduled\"}",
         "hookline_endpoints_failing",
@@ -99,6 +101,14 @@ async fn metrics_move_when_deliveries_happen() {
         15.0
     );
     assert_eq!(get(&m, "hookline_attempt_duration_seconds_count"), 20.0);
+    // Every attempt was of a delivery taken once for it: first attempts handed over or
+    // claimed, the ten retries claimed.
+    let (handover, claim) = (
+        get(&m, "hookline_deliveries_taken_total{by=\"handover\"}"),
+        get(&m, "hookline_deliveries_taken_total{by=\"claim\"}"),
+    );
+    assert_eq!(handover + claim, 20.0);
+    assert!(claim >= 10.0, "{claim} claimed");
     // Latency is observed for successful deliveries only, and lands in a finite bucket.
     assert_eq!(get(&m, "hookline_delivery_latency_seconds_count"), 5.0);
     assert!(get(&m, "hookline_delivery_latency_seconds_sum") > 0.0);
@@ -375,4 +385,66 @@ async fn json_logs_carry_the_ids_of_their_spans_and_no_secret() {
     assert!(lines
         .iter()
         .any(|l| l["message"] == "hook created" && in_span(l, "request", "hook_id", id)));
+}
+
+/// After a stall has left work in the queue, new events go through the queue (so as not to
+/// overtake it) only until the dispatcher has caught up; then they skip it again although
+/// publishing never paused (`hookline_deliveries_taken_total` tells which way each went).
+/// The budget reopens only after a claim that no queuing publish overlapped, so this checks
+/// that steady ingest at this pace does not keep it closed for good.
+#[tokio::test]
+async fn new_events_skip_the_queue_again_once_a_stall_is_caught_up_while_ingest_goes_on() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let app = Arc::new(TestApp::spawn().await);
+    let receiver = Receiver::start().await;
+    app.create_hook(&["User.Created"], &receiver.url()).await;
+    receiver.close_gate();
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishers: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut sent = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    app.publish(json!({"event": "User.Created"})).await;
+                    sent += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                sent
+            })
+        })
+        .collect();
+    // The stall: the hook's sends hang, its slots fill up, and new events queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stalled = scrape(&app).await;
+    receiver.open_gate();
+    // Caught up within a second (a few hundred deliveries); then a second of steady ingest.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = scrape(&app).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = scrape(&app).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut published = 0;
+    for p in publishers {
+        published += p.await.unwrap();
+    }
+    let taken = |m: &HashMap<String, f64>, by: &str| {
+        get(
+            m,
+            &format!("hookline_deliveries_taken_total{{by=\"{by}\"}}"),
+        )
+    };
+    assert!(
+        taken(&stalled, "claim") > 0.0
+            || get(&stalled, "hookline_queue_depth{state=\"due\"}") > 0.0,
+        "the stall queued work: {stalled:?}"
+    );
+    let handed = taken(&after, "handover") - taken(&before, "handover");
+    let claimed = taken(&after, "claim") - taken(&before, "claim");
+    assert!(
+        handed > 4.0 * claimed,
+        "after catching up, {handed} handed over and {claimed} claimed"
+    );
+    receiver.wait_for(published, Duration::from_secs(20)).await;
 }
