@@ -105,6 +105,7 @@ cases!(
     a_claim_says_whether_it_left_due_work_behind,
     concurrent_claimers_never_take_the_same_delivery,
     a_lease_hides_a_delivery_until_it_ends,
+    rows_put_back_behind_claimed_ones_are_claimed_again,
     records_move_deliveries_on_and_are_logged,
     a_release_makes_deliveries_due_and_wakes_the_dispatcher,
     a_commit_that_queues_deliveries_wakes_every_node,
@@ -372,6 +373,82 @@ async fn a_lease_hides_a_delivery_until_it_ends(b: Backend) {
     let again = store.claim_due(&req).await.unwrap().deliveries;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, first[0].id);
+}
+
+/// Claims on SQLite start past the leased rows at the head of the queue (the claim floor):
+/// every way a row can come back behind rows already claimed must still be claimed. (On
+/// PostgreSQL the leases are in the rows; the same sequence must hold there too.)
+async fn rows_put_back_behind_claimed_ones_are_claimed_again(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    store.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
+    let now = hookline::clock::now_ms();
+    queue_user_created(&*store, now, 3).await;
+    let at = |t: i64, limit: u32, lease_ms: i64| ClaimRequest {
+        lease_ms,
+        ..claim(t, limit)
+    };
+    // The first with a short lease, the others after it with long ones. (Every step is
+    // within a second of the first claim: SQLite's floor also goes back to the start once a
+    // second, which would hide a mistake here.)
+    let short = store
+        .claim_due(&at(now + 10, 1, 500))
+        .await
+        .unwrap()
+        .deliveries;
+    let long = store
+        .claim_due(&at(now + 10, 2, 60_000))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!((short.len(), long.len()), (1, 2));
+    assert!(store
+        .claim_due(&at(now + 20, 10, 60_000))
+        .await
+        .unwrap()
+        .deliveries
+        .is_empty());
+    // A lease that ran out: its row is due again, ahead of the ones still leased.
+    let again = store
+        .claim_due(&at(now + 510, 10, 60_000))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, short[0].id);
+    // An event stored with a time before the rows already claimed.
+    let early = event(USER_CREATED, now - 5);
+    store.enqueue_event(&early, Lease::default()).await.unwrap();
+    let got = store
+        .claim_due(&at(now + 520, 10, 60_000))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].event_id, early.id);
+    // A release, and a retry due before the rows still leased.
+    store
+        .release(&[long[0].id.clone()], now + 530)
+        .await
+        .unwrap();
+    let released = store
+        .claim_due(&at(now + 540, 10, 60_000))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].id, long[0].id);
+    store
+        .record_attempts(&[record(&got[0], NextStep::RetryAt(now + 550), now + 545)])
+        .await
+        .unwrap();
+    let retried = store
+        .claim_due(&at(now + 560, 10, 60_000))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].id, got[0].id);
 }
 
 async fn records_move_deliveries_on_and_are_logged(b: Backend) {

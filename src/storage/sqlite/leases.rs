@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 /// Keyed by the delivery's rowid, which the queue index carries, so that a claim can skip
 /// leased rows without reading them.
-#[derive(Default)]
 pub struct Leases {
     /// rowid → when the lease ends (epoch ms).
     held: HashMap<i64, i64>,
@@ -32,7 +31,37 @@ pub struct Leases {
     ending: Vec<i64>,
     /// How many are held, for the queue gauges (read by other threads).
     count: Arc<AtomicUsize>,
+    /// Where the next claim starts its walk of the queue index (a `due_at`, epoch ms): every
+    /// queued row due before it is leased here. Leased rows stay at the head of the index until
+    /// their results are recorded (hundreds of them under load), and without this every claim
+    /// walked past all of them again: 6.3 rows walked per row claimed at 3,000 events/s.
+    /// A claim moves it up to the first row it could not take; anything that puts a row back
+    /// in the queue below it lowers it (an enqueue with an earlier time, a release, a retry);
+    /// a lease that runs out, and once a second for safety, reset it.
+    floor: i64,
+    /// No lease ends before this (epoch ms): until then none can have run out.
+    earliest_end: i64,
+    /// When the floor was last reset (epoch ms).
+    floor_since: i64,
 }
+
+impl Default for Leases {
+    fn default() -> Self {
+        Self {
+            held: HashMap::new(),
+            taken: Vec::new(),
+            ending: Vec::new(),
+            count: Arc::default(),
+            floor: i64::MIN,
+            earliest_end: i64::MAX,
+            floor_since: i64::MIN,
+        }
+    }
+}
+
+/// How often the claim floor goes back to the start regardless: a bound on how long a row put
+/// back below it by a path that forgot to lower it would wait.
+const FLOOR_RESET_MS: i64 = 1_000;
 
 /// Where a job's lease changes start, so that they can be undone if the job fails.
 #[derive(Clone, Copy)]
@@ -56,6 +85,7 @@ impl Leases {
     }
 
     pub fn take(&mut self, rowid: i64, until: i64) {
+        self.earliest_end = self.earliest_end.min(until);
         self.held.insert(rowid, until);
         self.taken.push(rowid);
     }
@@ -63,6 +93,35 @@ impl Leases {
     /// Drops the lease when the current batch commits.
     pub fn end_after_commit(&mut self, rowid: i64) {
         self.ending.push(rowid);
+    }
+
+    /// Where a claim at `now` starts its walk (see the field). Leases that ran out are dropped
+    /// here, and put the floor back to the start: their rows are due again where they were.
+    pub fn claim_floor(&mut self, now: i64) -> i64 {
+        if now >= self.earliest_end {
+            let before = self.held.len();
+            self.held.retain(|_, until| *until > now);
+            if self.held.len() < before {
+                self.floor = i64::MIN;
+            }
+            self.earliest_end = self.held.values().copied().min().unwrap_or(i64::MAX);
+        }
+        if now.saturating_sub(self.floor_since) >= FLOOR_RESET_MS {
+            self.floor = i64::MIN;
+            self.floor_since = now;
+        }
+        self.floor
+    }
+
+    /// A claim walked up to `due_at` leaving nothing claimable before it.
+    pub fn raise_floor(&mut self, due_at: i64) {
+        self.floor = self.floor.max(due_at);
+    }
+
+    /// A row was put in the queue due at `due_at` (inserted unleased, released, or given a
+    /// retry time): the next claim must walk from there.
+    pub fn lower_floor(&mut self, due_at: i64) {
+        self.floor = self.floor.min(due_at);
     }
 
     pub fn mark(&self) -> Mark {
@@ -74,6 +133,8 @@ impl Leases {
 
     /// A job failed and its savepoint was rolled back: undo what it did to leases.
     pub fn job_failed(&mut self, mark: Mark) {
+        // A claim that failed may have raised the floor past rows it then did not lease.
+        self.floor = i64::MIN;
         for rowid in self.taken.drain(mark.taken..) {
             self.held.remove(&rowid);
         }
@@ -88,12 +149,18 @@ impl Leases {
         // Leases the dispatcher lost are dropped when they end; the map stays bounded by
         // what the dispatcher may hold plus what it lost within one lease time.
         if self.held.len() > 4096 {
+            let before = self.held.len();
             self.held.retain(|_, until| *until > now);
+            if self.held.len() < before {
+                // Their rows are due again, perhaps below the floor.
+                self.floor = i64::MIN;
+            }
         }
         self.count.store(self.held.len(), Ordering::Release);
     }
 
     pub fn batch_failed(&mut self) {
+        self.floor = i64::MIN;
         for rowid in self.taken.drain(..) {
             self.held.remove(&rowid);
         }
