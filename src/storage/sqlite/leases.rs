@@ -27,8 +27,10 @@ pub struct Leases {
     held: HashMap<i64, i64>,
     /// Leases taken in the current batch, in order.
     taken: Vec<i64>,
-    /// Leases to drop once the current batch has committed.
-    ending: Vec<i64>,
+    /// Leases to drop once the current batch has committed, each with how many leases the
+    /// batch had taken before: a lease taken after it for the same rowid (a row deleted and
+    /// its rowid given to a new delivery in the same batch) is the new row's, and stays.
+    ending: Vec<(i64, usize)>,
     /// How many are held, for the queue gauges (read by other threads).
     count: Arc<AtomicUsize>,
     /// Where the next claim starts its walk of the queue index (a `due_at`, epoch ms): every
@@ -75,11 +77,6 @@ impl Leases {
         self.count.clone()
     }
 
-    /// How many leases are held (some may have ended and not been swept yet).
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
     pub fn is_held(&self, rowid: i64, now: i64) -> bool {
         self.held.get(&rowid).is_some_and(|&until| until > now)
     }
@@ -92,7 +89,7 @@ impl Leases {
 
     /// Drops the lease when the current batch commits.
     pub fn end_after_commit(&mut self, rowid: i64) {
-        self.ending.push(rowid);
+        self.ending.push((rowid, self.taken.len()));
     }
 
     /// Where a claim at `now` starts its walk (see the field). Leases that ran out are dropped
@@ -106,7 +103,8 @@ impl Leases {
             }
             self.earliest_end = self.held.values().copied().min().unwrap_or(i64::MAX);
         }
-        if now.saturating_sub(self.floor_since) >= FLOOR_RESET_MS {
+        // (Also when the clock went back.)
+        if now < self.floor_since || now.saturating_sub(self.floor_since) >= FLOOR_RESET_MS {
             self.floor = i64::MIN;
             self.floor_since = now;
         }
@@ -142,7 +140,17 @@ impl Leases {
     }
 
     pub fn batch_committed(&mut self, now: i64) {
-        for rowid in self.ending.drain(..) {
+        // Where each rowid was last leased in this batch.
+        let last_taken: HashMap<i64, usize> = self
+            .taken
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (*r, i))
+            .collect();
+        for (rowid, taken_before) in self.ending.drain(..) {
+            if last_taken.get(&rowid).is_some_and(|&i| i >= taken_before) {
+                continue; // leased again since, by a new row with the same rowid
+            }
             self.held.remove(&rowid);
         }
         self.taken.clear();
@@ -205,5 +213,50 @@ mod tests {
         assert!(!l.is_held(4, 0));
         l.batch_committed(0);
         assert_eq!(l.counter().load(Ordering::Acquire), 1, "only 2 is left");
+
+        // A rowid freed and given to a new leased row in the same batch keeps the new lease;
+        // one leased and then ended in the same batch does not.
+        l.end_after_commit(2);
+        l.take(2, 2_000);
+        l.take(6, 1_000);
+        l.end_after_commit(6);
+        l.batch_committed(0);
+        assert!(l.is_held(2, 1_500) && !l.is_held(6, 0));
+    }
+
+    #[test]
+    fn the_claim_floor_goes_back_whenever_a_row_may_be_due_below_it() {
+        let mut l = Leases::default();
+        assert_eq!(l.claim_floor(0), i64::MIN);
+        let raised = |l: &mut Leases| {
+            l.raise_floor(100);
+            assert_eq!(l.claim_floor(10), 100);
+        };
+        raised(&mut l);
+        l.lower_floor(40);
+        assert_eq!(l.claim_floor(10), 40, "a row put back at 40");
+        // A failed job (a claim may have raised it past rows it then did not lease), a failed
+        // batch, a lease that ran out, the once-a-second reset and a clock gone back.
+        raised(&mut l);
+        l.job_failed(l.mark());
+        assert_eq!(l.claim_floor(10), i64::MIN);
+        raised(&mut l);
+        l.batch_failed();
+        assert_eq!(l.claim_floor(10), i64::MIN);
+        l.take(1, 500);
+        l.batch_committed(10);
+        raised(&mut l);
+        assert_eq!(l.claim_floor(499), 100, "the lease still runs");
+        assert_eq!(
+            l.claim_floor(500),
+            i64::MIN,
+            "it ran out: its row is due again"
+        );
+        assert!(!l.is_held(1, 0));
+        raised(&mut l);
+        assert_eq!(l.claim_floor(FLOOR_RESET_MS), i64::MIN);
+        l.raise_floor(100);
+        assert_eq!(l.claim_floor(FLOOR_RESET_MS + 10), 100);
+        assert_eq!(l.claim_floor(5), i64::MIN, "the clock went back");
     }
 }

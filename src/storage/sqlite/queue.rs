@@ -125,9 +125,8 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
         return Ok(Claimed::default());
     }
     let scan = limit.saturating_mul(4).max(64);
-    // Leased rows stay at the head of the index until their results are recorded: passing
-    // them is bounded by how many there are.
-    let mut skips_left = SKIP_BUDGET + w.leases.len();
+    // Passing leased rows is bounded by how many there are; the budget is for the others.
+    let mut skips_left = SKIP_BUDGET;
     let busy: HashSet<&str> = req.busy_hooks.iter().map(String::as_str).collect();
     let mut picked: Vec<i64> = Vec::with_capacity(limit);
     let mut more = false;
@@ -191,7 +190,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
             };
             // Only leased rows (and those just picked, leased now) may be left below the floor.
             open_below &= leased || picked.len() > picked_before;
-            if passed_over {
+            if passed_over && !leased {
                 if skips_left == 0 {
                     more = true;
                     break;
@@ -256,13 +255,14 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
 
 /// When the earliest queued, unleased delivery of an enabled hook becomes due, if any.
 pub fn next_due_at(w: &mut WriteTx<'_>, now: i64) -> StoreResult<Option<i64>> {
-    // Walks the queue index from its start, past the leased rows at its head; MIN() would
-    // scan every queued row.
+    // Walks the queue index past the leased rows at its head; MIN() would scan every queued
+    // row.
     let mut stmt = w.conn.prepare_cached(
         "SELECT rowid, hook_id, due_at FROM deliveries INDEXED BY deliveries_queued_due \
-         WHERE state = 0 ORDER BY due_at",
+         WHERE state = 0 AND due_at >= ?1 ORDER BY due_at",
     )?;
-    let mut rows = stmt.query([])?;
+    // From the claim floor: the rows below it are leased.
+    let mut rows = stmt.query([w.leases.claim_floor(now)])?;
     while let Some(row) = rows.next()? {
         if w.leases.is_held(row.get(0)?, now) {
             continue;
