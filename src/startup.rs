@@ -10,7 +10,7 @@ use crate::identity::interactions::InteractionSettings;
 use crate::identity::passwords::PasswordHasher;
 use crate::metrics::Metrics;
 use crate::routes::auth::token_hash;
-use crate::routes::{overflow_router, router, AppState};
+use crate::routes::{overflow_router, router, AppState, Shared};
 use crate::server::ServerLimits;
 use crate::storage::{connect, Store};
 use anyhow::{bail, Context};
@@ -110,7 +110,7 @@ impl Application {
             shutdown_timeout: args.shutdown_timeout,
         };
         let (publisher, inbox) = Publisher::new(store.clone(), &settings);
-        let state = AppState {
+        let state = AppState::new(Shared {
             store,
             sender,
             publisher,
@@ -135,7 +135,7 @@ impl Application {
                     args.password_hash_queue_timeout,
                 ),
             },
-        };
+        });
         Ok(Self {
             listener,
             state,

@@ -243,11 +243,10 @@ impl Dispatcher {
         // and ~1 µs per delivery, BENCHMARKS.md), so when nothing inside an attempt can log
         // (hookline's debug level is off) it is built only for the lines an attempt logs when
         // it fails; either way every line an attempt logs carries the span.
-        let span_ids = (d.event_id.clone(), d.attempts + 1);
         let span = delivery_span(&d.hook_id, &d.event_id, &d.id, d.attempts + 1, false);
         let handle = self.tasks.spawn(
             async move {
-                let ClaimedDelivery { id, row, hook_id, event_name, body, attempts, target, created_at, .. } = d;
+                let ClaimedDelivery { id, row, event_id, hook_id, event_name, body, attempts, target, created_at } = d;
                 let in_flight = InFlight::new(&metrics);
                 let outcome = sender.send(&target, &id, body).await;
                 drop(in_flight);
@@ -276,8 +275,7 @@ impl Dispatcher {
                     NextStep::RetryAt(_) => {}
                 }
                 if next != NextStep::Succeeded {
-                    let (event_id, attempt) = &span_ids;
-                    let span = delivery_span(&hook_id, event_id, &id, *attempt, true);
+                    let span = delivery_span(&hook_id, &event_id, &id, attempt, true);
                     let _entered = span.enter();
                     match next {
                         NextStep::RetryAt(_) => tracing::info!(status = ?outcome.status, error = ?outcome.error, "attempt failed; will retry"),
@@ -290,9 +288,9 @@ impl Dispatcher {
                 // cancellation between sending it and returning.
                 let _ = records.send(AttemptRecord {
                     id: new_id(),
-                    delivery_id: id.clone(),
+                    delivery_id: id,
                     delivery_row: row,
-                    hook_id: hook_id.clone(),
+                    hook_id,
                     event_name,
                     attempt,
                     next,
