@@ -111,11 +111,12 @@ pub fn enqueue_events_in(
 /// The walk starts at the claim floor ([`super::leases::Leases::claim_floor`]): the rows due
 /// before it are all leased here, and walking past them again each claim cost more than the
 /// claim's own rows under load (6.3 rows walked per row claimed at 3,000 events/s; 1.5 with
-/// the floor). The walk is bounded: at most four times `limit` rows it could take (the per-hook cap can
-/// leave rows behind), and at most [`SKIP_BUDGET`] rows of busy or disabled hooks beyond the
-/// leased ones (a busy hook's backlog at the head of the queue would otherwise be walked at
-/// every claim: up to a million rows a second under load, BENCHMARKS.md). A walk cut short
-/// says `more`, so the claimer does not take the queue for caught up.
+/// the floor). The walk is bounded: at most four times `limit` rows it could take (the
+/// per-hook cap can leave rows behind), and at most [`SKIP_BUDGET`] rows of busy or disabled
+/// hooks beyond the leased ones (a busy hook's backlog at the head of the queue would
+/// otherwise be walked at every claim: up to a million rows a second under load,
+/// BENCHMARKS.md). A walk cut short says `more`, so the claimer does not take the queue for
+/// caught up.
 ///
 /// The per-hook cap is counted here rather than in SQL: a window function over the scanned
 /// rows meant sorting them twice per claim, and the walk can stop as soon as it has enough.
