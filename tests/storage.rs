@@ -384,46 +384,32 @@ async fn rows_put_back_behind_claimed_ones_are_claimed_again(b: Backend) {
     store.insert_hook(&hook(&[USER_CREATED])).await.unwrap();
     let now = hookline::clock::now_ms();
     queue_user_created(&*store, now, 3).await;
-    let at = |t: i64, limit: u32, lease_ms: i64| ClaimRequest {
-        lease_ms,
-        ..claim(t, limit)
+    // The deliveries a claim at `t` takes, leasing them for `lease_ms`.
+    let at = |t: i64, limit: u32, lease_ms: i64| {
+        let store = store.clone();
+        async move {
+            let req = ClaimRequest {
+                lease_ms,
+                ..claim(t, limit)
+            };
+            store.claim_due(&req).await.unwrap().deliveries
+        }
     };
     // The first with a short lease, the others after it with long ones. (Every step is
     // within a second of the first claim: SQLite's floor also goes back to the start once a
     // second, which would hide a mistake here.)
-    let short = store
-        .claim_due(&at(now + 10, 1, 500))
-        .await
-        .unwrap()
-        .deliveries;
-    let long = store
-        .claim_due(&at(now + 10, 2, 60_000))
-        .await
-        .unwrap()
-        .deliveries;
+    let short = at(now + 10, 1, 500).await;
+    let long = at(now + 10, 2, 60_000).await;
     assert_eq!((short.len(), long.len()), (1, 2));
-    assert!(store
-        .claim_due(&at(now + 20, 10, 60_000))
-        .await
-        .unwrap()
-        .deliveries
-        .is_empty());
+    assert!(at(now + 20, 10, 60_000).await.is_empty());
     // A lease that ran out: its row is due again, ahead of the ones still leased.
-    let again = store
-        .claim_due(&at(now + 510, 10, 60_000))
-        .await
-        .unwrap()
-        .deliveries;
+    let again = at(now + 510, 10, 60_000).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, short[0].id);
     // An event stored with a time before the rows already claimed.
     let early = event(USER_CREATED, now - 5);
     store.enqueue_event(&early, Lease::default()).await.unwrap();
-    let got = store
-        .claim_due(&at(now + 520, 10, 60_000))
-        .await
-        .unwrap()
-        .deliveries;
+    let got = at(now + 520, 10, 60_000).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].event_id, early.id);
     // A release, and a retry due before the rows still leased (the third, due at now + 2:
@@ -432,22 +418,14 @@ async fn rows_put_back_behind_claimed_ones_are_claimed_again(b: Backend) {
         .release(&[long[0].id.clone()], now + 530)
         .await
         .unwrap();
-    let released = store
-        .claim_due(&at(now + 540, 10, 60_000))
-        .await
-        .unwrap()
-        .deliveries;
+    let released = at(now + 540, 10, 60_000).await;
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].id, long[0].id);
     store
         .record_attempts(&[record(&got[0], NextStep::RetryAt(now + 1), now + 545)])
         .await
         .unwrap();
-    let retried = store
-        .claim_due(&at(now + 560, 10, 60_000))
-        .await
-        .unwrap()
-        .deliveries;
+    let retried = at(now + 560, 10, 60_000).await;
     assert_eq!(retried.len(), 1);
     assert_eq!(retried[0].id, got[0].id);
 }

@@ -96,12 +96,7 @@ impl Leases {
     /// here, and put the floor back to the start: their rows are due again where they were.
     pub fn claim_floor(&mut self, now: i64) -> i64 {
         if now >= self.earliest_end {
-            let before = self.held.len();
-            self.held.retain(|_, until| *until > now);
-            if self.held.len() < before {
-                self.floor = i64::MIN;
-            }
-            self.earliest_end = self.held.values().copied().min().unwrap_or(i64::MAX);
+            self.drop_ended(now);
         }
         // (Also when the clock went back.)
         if now < self.floor_since || now.saturating_sub(self.floor_since) >= FLOOR_RESET_MS {
@@ -109,6 +104,17 @@ impl Leases {
             self.floor_since = now;
         }
         self.floor
+    }
+
+    /// Drops the leases that ended by `now`. Their rows are due again, perhaps below the
+    /// floor, which then goes back to the start.
+    fn drop_ended(&mut self, now: i64) {
+        let before = self.held.len();
+        self.held.retain(|_, until| *until > now);
+        if self.held.len() < before {
+            self.floor = i64::MIN;
+        }
+        self.earliest_end = self.held.values().copied().min().unwrap_or(i64::MAX);
     }
 
     /// A claim walked up to `due_at` leaving nothing claimable before it.
@@ -157,12 +163,7 @@ impl Leases {
         // Leases the dispatcher lost are dropped when they end; the map stays bounded by
         // what the dispatcher may hold plus what it lost within one lease time.
         if self.held.len() > 4096 {
-            let before = self.held.len();
-            self.held.retain(|_, until| *until > now);
-            if self.held.len() < before {
-                // Their rows are due again, perhaps below the floor.
-                self.floor = i64::MIN;
-            }
+            self.drop_ended(now);
         }
         self.count.store(self.held.len(), Ordering::Release);
     }
