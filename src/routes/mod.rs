@@ -2,6 +2,7 @@
 //! sender, shape the answer. The router and the state they share live here.
 
 pub mod auth;
+pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -71,6 +72,8 @@ pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> Router
         .route("/hooks/{id}/signing-key", patch(hooks::rotate_signing_key))
         .route("/hooks/{id}/test", post(hooks::test))
         .route("/hooks/{id}/recent-logs", get(hooks::recent_logs))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::get))
         .route("/hook-events", get(events::catalog))
         .route("/events", post(events::publish))
         .merge(identity_routes())

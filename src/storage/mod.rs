@@ -8,6 +8,7 @@
 //! drivers' in `errors.rs`. What both must do is pinned down by the storage conformance suite
 //! (`tests/storage.rs`).
 
+pub mod deliveries;
 mod errors;
 pub mod identity;
 pub mod postgres;
@@ -125,7 +126,7 @@ impl StoredHook {
 }
 
 /// Rows of one page: `limit` rows after skipping `offset`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Page {
     pub limit: u32,
     pub offset: u64,
@@ -374,6 +375,15 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
 
     /// A hook's attempt log, newest first, and the total count.
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)>;
+
+    /// Deliveries matching `q`, newest first (by creation, ties in insertion order), and how
+    /// many match in all (see `deliveries`).
+    async fn list_deliveries(
+        &self,
+        q: &deliveries::DeliveryQuery,
+    ) -> StoreResult<(Vec<deliveries::DeliveryInfo>, u64)>;
+    /// One delivery with the body it sends and its attempts, oldest first.
+    async fn get_delivery(&self, id: &str) -> StoreResult<Option<deliveries::DeliveryDetail>>;
 }
 
 /// How to open a store, beyond its URL.

@@ -22,6 +22,8 @@ async fn every_api_route_needs_the_admin_token() {
         (Method::POST, "/hooks/x/test"),
         (Method::GET, "/hooks/x/recent-logs"),
         (Method::GET, "/hook-events"),
+        (Method::GET, "/deliveries"),
+        (Method::GET, "/deliveries/x"),
         (Method::POST, "/events"),
         (Method::GET, "/no-such-route"),
     ];

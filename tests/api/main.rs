@@ -15,5 +15,6 @@ mod interactions;
 mod lifecycle;
 mod nodes;
 mod observability;
+mod operations;
 mod retries;
 mod target_safety;

@@ -17,6 +17,7 @@
 //! only means a delivery is sent again, which at-least-once delivery allows anyway (the same
 //! trade as SQLite's `Durability::Process`).
 
+mod deliveries;
 mod identity;
 mod queue;
 
@@ -525,6 +526,20 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn list_deliveries(
+        &self,
+        q: &super::deliveries::DeliveryQuery,
+    ) -> StoreResult<(Vec<super::deliveries::DeliveryInfo>, u64)> {
+        self.list_deliveries_here(q).await
+    }
+
+    async fn get_delivery(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<super::deliveries::DeliveryDetail>> {
+        self.get_delivery_here(id).await
+    }
+
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {
         let filter = "a.hook_id = $1 AND a.created_at >= $2 AND a.created_at <= $3 \
                       AND ($4::text IS NULL OR a.event_name = $4)";
@@ -552,24 +567,10 @@ impl Store for PostgresStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let hook_id: String = row.try_get("hook_id")?;
-            out.push(AttemptLog {
-                id: row.try_get("id")?,
-                delivery_id: row.try_get("delivery_id")?,
-                event_name: row.try_get("event_name")?,
-                attempt: row.try_get::<i32, _>("attempt")? as u32,
-                success: row.try_get("success")?,
-                request_body: row
-                    .try_get::<Option<String>, _>("payload")?
-                    .map(|p| delivery_body(&p, &hook_id)),
-                hook_id,
-                response_status: row
-                    .try_get::<Option<i32>, _>("response_status")?
-                    .map(|s| s as u16),
-                response_body: row.try_get("response_body")?,
-                error: row.try_get("error")?,
-                duration_ms: row.try_get("duration_ms")?,
-                created_at: row.try_get("created_at")?,
-            });
+            let body = row
+                .try_get::<Option<String>, _>("payload")?
+                .map(|p| delivery_body(&p, &hook_id));
+            out.push(deliveries::attempt(&row, body)?);
         }
         Ok((out, total as u64))
     }

@@ -10,6 +10,7 @@
 //! Not every write needs an fsync. See [`Durability`].
 
 mod cache;
+mod deliveries;
 mod identity;
 mod leases;
 mod queue;
@@ -590,6 +591,20 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn list_deliveries(
+        &self,
+        q: &super::deliveries::DeliveryQuery,
+    ) -> StoreResult<(Vec<super::deliveries::DeliveryInfo>, u64)> {
+        self.list_deliveries_here(q).await
+    }
+
+    async fn get_delivery(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<super::deliveries::DeliveryDetail>> {
+        self.get_delivery_here(id).await
+    }
+
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {
         let filter = "a.hook_id = ?1 AND a.created_at >= ?2 AND a.created_at <= ?3 AND (?4 IS NULL OR a.event_name = ?4)";
         let total: i64 =
@@ -616,24 +631,10 @@ impl Store for SqliteStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let hook_id: String = row.try_get("hook_id")?;
-            out.push(AttemptLog {
-                id: row.try_get("id")?,
-                delivery_id: row.try_get("delivery_id")?,
-                event_name: row.try_get("event_name")?,
-                attempt: row.try_get::<i64, _>("attempt")? as u32,
-                success: row.try_get::<i64, _>("success")? != 0,
-                request_body: row
-                    .try_get::<Option<String>, _>("payload")?
-                    .map(|p| delivery_body(&p, &hook_id)),
-                hook_id,
-                response_status: row
-                    .try_get::<Option<i64>, _>("response_status")?
-                    .map(|s| s as u16),
-                response_body: row.try_get("response_body")?,
-                error: row.try_get("error")?,
-                duration_ms: row.try_get("duration_ms")?,
-                created_at: row.try_get("created_at")?,
-            });
+            let body = row
+                .try_get::<Option<String>, _>("payload")?
+                .map(|p| delivery_body(&p, &hook_id));
+            out.push(deliveries::attempt(&row, body)?);
         }
         Ok((out, total as u64))
     }

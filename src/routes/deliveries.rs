@@ -1,0 +1,217 @@
+//! Deliveries as objects (hookline's own routes, issue 15): `GET /api/deliveries` and
+//! `GET /api/deliveries/{id}`. Logto has nothing like them; its `recent-logs` stays as it is.
+//!
+//! A delivery is one (event, hook) pair: its `id` is the `webhook-id` every attempt sends.
+//! Shapes:
+//! - list item: `{id, eventId, hookId, event, status, attempts, nextAttemptAt, createdAt,
+//!   updatedAt}`; `status` is `queued`, `succeeded` or `failed`, times are epoch ms,
+//!   `nextAttemptAt` is `null` unless queued.
+//! - one delivery: the same, plus `requestBody` (the JSON every attempt sends, `null` if its
+//!   event is gone) and `attempts`, oldest first: `{id, attempt, success, responseStatus,
+//!   responseBody, durationMs, error, createdAt}` (`responseBody` as received, at most 20 KB).
+
+use super::error::ApiError;
+use super::extract::{ApiPath, QueryMap};
+use super::pagination::Pagination;
+use super::AppState;
+use crate::domain::event::HookEvent;
+use crate::storage::deliveries::{DeliveryInfo, DeliveryQuery, DeliveryStatus};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// The query parameters the list takes; any other is refused rather than ignored.
+const LIST_PARAMETERS: [&str; 8] = [
+    "hookId",
+    "eventId",
+    "event",
+    "status",
+    "since",
+    "until",
+    "page",
+    "page_size",
+];
+
+/// Ids are 21 characters; anything much longer cannot match and is refused.
+const MAX_ID_LENGTH: usize = 128;
+
+/// `GET /api/deliveries?hookId=&eventId=&event=&status=&since=&until=&page=&page_size=`:
+/// newest first, always paginated (`Total-Number`, `Link`; 20 a page by default). `since`
+/// and `until` bound the creation time, inclusive, as epoch milliseconds or RFC 3339 times.
+/// Errors: 400 `guard.invalid_input` for an unknown parameter, an unknown event or status, a
+/// bad time, or `since` after `until`; 400 `guard.invalid_pagination`.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: QueryMap,
+) -> Result<Response, ApiError> {
+    let pagination = Pagination::from_query(&q, false)?.unwrap_or(Pagination {
+        page: 1,
+        page_size: super::pagination::DEFAULT_PAGE_SIZE,
+    });
+    let query = parse_query(&q, pagination)?;
+    let (list, total) = state.store.list_deliveries(&query).await?;
+    let body: Vec<Value> = list.iter().map(delivery_json).collect();
+    Ok((pagination.headers(&headers, &uri, total), Json(body)).into_response())
+}
+
+/// `GET /api/deliveries/{id}`: the delivery with its request body and attempts; 404
+/// `delivery.not_found` if there is none.
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let detail = match state.store.get_delivery(&id).await? {
+        Some(d) => d,
+        None => return Err(not_found(&id)),
+    };
+    let mut body = delivery_json(&detail.delivery);
+    let request_body = detail
+        .request_body
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+        .unwrap_or(Value::Null);
+    let attempts: Vec<Value> = detail
+        .attempts
+        .into_iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "attempt": a.attempt,
+                "success": a.success,
+                "responseStatus": a.response_status,
+                "responseBody": a.response_body,
+                "durationMs": a.duration_ms,
+                "error": a.error,
+                "createdAt": a.created_at,
+            })
+        })
+        .collect();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("requestBody".into(), request_body);
+        obj.insert("attempts".into(), Value::Array(attempts));
+    }
+    Ok(Json(body))
+}
+
+/// 404 `delivery.not_found` naming (the start of) `id`.
+pub(crate) fn not_found(id: &str) -> ApiError {
+    let id: String = id.chars().take(64).collect();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "delivery.not_found",
+        format!("The delivery with ID `{id}` does not exist."),
+    )
+}
+
+fn delivery_json(d: &DeliveryInfo) -> Value {
+    json!({
+        "id": d.id,
+        "eventId": d.event_id,
+        "hookId": d.hook_id,
+        "event": d.event_name,
+        "status": d.status.as_str(),
+        "attempts": d.attempts,
+        "nextAttemptAt": d.next_attempt_at,
+        "createdAt": d.created_at,
+        "updatedAt": d.updated_at,
+    })
+}
+
+fn parse_query(q: &QueryMap, pagination: Pagination) -> Result<DeliveryQuery, ApiError> {
+    if let Some(unknown) = q.0.keys().find(|k| !LIST_PARAMETERS.contains(&k.as_str())) {
+        let unknown: String = unknown.chars().take(64).collect();
+        return Err(ApiError::invalid_input(format!(
+            "unknown query parameter `{unknown}`; the list takes {}",
+            LIST_PARAMETERS.join(", ")
+        )));
+    }
+    let id = |key: &str| -> Result<Option<String>, ApiError> {
+        match q.0.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_empty() || v.len() > MAX_ID_LENGTH => Err(ApiError::invalid_input(
+                format!("query parameter `{key}` must be an id of 1 to {MAX_ID_LENGTH} bytes"),
+            )),
+            Some(v) => Ok(Some(v.clone())),
+        }
+    };
+    let event_name = match q.0.get("event") {
+        None => None,
+        Some(name) => Some(
+            HookEvent::parse(name)
+                .map_err(|e| ApiError::invalid_input(format!("query parameter `event`: {e}")))?
+                .name()
+                .to_owned(),
+        ),
+    };
+    let status = match q.0.get("status") {
+        None => None,
+        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid_input(
+                "query parameter `status` must be `queued`, `succeeded` or `failed`",
+            )
+        })?),
+    };
+    let since = time_parameter(q, "since")?;
+    let until = time_parameter(q, "until")?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return Err(ApiError::invalid_input("`since` must not be after `until`"));
+        }
+    }
+    Ok(DeliveryQuery {
+        hook_id: id("hookId")?,
+        event_id: id("eventId")?,
+        event_name,
+        status,
+        since,
+        until,
+        page: pagination.as_page(),
+    })
+}
+
+/// A time parameter: epoch milliseconds, or an RFC 3339 time (`2026-12-01T05:00:00Z`).
+pub(crate) fn time_parameter(q: &QueryMap, key: &str) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = q.0.get(key) else {
+        return Ok(None);
+    };
+    parse_time(raw).map(Some).ok_or_else(|| {
+        ApiError::invalid_input(format!(
+            "`{key}` must be epoch milliseconds (0 or more) or an RFC 3339 time"
+        ))
+    })
+}
+
+/// Epoch milliseconds from `raw`: a non-negative integer, or an RFC 3339 time at or after
+/// 1970.
+pub(crate) fn parse_time(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if let Ok(ms) = raw.parse::<i64>() {
+        return (ms >= 0).then_some(ms);
+    }
+    let t =
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()?;
+    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?;
+    (ms >= 0).then_some(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_are_epoch_milliseconds_or_rfc_3339() {
+        assert_eq!(parse_time("1764565200000"), Some(1_764_565_200_000));
+        assert_eq!(parse_time("2025-12-01T05:00:00Z"), Some(1_764_565_200_000));
+        assert_eq!(
+            parse_time("2025-12-01T06:00:00.5+01:00"),
+            Some(1_764_565_200_500)
+        );
+        assert_eq!(parse_time("-1"), None);
+        assert_eq!(parse_time("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}
