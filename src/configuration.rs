@@ -138,6 +138,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT_PER_HOOK", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_in_flight_per_hook: u32,
 
+    /// Deliveries per second a recovery or a replay (`POST /api/hooks/{id}/recover`,
+    /// `…/replay`) queues, in steps of at most 500, so that a large one does not hold the
+    /// database or crowd out live traffic.
+    #[arg(long, env = "HOOKLINE_RECOVERY_RATE", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub recovery_rate: u32,
+
     /// How long a connection may take to send a request's head, counted from when it is ready
     /// for one: a client sending headers slowly, or an idle keep-alive connection, is closed
     /// when it runs out.

@@ -110,7 +110,10 @@ impl Application {
             shutdown_timeout: args.shutdown_timeout,
         };
         let (publisher, inbox) = Publisher::new(store.clone(), &settings);
+        let operations =
+            crate::delivery::operations::Operations::new(store.clone(), args.recovery_rate);
         let state = AppState::new(Shared {
+            operations,
             store,
             sender,
             publisher,
@@ -185,6 +188,7 @@ impl Application {
             shutdown_timeout: args.shutdown_timeout,
         };
         let overflow = overflow_router(state.clone());
+        let operations = state.clone();
         let app = router(state, args.max_body_bytes, args.role.serves_api());
         tracing::info!(address = %listener.local_addr()?, role = args.role.name(), "hookline is listening");
         // The server and the engine stop together, each within --shutdown-timeout.
@@ -197,6 +201,7 @@ impl Application {
             crate::server::serve(listener, app, overflow, limits, shutdown.clone()),
             engine
         );
+        operations.operations.stop().await;
         tracing::info!("hookline stopped");
         Ok(())
     }

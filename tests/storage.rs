@@ -6,6 +6,7 @@
 use hookline::domain::event::HookEvent;
 use hookline::domain::hook::{Hook, HookConfig};
 use hookline::domain::id::new_id;
+use hookline::storage::deliveries::{Recovery, Replay, Window};
 use hookline::storage::identity::{transact, Doc, IdentityError, Key, Kind, StateSpace};
 use hookline::storage::{
     connect, AttemptRecord, ClaimRequest, ClaimedDelivery, ConnectOptions, Lease, LogQuery,
@@ -112,6 +113,8 @@ cases!(
     concurrent_publishes_each_get_their_own_deliveries_and_fail_alone,
     a_record_after_the_lease_ran_out_does_not_undo_a_takeover,
     deleting_a_hook_drops_its_queued_deliveries,
+    retried_and_recovered_deliveries_are_due_again_with_a_fresh_schedule,
+    a_replay_creates_each_missing_delivery_once,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
     settings_are_set_once,
@@ -559,6 +562,145 @@ async fn deleting_a_hook_drops_its_queued_deliveries(b: Backend) {
     assert_eq!(claimed[0].hook_id, kept.id);
     let (hooks, total) = store.list_hooks(None).await.unwrap();
     assert_eq!((hooks.len(), total), (1, 1));
+}
+
+async fn retried_and_recovered_deliveries_are_due_again_with_a_fresh_schedule(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let h = hook(&[USER_CREATED]);
+    store.insert_hook(&h).await.unwrap();
+    let now = hookline::clock::now_ms();
+    // Four deliveries due at now + 50…53, all claimed at now + 100 with long leases.
+    queue_user_created(&*store, now + 50, 4).await;
+    let claimed = store
+        .claim_due(&claim(now + 100, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(claimed.len(), 4);
+    store
+        .record_attempts(&[
+            record(&claimed[0], NextStep::GaveUp, now + 110),
+            record(&claimed[1], NextStep::GaveUp, now + 111),
+            record(&claimed[2], NextStep::Succeeded, now + 112),
+        ])
+        .await
+        .unwrap();
+    let r = Recovery {
+        hook_id: h.id.clone(),
+        window: Window {
+            since: 0,
+            until: i64::MAX,
+        },
+        before: now + 200,
+    };
+    assert_eq!(store.count_recoverable(&r).await.unwrap(), 2);
+    // Steps of one; the failed ones only; then nothing is left.
+    assert_eq!(store.recover(&r, 1, now + 120).await.unwrap(), 1);
+    assert_eq!(store.recover(&r, 10, now + 121).await.unwrap(), 1);
+    assert_eq!(store.recover(&r, 10, now + 122).await.unwrap(), 0);
+    assert_eq!(store.count_recoverable(&r).await.unwrap(), 0);
+    let back = store
+        .claim_due(&claim(now + 130, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    let ids: HashSet<&str> = back.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        HashSet::from([claimed[0].id.as_str(), claimed[1].id.as_str()])
+    );
+    for d in &back {
+        assert_eq!(
+            (d.attempts, d.schedule_start),
+            (1, 1),
+            "a fresh schedule, numbers going on"
+        );
+    }
+    // A retry of the succeeded one, due at a time before the rows still leased (the fourth,
+    // due at now + 53): it is claimed again, past them.
+    assert!(store.retry_delivery(&claimed[2].id, now + 5).await.unwrap());
+    assert!(!store.retry_delivery("nope", now + 5).await.unwrap());
+    let again = store
+        .claim_due(&claim(now + 140, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, claimed[2].id);
+    assert_eq!((again[0].attempts, again[0].schedule_start), (1, 1));
+    // A failed one recovered after the request's time is not taken again.
+    store
+        .record_attempts(&[record(&back[0], NextStep::GaveUp, now + 300)])
+        .await
+        .unwrap();
+    assert_eq!(store.count_recoverable(&r).await.unwrap(), 0);
+    assert_eq!(store.recover(&r, 10, now + 310).await.unwrap(), 0);
+}
+
+async fn a_replay_creates_each_missing_delivery_once(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let early = hook(&[USER_CREATED]);
+    store.insert_hook(&early).await.unwrap();
+    let now = hookline::clock::now_ms();
+    queue_user_created(&*store, now, 5).await;
+    store
+        .enqueue_event(&event("Role.Created", now + 2), Lease::default())
+        .await
+        .unwrap();
+    let late = hook(&[USER_CREATED]);
+    store.insert_hook(&late).await.unwrap();
+    // The last event is delivered to the late hook the usual way.
+    let last = event(USER_CREATED, now + 10);
+    store.enqueue_event(&last, Lease::default()).await.unwrap();
+    let r = Replay {
+        hook_id: late.id.clone(),
+        events: vec![USER_CREATED.into()],
+        window: Window {
+            since: now + 1,
+            until: now + 100,
+        },
+    };
+    // now + 1 … now + 4: four events in the window without a delivery to the late hook.
+    assert_eq!(store.count_replayable(&r).await.unwrap(), 4);
+    let (mut created, mut after, mut steps) = (0, None, 0);
+    loop {
+        let step = store
+            .replay(&r, after.as_ref(), 2, now + 200)
+            .await
+            .unwrap();
+        created += step.created;
+        steps += 1;
+        after = step.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(created, 4);
+    assert!(
+        steps >= 3,
+        "two events a step over six in the window: {steps}"
+    );
+    assert_eq!(store.count_replayable(&r).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .replay(&r, None, 100, now + 201)
+            .await
+            .unwrap()
+            .created,
+        0
+    );
+    let claimed = store
+        .claim_due(&claim(now + 300, 100))
+        .await
+        .unwrap()
+        .deliveries;
+    let to_late: Vec<&ClaimedDelivery> = claimed.iter().filter(|d| d.hook_id == late.id).collect();
+    assert_eq!(to_late.len(), 5, "four replayed and the usual one");
+    let events: HashSet<&str> = to_late.iter().map(|d| d.event_id.as_str()).collect();
+    assert_eq!(events.len(), 5);
+    assert_eq!(claimed.len(), 11, "the early hook's six are untouched");
 }
 
 fn role(name: &str) -> Doc {

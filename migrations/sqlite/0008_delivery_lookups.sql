@@ -1,7 +1,18 @@
--- Deliveries as objects (GET /api/deliveries): finished deliveries by time, by hook and by
--- event. Partial (finished rows only), so a delivery enters them once, when its result is
+-- Operating deliveries (issue 15).
+--
+-- Lookups for GET /api/deliveries, recover and replay: finished deliveries by time and by
+-- hook, partial (finished rows only), so a delivery enters them once, when its result is
 -- recorded, and the queue's own writes (enqueue, claim, retry) never touch them; queued rows
--- are found through the queue index. See storage/deliveries.rs.
+-- are found through the queue index. Deliveries by event cover every row: SQLite updates an
+-- index only when a column it holds changes, and event_id never does, so this costs one
+-- entry per delivery either way. See storage/deliveries.rs.
 CREATE INDEX deliveries_finished_time ON deliveries (created_at) WHERE state <> 0;
 CREATE INDEX deliveries_finished_hook ON deliveries (hook_id, created_at) WHERE state <> 0;
-CREATE INDEX deliveries_finished_event ON deliveries (event_id) WHERE state <> 0;
+CREATE INDEX deliveries_event ON deliveries (event_id);
+
+-- Events by time, for replay windows and retention (one entry per event, not per delivery).
+CREATE INDEX events_time ON events (created_at, id);
+
+-- Attempts made before the current retry schedule began: a retry or a recovery starts the
+-- schedule afresh while attempt numbers go on.
+ALTER TABLE deliveries ADD COLUMN schedule_start INTEGER NOT NULL DEFAULT 0;

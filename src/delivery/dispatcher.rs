@@ -246,22 +246,24 @@ impl Dispatcher {
         let span = delivery_span(&d.hook_id, &d.event_id, &d.id, d.attempts + 1, false);
         let handle = self.tasks.spawn(
             async move {
-                let ClaimedDelivery { id, row, event_id, hook_id, event_name, body, attempts, target, created_at } = d;
+                let ClaimedDelivery { id, row, event_id, hook_id, event_name, body, attempts, schedule_start, target, created_at } = d;
                 let in_flight = InFlight::new(&metrics);
                 let outcome = sender.send(&target, &id, body).await;
                 drop(in_flight);
                 metrics.attempt(outcome.is_success(), outcome.duration);
                 let attempt = attempts + 1;
+                // The attempt's place in the current schedule (a retry or recovery restarts it).
+                let in_schedule = attempt.saturating_sub(schedule_start).max(1);
                 let at = now_ms();
                 // `config.retries`, when a hook sets it, caps its retries (0: one attempt), as a
                 // Logto user who set it meant; otherwise the schedule decides.
-                let capped = target.config.retries.is_some_and(|r| attempt > u32::from(r));
+                let capped = target.config.retries.is_some_and(|r| in_schedule > u32::from(r));
                 let next = if outcome.is_success() {
                     NextStep::Succeeded
                 } else if capped {
                     NextStep::GaveUp
                 } else {
-                    match schedule.next_delay(attempt, outcome.retry_after) {
+                    match schedule.next_delay(in_schedule, outcome.retry_after) {
                         Some(delay) => NextStep::RetryAt(at + delay.as_millis() as i64),
                         None => NextStep::GaveUp,
                     }

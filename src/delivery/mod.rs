@@ -15,6 +15,7 @@
 pub mod blocking;
 pub mod dispatcher;
 pub mod http;
+pub mod operations;
 pub mod publish;
 pub mod recorder;
 pub mod schedule;

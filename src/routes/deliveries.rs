@@ -14,7 +14,8 @@ use super::error::ApiError;
 use super::extract::{ApiPath, QueryMap};
 use super::pagination::Pagination;
 use super::AppState;
-use crate::domain::event::HookEvent;
+use crate::clock::now_ms;
+use crate::domain::event::{EventKind, HookEvent};
 use crate::storage::deliveries::{DeliveryInfo, DeliveryQuery, DeliveryStatus};
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -95,6 +96,48 @@ pub async fn get(
         obj.insert("attempts".into(), Value::Array(attempts));
     }
     Ok(Json(body))
+}
+
+/// `POST /api/deliveries/{id}/retry`: sends the delivery again now, whatever its state, with
+/// the same `webhook-id` and body, and its retry schedule started afresh (attempt numbers go
+/// on; see `Store::retry_delivery` for one being sent at that moment). Answers 202 with the
+/// delivery as it now is. Errors: 404 `delivery.not_found` (also once its hook is deleted,
+/// which deletes its deliveries); 409 `hook.disabled` (it would wait until the hook is
+/// enabled); 409 `delivery.not_retryable` for the
+/// logged call of a blocking hook (those are answered in the interaction, never queued).
+pub async fn retry(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(found) = state.store.get_delivery(&id).await? else {
+        return Err(not_found(&id));
+    };
+    let d = found.delivery;
+    if HookEvent::parse(&d.event_name).is_ok_and(|e| e.kind() == EventKind::Blocking) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "delivery.not_retryable",
+            "This is the logged call of a blocking hook: it was answered in its interaction and is never queued.",
+        ));
+    }
+    // A hook's deliveries go with it; one left by a version that kept them has nowhere to go.
+    match state.store.get_hook(&d.hook_id).await? {
+        None => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "delivery.hook_deleted",
+                "The delivery's hook was deleted; there is nowhere to send it.",
+            ))
+        }
+        Some(h) if !h.enabled => return Err(super::recovery::disabled(&h.id)),
+        Some(_) => {}
+    }
+    if !state.store.retry_delivery(&id, now_ms()).await? {
+        return Err(not_found(&id));
+    }
+    let now = state.store.get_delivery(&id).await?;
+    let body = now.map_or_else(|| delivery_json(&d), |n| delivery_json(&n.delivery));
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 /// 404 `delivery.not_found` naming (the start of) `id`.

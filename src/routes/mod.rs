@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod identity;
 pub mod interactions;
 pub mod pagination;
+pub mod recovery;
 
 use crate::delivery::http::WebhookSender;
 use crate::delivery::Publisher;
@@ -59,6 +60,8 @@ pub struct Shared {
     /// Whose `X-Forwarded-For` names an end user's address in interaction calls.
     pub trusted_proxies: crate::domain::interaction::TrustedProxies,
     pub interactions: crate::identity::interactions::InteractionSettings,
+    /// Runs recoveries and replays in the background.
+    pub operations: crate::delivery::operations::Operations,
 }
 
 /// Every route, or (`serve_api` false, a worker node) only the health and metrics ones.
@@ -74,6 +77,9 @@ pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> Router
         .route("/hooks/{id}/recent-logs", get(hooks::recent_logs))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::get))
+        .route("/deliveries/{id}/retry", post(deliveries::retry))
+        .route("/hooks/{id}/recover", post(recovery::recover))
+        .route("/hooks/{id}/replay", post(recovery::replay))
         .route("/hook-events", get(events::catalog))
         .route("/events", post(events::publish))
         .merge(identity_routes())

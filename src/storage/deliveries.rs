@@ -100,6 +100,76 @@ pub struct DeliveryDetail {
     pub attempts: Vec<AttemptLog>,
 }
 
+/// A creation-time window, both ends inclusive (epoch ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub since: i64,
+    pub until: i64,
+}
+
+/// Which failed deliveries a recovery re-queues: those of `hook_id` created in `window` whose
+/// last change was at or before `before` (the request's time), so that one which fails again
+/// while the recovery goes on is not taken a second time.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub hook_id: String,
+    pub window: Window,
+    pub before: i64,
+}
+
+/// Which events a replay delivers to `hook_id`: those created in `window`, named in
+/// `events` (the hook's subscriptions), that have no delivery to the hook.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub hook_id: String,
+    pub events: Vec<String>,
+    pub window: Window,
+}
+
+/// Where a replay stopped: the last event it looked at, in (creation time, id) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayCursor {
+    pub created_at: i64,
+    pub event_id: String,
+}
+
+/// What one step of a replay did.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayStep {
+    /// Deliveries created.
+    pub created: u64,
+    /// Where the next step starts; `None` once the window is done.
+    pub next: Option<ReplayCursor>,
+}
+
+/// The filter of `r`'s events over `events e` (arguments: since, until, the names as
+/// `names` renders the third, hook). Whether a delivery exists is asked of the finished and
+/// the queued rows apart, so that each can use its index.
+pub(crate) fn replay_filter(marks: Marks, names: &str) -> String {
+    let hook = marks.at(4);
+    format!(
+        "e.created_at >= {} AND e.created_at <= {} AND {names} \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state <> 0 AND d.event_id = e.id \
+           AND d.hook_id = {hook}) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state = 0 AND d.event_id = e.id \
+           AND d.hook_id = {hook})",
+        marks.at(1),
+        marks.at(2),
+    )
+}
+
+/// The filter of a recovery's deliveries (arguments: hook, since, until, before).
+pub(crate) fn recovery_filter(marks: Marks) -> String {
+    format!(
+        "state <> 0 AND state = 2 AND hook_id = {} AND created_at >= {} AND created_at <= {} \
+         AND updated_at <= {}",
+        marks.at(1),
+        marks.at(2),
+        marks.at(3),
+        marks.at(4)
+    )
+}
+
 /// A bound value of a built query.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {

@@ -191,6 +191,9 @@ pub struct ClaimedDelivery {
     pub body: String,
     /// Attempts already made before this one.
     pub attempts: u32,
+    /// Of those, the ones made before the current retry schedule began (a retry or a
+    /// recovery starts it afresh): the schedule's position is `attempts - schedule_start`.
+    pub schedule_start: u32,
     pub created_at: i64,
     /// Shared by every delivery to the hook (the writer caches it; see `sqlite::cache`).
     pub target: std::sync::Arc<DeliveryTarget>,
@@ -337,7 +340,7 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     async fn list_hooks(&self, page: Option<Page>) -> StoreResult<(Vec<Hook>, u64)>;
     /// Replaces a hook's fields; false if it does not exist.
     async fn update_hook(&self, hook: &Hook) -> StoreResult<bool>;
-    /// Deletes a hook with its queued deliveries and attempt log; false if it did not exist.
+    /// Deletes a hook with its deliveries and attempt log; false if it did not exist.
     async fn delete_hook(&self, id: &str) -> StoreResult<bool>;
     /// Attempts (and successful ones) per hook since `since`.
     async fn execution_stats(
@@ -384,6 +387,28 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     ) -> StoreResult<(Vec<deliveries::DeliveryInfo>, u64)>;
     /// One delivery with the body it sends and its attempts, oldest first.
     async fn get_delivery(&self, id: &str) -> StoreResult<Option<deliveries::DeliveryDetail>>;
+
+    /// Makes a delivery due at `now`, whatever its state, with its retry schedule started
+    /// afresh (attempt numbers go on). On SQLite a delivery this process is sending right
+    /// then is left to that attempt; on PostgreSQL it is due again at once, so it may be sent
+    /// a second time. `false` if there is no such delivery.
+    async fn retry_delivery(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// How many deliveries `r` would re-queue now.
+    async fn count_recoverable(&self, r: &deliveries::Recovery) -> StoreResult<u64>;
+    /// Re-queues up to `limit` of `r`'s deliveries, due at `now` with a fresh schedule, in
+    /// one transaction; returns how many (0: none are left).
+    async fn recover(&self, r: &deliveries::Recovery, limit: u32, now: i64) -> StoreResult<u64>;
+    /// How many deliveries `r` would create now.
+    async fn count_replayable(&self, r: &deliveries::Replay) -> StoreResult<u64>;
+    /// Looks at up to `limit` of `r`'s events after `after` and creates, in one transaction,
+    /// a delivery due at `now` for each that still has none to the hook.
+    async fn replay(
+        &self,
+        r: &deliveries::Replay,
+        after: Option<&deliveries::ReplayCursor>,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<deliveries::ReplayStep>;
 }
 
 /// How to open a store, beyond its URL.

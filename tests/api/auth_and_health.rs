@@ -24,6 +24,9 @@ async fn every_api_route_needs_the_admin_token() {
         (Method::GET, "/hook-events"),
         (Method::GET, "/deliveries"),
         (Method::GET, "/deliveries/x"),
+        (Method::POST, "/deliveries/x/retry"),
+        (Method::POST, "/hooks/x/recover"),
+        (Method::POST, "/hooks/x/replay"),
         (Method::POST, "/events"),
         (Method::GET, "/no-such-route"),
     ];

@@ -190,3 +190,307 @@ async fn bad_delivery_queries_are_refused() {
     expect_error(res, 404, "delivery.not_found").await;
     app.stop().await;
 }
+
+async fn delivery(app: &TestApp, id: &str) -> Value {
+    app.get_json(&format!("/deliveries/{id}")).await
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.api(Method::POST, path)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_sends_the_same_delivery_again_now_with_its_schedule_started_afresh() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "50ms,50ms".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(500));
+    let hook = app.create_hook(&["PostSignIn"], &receiver.url()).await;
+    let hook_id = hook["id"].as_str().unwrap();
+    app.publish(json!({"event": "PostSignIn"})).await;
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    let failed = app
+        .poll_json(
+            &format!("/deliveries?hookId={hook_id}&status=failed"),
+            Duration::from_secs(5),
+            |v| v.as_array().unwrap().len() == 1,
+        )
+        .await;
+    let id = failed[0]["id"].as_str().unwrap().to_owned();
+
+    // Still down: the retry runs a whole schedule again (three attempts), numbered on.
+    let res = post(&app, &format!("/deliveries/{id}/retry"), json!({})).await;
+    assert_eq!(res.status(), 202);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["id"], id.as_str());
+    receiver.wait_for(6, Duration::from_secs(10)).await;
+    receiver
+        .assert_stays_at(6, Duration::from_millis(500))
+        .await;
+    let d = app
+        .poll_json(&format!("/deliveries/{id}"), Duration::from_secs(5), |d| {
+            d["status"] == "failed" && d["attempts"].as_array().unwrap().len() == 6
+        })
+        .await;
+    let numbers: Vec<i64> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
+
+    // Back up: one more retry succeeds, with the same webhook-id and the same bytes.
+    receiver.set_default(Reply::status(204));
+    let res = post(&app, &format!("/deliveries/{id}/retry"), json!({})).await;
+    assert_eq!(res.status(), 202);
+    let got = receiver.wait_for(7, Duration::from_secs(10)).await;
+    for r in &got {
+        assert_eq!(r.header("webhook-id"), id);
+        assert_eq!(r.body, got[0].body);
+    }
+    app.poll_json(&format!("/deliveries/{id}"), Duration::from_secs(5), |d| {
+        d["status"] == "succeeded" && d["attempts"].as_array().unwrap().len() == 7
+    })
+    .await;
+
+    // A succeeded delivery can be sent again too.
+    let res = post(&app, &format!("/deliveries/{id}/retry"), json!({})).await;
+    assert_eq!(res.status(), 202);
+    receiver.wait_for(8, Duration::from_secs(10)).await;
+    let d = app
+        .poll_json(&format!("/deliveries/{id}"), Duration::from_secs(5), |d| {
+            d["attempts"].as_array().unwrap().len() == 8
+        })
+        .await;
+    assert_eq!(d["status"], "succeeded");
+
+    // Nothing to retry, or nowhere to send it.
+    let res = post(&app, "/deliveries/nope/retry", json!({})).await;
+    expect_error(res, 404, "delivery.not_found").await;
+    app.send_json(
+        Method::PATCH,
+        &format!("/hooks/{hook_id}"),
+        json!({"enabled": false}),
+    )
+    .await;
+    let res = post(&app, &format!("/deliveries/{id}/retry"), json!({})).await;
+    expect_error(res, 409, "hook.disabled").await;
+    let res = app
+        .api(Method::DELETE, &format!("/hooks/{hook_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = post(&app, &format!("/deliveries/{id}/retry"), json!({})).await;
+    expect_error(res, 404, "delivery.not_found").await;
+    let (left, total) = list(&app, &format!("?hookId={hook_id}")).await;
+    assert_eq!(
+        (left.as_array().unwrap().len(), total.as_str()),
+        (0, "0"),
+        "its deliveries went with it"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_down_and_back_gets_every_failed_delivery_on_recover() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "30ms".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(503));
+    let other = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let hook_id = hook["id"].as_str().unwrap();
+    // Another hook's deliveries, succeeded, are not the recovery's business.
+    app.create_hook(&["User.Created"], &other.url()).await;
+    for i in 0..5 {
+        app.publish(json!({"event": "User.Created", "data": {"id": format!("u{i}")}}))
+            .await;
+    }
+    receiver.wait_for(10, Duration::from_secs(10)).await;
+    app.poll_json(
+        &format!("/deliveries?hookId={hook_id}&status=failed"),
+        Duration::from_secs(5),
+        |v| v.as_array().unwrap().len() == 5,
+    )
+    .await;
+    let first_ids: std::collections::BTreeSet<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(first_ids.len(), 5);
+
+    // A window before everything holds nothing.
+    let res = post(
+        &app,
+        &format!("/hooks/{hook_id}/recover"),
+        json!({"since": 0, "until": 1}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"queued": 0}));
+
+    receiver.set_default(Reply::status(200));
+    let res = post(
+        &app,
+        &format!("/hooks/{hook_id}/recover"),
+        json!({"since": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"queued": 5}));
+    let got = receiver.wait_for(15, Duration::from_secs(10)).await;
+    let again: std::collections::BTreeSet<String> = got[10..]
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(again, first_ids, "the same deliveries, each once");
+    app.poll_json(
+        &format!("/deliveries?hookId={hook_id}&status=succeeded"),
+        Duration::from_secs(5),
+        |v| v.as_array().unwrap().len() == 5,
+    )
+    .await;
+    receiver
+        .assert_stays_at(15, Duration::from_millis(300))
+        .await;
+    let res = post(
+        &app,
+        &format!("/hooks/{hook_id}/recover"),
+        json!({"since": 0}),
+    )
+    .await;
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"queued": 0}));
+    assert_eq!(other.count(), 5);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replay_back_fills_a_hook_added_after_the_events() {
+    let app = TestApp::spawn().await;
+    let early = Receiver::start().await;
+    let early_hook = app.create_hook(&["User.Created"], &early.url()).await;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(format!("u{i}"));
+        app.publish(json!({"event": "User.Created", "data": {"id": format!("u{i}")}}))
+            .await;
+    }
+    app.publish(json!({"event": "PostSignIn"})).await;
+    early.wait_for(4, Duration::from_secs(10)).await;
+
+    let late = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &late.url()).await;
+    let hook_id = hook["id"].as_str().unwrap();
+    // One event after the hook exists: delivered the usual way, and not again by the replay.
+    app.publish(json!({"event": "User.Created", "data": {"id": "u4"}}))
+        .await;
+    users.push("u4".into());
+    late.wait_for(1, Duration::from_secs(10)).await;
+
+    let res = post(
+        &app,
+        &format!("/hooks/{hook_id}/replay"),
+        json!({"since": 0}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"queued": 4}));
+    let got = late.wait_for(5, Duration::from_secs(10)).await;
+    late.assert_stays_at(5, Duration::from_millis(300)).await;
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            assert_eq!(body["hookId"], hook_id);
+            assert_eq!(body["event"], "User.Created");
+            body["data"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, users);
+    let res = post(
+        &app,
+        &format!("/hooks/{hook_id}/replay"),
+        json!({"since": 0}),
+    )
+    .await;
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"queued": 0}));
+    let (of_hook, total) = list(&app, &format!("?hookId={hook_id}")).await;
+    assert_eq!(
+        (of_hook.as_array().unwrap().len(), total.as_str()),
+        (5, "5")
+    );
+    assert_eq!(early.count(), 5, "the early hook got nothing twice");
+    let _ = early_hook;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn recoveries_and_replays_are_paced_and_refuse_what_they_cannot_do() {
+    // Ten deliveries a second: one a step.
+    let app = TestApp::spawn_with(|a| a.recovery_rate = 10).await;
+    for i in 0..20 {
+        app.publish(json!({"event": "User.Created", "data": {"id": format!("u{i}")}}))
+            .await;
+    }
+    let receiver = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let hook_id = hook["id"].as_str().unwrap();
+    let res = post(
+        &app,
+        &format!("/hooks/{hook_id}/replay"),
+        json!({"since": 0}),
+    )
+    .await;
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"queued": 20}));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let early = receiver.count();
+    assert!(
+        early < 20,
+        "paced: {early} of 20 after 0.6 s at 10 a second"
+    );
+    receiver.wait_for(20, Duration::from_secs(15)).await;
+
+    for (body, status, code) in [
+        (json!({}), 400, "guard.invalid_input"),
+        (json!({"since": -1}), 400, "guard.invalid_input"),
+        (json!({"since": "monday"}), 400, "guard.invalid_input"),
+        (json!({"since": 0, "limit": 5}), 400, "guard.invalid_input"),
+        (json!({"since": 10, "until": 5}), 400, "guard.invalid_input"),
+        (json!([0]), 400, "guard.invalid_input"),
+    ] {
+        for op in ["recover", "replay"] {
+            let res = post(&app, &format!("/hooks/{hook_id}/{op}"), body.clone()).await;
+            expect_error(res, status, code).await;
+        }
+    }
+    for op in ["recover", "replay"] {
+        let res = post(&app, &format!("/hooks/nope/{op}"), json!({"since": 0})).await;
+        expect_error(res, 404, "entity.not_exists_with_id").await;
+    }
+    let blocking = app.create_hook(&["PreSignIn"], &receiver.url()).await;
+    let res = post(
+        &app,
+        &format!("/hooks/{}/replay", blocking["id"].as_str().unwrap()),
+        json!({"since": 0}),
+    )
+    .await;
+    expect_error(res, 400, "hook.nothing_to_replay").await;
+    app.send_json(
+        Method::PATCH,
+        &format!("/hooks/{hook_id}"),
+        json!({"enabled": false}),
+    )
+    .await;
+    for op in ["recover", "replay"] {
+        let res = post(&app, &format!("/hooks/{hook_id}/{op}"), json!({"since": 0})).await;
+        expect_error(res, 409, "hook.disabled").await;
+    }
+    let _ = delivery;
+    app.stop().await;
+}

@@ -4,8 +4,8 @@
 use super::PostgresStore;
 use crate::domain::payload::delivery_body;
 use crate::storage::deliveries::{
-    attempts_sql, get_sql, list_sql, Arg, DeliveryDetail, DeliveryInfo, DeliveryQuery,
-    DeliveryStatus,
+    attempts_sql, get_sql, list_sql, recovery_filter, replay_filter, Arg, DeliveryDetail,
+    DeliveryInfo, DeliveryQuery, DeliveryStatus, Recovery, Replay,
 };
 use crate::storage::schema::Marks;
 use crate::storage::{AttemptLog, StoreError, StoreResult};
@@ -113,5 +113,35 @@ impl PostgresStore {
             request_body: body,
             attempts,
         }))
+    }
+
+    pub(super) async fn count_recoverable_here(&self, r: &Recovery) -> StoreResult<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM deliveries WHERE {}",
+            recovery_filter(Marks::Dollar)
+        );
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(&r.hook_id)
+            .bind(r.window.since)
+            .bind(r.window.until)
+            .bind(r.before)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    pub(super) async fn count_replayable_here(&self, r: &Replay) -> StoreResult<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM events e WHERE {}",
+            replay_filter(Marks::Dollar, "e.name = ANY($3)")
+        );
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(r.window.since)
+            .bind(r.window.until)
+            .bind(&r.events)
+            .bind(&r.hook_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
     }
 }

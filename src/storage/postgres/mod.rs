@@ -20,6 +20,7 @@
 mod deliveries;
 mod identity;
 mod queue;
+mod requeue;
 
 use super::*;
 use crate::domain::hook::HookConfig;
@@ -411,8 +412,8 @@ impl Store for PostgresStore {
     }
 
     async fn delete_hook(&self, id: &str) -> StoreResult<bool> {
-        // Its queued deliveries and its log go with it. Finished deliveries stay,
-        // unreachable, as on SQLite: the payload is the event's.
+        // Its deliveries (queued ones through the queue index, finished ones through theirs)
+        // and its log go with it.
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query("DELETE FROM hooks WHERE id = $1")
             .bind(id)
@@ -420,6 +421,10 @@ impl Store for PostgresStore {
             .await?
             .rows_affected();
         sqlx::query("DELETE FROM deliveries WHERE state = 0 AND hook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM deliveries WHERE state <> 0 AND hook_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -538,6 +543,37 @@ impl Store for PostgresStore {
         id: &str,
     ) -> StoreResult<Option<super::deliveries::DeliveryDetail>> {
         self.get_delivery_here(id).await
+    }
+
+    async fn retry_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
+        self.retry_here(id, now).await
+    }
+
+    async fn count_recoverable(&self, r: &super::deliveries::Recovery) -> StoreResult<u64> {
+        self.count_recoverable_here(r).await
+    }
+
+    async fn recover(
+        &self,
+        r: &super::deliveries::Recovery,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<u64> {
+        self.recover_here(r, limit, now).await
+    }
+
+    async fn count_replayable(&self, r: &super::deliveries::Replay) -> StoreResult<u64> {
+        self.count_replayable_here(r).await
+    }
+
+    async fn replay(
+        &self,
+        r: &super::deliveries::Replay,
+        after: Option<&super::deliveries::ReplayCursor>,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<super::deliveries::ReplayStep> {
+        self.replay_here(r, after, limit, now).await
     }
 
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {

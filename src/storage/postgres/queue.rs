@@ -120,6 +120,7 @@ pub(crate) async fn enqueue_in(
             event_name: names[i].to_owned(),
             body: delivery_body(&payloads[i], &hook_id),
             attempts: 0,
+            schedule_start: 0,
             created_at: event.created_at,
             target: targets.get(&hook_id, row.try_get("version")?, &config, &key)?,
             hook_id,
@@ -161,6 +162,7 @@ pub(super) async fn claim_due(
          FROM picked p, events e, hooks h \
          WHERE d.id = p.id AND e.id = d.event_id AND h.id = d.hook_id \
          RETURNING d.seq, d.id, d.event_id, d.hook_id, d.event_name, d.attempts, d.created_at, \
+           d.schedule_start, \
            e.payload, h.version, h.config, h.signing_key, p.due_at AS was_due",
     )
     .bind(req.now)
@@ -194,6 +196,8 @@ pub(super) async fn claim_due(
                 body: delivery_body(&payload, &hook_id),
                 hook_id,
                 attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
+                schedule_start: u32::try_from(row.try_get::<i32, _>("schedule_start")?)
+                    .unwrap_or(0),
                 created_at: row.try_get("created_at")?,
                 target,
             },

@@ -14,6 +14,7 @@ mod deliveries;
 mod identity;
 mod leases;
 mod queue;
+mod requeue;
 mod writer;
 
 pub use queue::enqueue_events_in;
@@ -462,10 +463,9 @@ impl Store for SqliteStore {
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();
                 let n = w.conn.execute("DELETE FROM hooks WHERE id = ?1", [&id])?;
-                // Its queued deliveries, found through the queue index (which carries hook_id;
-                // deliveries have no hook index, see migration 0004). Their leases end too: a
-                // rowid freed here may be given to a new delivery. Finished deliveries stay,
-                // unreachable: their hook's log goes below, and the payload is the event's.
+                // Its queued deliveries, found through the queue index (which carries hook_id),
+                // and its finished ones, through theirs (migration 0008). The leases end too: a
+                // rowid freed here may be given to a new delivery.
                 let mut deleted = w.conn.prepare(
                     "DELETE FROM deliveries WHERE rowid IN \
                      (SELECT rowid FROM deliveries INDEXED BY deliveries_queued_due \
@@ -477,6 +477,10 @@ impl Store for SqliteStore {
                 }
                 drop(rows);
                 drop(deleted);
+                w.conn.execute(
+                    "DELETE FROM deliveries WHERE state <> 0 AND hook_id = ?1",
+                    [&id],
+                )?;
                 w.conn
                     .execute("DELETE FROM attempts WHERE hook_id = ?1", [&id])?;
                 Ok(n == 1)
@@ -603,6 +607,50 @@ impl Store for SqliteStore {
         id: &str,
     ) -> StoreResult<Option<super::deliveries::DeliveryDetail>> {
         self.get_delivery_here(id).await
+    }
+
+    async fn retry_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.writer
+            .run(Durability::Disk, move |w| requeue::retry(w, &id, now))
+            .await
+    }
+
+    async fn count_recoverable(&self, r: &super::deliveries::Recovery) -> StoreResult<u64> {
+        self.count_recoverable_here(r).await
+    }
+
+    async fn recover(
+        &self,
+        r: &super::deliveries::Recovery,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let r = r.clone();
+        self.writer
+            .run(Durability::Disk, move |w| {
+                requeue::recover(w, &r, limit, now)
+            })
+            .await
+    }
+
+    async fn count_replayable(&self, r: &super::deliveries::Replay) -> StoreResult<u64> {
+        self.count_replayable_here(r).await
+    }
+
+    async fn replay(
+        &self,
+        r: &super::deliveries::Replay,
+        after: Option<&super::deliveries::ReplayCursor>,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<super::deliveries::ReplayStep> {
+        let (r, after) = (r.clone(), after.cloned());
+        self.writer
+            .run(Durability::Disk, move |w| {
+                requeue::replay(w, &r, after.as_ref(), limit, now)
+            })
+            .await
     }
 
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {

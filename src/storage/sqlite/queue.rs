@@ -85,6 +85,7 @@ pub fn enqueue_events_in(
                     event_name: name.to_owned(),
                     body: delivery_body(&payload, &hook.hook_id),
                     attempts: 0,
+                    schedule_start: 0,
                     created_at: event.created_at,
                     target: hook.target.clone(),
                 });
@@ -206,7 +207,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
     // The lease is taken in memory (see `super::leases`): the row is only read.
     let mut read = w.conn.prepare_cached(
         "SELECT id, event_id, hook_id, event_name, attempts, created_at, \
-           (SELECT payload FROM events e WHERE e.id = d.event_id) \
+           (SELECT payload FROM events e WHERE e.id = d.event_id), schedule_start \
          FROM deliveries d WHERE rowid = ?1",
     )?;
     let mut out = Vec::with_capacity(picked.len());
@@ -229,6 +230,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
         let body = delivery_body(payload, &hook_id);
         let (id, event_name): (String, String) = (row.get(0)?, row.get(3)?);
         let (attempts, created_at): (i64, i64) = (row.get(4)?, row.get(5)?);
+        let schedule_start: i64 = row.get(7)?;
         drop(rows);
         // The pick only takes deliveries of existing, enabled hooks, and deleting a hook
         // deletes its queued deliveries in the same transaction.
@@ -244,6 +246,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
             event_name,
             body,
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            schedule_start: u32::try_from(schedule_start).unwrap_or(0),
             created_at,
             target,
         });

@@ -1,0 +1,144 @@
+//! Putting deliveries back in the queue on an operator's word (issue 15), on PostgreSQL:
+//! retry one, recover a hook's failed ones, replay stored events to a hook. Each is one
+//! bounded step in one transaction (the caller paces the steps: `delivery::operations`) that
+//! tells every node through `NOTIFY` when it left deliveries due.
+
+use super::{PostgresStore, CHANNEL};
+use crate::domain::id::new_id;
+use crate::storage::deliveries::{recovery_filter, Recovery, Replay, ReplayCursor, ReplayStep};
+use crate::storage::schema::Marks;
+use crate::storage::StoreResult;
+use sqlx::Row;
+
+impl PostgresStore {
+    /// See `Store::retry_delivery`. A delivery in flight is due again at once: its lease is
+    /// in the row, and moving `due_at` ends it (the attempt's own record then finds its fence
+    /// gone and logs the attempt without moving the delivery).
+    pub(super) async fn retry_here(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let found: i64 = sqlx::query_scalar(
+            "WITH u AS (UPDATE deliveries SET state = 0, due_at = $2, \
+               schedule_start = attempts, updated_at = $2 WHERE id = $1 RETURNING 1), \
+             n AS (SELECT pg_notify($3, '') FROM u) \
+             SELECT (SELECT COUNT(*) FROM u) + 0 * (SELECT COUNT(*) FROM n)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(CHANNEL)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(found > 0)
+    }
+
+    /// See `Store::recover`: rows locked with `SKIP LOCKED`, so two recoveries at once (on
+    /// two nodes) take different rows.
+    pub(super) async fn recover_here(
+        &self,
+        r: &Recovery,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let sql = format!(
+            "WITH u AS (UPDATE deliveries SET state = 0, due_at = $5, \
+               schedule_start = attempts, updated_at = $5 \
+               WHERE id IN (SELECT id FROM deliveries WHERE {} LIMIT $6 FOR UPDATE SKIP LOCKED) \
+               RETURNING 1), \
+             n AS (SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM u)) \
+             SELECT (SELECT COUNT(*) FROM u) + 0 * (SELECT COUNT(*) FROM n)",
+            recovery_filter(Marks::Dollar)
+        );
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(&r.hook_id)
+            .bind(r.window.since)
+            .bind(r.window.until)
+            .bind(r.before)
+            .bind(now)
+            .bind(i64::from(limit))
+            .bind(CHANNEL)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// See `Store::replay`. A transaction-scoped advisory lock per hook makes two replays of
+    /// one hook (two requests, two nodes) take turns, so neither creates what the other just
+    /// did.
+    pub(super) async fn replay_here(
+        &self,
+        r: &Replay,
+        after: Option<&ReplayCursor>,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<ReplayStep> {
+        let (from_at, from_id) = match after {
+            Some(c) => (c.created_at, c.event_id.as_str()),
+            None => (r.window.since, ""),
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hookline.replay'), hashtext($1))")
+            .bind(&r.hook_id)
+            .execute(&mut *tx)
+            .await?;
+        let looked = sqlx::query(
+            "SELECT id, name, created_at FROM events \
+             WHERE (created_at, id) > ($1, $3) AND created_at <= $2 AND created_at >= $4 \
+             ORDER BY created_at, id LIMIT $5",
+        )
+        .bind(from_at)
+        .bind(r.window.until)
+        .bind(from_id)
+        .bind(r.window.since)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut candidates = Vec::new();
+        let mut names = Vec::new();
+        for row in &looked {
+            let name: String = row.try_get("name")?;
+            if r.events.contains(&name) {
+                candidates.push(row.try_get::<String, _>("id")?);
+                names.push(name);
+            }
+        }
+        let mut step = ReplayStep::default();
+        if !candidates.is_empty() {
+            let ids: Vec<String> = candidates.iter().map(|_| new_id()).collect();
+            // Whether a delivery exists is asked of the finished rows (their event index) and
+            // the queued ones (the queue) apart, so that each can use its index.
+            step.created = sqlx::query(
+                "WITH c AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+                   AS c(id, event_id, event_name)) \
+                 INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, \
+                   updated_at) \
+                 SELECT c.id, c.event_id, $4, c.event_name, $5, $5, $5 FROM c \
+                 WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state <> 0 \
+                     AND d.event_id = c.event_id AND d.hook_id = $4) \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state = 0 \
+                     AND d.event_id = c.event_id AND d.hook_id = $4)",
+            )
+            .bind(&ids)
+            .bind(&candidates)
+            .bind(&names)
+            .bind(&r.hook_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if step.created > 0 {
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(CHANNEL)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        if looked.len() == limit as usize {
+            if let Some(last) = looked.last() {
+                step.next = Some(ReplayCursor {
+                    created_at: last.try_get("created_at")?,
+                    event_id: last.try_get("id")?,
+                });
+            }
+        }
+        Ok(step)
+    }
+}

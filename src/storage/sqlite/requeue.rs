@@ -1,0 +1,121 @@
+//! Putting deliveries back in the queue on an operator's word (issue 15): retry one,
+//! recover a hook's failed ones, replay stored events to a hook. Each runs on the writer
+//! thread inside its batch, as one bounded step (the caller paces the steps: see
+//! `delivery::operations`), and lowers the claim floor to the time it makes them due.
+
+use super::writer::WriteTx;
+use crate::domain::id::new_id;
+use crate::storage::deliveries::{recovery_filter, Recovery, Replay, ReplayCursor, ReplayStep};
+use crate::storage::schema::Marks;
+use crate::storage::StoreResult;
+use rusqlite::OptionalExtension;
+
+/// Makes one delivery due at `now` with a fresh schedule; a delivery leased here (being
+/// sent) is left to its attempt. `false` if there is no such delivery.
+pub fn retry(w: &mut WriteTx<'_>, id: &str, now: i64) -> StoreResult<bool> {
+    let rowid: Option<i64> = w
+        .conn
+        .prepare_cached("SELECT rowid FROM deliveries WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    let Some(rowid) = rowid else {
+        return Ok(false);
+    };
+    if w.leases.is_held(rowid, now) {
+        return Ok(true);
+    }
+    w.conn
+        .prepare_cached(
+            "UPDATE OR FAIL deliveries SET state = 0, due_at = ?1, schedule_start = attempts, \
+             updated_at = ?1 WHERE rowid = ?2",
+        )?
+        .execute((now, rowid))?;
+    w.leases.lower_floor(now);
+    *w.queued_due = true;
+    Ok(true)
+}
+
+/// Re-queues up to `limit` of `r`'s failed deliveries (through the finished rows' hook
+/// index); returns how many.
+pub fn recover(w: &mut WriteTx<'_>, r: &Recovery, limit: u32, now: i64) -> StoreResult<u64> {
+    let sql = format!(
+        "UPDATE OR FAIL deliveries SET state = 0, due_at = ?5, schedule_start = attempts, \
+         updated_at = ?5 WHERE rowid IN (SELECT rowid FROM deliveries WHERE {} LIMIT ?6)",
+        recovery_filter(Marks::Question)
+    );
+    let n = w.conn.prepare_cached(&sql)?.execute((
+        &r.hook_id,
+        r.window.since,
+        r.window.until,
+        r.before,
+        now,
+        i64::from(limit),
+    ))?;
+    if n > 0 {
+        w.leases.lower_floor(now);
+        *w.queued_due = true;
+    }
+    Ok(n as u64)
+}
+
+/// Looks at up to `limit` events of `r`'s window after `after` (by creation time, then id)
+/// and creates a delivery due at `now` for each the hook subscribes to and has none of.
+pub fn replay(
+    w: &mut WriteTx<'_>,
+    r: &Replay,
+    after: Option<&ReplayCursor>,
+    limit: u32,
+    now: i64,
+) -> StoreResult<ReplayStep> {
+    let (from_at, from_id) = match after {
+        Some(c) => (c.created_at, c.event_id.as_str()),
+        None => (r.window.since, ""),
+    };
+    let mut events = w.conn.prepare_cached(
+        "SELECT id, name, created_at FROM events INDEXED BY events_time \
+         WHERE created_at <= ?2 AND (created_at > ?1 OR (created_at = ?1 AND id > ?3)) \
+           AND created_at >= ?4 \
+         ORDER BY created_at, id LIMIT ?5",
+    )?;
+    let looked: Vec<(String, String, i64)> = events
+        .query_map(
+            (
+                from_at,
+                r.window.until,
+                from_id,
+                r.window.since,
+                i64::from(limit),
+            ),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut exists = w
+        .conn
+        .prepare_cached("SELECT 1 FROM deliveries WHERE event_id = ?1 AND hook_id = ?2")?;
+    let mut insert = w.conn.prepare_cached(
+        "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, \
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+    )?;
+    let mut step = ReplayStep::default();
+    for (event_id, name, _) in &looked {
+        if !r.events.iter().any(|e| e == name) {
+            continue;
+        }
+        if exists.exists((event_id, &r.hook_id))? {
+            continue;
+        }
+        insert.execute((new_id(), event_id, &r.hook_id, name, now))?;
+        step.created += 1;
+    }
+    if step.created > 0 {
+        w.leases.lower_floor(now);
+        *w.queued_due = true;
+    }
+    if looked.len() == limit as usize {
+        step.next = looked.last().map(|(id, _, at)| ReplayCursor {
+            created_at: *at,
+            event_id: id.clone(),
+        });
+    }
+    Ok(step)
+}
