@@ -144,6 +144,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_RECOVERY_RATE", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub recovery_rate: u32,
 
+    /// How long events, finished deliveries and attempts are kept (queued deliveries always
+    /// are, and attempts at least 24 h, for recent-logs and the hooks' stats). Deleted in
+    /// small batches in the background.
+    #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30days", value_parser = positive_duration)]
+    pub retention: Duration,
+
     /// How long a connection may take to send a request's head, counted from when it is ready
     /// for one: a client sending headers slowly, or an idle keep-alive connection, is closed
     /// when it runs out.

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod domain;
 pub mod identity;
 pub mod metrics;
+pub mod retention;
 pub mod routes;
 pub mod server;
 pub mod startup;

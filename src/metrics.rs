@@ -64,6 +64,11 @@ struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
 }
@@ -86,6 +91,8 @@ pub struct Metrics {
     queue_due: Gauge,
     queue_scheduled: Gauge,
     endpoints_failing: Gauge,
+    /// Rows retention deleted, by table.
+    pruned: Family<TableLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -194,7 +201,15 @@ impl Metrics {
             endpoints_failing.clone(),
         );
 
+        let pruned = Family::<TableLabel, Counter>::default();
+        registry.register(
+            "pruned_rows",
+            "Rows deleted by retention (--retention), by table: deliveries, events, attempts",
+            pruned.clone(),
+        );
+
         Self {
+            pruned,
             registry,
             events_ingested,
             deliveries_succeeded,
@@ -219,6 +234,17 @@ impl Metrics {
             self.attempts_success.inc();
         } else {
             self.attempts_failure.inc();
+        }
+    }
+
+    /// Books one retention step.
+    pub fn pruned(&self, p: &crate::storage::deliveries::Pruned) {
+        for (table, n) in [
+            ("deliveries", p.deliveries),
+            ("events", p.events),
+            ("attempts", p.attempts),
+        ] {
+            self.pruned.get_or_create(&TableLabel { table }).inc_by(n);
         }
     }
 

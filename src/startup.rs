@@ -181,6 +181,16 @@ impl Application {
                 shutdown.clone(),
             )
         });
+        // Retention runs where deliveries are sent (every node on SQLite; the workers on
+        // PostgreSQL, where several pruning at once is safe).
+        let retention = args.role.delivers().then(|| {
+            tokio::spawn(crate::retention::run(
+                state.store.clone(),
+                state.metrics.clone(),
+                args.retention,
+                shutdown.clone(),
+            ))
+        });
         let limits = ServerLimits {
             header_read_timeout: args.header_read_timeout,
             body_read_timeout: args.body_read_timeout,
@@ -202,6 +212,9 @@ impl Application {
             engine
         );
         operations.operations.stop().await;
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
         tracing::info!("hookline stopped");
         Ok(())
     }

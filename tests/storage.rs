@@ -6,7 +6,7 @@
 use hookline::domain::event::HookEvent;
 use hookline::domain::hook::{Hook, HookConfig};
 use hookline::domain::id::new_id;
-use hookline::storage::deliveries::{Recovery, Replay, Window};
+use hookline::storage::deliveries::{PruneCutoffs, Pruned, Recovery, Replay, Window};
 use hookline::storage::identity::{transact, Doc, IdentityError, Key, Kind, StateSpace};
 use hookline::storage::{
     connect, AttemptRecord, ClaimRequest, ClaimedDelivery, ConnectOptions, Lease, LogQuery,
@@ -115,6 +115,7 @@ cases!(
     deleting_a_hook_drops_its_queued_deliveries,
     retried_and_recovered_deliveries_are_due_again_with_a_fresh_schedule,
     a_replay_creates_each_missing_delivery_once,
+    pruning_deletes_only_what_retention_lets_go,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
     settings_are_set_once,
@@ -701,6 +702,74 @@ async fn a_replay_creates_each_missing_delivery_once(b: Backend) {
     let events: HashSet<&str> = to_late.iter().map(|d| d.event_id.as_str()).collect();
     assert_eq!(events.len(), 5);
     assert_eq!(claimed.len(), 11, "the early hook's six are untouched");
+}
+
+async fn pruning_deletes_only_what_retention_lets_go(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let h = hook(&[USER_CREATED]);
+    store.insert_hook(&h).await.unwrap();
+    let now = hookline::clock::now_ms();
+    // Old: three events; two of their deliveries finish (with old attempts), one stays queued
+    // (a retry far ahead).
+    queue_user_created(&*store, now - 10_000, 3).await;
+    let old = store
+        .claim_due(&claim(now - 9_000, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(old.len(), 3);
+    store
+        .record_attempts(&[
+            record(&old[0], NextStep::Succeeded, now - 8_000),
+            record(&old[1], NextStep::GaveUp, now - 8_000),
+            record(&old[2], NextStep::RetryAt(now + 60_000), now - 8_000),
+        ])
+        .await
+        .unwrap();
+    // New: one event, delivered now.
+    queue_user_created(&*store, now, 1).await;
+    let new = store.claim_due(&claim(now, 10)).await.unwrap().deliveries;
+    store
+        .record_attempts(&[record(&new[0], NextStep::Succeeded, now)])
+        .await
+        .unwrap();
+    let cut = PruneCutoffs {
+        deliveries_and_events: now - 5_000,
+        attempts: now - 5_000,
+    };
+    // A step of one row a table, then the rest; then nothing.
+    let first = store.prune(&cut, 1).await.unwrap();
+    assert_eq!((first.deliveries, first.attempts), (1, 1));
+    let rest = store.prune(&cut, 100).await.unwrap();
+    assert_eq!(
+        (
+            first.deliveries + rest.deliveries,
+            first.events + rest.events,
+            first.attempts + rest.attempts
+        ),
+        (2, 2, 3),
+        "the two finished old deliveries, their events, every old attempt"
+    );
+    assert_eq!(store.prune(&cut, 100).await.unwrap(), Pruned::default());
+    // The queued one and its event stay, and it is still sent with its body; the new one
+    // stays with its attempt.
+    let queued = store
+        .get_delivery(&old[2].id)
+        .await
+        .unwrap()
+        .expect("a queued delivery is never pruned");
+    assert!(queued.request_body.is_some());
+    assert!(store.get_delivery(&old[0].id).await.unwrap().is_none());
+    let kept = store.get_delivery(&new[0].id).await.unwrap().unwrap();
+    assert_eq!(kept.attempts.len(), 1);
+    let back = store
+        .claim_due(&claim(now + 60_000, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].id, old[2].id);
 }
 
 fn role(name: &str) -> Doc {

@@ -170,6 +170,33 @@ pub(crate) fn recovery_filter(marks: Marks) -> String {
     )
 }
 
+/// What a retention step may delete (`--retention`): rows created before these times (epoch
+/// ms). Queued deliveries are never deleted, nor an event any delivery still refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneCutoffs {
+    /// Finished deliveries, and events no delivery refers to.
+    pub deliveries_and_events: i64,
+    /// Attempts: never later than 24 h ago, so recent-logs and the hooks' stats keep their
+    /// day whatever the retention.
+    pub attempts: i64,
+}
+
+/// Rows one retention step deleted, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: u64,
+    pub events: u64,
+    pub attempts: u64,
+}
+
+impl Pruned {
+    /// Whether a table had `limit` rows deleted, so more may be left.
+    pub fn maybe_more(&self, limit: u32) -> bool {
+        let limit = u64::from(limit);
+        self.deliveries >= limit || self.events >= limit || self.attempts >= limit
+    }
+}
+
 /// A bound value of a built query.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {

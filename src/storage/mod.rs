@@ -409,6 +409,15 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
         limit: u32,
         now: i64,
     ) -> StoreResult<deliveries::ReplayStep>;
+
+    /// Deletes, in one transaction, up to `limit` rows of each table that `cutoffs` lets go:
+    /// finished deliveries, then events nothing refers to any more, then attempts (hook by
+    /// hook, through their `(hook_id, created_at)` index).
+    async fn prune(
+        &self,
+        cutoffs: &deliveries::PruneCutoffs,
+        limit: u32,
+    ) -> StoreResult<deliveries::Pruned>;
 }
 
 /// How to open a store, beyond its URL.

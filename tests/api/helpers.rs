@@ -259,6 +259,20 @@ impl TestDb {
         self.url.starts_with("sqlite:")
     }
 
+    /// How many rows `table` holds now (read beside the running app: SQLite's WAL lets a
+    /// reader in while it writes).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        use sqlx::Connection;
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        if self.is_sqlite() {
+            let url = format!("{}?mode=ro", self.url);
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            return sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
+        }
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
+    }
+
     /// Everything the database stores, as text: the SQLite files' bytes (WAL included), or
     /// every row of every table. For tests that check a secret is never stored in the clear.
     pub async fn stored_text(&self) -> String {

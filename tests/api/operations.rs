@@ -494,3 +494,80 @@ async fn recoveries_and_replays_are_paced_and_refuse_what_they_cannot_do() {
     let _ = delivery;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn retention_stops_the_tables_growing_and_keeps_a_day_of_logs() {
+    // Three seconds' retention (passes every second), events for twelve seconds at about
+    // 50 a second to one hook.
+    let app = TestApp::spawn_with(|a| a.retention = Duration::from_secs(3)).await;
+    let receiver = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let mut published = 0;
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(12) {
+        for _ in 0..5 {
+            app.publish(json!({"event": "User.Created", "data": {"n": published}}))
+                .await;
+            published += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if published % 50 == 0 {
+            let events = app.dir.count_rows("events").await;
+            let deliveries = app.dir.count_rows("deliveries").await;
+            samples.push((started.elapsed(), events, deliveries));
+        }
+    }
+    receiver
+        .wait_for(published as usize, Duration::from_secs(10))
+        .await;
+    // Once the retention has passed, what is kept stays within what arrives in the retention
+    // plus a pass and some slack (about 50 × 6), far below what was published.
+    let late: Vec<_> = samples
+        .iter()
+        .filter(|(at, _, _)| *at > Duration::from_secs(7))
+        .collect();
+    assert!(late.len() >= 3, "{samples:?}");
+    for (at, events, deliveries) in &late {
+        assert!(
+            *events <= 300 && *deliveries <= 300,
+            "at {at:?}: {events} events, {deliveries} deliveries kept of {published} published; {samples:?}"
+        );
+    }
+    assert!(published >= 400, "published {published}");
+    // Nothing older than the retention and a pass or two is left…
+    let old = now_ms() - 6_000;
+    let (_, total) = list(&app, &format!("?until={old}")).await;
+    assert_eq!(total, "0");
+    // …but the day of attempts stays: recent-logs and the stats count every one.
+    let logs = app
+        .api(
+            Method::GET,
+            &format!("/hooks/{hook_id}/recent-logs?page_size=1"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        logs.headers()["total-number"],
+        published.to_string().as_str()
+    );
+    let stats = app
+        .get_json(&format!("/hooks/{hook_id}?includeExecutionStats=true"))
+        .await;
+    assert_eq!(stats["executionStats"]["requestCount"], published);
+    let metrics = app.get_public("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("hookline_pruned_rows_total{table=\"deliveries\"}"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -576,6 +576,14 @@ impl Store for PostgresStore {
         self.replay_here(r, after, limit, now).await
     }
 
+    async fn prune(
+        &self,
+        cutoffs: &super::deliveries::PruneCutoffs,
+        limit: u32,
+    ) -> StoreResult<super::deliveries::Pruned> {
+        self.prune_here(cutoffs, limit).await
+    }
+
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {
         let filter = "a.hook_id = $1 AND a.created_at >= $2 AND a.created_at <= $3 \
                       AND ($4::text IS NULL OR a.event_name = $4)";

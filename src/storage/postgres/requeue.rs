@@ -1,11 +1,13 @@
-//! Putting deliveries back in the queue on an operator's word (issue 15), on PostgreSQL:
-//! retry one, recover a hook's failed ones, replay stored events to a hook. Each is one
-//! bounded step in one transaction (the caller paces the steps: `delivery::operations`) that
-//! tells every node through `NOTIFY` when it left deliveries due.
+//! Operators' writes to the queue (issue 15), on PostgreSQL: retry one delivery, recover a
+//! hook's failed ones, replay stored events to a hook, prune what retention lets go. Each is
+//! one bounded step in one transaction (the caller paces the steps: `delivery::operations`,
+//! `crate::retention`); those that leave deliveries due tell every node through `NOTIFY`.
 
 use super::{PostgresStore, CHANNEL};
 use crate::domain::id::new_id;
-use crate::storage::deliveries::{recovery_filter, Recovery, Replay, ReplayCursor, ReplayStep};
+use crate::storage::deliveries::{
+    recovery_filter, PruneCutoffs, Pruned, Recovery, Replay, ReplayCursor, ReplayStep,
+};
 use crate::storage::schema::Marks;
 use crate::storage::StoreResult;
 use sqlx::Row;
@@ -140,5 +142,62 @@ impl PostgresStore {
             }
         }
         Ok(step)
+    }
+}
+
+impl PostgresStore {
+    /// See `Store::prune`. Nodes that prune at once delete different rows or wait for one
+    /// another on the same ones; either way nothing is deleted twice or kept wrongly.
+    pub(super) async fn prune_here(&self, c: &PruneCutoffs, limit: u32) -> StoreResult<Pruned> {
+        let limit = i64::from(limit);
+        let mut tx = self.pool.begin().await?;
+        let deliveries = sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+             WHERE state <> 0 AND created_at < $1 LIMIT $2)",
+        )
+        .bind(c.deliveries_and_events)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Whether a delivery still refers to an event is asked of the finished rows (their
+        // event index) and the queued ones (the queue) apart, so that each can use its index.
+        let events = sqlx::query(
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state <> 0 AND d.event_id = e.id) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state = 0 AND d.event_id = e.id) \
+             LIMIT $2)",
+        )
+        .bind(c.deliveries_and_events)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Hook by hook, through the attempts' (hook_id, created_at) index.
+        let hooks: Vec<String> = sqlx::query_scalar("SELECT id FROM hooks")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut attempts = 0u64;
+        for hook in hooks {
+            if attempts >= limit as u64 {
+                break;
+            }
+            attempts += sqlx::query(
+                "DELETE FROM attempts WHERE ctid IN (SELECT ctid FROM attempts \
+                 WHERE hook_id = $1 AND created_at < $2 LIMIT $3)",
+            )
+            .bind(&hook)
+            .bind(c.attempts)
+            .bind(limit - attempts as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(Pruned {
+            deliveries,
+            events,
+            attempts,
+        })
     }
 }

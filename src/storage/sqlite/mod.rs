@@ -653,6 +653,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune(
+        &self,
+        cutoffs: &super::deliveries::PruneCutoffs,
+        limit: u32,
+    ) -> StoreResult<super::deliveries::Pruned> {
+        let cutoffs = *cutoffs;
+        self.writer
+            .run(Durability::Process, move |w| {
+                requeue::prune(w, &cutoffs, limit)
+            })
+            .await
+    }
+
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {
         let filter = "a.hook_id = ?1 AND a.created_at >= ?2 AND a.created_at <= ?3 AND (?4 IS NULL OR a.event_name = ?4)";
         let total: i64 =

@@ -1,11 +1,14 @@
-//! Putting deliveries back in the queue on an operator's word (issue 15): retry one,
-//! recover a hook's failed ones, replay stored events to a hook. Each runs on the writer
-//! thread inside its batch, as one bounded step (the caller paces the steps: see
-//! `delivery::operations`), and lowers the claim floor to the time it makes them due.
+//! Operators' writes to the queue (issue 15): retry one delivery, recover a hook's failed
+//! ones, replay stored events to a hook, and prune what retention lets go. Each runs on the
+//! writer thread inside its batch, as one bounded step (the caller paces the steps: see
+//! `delivery::operations` and `crate::retention`); those that make deliveries due lower the
+//! claim floor to that time.
 
 use super::writer::WriteTx;
 use crate::domain::id::new_id;
-use crate::storage::deliveries::{recovery_filter, Recovery, Replay, ReplayCursor, ReplayStep};
+use crate::storage::deliveries::{
+    recovery_filter, PruneCutoffs, Pruned, Recovery, Replay, ReplayCursor, ReplayStep,
+};
 use crate::storage::schema::Marks;
 use crate::storage::StoreResult;
 use rusqlite::OptionalExtension;
@@ -118,4 +121,48 @@ pub fn replay(
         });
     }
     Ok(step)
+}
+
+/// One retention step (see `Store::prune`). Finished rows only: nothing deleted here can be
+/// leased, so the claim floor stays as it is.
+pub fn prune(w: &mut WriteTx<'_>, c: &PruneCutoffs, limit: u32) -> StoreResult<Pruned> {
+    let limit = i64::from(limit);
+    let deliveries = w
+        .conn
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries \
+             INDEXED BY deliveries_finished_time WHERE state <> 0 AND created_at < ?1 LIMIT ?2)",
+        )?
+        .execute((c.deliveries_and_events, limit))?;
+    let events = w
+        .conn
+        .prepare_cached(
+            "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e \
+             INDEXED BY events_time WHERE e.created_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?2)",
+        )?
+        .execute((c.deliveries_and_events, limit))?;
+    // Hook by hook: attempts have no index by time alone (one b-tree fewer per attempt), and
+    // a deleted hook's attempts went with it.
+    let hooks: Vec<String> = w
+        .conn
+        .prepare_cached("SELECT id FROM hooks")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut delete = w.conn.prepare_cached(
+        "DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts \
+         WHERE hook_id = ?1 AND created_at < ?2 LIMIT ?3)",
+    )?;
+    let mut attempts = 0i64;
+    for hook in hooks {
+        if attempts >= limit {
+            break;
+        }
+        attempts += delete.execute((hook, c.attempts, limit - attempts))? as i64;
+    }
+    Ok(Pruned {
+        deliveries: deliveries as u64,
+        events: events as u64,
+        attempts: attempts as u64,
+    })
 }
