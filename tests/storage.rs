@@ -140,6 +140,7 @@ fn hook(events: &[&str]) -> Hook {
             failure_policy: None,
         },
         signing_key: "key".into(),
+        previous_signing_key: None,
         enabled: true,
         created_at: hookline::clock::now_ms(),
     }

@@ -49,7 +49,11 @@ pub async fn decide(
     let calls = hooks.iter().map(|hook| {
         let text = &text;
         async move {
-            let target = DeliveryTarget::new(hook.config.clone(), hook.signing_key.clone());
+            let target = DeliveryTarget::new(
+                hook.config.clone(),
+                hook.signing_key.clone(),
+                hook.previous_signing_key.clone(),
+            );
             let id = new_id();
             let body = delivery_body(text, &hook.id);
             let outcome = sender

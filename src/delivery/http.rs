@@ -288,10 +288,21 @@ fn signed_headers(target: &DeliveryTarget, msg_id: &str, body: &[u8]) -> Result<
     h.insert(LOGTO_SIGNATURE_HEADER, value(logto_signature(key, body))?);
     h.insert(WEBHOOK_ID_HEADER, value(msg_id.to_owned())?);
     h.insert(WEBHOOK_TIMESTAMP_HEADER, value(timestamp.to_string())?);
-    h.insert(
-        WEBHOOK_SIGNATURE_HEADER,
-        value(standard_webhooks_signature(key, msg_id, timestamp, body))?,
-    );
+    let mut signatures = standard_webhooks_signature(key, msg_id, timestamp, body);
+    // During a rotation's grace period, a signature with the previous key too (Standard
+    // Webhooks: space-separated, any one verifies); `logto-signature-sha-256` has room for
+    // one, the new key's.
+    if let Some(previous) = target
+        .previous_key
+        .as_ref()
+        .and_then(|p| p.valid_at(crate::clock::now_ms()))
+    {
+        signatures.push(' ');
+        signatures.push_str(&standard_webhooks_signature(
+            previous, msg_id, timestamp, body,
+        ));
+    }
+    h.insert(WEBHOOK_SIGNATURE_HEADER, value(signatures)?);
     Ok(h)
 }
 

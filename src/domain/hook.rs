@@ -288,9 +288,28 @@ pub struct Hook {
     pub events: Vec<HookEvent>,
     pub config: HookConfig,
     pub signing_key: String,
+    /// The key before the last rotation, while deliveries are still signed with it too
+    /// (`PATCH /api/hooks/:id/signing-key` with a grace period). Never shown.
+    pub previous_signing_key: Option<PreviousKey>,
     pub enabled: bool,
     /// Epoch milliseconds, as Logto returns it.
     pub created_at: i64,
+}
+
+/// A signing key kept after a rotation so that receivers can switch over: until
+/// `expires_at` (epoch ms), `webhook-signature` carries a signature with it beside the new
+/// key's (Standard Webhooks: several space-separated signatures, any one of which verifies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousKey {
+    pub key: String,
+    pub expires_at: i64,
+}
+
+impl PreviousKey {
+    /// The key if it still signs at `now`.
+    pub fn valid_at(&self, now: i64) -> Option<&str> {
+        (now < self.expires_at).then_some(self.key.as_str())
+    }
 }
 
 impl Hook {
@@ -428,6 +447,7 @@ impl HookInput {
             events,
             config,
             signing_key,
+            previous_signing_key: None,
             enabled,
             created_at,
         })

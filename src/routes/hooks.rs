@@ -6,7 +6,7 @@ use super::pagination::Pagination;
 use super::AppState;
 use crate::clock::now_ms;
 use crate::delivery::http::check_target;
-use crate::domain::hook::{parse_test_events, Hook, HookConfig, HookInput, TENANT_ID};
+use crate::domain::hook::{parse_test_events, Hook, HookConfig, HookInput, PreviousKey, TENANT_ID};
 use crate::domain::id::{new_id, new_secret, SIGNING_KEY_LENGTH};
 use crate::domain::payload::test_payload;
 use crate::domain::signature::standard_webhooks_secret;
@@ -178,17 +178,51 @@ pub async fn update(
     Ok(Json(hook_json(&hook, None)))
 }
 
+/// `PATCH /api/hooks/:id/signing-key`: a new signing key, answered with the hook (200) as
+/// Logto does. The key it replaces keeps signing for a grace period (`gracePeriodSeconds`,
+/// default a day, 0 for none): meanwhile `webhook-signature` carries a signature with each
+/// key, and `logto-signature-sha-256` the new key's. A rotation during a grace period drops
+/// the older key at once. Errors: 404 `entity.not_exists`; 400 `guard.invalid_input` for
+/// another field or a period over 30 days.
 pub async fn rotate_signing_key(
     State(state): State<AppState>,
     HookId(id): HookId,
+    ApiJson(body): ApiJson<RotateBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let grace = match body.grace_period_seconds {
+        None => DEFAULT_GRACE_PERIOD_SECONDS,
+        Some(s) if s <= MAX_GRACE_PERIOD_SECONDS => s,
+        Some(_) => {
+            return Err(ApiError::invalid_input(format!(
+                "gracePeriodSeconds must be from 0 to {MAX_GRACE_PERIOD_SECONDS} (30 days)"
+            )))
+        }
+    };
     let mut hook = find(&state, &id, "entity.not_exists").await?;
-    hook.signing_key = new_secret(SIGNING_KEY_LENGTH);
+    let old = std::mem::replace(&mut hook.signing_key, new_secret(SIGNING_KEY_LENGTH));
+    hook.previous_signing_key = (grace > 0).then(|| PreviousKey {
+        key: old,
+        expires_at: now_ms() + grace as i64 * 1000,
+    });
     if !state.store.update_hook(&hook).await? {
         return Err(missing(&id, "entity.not_exists"));
     }
     tracing::info!(hook_id = %hook.id, "signing key rotated");
     Ok(Json(hook_json(&hook, None)))
+}
+
+/// The grace period a rotation gives the previous key when the body names none: a day, so
+/// that receivers can switch over (Logto switches at once; README, "Differences from Logto").
+pub const DEFAULT_GRACE_PERIOD_SECONDS: u64 = 24 * 60 * 60;
+/// The longest grace period: 30 days.
+pub const MAX_GRACE_PERIOD_SECONDS: u64 = 30 * 24 * 60 * 60;
+
+/// `PATCH /api/hooks/:id/signing-key`'s optional body (Logto's clients send none):
+/// `{"gracePeriodSeconds": N}`, 0 for an immediate switch.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RotateBody {
+    grace_period_seconds: Option<u64>,
 }
 
 pub async fn delete(
@@ -225,7 +259,11 @@ pub async fn test(
     };
     check_target(&config.url, state.allow_private).await?;
     let hook = find(&state, &id, "entity.not_exists_with_id").await?;
-    let target = DeliveryTarget::new(config, hook.signing_key.clone());
+    let target = DeliveryTarget::new(
+        config,
+        hook.signing_key.clone(),
+        hook.previous_signing_key.clone(),
+    );
     let now = OffsetDateTime::now_utc();
     let sends = events.iter().map(|event| {
         let body = test_payload(*event, &hook.id, now).to_string();

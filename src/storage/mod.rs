@@ -92,6 +92,9 @@ pub(crate) struct StoredHook {
     /// JSON [`HookConfig`].
     pub config: String,
     pub signing_key: String,
+    /// The previous key and until when it signs (both or neither).
+    pub previous_signing_key: Option<String>,
+    pub previous_key_expires_at: Option<i64>,
     pub enabled: bool,
     pub created_at: i64,
 }
@@ -119,10 +122,25 @@ impl StoredHook {
                 .map_err(|e| corrupt("events", &e))?,
             config,
             signing_key: self.signing_key,
+            previous_signing_key: previous_key(
+                self.previous_signing_key,
+                self.previous_key_expires_at,
+            ),
             enabled: self.enabled,
             created_at: self.created_at,
         })
     }
+}
+
+/// The previous key of a hook row's two columns (both set, or none).
+pub(crate) fn previous_key(
+    key: Option<String>,
+    expires_at: Option<i64>,
+) -> Option<crate::domain::hook::PreviousKey> {
+    Some(crate::domain::hook::PreviousKey {
+        key: key?,
+        expires_at: expires_at?,
+    })
 }
 
 /// Rows of one page: `limit` rows after skipping `offset`.
@@ -205,6 +223,8 @@ pub struct ClaimedDelivery {
 pub struct DeliveryTarget {
     pub config: HookConfig,
     pub signing_key: String,
+    /// The key before the last rotation, signing too until it expires.
+    pub previous_key: Option<crate::domain::hook::PreviousKey>,
     /// `config.url`, parsed. Hooks are checked when saved, so this is an error only for a
     /// row written by something else; the delivery then fails with it.
     pub url: Result<url::Url, crate::domain::target::TargetError>,
@@ -216,7 +236,11 @@ pub struct DeliveryTarget {
 }
 
 impl DeliveryTarget {
-    pub fn new(config: HookConfig, signing_key: String) -> Self {
+    pub fn new(
+        config: HookConfig,
+        signing_key: String,
+        previous_key: Option<crate::domain::hook::PreviousKey>,
+    ) -> Self {
         let url = crate::domain::target::parse_url(&config.url);
         let uri = url.as_ref().ok().and_then(|u| {
             let mut u = u.clone();
@@ -227,6 +251,7 @@ impl DeliveryTarget {
         Self {
             config,
             signing_key,
+            previous_key,
             url,
             uri,
             headers,

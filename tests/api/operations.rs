@@ -571,3 +571,118 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// The signatures in `webhook-signature` that each secret verifies, with the reference
+/// Standard Webhooks library.
+fn verifies(r: &Received, secret: &str) -> bool {
+    let wh = standardwebhooks::Webhook::new(secret).unwrap();
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, r.header(name).parse().unwrap());
+    }
+    wh.verify(&r.body, &headers).is_ok()
+}
+
+async fn rotate(app: &TestApp, id: &str, body: Option<Value>) -> reqwest::Response {
+    let req = app.api(Method::PATCH, &format!("/hooks/{id}/signing-key"));
+    match body {
+        Some(b) => req.json(&b),
+        None => req,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_rotated_key_keeps_signing_beside_the_new_one_for_its_grace_period() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "1s".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let id = hook["id"].as_str().unwrap();
+    let first = hook["standardWebhooksSecret"].as_str().unwrap().to_owned();
+
+    let res = rotate(&app, id, Some(json!({"gracePeriodSeconds": 2}))).await;
+    assert_eq!(res.status(), 200);
+    let rotated: Value = res.json().await.unwrap();
+    let second = rotated["standardWebhooksSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second_key = rotated["signingKey"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let rotated_at = std::time::Instant::now();
+    app.publish(json!({"event": "User.Created"})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
+    assert!(
+        verifies(&got[0], &first),
+        "the previous key, during the grace period"
+    );
+    assert!(verifies(&got[0], &second), "the new key");
+    assert_eq!(
+        got[0].header("logto-signature-sha-256"),
+        hookline::domain::signature::logto_signature(&second_key, &got[0].body)
+    );
+
+    // After the grace period: the new key only.
+    tokio::time::sleep(
+        (rotated_at + Duration::from_millis(2_200))
+            .saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    app.publish(json!({"event": "User.Created"})).await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].header("webhook-signature").split(' ').count(), 1);
+    assert!(!verifies(&got[1], &first));
+    assert!(verifies(&got[1], &second));
+
+    // Logto's clients send no body: a day's grace.
+    let res = rotate(&app, id, None).await;
+    assert_eq!(res.status(), 200);
+    let third = res.json::<Value>().await.unwrap()["standardWebhooksSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.publish(json!({"event": "User.Created"})).await;
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    assert!(verifies(&got[2], &second) && verifies(&got[2], &third));
+    assert!(!verifies(&got[2], &first), "one previous key at a time");
+
+    // No grace: the switch is immediate, also for a delivery queued before it (each attempt
+    // is signed with the keys current when it is sent).
+    receiver.script([Reply::status(500)]);
+    app.publish(json!({"event": "User.Created"})).await;
+    let got = receiver.wait_for(4, Duration::from_secs(10)).await;
+    assert!(verifies(&got[3], &third));
+    let res = rotate(&app, id, Some(json!({"gracePeriodSeconds": 0}))).await;
+    let fourth = res.json::<Value>().await.unwrap()["standardWebhooksSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = receiver.wait_for(5, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[4].header("webhook-id"),
+        got[3].header("webhook-id"),
+        "the retry"
+    );
+    assert!(verifies(&got[4], &fourth));
+    assert!(!verifies(&got[4], &third));
+    assert_eq!(got[4].header("webhook-signature").split(' ').count(), 1);
+
+    for body in [
+        json!({"gracePeriodSeconds": -1}),
+        json!({"gracePeriodSeconds": 2_592_001}),
+        json!({"gracePeriodSeconds": "1h"}),
+        json!({"grace": 5}),
+    ] {
+        expect_error(
+            rotate(&app, id, Some(body)).await,
+            400,
+            "guard.invalid_input",
+        )
+        .await;
+    }
+    expect_error(rotate(&app, "nope", None).await, 404, "entity.not_exists").await;
+    app.stop().await;
+}

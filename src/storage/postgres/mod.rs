@@ -180,6 +180,7 @@ impl TargetCache {
         version: i64,
         config: &str,
         signing_key: &str,
+        previous: Option<crate::domain::hook::PreviousKey>,
     ) -> StoreResult<Arc<DeliveryTarget>> {
         let mut targets = self
             .targets
@@ -192,7 +193,11 @@ impl TargetCache {
         }
         let config: HookConfig = serde_json::from_str(config)
             .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
-        let target = Arc::new(DeliveryTarget::new(config, signing_key.to_owned()));
+        let target = Arc::new(DeliveryTarget::new(
+            config,
+            signing_key.to_owned(),
+            previous,
+        ));
         targets.insert(id.to_owned(), (version, target.clone()));
         Ok(target)
     }
@@ -289,6 +294,8 @@ fn hook_from_row(row: &PgRow) -> StoreResult<Hook> {
         events: row.try_get("events")?,
         config: row.try_get("config")?,
         signing_key: row.try_get("signing_key")?,
+        previous_signing_key: row.try_get("previous_signing_key")?,
+        previous_key_expires_at: row.try_get("previous_key_expires_at")?,
         enabled: row.try_get("enabled")?,
         created_at: row.try_get("created_at")?,
     }
@@ -342,8 +349,9 @@ impl Store for PostgresStore {
 
     async fn insert_hook(&self, hook: &Hook) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at, \
+             previous_signing_key, previous_key_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&hook.id)
         .bind(&hook.name)
@@ -353,6 +361,8 @@ impl Store for PostgresStore {
         .bind(&hook.signing_key)
         .bind(hook.enabled)
         .bind(hook.created_at)
+        .bind(hook.previous_signing_key.as_ref().map(|p| p.key.as_str()))
+        .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -389,7 +399,8 @@ impl Store for PostgresStore {
     async fn update_hook(&self, hook: &Hook) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE hooks SET name = $1, event = $2, events = $3, config = $4, signing_key = $5, \
-             enabled = $6, version = version + 1 WHERE id = $7",
+             enabled = $6, previous_signing_key = $8, previous_key_expires_at = $9, \
+             version = version + 1 WHERE id = $7",
         )
         .bind(&hook.name)
         .bind(hook.event.map(|e| e.name()))
@@ -398,6 +409,8 @@ impl Store for PostgresStore {
         .bind(&hook.signing_key)
         .bind(hook.enabled)
         .bind(&hook.id)
+        .bind(hook.previous_signing_key.as_ref().map(|p| p.key.as_str()))
+        .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
         .execute(&self.pool)
         .await?
         .rows_affected();

@@ -5,6 +5,7 @@
 use super::{TargetCache, CHANNEL};
 use crate::domain::id::new_id;
 use crate::domain::payload::delivery_body;
+use crate::storage::previous_key;
 use crate::storage::{
     AttemptRecord, BlockingCallLog, ClaimRequest, ClaimedDelivery, Enqueued, Lease, NewEvent,
     NextStep, StoreError, StoreResult,
@@ -38,7 +39,8 @@ WITH ev AS ( \
   SELECT id, name, payload, created_at FROM ev ORDER BY ord \
 ), subs AS ( \
   SELECT ev.ord, ev.id AS event_id, ev.name, ev.created_at, ev.lease_up_to, ev.lease_ms, \
-    h.id, h.version, h.config, h.signing_key, h.created_at AS hook_created \
+    h.id, h.version, h.config, h.signing_key, h.previous_signing_key, \
+    h.previous_key_expires_at, h.created_at AS hook_created \
   FROM ev JOIN hooks h ON h.enabled AND \
     CASE WHEN cardinality(h.events) > 0 THEN ev.name = ANY(h.events) ELSE h.event = ev.name END \
   FOR KEY SHARE OF h \
@@ -56,7 +58,8 @@ WITH ev AS ( \
 ) \
 SELECT s.ord, d.id, d.hook_id, s.n <= s.lease_up_to AS leased, s.version, \
   CASE WHEN s.n <= s.lease_up_to THEN s.config END AS config, \
-  CASE WHEN s.n <= s.lease_up_to THEN s.signing_key END AS signing_key \
+  CASE WHEN s.n <= s.lease_up_to THEN s.signing_key END AS signing_key, \
+  s.previous_signing_key, s.previous_key_expires_at \
 FROM d JOIN s ON s.event_id = d.event_id AND s.id = d.hook_id \
 CROSS JOIN (SELECT count(*) FROM w) AS notified \
 ORDER BY s.ord, s.n";
@@ -122,7 +125,16 @@ pub(crate) async fn enqueue_in(
             attempts: 0,
             schedule_start: 0,
             created_at: event.created_at,
-            target: targets.get(&hook_id, row.try_get("version")?, &config, &key)?,
+            target: targets.get(
+                &hook_id,
+                row.try_get("version")?,
+                &config,
+                &key,
+                previous_key(
+                    row.try_get("previous_signing_key")?,
+                    row.try_get("previous_key_expires_at")?,
+                ),
+            )?,
             hook_id,
         });
     }
@@ -163,7 +175,8 @@ pub(super) async fn claim_due(
          WHERE d.id = p.id AND e.id = d.event_id AND h.id = d.hook_id \
          RETURNING d.seq, d.id, d.event_id, d.hook_id, d.event_name, d.attempts, d.created_at, \
            d.schedule_start, \
-           e.payload, h.version, h.config, h.signing_key, p.due_at AS was_due",
+           e.payload, h.version, h.config, h.signing_key, h.previous_signing_key, \
+           h.previous_key_expires_at, p.due_at AS was_due",
     )
     .bind(req.now)
     .bind(&req.busy_hooks)
@@ -182,6 +195,10 @@ pub(super) async fn claim_due(
             row.try_get("version")?,
             row.try_get("config")?,
             row.try_get("signing_key")?,
+            previous_key(
+                row.try_get("previous_signing_key")?,
+                row.try_get("previous_key_expires_at")?,
+            ),
         )?;
         let was_due: i64 = row.try_get("was_due")?;
         let seq: i64 = row.try_get("seq")?;

@@ -6,8 +6,8 @@
 //! the hot path neither re-reads hook rows nor re-parses their JSON per event or delivery.
 
 use crate::domain::event::HookEvent;
-use crate::domain::hook::HookConfig;
-use crate::storage::{DeliveryTarget, StoreError, StoreResult};
+use crate::domain::hook::{HookConfig, PreviousKey};
+use crate::storage::{previous_key, DeliveryTarget, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -58,7 +58,8 @@ impl HookCache {
             return Ok(s.clone());
         }
         let mut stmt = conn.prepare_cached(
-            "SELECT id, config, signing_key FROM hooks WHERE enabled = 1 \
+            "SELECT id, config, signing_key, previous_signing_key, previous_key_expires_at \
+             FROM hooks WHERE enabled = 1 \
              AND CASE WHEN json_array_length(hooks.events) > 0 \
                  THEN EXISTS (SELECT 1 FROM json_each(hooks.events) WHERE value = ?1) \
                  ELSE event IS ?1 END \
@@ -71,7 +72,8 @@ impl HookCache {
             let target = match self.targets.get(&hook_id) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = Arc::new(parse_target(row.get(1)?, row.get(2)?)?);
+                    let previous = previous_key(row.get(3)?, row.get(4)?);
+                    let t = Arc::new(parse_target(row.get(1)?, row.get(2)?, previous)?);
                     self.targets.insert(hook_id.clone(), t.clone());
                     t
                 }
@@ -92,21 +94,30 @@ impl HookCache {
         if let Some(t) = self.targets.get(hook_id) {
             return Ok(Some(t.clone()));
         }
-        let row: Option<(String, String)> = conn
-            .prepare_cached("SELECT config, signing_key FROM hooks WHERE id = ?1")?
-            .query_row([hook_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        let row = conn
+            .prepare_cached(
+                "SELECT config, signing_key, previous_signing_key, previous_key_expires_at \
+                 FROM hooks WHERE id = ?1",
+            )?
+            .query_row([hook_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, previous_key(r.get(2)?, r.get(3)?)))
+            })
             .optional()?;
-        let Some((config, key)) = row else {
+        let Some((config, key, previous)) = row else {
             return Ok(None);
         };
-        let t = Arc::new(parse_target(config, key)?);
+        let t = Arc::new(parse_target(config, key, previous)?);
         self.targets.insert(hook_id.to_owned(), t.clone());
         Ok(Some(t))
     }
 }
 
-fn parse_target(config: String, signing_key: String) -> StoreResult<DeliveryTarget> {
+fn parse_target(
+    config: String,
+    signing_key: String,
+    previous: Option<PreviousKey>,
+) -> StoreResult<DeliveryTarget> {
     let config: HookConfig = serde_json::from_str(&config)
         .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
-    Ok(DeliveryTarget::new(config, signing_key))
+    Ok(DeliveryTarget::new(config, signing_key, previous))
 }

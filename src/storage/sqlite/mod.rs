@@ -315,6 +315,8 @@ fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
             .map_err(|e| StoreError::Corrupt(format!("hook events: {e}")))?,
         config: row.try_get("config")?,
         signing_key: row.try_get("signing_key")?,
+        previous_signing_key: row.try_get("previous_signing_key")?,
+        previous_key_expires_at: row.try_get("previous_key_expires_at")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         created_at: row.try_get("created_at")?,
     }
@@ -340,6 +342,8 @@ struct HookRow {
     events: String,
     config: String,
     signing_key: String,
+    previous_signing_key: Option<String>,
+    previous_key_expires_at: Option<i64>,
     enabled: bool,
     created_at: i64,
 }
@@ -353,6 +357,8 @@ impl HookRow {
             events: event_names(hook),
             config: json_text(&hook.config),
             signing_key: hook.signing_key.clone(),
+            previous_signing_key: hook.previous_signing_key.as_ref().map(|p| p.key.clone()),
+            previous_key_expires_at: hook.previous_signing_key.as_ref().map(|p| p.expires_at),
             enabled: hook.enabled,
             created_at: hook.created_at,
         }
@@ -403,9 +409,10 @@ impl Store for SqliteStore {
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();
                 w.conn.execute(
-                    "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    (&row.id, &row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, row.created_at),
+                    "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at, \
+                     previous_signing_key, previous_key_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    (&row.id, &row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, row.created_at,
+                     &row.previous_signing_key, row.previous_key_expires_at),
                 )?;
                 Ok(())
             })
@@ -448,9 +455,10 @@ impl Store for SqliteStore {
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();
                 let n = w.conn.execute(
-                    "UPDATE hooks SET name = ?1, event = ?2, events = ?3, config = ?4, signing_key = ?5, enabled = ?6 \
-                     WHERE id = ?7",
-                    (&row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, &row.id),
+                    "UPDATE hooks SET name = ?1, event = ?2, events = ?3, config = ?4, signing_key = ?5, enabled = ?6, \
+                     previous_signing_key = ?8, previous_key_expires_at = ?9 WHERE id = ?7",
+                    (&row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, &row.id,
+                     &row.previous_signing_key, row.previous_key_expires_at),
                 )?;
                 Ok(n == 1)
             })

@@ -507,6 +507,7 @@ mod tests {
                     failure_policy: None,
                 },
                 signing_key: "key".into(),
+                previous_signing_key: None,
                 enabled: true,
                 created_at: 1,
             })

@@ -15,3 +15,7 @@ CREATE INDEX events_time ON events (created_at, id);
 -- Attempts made before the current retry schedule began: a retry or a recovery starts the
 -- schedule afresh while attempt numbers go on.
 ALTER TABLE deliveries ADD COLUMN schedule_start integer NOT NULL DEFAULT 0;
+
+-- Signing-key rotation with overlap: the key before the last rotation, and until when
+-- deliveries are signed with it too (epoch ms). Both NULL outside a grace period.
+ALTER TABLE hooks ADD COLUMN previous_signing_key text, ADD COLUMN previous_key_expires_at bigint;
