@@ -3,6 +3,7 @@
 
 use crate::domain::interaction::TrustedProxies;
 use crate::domain::retry::{RetrySchedule, DEFAULT_RETRY_SCHEDULE};
+use crate::domain::target::AllowedTargets;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
@@ -126,6 +127,13 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_targets: bool,
 
+    /// Non-public targets hooks may reach without opening them all: CIDR ranges, addresses
+    /// and host names, comma-separated (`10.1.2.0/24,receiver.internal,*.svc.cluster.local`).
+    /// A listed name may resolve to any address; anything else non-public stays refused, at
+    /// save and after every DNS lookup.
+    #[arg(long, env = "HOOKLINE_ALLOWED_TARGETS", default_value = "", value_parser = allowed_targets)]
+    pub allowed_targets: AllowedTargets,
+
     /// Webhook requests in flight at once, over all hooks.
     #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_in_flight: u32,
@@ -220,6 +228,11 @@ fn busy_timeout(raw: &str) -> Result<Duration, String> {
         Ok(_) => Err("must be from 1ms to 10m".into()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// `--allowed-targets` (see `domain::target::AllowedTargets`).
+fn allowed_targets(raw: &str) -> Result<AllowedTargets, String> {
+    raw.parse()
 }
 
 /// A duration of more than zero (`humantime` syntax: `10s`, `2m`, `500ms`).

@@ -95,10 +95,11 @@ impl Application {
                 .await
                 .context("re-keying stored emails in Unicode NFC")?;
         }
-        let sender = Arc::new(WebhookSender::new(
-            args.request_timeout,
-            args.allow_private_targets,
-        )?);
+        let targets = crate::domain::target::TargetPolicy {
+            allow_all_private: args.allow_private_targets,
+            allowed: args.allowed_targets.clone(),
+        };
+        let sender = Arc::new(WebhookSender::new(args.request_timeout, targets.clone())?);
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -118,7 +119,7 @@ impl Application {
             sender,
             publisher,
             admin_token_hash,
-            allow_private: args.allow_private_targets,
+            targets,
             metrics: Arc::new(Metrics::new()),
             trusted_proxies: args.trusted_proxies.clone(),
             interactions: InteractionSettings {

@@ -11,7 +11,7 @@ use hookline::domain::identity::user::{email_key, nfc};
 use hookline::domain::interaction::{read_verdict, Identifier};
 use hookline::domain::payload::{delivery_body, event_payload};
 use hookline::domain::retry::{parse_retry_after, RetrySchedule};
-use hookline::domain::target::{check_url, is_forbidden_ip};
+use hookline::domain::target::{check_url, is_forbidden_ip, TargetPolicy};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -124,7 +124,7 @@ proptest! {
     #[test]
     fn hook_bodies_never_panic_and_what_they_accept_is_well_formed(body in json_value(), allow in any::<bool>()) {
         if let Ok(input) = serde_json::from_value::<HookInput>(body) {
-            let _ = input.into_new_hook("id".into(), "key".into(), 1, allow);
+            let _ = input.into_new_hook("id".into(), "key".into(), 1, &TargetPolicy::all_private(allow));
         }
     }
 
@@ -151,12 +151,12 @@ proptest! {
         let body = serde_json::json!({"name": name, "events": events, "enabled": enabled,
             "config": {"url": url, "headers": headers, "retries": retries}});
         let input: HookInput = serde_json::from_value(body).expect("an object reads as a HookInput");
-        if let Ok(hook) = input.into_new_hook("id".into(), "key".into(), 1, false) {
+        if let Ok(hook) = input.into_new_hook("id".into(), "key".into(), 1, &TargetPolicy::default()) {
             prop_assert!(!hook.events.is_empty());
             for e in &hook.events {
                 prop_assert!(events.contains(&e.name().to_owned()));
             }
-            prop_assert!(check_url(&hook.config.url, false).is_ok(), "{}", hook.config.url);
+            prop_assert!(check_url(&hook.config.url, &TargetPolicy::default()).is_ok(), "{}", hook.config.url);
             prop_assert!(hook.config.retries.is_none_or(|r| r <= 3));
             for (name, value) in hook.config.headers.iter().flat_map(|h| h.iter()) {
                 prop_assert!(reserved_header(name).is_none(), "{name}");
@@ -171,7 +171,7 @@ proptest! {
     ) {
         let map: Map<String, Value> = headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
         let config = serde_json::json!({"url": "https://example.com/h", "headers": map});
-        if let Ok(parsed) = HookConfig::parse(config, false) {
+        if let Ok(parsed) = HookConfig::parse(config, &TargetPolicy::default()) {
             let names: Vec<&str> = parsed.headers.iter().flat_map(|h| h.iter()).map(|(k, _)| k).collect();
             for (i, name) in names.iter().enumerate() {
                 prop_assert!(reserved_header(name).is_none(), "{name}");
@@ -236,18 +236,18 @@ proptest! {
 
     #[test]
     fn url_checks_never_panic(raw in any::<String>(), allow in any::<bool>()) {
-        let _ = check_url(&raw, allow);
-        let _ = check_url(&format!("http://{raw}/"), allow);
+        let _ = check_url(&raw, &TargetPolicy::all_private(allow));
+        let _ = check_url(&format!("http://{raw}/"), &TargetPolicy::all_private(allow));
     }
 
     #[test]
     fn literal_addresses_are_judged_as_the_resolver_judges_them(v4 in any::<u32>(), v6 in any::<u128>(), dot in any::<bool>()) {
         let v4 = Ipv4Addr::from(v4);
         let dot = if dot { "." } else { "" };
-        let refused = check_url(&format!("http://{v4}{dot}/"), false).is_err();
+        let refused = check_url(&format!("http://{v4}{dot}/"), &TargetPolicy::default()).is_err();
         prop_assert_eq!(refused, is_forbidden_ip(IpAddr::V4(v4)));
         let v6 = Ipv6Addr::from(v6);
-        let refused = check_url(&format!("http://[{v6}]/"), false).is_err();
+        let refused = check_url(&format!("http://[{v6}]/"), &TargetPolicy::default()).is_err();
         prop_assert_eq!(refused, is_forbidden_ip(IpAddr::V6(v6)));
     }
 

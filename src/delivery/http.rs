@@ -5,9 +5,7 @@ use crate::domain::signature::{
     logto_signature, standard_webhooks_signature, LOGTO_SIGNATURE_HEADER, WEBHOOK_ID_HEADER,
     WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
 };
-use crate::domain::target::{
-    check_host, check_url, is_forbidden_ip, is_local_hostname, TargetError,
-};
+use crate::domain::target::{check_host, check_url, is_local_hostname, TargetError, TargetPolicy};
 use crate::storage::DeliveryTarget;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
@@ -21,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 use url::{Host, Url};
@@ -65,15 +64,15 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
 pub struct WebhookSender {
     client: Client<Connector, Full<Bytes>>,
     request_timeout: Duration,
-    allow_private: bool,
+    policy: Arc<TargetPolicy>,
 }
 
-/// Resolves host names, and unless private targets are allowed, drops every address hookline
-/// may not call. Because the client asks it on every new connection, a name that resolved to
+/// Resolves host names and drops every address the policy refuses (a listed name keeps all
+/// of its own). Because the client asks it on every new connection, a name that resolved to
 /// a public address when the hook was created and to a private one now is refused now.
 #[derive(Clone)]
 struct Resolver {
-    allow_private: bool,
+    policy: Arc<TargetPolicy>,
 }
 
 impl tower_service::Service<Name> for Resolver {
@@ -86,50 +85,61 @@ impl tower_service::Service<Name> for Resolver {
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
-        let allow_private = self.allow_private;
+        let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str();
-            let addrs = if allow_private {
+            let addrs = if policy.allows_name(host) {
                 tokio::net::lookup_host((host, 0)).await?.collect()
             } else {
-                resolve_public(host).await?
+                resolve_allowed(host, &policy).await?
             };
             Ok(Vec::into_iter(addrs))
         })
     }
 }
 
-async fn resolve_public(host: &str) -> Result<Vec<SocketAddr>, std::io::Error> {
-    let refused = || {
+/// `host`'s addresses that `policy` allows; an error naming why when none is (it becomes the
+/// attempt's logged error).
+async fn resolve_allowed(
+    host: &str,
+    policy: &TargetPolicy,
+) -> Result<Vec<SocketAddr>, std::io::Error> {
+    let refused = |why: String| {
         std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
-            format!("{host} resolves only to non-public addresses, which hookline refuses without --allow-private-targets"),
+            format!("{host} {why}, which hookline refuses unless listed in --allowed-targets (or with --allow-private-targets)"),
         )
     };
     if is_local_hostname(host) {
-        return Err(refused());
+        return Err(refused("is a local name".into()));
     }
-    let public: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
-        .await?
-        .filter(|a| !is_forbidden_ip(a.ip()))
+    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let allowed: Vec<SocketAddr> = all
+        .iter()
+        .copied()
+        .filter(|a| policy.allows_ip(a.ip()))
         .collect();
-    if public.is_empty() {
-        return Err(refused());
+    if allowed.is_empty() {
+        let addrs: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+        return Err(refused(format!(
+            "resolves only to non-public addresses ({})",
+            addrs.join(", ")
+        )));
     }
-    Ok(public)
+    Ok(allowed)
 }
 
 /// The create/update-time check of a hook URL: on top of [`check_url`], resolve a host name
 /// and refuse it if any of its addresses is non-public. A name that does not resolve (yet) is
 /// accepted: deliveries to it fail and are retried, and the connect-time check still applies.
-pub async fn check_target(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
-    let url = check_url(raw, allow_private)?;
-    if allow_private {
-        return Ok(url);
-    }
+pub async fn check_target(raw: &str, policy: &TargetPolicy) -> Result<Url, TargetError> {
+    let url = check_url(raw, policy)?;
     if let Some(Host::Domain(domain)) = url.host() {
+        if policy.allows_name(domain) {
+            return Ok(url);
+        }
         if let Ok(addrs) = tokio::net::lookup_host((domain, 0)).await {
-            if let Some(bad) = addrs.into_iter().find(|a| is_forbidden_ip(a.ip())) {
+            if let Some(bad) = addrs.into_iter().find(|a| !policy.allows_ip(a.ip())) {
                 return Err(TargetError::Private(format!("{domain} ({})", bad.ip())));
             }
         }
@@ -151,8 +161,11 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl WebhookSender {
-    pub fn new(request_timeout: Duration, allow_private: bool) -> anyhow::Result<Self> {
-        let mut http = HttpConnector::new_with_resolver(Resolver { allow_private });
+    pub fn new(request_timeout: Duration, policy: TargetPolicy) -> anyhow::Result<Self> {
+        let policy = Arc::new(policy);
+        let mut http = HttpConnector::new_with_resolver(Resolver {
+            policy: policy.clone(),
+        });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(request_timeout.min(Duration::from_secs(5))));
@@ -170,7 +183,7 @@ impl WebhookSender {
         Ok(Self {
             client,
             request_timeout,
-            allow_private,
+            policy,
         })
     }
 
@@ -202,7 +215,7 @@ impl WebhookSender {
             .url
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|u| check_host(u, self.allow_private));
+            .and_then(|u| check_host(u, &self.policy));
         if let Err(e) = checked {
             return failed(format!("refused: {e}"));
         }

@@ -5,7 +5,7 @@
 //! headers are valid header names and values, and its name and key have Logto's lengths.
 
 use super::event::HookEvent;
-use super::target::{check_url, TargetError};
+use super::target::{check_url, TargetError, TargetPolicy};
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -202,7 +202,7 @@ impl HookConfig {
 impl HookConfig {
     /// Parses `config` from a request body. Host names are not resolved here; the caller
     /// resolves them (I/O) and checks the addresses.
-    pub fn parse(value: Value, allow_private: bool) -> Result<Self, HookInputError> {
+    pub fn parse(value: Value, policy: &TargetPolicy) -> Result<Self, HookInputError> {
         let Value::Object(mut obj) = value else {
             return Err(HookInputError::Invalid("config must be an object".into()));
         };
@@ -220,7 +220,7 @@ impl HookConfig {
                 "config.url is longer than {MAX_URL_LENGTH} characters"
             )));
         }
-        check_url(&url, allow_private)?;
+        check_url(&url, policy)?;
         let headers = match obj.shift_remove("headers") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(HookHeaders::parse_input(m)?),
@@ -424,7 +424,7 @@ impl HookInput {
         id: String,
         signing_key: String,
         created_at: i64,
-        allow_private: bool,
+        policy: &TargetPolicy,
     ) -> Result<Hook, HookInputError> {
         let name = self.name.map(parse_name).transpose()?.unwrap_or_default();
         let event = self.event.map(parse_event).transpose()?.flatten();
@@ -436,7 +436,7 @@ impl HookInput {
             return Err(HookInputError::MissingEvents);
         }
         let config = match self.config {
-            Some(v) => HookConfig::parse(v, allow_private)?,
+            Some(v) => HookConfig::parse(v, policy)?,
             None => return Err(HookInputError::Invalid("config is required".into())),
         };
         let enabled = self.enabled.map(parse_enabled).transpose()?.unwrap_or(true);
@@ -455,14 +455,14 @@ impl HookInput {
 
     /// Parses an update body. Fields given replace the stored ones whole (JSON fields such
     /// as `config` are replaced, not merged), as in Logto.
-    pub fn into_patch(self, allow_private: bool) -> Result<HookPatch, HookInputError> {
+    pub fn into_patch(self, policy: &TargetPolicy) -> Result<HookPatch, HookInputError> {
         Ok(HookPatch {
             name: self.name.map(parse_name).transpose()?,
             event: self.event.map(parse_event).transpose()?,
             events: self.events.map(parse_events).transpose()?,
             config: self
                 .config
-                .map(|c| HookConfig::parse(c, allow_private))
+                .map(|c| HookConfig::parse(c, policy))
                 .transpose()?,
             enabled: self.enabled.map(parse_enabled).transpose()?,
         })
@@ -507,7 +507,10 @@ mod tests {
     }
 
     fn with_headers(headers: Value) -> Result<HookConfig, HookInputError> {
-        HookConfig::parse(json!({"url": "https://e.com", "headers": headers}), false)
+        HookConfig::parse(
+            json!({"url": "https://e.com", "headers": headers}),
+            &TargetPolicy::default(),
+        )
     }
 
     #[test]
@@ -567,7 +570,7 @@ mod tests {
             "name": "crm", "events": ["PostSignIn", "User.Created", "PostSignIn"],
             "config": {"url": "https://example.com/h", "headers": {"x-a": "1"}}, "unknown": 1
         }))
-        .into_new_hook("id".into(), "key".into(), 1, false)
+        .into_new_hook("id".into(), "key".into(), 1, &TargetPolicy::default())
         .unwrap();
         assert!(hook.enabled);
         let names: Vec<&str> = hook.events.iter().map(|e| e.name()).collect();
@@ -576,7 +579,7 @@ mod tests {
 
     #[test]
     fn create_body_errors_are_specific() {
-        let new = |v| input(v).into_new_hook("id".into(), "k".into(), 1, false);
+        let new = |v| input(v).into_new_hook("id".into(), "k".into(), 1, &TargetPolicy::default());
         let cfg = json!({"url": "https://example.com"});
         assert!(matches!(
             new(json!({"config": cfg})),
@@ -625,11 +628,11 @@ mod tests {
         let sign_in = HookEvent::parse("PostSignIn").unwrap();
         let register = HookEvent::parse("PostRegister").unwrap();
         let both = input(json!({"event": "PostSignIn", "events": ["PostRegister"], "config": cfg}))
-            .into_new_hook("id".into(), "k".into(), 1, false)
+            .into_new_hook("id".into(), "k".into(), 1, &TargetPolicy::default())
             .unwrap();
         assert!(both.subscribes_to(register) && !both.subscribes_to(sign_in));
         let legacy = input(json!({"event": "PostSignIn", "config": cfg}))
-            .into_new_hook("id".into(), "k".into(), 1, false)
+            .into_new_hook("id".into(), "k".into(), 1, &TargetPolicy::default())
             .unwrap();
         assert!(legacy.subscribes_to(sign_in) && !legacy.subscribes_to(register));
     }
@@ -637,15 +640,15 @@ mod tests {
     #[test]
     fn patch_keeps_null_apart_from_absent() {
         let mut hook = input(json!({"event": "PostSignIn", "config": {"url": "https://e.com"}}))
-            .into_new_hook("id".into(), "k".into(), 1, false)
+            .into_new_hook("id".into(), "k".into(), 1, &TargetPolicy::default())
             .unwrap();
         input(json!({"name": "n"}))
-            .into_patch(false)
+            .into_patch(&TargetPolicy::default())
             .unwrap()
             .apply(&mut hook);
         assert_eq!(hook.event, Some(HookEvent::parse("PostSignIn").unwrap()));
         input(json!({"event": null, "enabled": false}))
-            .into_patch(false)
+            .into_patch(&TargetPolicy::default())
             .unwrap()
             .apply(&mut hook);
         assert_eq!(hook.event, None);
@@ -657,7 +660,7 @@ mod tests {
     fn headers_keep_their_order_through_json() {
         let c = HookConfig::parse(
             json!({"url": "https://e.com", "headers": {"b": "1", "a": "2"}}),
-            false,
+            &TargetPolicy::default(),
         )
         .unwrap();
         let text = serde_json::to_string(&c).unwrap();

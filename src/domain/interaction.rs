@@ -296,50 +296,19 @@ pub fn read_verdict(status: Option<u16>, body: &str, error: Option<&str>) -> Ver
 /// Which peers may tell the end user's address in `X-Forwarded-For`: addresses and CIDR
 /// ranges (`10.0.0.0/8`, `::1`).
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+pub struct TrustedProxies(crate::domain::target::IpRanges);
 
 impl std::str::FromStr for TrustedProxies {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (ip, bits) = match part.split_once('/') {
-                Some((ip, bits)) => (ip, Some(bits)),
-                None => (part, None),
-            };
-            let ip: IpAddr = ip
-                .parse()
-                .map_err(|_| format!("'{part}' is not an IP address or CIDR range"))?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                None => max,
-                Some(b) => b
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| format!("'{part}' has a bad prefix length"))?,
-            };
-            out.push((ip, bits));
-        }
-        Ok(TrustedProxies(out))
+        s.parse().map(TrustedProxies)
     }
 }
 
 impl TrustedProxies {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.0.iter().any(|(net, bits)| match (net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(i)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
-                u32::from(*n) & mask == u32::from(i) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(i)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
-                u128::from(*n) & mask == u128::from(i) & mask
-            }
-            _ => false,
-        })
+        self.0.contains(ip)
     }
 
     /// The end user's address: the peer's, or, from a trusted proxy, the last address in

@@ -18,8 +18,149 @@ pub enum TargetError {
     Scheme,
     #[error("the URL must not carry credentials")]
     Credentials,
-    #[error("the target {0} is a loopback, private, link-local or otherwise non-public address; start hookline with --allow-private-targets to allow it")]
+    #[error("the target {0} is a loopback, private, link-local or otherwise non-public address and not in --allowed-targets; allow it there (or every such address with --allow-private-targets)")]
     Private(String),
+}
+
+/// IP addresses and CIDR ranges (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`), comma-separated
+/// when parsed; an IPv4 address in IPv6 form (`::ffff:a.b.c.d`) matches as IPv4.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpRanges(Vec<(IpAddr, u8)>);
+
+impl IpRanges {
+    /// One range, `None` if `part` is neither an address nor a CIDR range.
+    fn parse_one(part: &str) -> Option<(IpAddr, u8)> {
+        let (ip, bits) = match part.split_once('/') {
+            Some((ip, bits)) => (ip, Some(bits)),
+            None => (part, None),
+        };
+        let ip: IpAddr = ip.parse().ok()?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max)?,
+        };
+        Some((ip.to_canonical(), bits))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*n) & mask == u32::from(i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*n) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::str::FromStr for IpRanges {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|part| {
+                Self::parse_one(part)
+                    .ok_or_else(|| format!("'{part}' is not an IP address or CIDR range"))
+            })
+            .collect::<Result<_, _>>()
+            .map(IpRanges)
+    }
+}
+
+/// `--allowed-targets`: the non-public targets hooks may reach, as CIDR ranges (and single
+/// addresses) and host names, comma-separated. A name allows every address it resolves to
+/// (an internal receiver's DNS is the operator's); `*.internal.example` allows the names
+/// under it. Anything else non-public stays refused, at save and after every DNS lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedTargets {
+    ranges: IpRanges,
+    /// Lowercase, without trailing dots; `*.suffix` for the names under `suffix`.
+    names: Vec<String>,
+}
+
+impl std::str::FromStr for AllowedTargets {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = AllowedTargets::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(range) = IpRanges::parse_one(part) {
+                out.ranges.0.push(range);
+                continue;
+            }
+            let name = part.trim_end_matches('.').to_ascii_lowercase();
+            let bare = name.strip_prefix("*.").unwrap_or(&name);
+            let valid = !bare.is_empty()
+                && bare.len() <= 253
+                && bare.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !valid || part.contains('/') {
+                return Err(format!(
+                    "'{part}' is not an IP address, a CIDR range or a host name"
+                ));
+            }
+            out.names.push(name);
+        }
+        Ok(out)
+    }
+}
+
+/// Which non-public targets hooks may reach (SSRF rules, applied at save and after DNS):
+/// none by default, every one with `--allow-private-targets` (development), or those
+/// `--allowed-targets` lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPolicy {
+    pub allow_all_private: bool,
+    pub allowed: AllowedTargets,
+}
+
+impl TargetPolicy {
+    /// Every target (`true`) or only public ones (`false`), with nothing listed.
+    pub fn all_private(allow: bool) -> Self {
+        Self {
+            allow_all_private: allow,
+            allowed: AllowedTargets::default(),
+        }
+    }
+
+    /// May a request go to `ip`?
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        self.allow_all_private || !is_forbidden_ip(ip) || self.allowed.ranges.contains(ip)
+    }
+
+    /// Is `host` a name whose every address is allowed (listed, or all are)?
+    pub fn allows_name(&self, host: &str) -> bool {
+        if self.allow_all_private {
+            return true;
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allowed
+            .names
+            .iter()
+            .any(|n| match n.strip_prefix("*.") {
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+                None => *n == host,
+            })
+    }
 }
 
 /// Is `ip` an address that a webhook must never reach (unless private targets are allowed)?
@@ -119,11 +260,11 @@ pub fn is_local_hostname(host: &str) -> bool {
 }
 
 /// A URL a webhook may be sent to, as far as can be told without DNS: http(s), no
-/// credentials, and (unless `allow_private`) no literal private address or `localhost`.
-/// Returns the parsed URL; host names still have to be resolved and checked.
-pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
+/// credentials, and no literal address or local name that `policy` refuses. Returns the
+/// parsed URL; host names still have to be resolved and checked.
+pub fn check_url(raw: &str, policy: &TargetPolicy) -> Result<Url, TargetError> {
     let url = parse_url(raw)?;
-    check_host(&url, allow_private)?;
+    check_host(&url, policy)?;
     Ok(url)
 }
 
@@ -144,19 +285,16 @@ pub fn parse_url(raw: &str) -> Result<Url, TargetError> {
     Ok(url)
 }
 
-/// The other half: unless private targets are allowed, a literal IP host must be public and
-/// a host name must not be a local one (names are checked again, per address, when resolved).
-pub fn check_host(url: &Url, allow_private: bool) -> Result<(), TargetError> {
-    if allow_private {
-        return Ok(());
-    }
+/// The other half: a literal IP host must be one `policy` allows, and a host name must not
+/// be a local one unless listed (names are checked again, per address, when resolved).
+pub fn check_host(url: &Url, policy: &TargetPolicy) -> Result<(), TargetError> {
     let Some(host) = url.host() else {
         return Err(TargetError::Invalid("the URL has no host".into()));
     };
     let forbidden = match &host {
-        Host::Ipv4(ip) => is_forbidden_v4(*ip),
-        Host::Ipv6(ip) => is_forbidden_v6(*ip),
-        Host::Domain(d) => is_local_hostname(d),
+        Host::Ipv4(ip) => !policy.allows_ip(IpAddr::V4(*ip)),
+        Host::Ipv6(ip) => !policy.allows_ip(IpAddr::V6(*ip)),
+        Host::Domain(d) => is_local_hostname(d) && !policy.allows_name(d),
     };
     if forbidden {
         return Err(TargetError::Private(host.to_string()));
@@ -236,17 +374,21 @@ mod tests {
 
     #[test]
     fn urls_are_checked_for_scheme_credentials_and_literal_hosts() {
-        assert!(check_url("https://example.com/hook", false).is_ok());
+        assert!(check_url(
+            "https://example.com/hook",
+            &TargetPolicy::all_private(false)
+        )
+        .is_ok());
         assert_eq!(
-            check_url("ftp://example.com", false).unwrap_err(),
+            check_url("ftp://example.com", &TargetPolicy::all_private(false)).unwrap_err(),
             TargetError::Scheme
         );
         assert_eq!(
-            check_url("https://u:p@example.com", false).unwrap_err(),
+            check_url("https://u:p@example.com", &TargetPolicy::all_private(false)).unwrap_err(),
             TargetError::Credentials
         );
         assert!(matches!(
-            check_url("not a url", false),
+            check_url("not a url", &TargetPolicy::all_private(false)),
             Err(TargetError::Invalid(_))
         ));
         for u in [
@@ -266,10 +408,68 @@ mod tests {
             "http://10.0.0.1./x",
         ] {
             assert!(
-                matches!(check_url(u, false), Err(TargetError::Private(_))),
+                matches!(
+                    check_url(u, &TargetPolicy::all_private(false)),
+                    Err(TargetError::Private(_))
+                ),
                 "{u}"
             );
-            assert!(check_url(u, true).is_ok(), "{u} allowed with the opt-in");
+            assert!(
+                check_url(u, &TargetPolicy::all_private(true)).is_ok(),
+                "{u} allowed with the opt-in"
+            );
         }
+    }
+
+    #[test]
+    fn allowed_targets_open_their_ranges_and_names_only() {
+        let policy = TargetPolicy {
+            allow_all_private: false,
+            allowed: "10.1.2.0/24, fd00::/8,192.168.0.7, Receiver.Internal., *.svc.local"
+                .parse()
+                .unwrap(),
+        };
+        for ip in [
+            "10.1.2.3",
+            "10.1.2.255",
+            "fd00::1",
+            "192.168.0.7",
+            "::ffff:10.1.2.9",
+            "8.8.8.8",
+        ] {
+            assert!(policy.allows_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "10.1.3.1",
+            "192.168.0.8",
+            "127.0.0.1",
+            "169.254.169.254",
+            "fe80::1",
+        ] {
+            assert!(!policy.allows_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for name in [
+            "receiver.internal",
+            "RECEIVER.internal.",
+            "a.svc.local",
+            "b.a.svc.local",
+        ] {
+            assert!(policy.allows_name(name), "{name}");
+        }
+        for name in ["svc.local", "xsvc.local", "other.internal", "localhost"] {
+            assert!(!policy.allows_name(name), "{name}");
+        }
+        assert!(check_url("http://10.1.2.3/h", &policy).is_ok());
+        assert!(check_url("http://10.1.3.3/h", &policy).is_err());
+        assert!(check_url("http://localhost/h", &policy).is_err());
+        let open = TargetPolicy::all_private(true);
+        assert!(open.allows_ip("127.0.0.1".parse().unwrap()) && open.allows_name("anything"));
+        for bad in ["10.0.0.0/33", "http://x", "a..b", "-x/y", "*.", "exa mple"] {
+            assert!(bad.parse::<AllowedTargets>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "".parse::<AllowedTargets>().unwrap(),
+            AllowedTargets::default()
+        );
     }
 }

@@ -152,9 +152,9 @@ pub async fn create(
         new_id(),
         new_secret(SIGNING_KEY_LENGTH),
         now_ms(),
-        state.allow_private,
+        &state.targets,
     )?;
-    check_target(&hook.config.url, state.allow_private).await?;
+    check_target(&hook.config.url, &state.targets).await?;
     super::record_hook_id(&hook.id);
     state.store.insert_hook(&hook).await?;
     tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
@@ -166,9 +166,9 @@ pub async fn update(
     HookId(id): HookId,
     ApiJson(input): ApiJson<HookInput>,
 ) -> Result<Json<Value>, ApiError> {
-    let patch = input.into_patch(state.allow_private)?;
+    let patch = input.into_patch(&state.targets)?;
     if let Some(config) = &patch.config {
-        check_target(&config.url, state.allow_private).await?;
+        check_target(&config.url, &state.targets).await?;
     }
     let mut hook = find(&state, &id, "entity.not_exists").await?;
     patch.apply(&mut hook);
@@ -254,10 +254,10 @@ pub async fn test(
 ) -> Result<StatusCode, ApiError> {
     let events = parse_test_events(body.events)?;
     let config = match body.config {
-        Some(c) => HookConfig::parse(c, state.allow_private)?,
+        Some(c) => HookConfig::parse(c, &state.targets)?,
         None => return Err(ApiError::invalid_input("config is required")),
     };
-    check_target(&config.url, state.allow_private).await?;
+    check_target(&config.url, &state.targets).await?;
     let hook = find(&state, &id, "entity.not_exists_with_id").await?;
     let target = DeliveryTarget::new(
         config,

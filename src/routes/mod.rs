@@ -55,7 +55,9 @@ pub struct Shared {
     pub publisher: Publisher,
     /// SHA-256 of the admin token.
     pub admin_token_hash: [u8; 32],
-    pub allow_private: bool,
+    /// Which non-public targets hooks may reach (`--allow-private-targets`,
+    /// `--allowed-targets`).
+    pub targets: crate::domain::target::TargetPolicy,
     pub metrics: Arc<Metrics>,
     /// Whose `X-Forwarded-For` names an end user's address in interaction calls.
     pub trusted_proxies: crate::domain::interaction::TrustedProxies,

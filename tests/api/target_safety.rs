@@ -162,3 +162,89 @@ async fn names_that_resolve_to_private_addresses_are_refused_at_save_and_at_conn
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn allowed_targets_open_only_what_they_list() {
+    let receiver = Receiver::start().await;
+    let port = receiver.addr.port();
+    // Saved while every private target was allowed: one address the list will not name.
+    let open = TestApp::spawn().await;
+    let other = open
+        .create_hook(&["PostSignIn"], &format!("http://127.0.0.2:{port}/hook"))
+        .await;
+    let dir = open.stop().await;
+
+    let app = TestApp::spawn_in(dir, |a| {
+        a.allow_private_targets = false;
+        a.allowed_targets = "127.0.0.1/32, *.example.internal".parse().unwrap();
+    })
+    .await;
+    // The listed range: saved and delivered.
+    let allowed = app
+        .create_hook(&["PostSignIn"], &format!("http://127.0.0.1:{port}/hook"))
+        .await;
+    // Another private address, a local name: refused at save, naming the flag.
+    for url in [
+        format!("http://127.0.0.2:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://10.0.0.1:{port}/hook"),
+    ] {
+        let res = app
+            .api(Method::POST, "/hooks")
+            .json(&json!({"events": ["PostSignIn"], "config": {"url": url}}))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_error(res, 400, "hook.private_target_refused").await;
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("--allowed-targets"),
+            "{body}"
+        );
+    }
+    app.publish(json!({"event": "PostSignIn"})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["hookId"], allowed["id"]);
+    // The stored hook to the unlisted address fails every attempt, each saying why.
+    let path = format!("/hooks/{}/recent-logs", other["id"].as_str().unwrap());
+    let logs = app
+        .poll_json(&path, Duration::from_secs(10), |v| {
+            v.as_array().unwrap().len() == 3
+        })
+        .await;
+    for l in logs.as_array().unwrap() {
+        let error = l["payload"]["error"].as_str().unwrap();
+        assert!(
+            error.contains("refused") && error.contains("127.0.0.2"),
+            "{error}"
+        );
+    }
+    receiver
+        .assert_stays_at(1, Duration::from_millis(300))
+        .await;
+    app.stop().await;
+
+    // A listed name may resolve to any address; the addresses it resolves to are not
+    // thereby opened to other names or to literal URLs.
+    let app = TestApp::spawn_with(|a| {
+        a.allow_private_targets = false;
+        a.allowed_targets = "localhost".parse().unwrap();
+    })
+    .await;
+    let named = app
+        .create_hook(&["PostSignIn"], &format!("http://localhost:{port}/hook"))
+        .await;
+    let res = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"events": ["PostSignIn"], "config": {"url": format!("http://127.0.0.1:{port}/hook")}}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 400, "hook.private_target_refused").await;
+    app.publish(json!({"event": "PostSignIn"})).await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].json()["hookId"], named["id"]);
+    app.stop().await;
+}
