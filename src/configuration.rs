@@ -152,6 +152,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_RECOVERY_RATE", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub recovery_rate: u32,
 
+    /// A hook whose attempts have all failed for this long is disabled (with its reason and a
+    /// `Hook.Disabled` event); `PATCH {"enabled": true}` enables it again.
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5days", value_parser = positive_duration)]
+    pub disable_after: Duration,
+
     /// How long events, finished deliveries and attempts are kept (queued deliveries always
     /// are, and attempts at least 24 h, for recent-logs and the hooks' stats). Deleted in
     /// small batches in the background.

@@ -182,15 +182,18 @@ impl Application {
                 shutdown.clone(),
             )
         });
-        // Retention runs where deliveries are sent (every node on SQLite; the workers on
+        // Retention and auto-disable run where deliveries are sent (every node on SQLite; the workers on
         // PostgreSQL, where several pruning at once is safe).
         let retention = args.role.delivers().then(|| {
-            tokio::spawn(crate::retention::run(
-                state.store.clone(),
-                state.metrics.clone(),
-                args.retention,
-                shutdown.clone(),
-            ))
+            let store = state.store.clone();
+            let (metrics, stop) = (state.metrics.clone(), shutdown.clone());
+            let (retention, disable_after) = (args.retention, args.disable_after);
+            tokio::spawn(async move {
+                tokio::join!(
+                    crate::retention::run(store.clone(), metrics, retention, stop.clone()),
+                    crate::delivery::autodisable::run(store, disable_after, stop),
+                );
+            })
         });
         let limits = ServerLimits {
             header_read_timeout: args.header_read_timeout,

@@ -116,6 +116,7 @@ cases!(
     retried_and_recovered_deliveries_are_due_again_with_a_fresh_schedule,
     a_replay_creates_each_missing_delivery_once,
     pruning_deletes_only_what_retention_lets_go,
+    failing_streaks_disable_a_hook_once_and_a_success_or_enabling_ends_them,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
     settings_are_set_once,
@@ -141,6 +142,7 @@ fn hook(events: &[&str]) -> Hook {
         },
         signing_key: "key".into(),
         previous_signing_key: None,
+        disabled_reason: None,
         enabled: true,
         created_at: hookline::clock::now_ms(),
     }
@@ -182,6 +184,7 @@ fn record(d: &ClaimedDelivery, next: NextStep, at: i64) -> AttemptRecord {
         id: new_id(),
         delivery_id: d.id.clone(),
         delivery_row: d.row,
+        event_id: d.event_id.clone(),
         hook_id: d.hook_id.clone(),
         event_name: d.event_name.clone(),
         attempt: d.attempts + 1,
@@ -771,6 +774,77 @@ async fn pruning_deletes_only_what_retention_lets_go(b: Backend) {
         .deliveries;
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].id, old[2].id);
+}
+
+async fn failing_streaks_disable_a_hook_once_and_a_success_or_enabling_ends_them(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let (failing, recovering) = (hook(&[USER_CREATED]), hook(&[USER_CREATED]));
+    store.insert_hook(&failing).await.unwrap();
+    store.insert_hook(&recovering).await.unwrap();
+    let now = hookline::clock::now_ms();
+    queue_user_created(&*store, now, 1).await;
+    let claimed = store.claim_due(&claim(now, 10)).await.unwrap().deliveries;
+    assert_eq!(claimed.len(), 2);
+    let of = |h: &Hook| claimed.iter().find(|d| d.hook_id == h.id).unwrap();
+    store
+        .record_attempts(&[
+            record(of(&failing), NextStep::RetryAt(now + 100), now + 10),
+            record(of(&recovering), NextStep::RetryAt(now + 100), now + 10),
+        ])
+        .await
+        .unwrap();
+    // The recovering hook's retry succeeds; the failing one's fails again (the streak keeps
+    // its start).
+    let again = store
+        .claim_due(&claim(now + 100, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    let of = |h: &Hook| again.iter().find(|d| d.hook_id == h.id).unwrap();
+    store
+        .record_attempts(&[
+            record(of(&failing), NextStep::RetryAt(now + 200), now + 110),
+            record(of(&recovering), NextStep::Succeeded, now + 110),
+        ])
+        .await
+        .unwrap();
+    assert!(store
+        .disable_failing_hooks(now + 9, now + 300)
+        .await
+        .unwrap()
+        .is_empty());
+    let disabled = store
+        .disable_failing_hooks(now + 10, now + 300)
+        .await
+        .unwrap();
+    assert_eq!(disabled, std::slice::from_ref(&failing.id));
+    assert!(store
+        .disable_failing_hooks(now + 10, now + 301)
+        .await
+        .unwrap()
+        .is_empty());
+    let shown = store.get_hook(&failing.id).await.unwrap().unwrap();
+    assert!(!shown.enabled);
+    assert!(shown.disabled_reason.is_some());
+    assert!(
+        store
+            .get_hook(&recovering.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    // Enabled again: the streak starts afresh.
+    let mut enabled = shown;
+    enabled.enabled = true;
+    enabled.disabled_reason = None;
+    assert!(store.update_hook(&enabled).await.unwrap());
+    assert!(store
+        .disable_failing_hooks(now + 1_000_000, now + 400)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 fn role(name: &str) -> Doc {

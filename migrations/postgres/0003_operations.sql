@@ -19,3 +19,7 @@ ALTER TABLE deliveries ADD COLUMN schedule_start integer NOT NULL DEFAULT 0;
 -- Signing-key rotation with overlap: the key before the last rotation, and until when
 -- deliveries are signed with it too (epoch ms). Both NULL outside a grace period.
 ALTER TABLE hooks ADD COLUMN previous_signing_key text, ADD COLUMN previous_key_expires_at bigint;
+
+-- Auto-disable: since when every attempt of the hook has failed (epoch ms; NULL once one
+-- succeeds), and why hookline disabled it (NULL when it did not).
+ALTER TABLE hooks ADD COLUMN failing_since bigint, ADD COLUMN disabled_reason text;

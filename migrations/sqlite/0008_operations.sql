@@ -21,3 +21,8 @@ ALTER TABLE deliveries ADD COLUMN schedule_start INTEGER NOT NULL DEFAULT 0;
 -- deliveries are signed with it too (epoch ms). Both NULL outside a grace period.
 ALTER TABLE hooks ADD COLUMN previous_signing_key TEXT;
 ALTER TABLE hooks ADD COLUMN previous_key_expires_at INTEGER;
+
+-- Auto-disable: since when every attempt of the hook has failed (epoch ms; NULL once one
+-- succeeds), and why hookline disabled it (NULL when it did not).
+ALTER TABLE hooks ADD COLUMN failing_since INTEGER;
+ALTER TABLE hooks ADD COLUMN disabled_reason TEXT;

@@ -260,6 +260,9 @@ impl Dispatcher {
                 let capped = target.config.retries.is_some_and(|r| in_schedule > u32::from(r));
                 let next = if outcome.is_success() {
                     NextStep::Succeeded
+                } else if outcome.status == Some(410) {
+                    // Gone for good: no retry, and the store disables the hook.
+                    NextStep::Gone
                 } else if capped {
                     NextStep::GaveUp
                 } else {
@@ -273,7 +276,7 @@ impl Dispatcher {
                         DeliveryOutcome::succeeded,
                         Duration::from_millis((at - created_at).max(0) as u64),
                     ),
-                    NextStep::GaveUp => metrics.delivery_finished(DeliveryOutcome::failed, Duration::ZERO),
+                    NextStep::GaveUp | NextStep::Gone => metrics.delivery_finished(DeliveryOutcome::failed, Duration::ZERO),
                     NextStep::RetryAt(_) => {}
                 }
                 if next != NextStep::Succeeded {
@@ -281,6 +284,7 @@ impl Dispatcher {
                     let _entered = span.enter();
                     match next {
                         NextStep::RetryAt(_) => tracing::info!(status = ?outcome.status, error = ?outcome.error, "attempt failed; will retry"),
+                        NextStep::Gone => tracing::warn!(status = ?outcome.status, "the endpoint answered 410 Gone; delivery marked failed and the hook disabled"),
                         _ => tracing::warn!(status = ?outcome.status, error = ?outcome.error, "attempt failed; retry schedule used up, delivery marked failed"),
                     }
                 } else {
@@ -292,6 +296,7 @@ impl Dispatcher {
                     id: new_id(),
                     delivery_id: id,
                     delivery_row: row,
+                    event_id,
                     hook_id,
                     event_name,
                     attempt,

@@ -12,6 +12,7 @@
 //! Delivery is at least once: a claim hides a delivery for a lease; if the process dies before
 //! its result is recorded, the delivery becomes due again when the lease runs out.
 
+pub mod autodisable;
 pub mod blocking;
 pub mod dispatcher;
 pub mod http;

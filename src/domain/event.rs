@@ -19,6 +19,10 @@ pub enum EventKind {
     /// `Pre*` (beyond Logto): called synchronously inside an interaction, before anything is
     /// written, and able to veto it. Never queued.
     Blocking,
+    /// hookline's own operational events (beyond Logto): about its hooks and deliveries
+    /// (`Hook.Disabled`, `Delivery.Exhausted`). Fired by hookline only, never published
+    /// through the ingest API; subscribable like any other.
+    Operational,
 }
 
 /// The registrable events in the order `@logto/schemas` lists them (`hookEvents`), without the
@@ -57,6 +61,9 @@ const CATALOG: &[(&str, EventKind)] = &[
     ("PreRegister", EventKind::Blocking),
     ("PreSignIn", EventKind::Blocking),
     ("PreResetPassword", EventKind::Blocking),
+    // hookline's operational events, after those.
+    ("Hook.Disabled", EventKind::Operational),
+    ("Delivery.Exhausted", EventKind::Operational),
 ];
 
 /// One catalog event. A `Copy` index into [`CATALOG`], so it costs nothing to pass around
@@ -78,6 +85,8 @@ impl HookEvent {
     pub const PRE_REGISTER: HookEvent = HookEvent(29);
     pub const PRE_SIGN_IN: HookEvent = HookEvent(30);
     pub const PRE_RESET_PASSWORD: HookEvent = HookEvent(31);
+    pub const HOOK_DISABLED: HookEvent = HookEvent(32);
+    pub const DELIVERY_EXHAUSTED: HookEvent = HookEvent(33);
     pub const USER_CREATED: HookEvent = HookEvent(4);
     pub const USER_DELETED: HookEvent = HookEvent(5);
     pub const USER_DATA_UPDATED: HookEvent = HookEvent(6);
@@ -154,13 +163,19 @@ mod tests {
     #[test]
     fn catalog_round_trips_and_keeps_logto_order() {
         let names: Vec<_> = HookEvent::all().map(HookEvent::name).collect();
-        // Logto's 29, then hookline's three blocking events.
-        assert_eq!(names.len(), 32);
+        // Logto's 29, then hookline's three blocking events and two operational ones.
+        assert_eq!(names.len(), 34);
         assert_eq!(names[0], "PostRegister");
         assert_eq!(names[28], "Grant.LimitExceeded");
         assert_eq!(
             names[29..],
-            ["PreRegister", "PreSignIn", "PreResetPassword"]
+            [
+                "PreRegister",
+                "PreSignIn",
+                "PreResetPassword",
+                "Hook.Disabled",
+                "Delivery.Exhausted"
+            ]
         );
         for e in HookEvent::all() {
             assert_eq!(HookEvent::parse(e.name()).unwrap(), e);
@@ -181,6 +196,8 @@ mod tests {
     fn the_named_events_are_their_catalog_entries() {
         for (event, name) in [
             (HookEvent::USER_CREATED, "User.Created"),
+            (HookEvent::HOOK_DISABLED, "Hook.Disabled"),
+            (HookEvent::DELIVERY_EXHAUSTED, "Delivery.Exhausted"),
             (HookEvent::USER_DELETED, "User.Deleted"),
             (HookEvent::USER_DATA_UPDATED, "User.Data.Updated"),
             (

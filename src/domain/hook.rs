@@ -292,6 +292,10 @@ pub struct Hook {
     /// (`PATCH /api/hooks/:id/signing-key` with a grace period). Never shown.
     pub previous_signing_key: Option<PreviousKey>,
     pub enabled: bool,
+    /// Why hookline disabled the hook (410 Gone, or failing for `--disable-after`), shown as
+    /// `disabledReason`; `None` while enabled or when a user disabled it. Enabling it again
+    /// clears it.
+    pub disabled_reason: Option<String>,
     /// Epoch milliseconds, as Logto returns it.
     pub created_at: i64,
 }
@@ -449,6 +453,7 @@ impl HookInput {
             signing_key,
             previous_signing_key: None,
             enabled,
+            disabled_reason: None,
             created_at,
         })
     }
@@ -484,7 +489,9 @@ impl HookPatch {
             hook.config = c;
         }
         if let Some(e) = self.enabled {
+            // Enabled again, or disabled by a user: hookline's reason no longer holds.
             hook.enabled = e;
+            hook.disabled_reason = None;
         }
     }
 }

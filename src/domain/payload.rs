@@ -160,6 +160,79 @@ pub fn api_event_payload(
     p
 }
 
+/// Why hookline disabled a hook (`Hook.Disabled`, and the hook's `disabledReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisabledReason {
+    /// Its endpoint answered `410 Gone`.
+    Gone,
+    /// Every delivery failed for `--disable-after`.
+    Failing,
+}
+
+impl DisabledReason {
+    /// The text stored on the hook and sent in the event.
+    pub fn message(self) -> &'static str {
+        match self {
+            DisabledReason::Gone => "The endpoint answered 410 Gone.",
+            DisabledReason::Failing => "Every delivery failed for longer than --disable-after.",
+        }
+    }
+}
+
+/// `Hook.Disabled` (hookline's own, without `hookId`, which is the receiving hook's):
+/// `{event, createdAt, data: {id, name, reason, failingSince}}`; `failingSince` is the epoch
+/// ms of the first failure of the streak, or `null`.
+pub fn hook_disabled_payload(
+    hook_id: &str,
+    name: &str,
+    reason: DisabledReason,
+    failing_since: Option<i64>,
+    created_at: &str,
+) -> Map<String, Value> {
+    let mut p = Map::with_capacity(3);
+    p.insert("event".into(), json!(HookEvent::HOOK_DISABLED.name()));
+    p.insert("createdAt".into(), json!(created_at));
+    p.insert(
+        "data".into(),
+        json!({"id": hook_id, "name": name, "reason": reason.message(), "failingSince": failing_since}),
+    );
+    p
+}
+
+/// The last attempt of a delivery whose retry schedule ran out (`Delivery.Exhausted`).
+#[derive(Debug, Clone)]
+pub struct Exhausted<'a> {
+    pub delivery_id: &'a str,
+    pub event_id: &'a str,
+    pub event_name: &'a str,
+    pub hook_id: &'a str,
+    pub attempts: u32,
+    pub response_status: Option<u16>,
+    pub error: Option<&'a str>,
+}
+
+/// `Delivery.Exhausted` (hookline's own, without `hookId`): `{event, createdAt, data:
+/// {deliveryId, eventId, event, hookId, attempts, responseStatus, error}}`, `hookId` in `data`
+/// being the hook the delivery was for.
+pub fn delivery_exhausted_payload(e: &Exhausted<'_>, created_at: &str) -> Map<String, Value> {
+    let mut p = Map::with_capacity(3);
+    p.insert("event".into(), json!(HookEvent::DELIVERY_EXHAUSTED.name()));
+    p.insert("createdAt".into(), json!(created_at));
+    p.insert(
+        "data".into(),
+        json!({
+            "deliveryId": e.delivery_id,
+            "eventId": e.event_id,
+            "event": e.event_name,
+            "hookId": e.hook_id,
+            "attempts": e.attempts,
+            "responseStatus": e.response_status,
+            "error": e.error,
+        }),
+    );
+    p
+}
+
 /// The payload `POST /api/hooks/:id/test` sends: Logto's `generateHookTestPayload`, key for
 /// key (spec: "Test payload"): `event, hookId, createdAt, userAgent`, then fake interaction
 /// fields (no `interactionEvent`; the user's key order as Logto writes it there) or fake route
@@ -208,6 +281,7 @@ pub fn test_payload(event: HookEvent, hook_id: &str, now: OffsetDateTime) -> Val
             "params": {"id": "fake-id"},
             "data": {"result": "success"}
         }),
+        EventKind::Operational => json!({"data": {"id": "fake-id"}}),
     };
     if let Value::Object(fields) = context {
         p.extend(fields);

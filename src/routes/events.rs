@@ -4,7 +4,7 @@ use super::error::ApiError;
 use super::extract::ApiJson;
 use super::AppState;
 use crate::clock::now_ms;
-use crate::domain::event::HookEvent;
+use crate::domain::event::{EventKind, HookEvent};
 use crate::domain::id::new_id;
 use crate::domain::payload::{event_payload, iso_timestamp};
 use crate::storage::NewEvent;
@@ -31,12 +31,18 @@ pub async fn publish(
         Some(_) => return Err(ApiError::invalid_input("`event` must be a string")),
         None => return Err(ApiError::invalid_input("`event` is required")),
     };
-    if event.kind() == crate::domain::event::EventKind::Blocking {
-        return Err(ApiError::new(
+    match event.kind() {
+        EventKind::Blocking => return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "event.not_publishable",
             format!("{event} is a blocking event: hookline calls it inside interactions, it is not published"),
-        ));
+        )),
+        EventKind::Operational => return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "event.not_publishable",
+            format!("{event} is one of hookline's operational events: hookline fires it, it is not published"),
+        )),
+        EventKind::Interaction | EventKind::Data | EventKind::Exception => {}
     }
     let now = OffsetDateTime::now_utc();
     let new_event = NewEvent {

@@ -22,7 +22,8 @@ use time::OffsetDateTime;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A hook as the API shows it: Logto's fields in Logto's order, plus the signing key in the
-/// `whsec_` form that Standard Webhooks libraries take.
+/// `whsec_` form that Standard Webhooks libraries take, and `disabledReason` when hookline
+/// disabled the hook (410 Gone, or failing for `--disable-after`).
 pub fn hook_json(h: &Hook, stats: Option<ExecutionStats>) -> Value {
     let mut v = json!({
         "tenantId": TENANT_ID,
@@ -36,6 +37,9 @@ pub fn hook_json(h: &Hook, stats: Option<ExecutionStats>) -> Value {
         "createdAt": h.created_at,
         "standardWebhooksSecret": standard_webhooks_secret(&h.signing_key),
     });
+    if let (Some(reason), Some(obj)) = (&h.disabled_reason, v.as_object_mut()) {
+        obj.insert("disabledReason".into(), json!(reason));
+    }
     if let (Some(s), Some(obj)) = (stats, v.as_object_mut()) {
         obj.insert(
             "executionStats".into(),

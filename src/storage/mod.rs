@@ -10,6 +10,7 @@
 
 pub mod deliveries;
 mod errors;
+mod health;
 pub mod identity;
 pub mod postgres;
 mod schema;
@@ -96,6 +97,7 @@ pub(crate) struct StoredHook {
     pub previous_signing_key: Option<String>,
     pub previous_key_expires_at: Option<i64>,
     pub enabled: bool,
+    pub disabled_reason: Option<String>,
     pub created_at: i64,
 }
 
@@ -127,6 +129,7 @@ impl StoredHook {
                 self.previous_key_expires_at,
             ),
             enabled: self.enabled,
+            disabled_reason: self.disabled_reason,
             created_at: self.created_at,
         })
     }
@@ -285,6 +288,9 @@ pub enum NextStep {
     RetryAt(i64),
     /// The schedule is used up; the delivery is kept, marked failed.
     GaveUp,
+    /// The endpoint answered `410 Gone`: the delivery is failed, as for `GaveUp`, and its
+    /// hook is disabled (issue 15).
+    Gone,
 }
 
 /// One HTTP attempt, as recorded.
@@ -294,6 +300,8 @@ pub struct AttemptRecord {
     pub delivery_id: String,
     /// [`ClaimedDelivery::row`] of the delivery.
     pub delivery_row: i64,
+    /// The delivery's event, named in `Delivery.Exhausted` when this attempt was its last.
+    pub event_id: String,
     pub hook_id: String,
     pub event_name: String,
     /// 1 for the first attempt.
@@ -388,7 +396,10 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     /// Claims due deliveries (see [`ClaimRequest`]), and says whether due work may be left
     /// (see [`Claimed::more`]).
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Claimed>;
-    /// Records attempts and moves their deliveries on, all in one transaction.
+    /// Records attempts and moves their deliveries on, all in one transaction, with what they
+    /// cause (`storage::health`): each hook's failing streak, a hook disabled by a `410 Gone`
+    /// (`NextStep::Gone`) with its `Hook.Disabled`, and a `Delivery.Exhausted` for each
+    /// delivery whose schedule ended.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()>;
     /// Logs calls of blocking hooks so that recent-logs shows them: each as its event, a
     /// finished (never queued) delivery and the one attempt.
@@ -434,6 +445,11 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
         limit: u32,
         now: i64,
     ) -> StoreResult<deliveries::ReplayStep>;
+
+    /// Disables every enabled hook whose attempts have all failed since `before` or earlier
+    /// (`hooks.failing_since`, kept by `record_attempts`), each with its `Hook.Disabled`
+    /// event in the same transaction; returns their ids.
+    async fn disable_failing_hooks(&self, before: i64, now: i64) -> StoreResult<Vec<String>>;
 
     /// Deletes, in one transaction, up to `limit` rows of each table that `cutoffs` lets go:
     /// finished deliveries, then events nothing refers to any more, then attempts (hook by

@@ -18,6 +18,7 @@
 //! trade as SQLite's `Durability::Process`).
 
 mod deliveries;
+mod health;
 mod identity;
 mod queue;
 mod requeue;
@@ -297,6 +298,7 @@ fn hook_from_row(row: &PgRow) -> StoreResult<Hook> {
         previous_signing_key: row.try_get("previous_signing_key")?,
         previous_key_expires_at: row.try_get("previous_key_expires_at")?,
         enabled: row.try_get("enabled")?,
+        disabled_reason: row.try_get("disabled_reason")?,
         created_at: row.try_get("created_at")?,
     }
     .into_hook()
@@ -400,6 +402,8 @@ impl Store for PostgresStore {
         let n = sqlx::query(
             "UPDATE hooks SET name = $1, event = $2, events = $3, config = $4, signing_key = $5, \
              enabled = $6, previous_signing_key = $8, previous_key_expires_at = $9, \
+             disabled_reason = $10, \
+             failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END, \
              version = version + 1 WHERE id = $7",
         )
         .bind(&hook.name)
@@ -411,6 +415,7 @@ impl Store for PostgresStore {
         .bind(&hook.id)
         .bind(hook.previous_signing_key.as_ref().map(|p| p.key.as_str()))
         .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
+        .bind(&hook.disabled_reason)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -502,7 +507,20 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
-        queue::record_attempts(&self.fast, records).await
+        if records.is_empty() {
+            return Ok(());
+        }
+        if !health::has_consequences(records) {
+            let mut conn = self.fast.acquire().await?;
+            return queue::record_attempts(&mut conn, records).await;
+        }
+        // A schedule ended or an endpoint is gone: the events and the disabled hook commit
+        // with the records.
+        let mut tx = self.fast.begin().await?;
+        queue::record_attempts(&mut tx, records).await?;
+        health::after_records(&mut tx, &self.targets, records).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn record_blocking_calls(&self, calls: &[BlockingCallLog]) -> StoreResult<()> {
@@ -595,6 +613,10 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> StoreResult<super::deliveries::Pruned> {
         self.prune_here(cutoffs, limit).await
+    }
+
+    async fn disable_failing_hooks(&self, before: i64, now: i64) -> StoreResult<Vec<String>> {
+        self.disable_failing_here(before, now).await
     }
 
     async fn recent_logs(&self, q: &LogQuery) -> StoreResult<(Vec<AttemptLog>, u64)> {

@@ -5,6 +5,7 @@
 use super::{TargetCache, CHANNEL};
 use crate::domain::id::new_id;
 use crate::domain::payload::delivery_body;
+use crate::storage::health::latest_outcomes;
 use crate::storage::previous_key;
 use crate::storage::{
     AttemptRecord, BlockingCallLog, ClaimRequest, ClaimedDelivery, Enqueued, Lease, NewEvent,
@@ -230,8 +231,12 @@ pub(super) async fn claim_due(
 /// (`due_at` = the lease's end, carried as [`AttemptRecord::delivery_row`]). A node whose
 /// lease ran out, and whose delivery another node has claimed since, so cannot undo that
 /// claim; its attempt is logged all the same. A delivery deleted with its hook meanwhile gets
-/// no log row.
-pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) -> StoreResult<()> {
+/// no log row. The same statement keeps each hook's failing streak (`hooks.failing_since`,
+/// written only when it changes).
+pub(super) async fn record_attempts(
+    conn: &mut PgConnection,
+    records: &[AttemptRecord],
+) -> StoreResult<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -254,7 +259,7 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
         let (state, due_at) = match r.next {
             NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
             NextStep::RetryAt(t) => (STATE_QUEUED, t),
-            NextStep::GaveUp => (STATE_FAILED, r.at),
+            NextStep::GaveUp | NextStep::Gone => (STATE_FAILED, r.at),
         };
         delivery_ids.push(r.delivery_id.as_str());
         states.push(state);
@@ -271,6 +276,8 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
         duration.push(r.duration_ms);
         lease.push(r.delivery_row);
     }
+    let (streak_hooks, streak_failed): (Vec<&str>, Vec<Option<i64>>) =
+        latest_outcomes(records).into_iter().unzip();
     sqlx::query(
         "WITH r AS ( \
            SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[], \
@@ -279,6 +286,13 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
            UPDATE deliveries d SET state = r.state, due_at = r.due_at, attempts = r.attempts, \
              updated_at = r.at \
            FROM r WHERE d.id = r.id AND d.state = 0 AND d.due_at = r.lease_until \
+         ), o AS ( \
+           SELECT * FROM UNNEST($15::text[], $16::bigint[]) AS o(hook_id, failed_at) \
+         ), f AS ( \
+           UPDATE hooks h SET failing_since = \
+             CASE WHEN o.failed_at IS NULL THEN NULL ELSE COALESCE(h.failing_since, o.failed_at) END \
+           FROM o WHERE h.id = o.hook_id AND h.failing_since IS DISTINCT FROM \
+             (CASE WHEN o.failed_at IS NULL THEN NULL ELSE COALESCE(h.failing_since, o.failed_at) END) \
          ) \
          INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
            response_status, response_body, error, duration_ms, created_at) \
@@ -304,7 +318,9 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
     .bind(&error)
     .bind(&duration)
     .bind(&lease)
-    .execute(pool)
+    .bind(&streak_hooks)
+    .bind(&streak_failed)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

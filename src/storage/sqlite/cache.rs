@@ -24,6 +24,8 @@ pub struct HookCache {
     targets: HashMap<String, Arc<DeliveryTarget>>,
     /// The ids of enabled hooks, once asked for.
     enabled: Option<HashSet<String>>,
+    /// Each hook's `failing_since` as last read or written here (`super::health`).
+    failing_since: HashMap<String, Option<i64>>,
 }
 
 impl HookCache {
@@ -32,6 +34,31 @@ impl HookCache {
         self.subscribers.clear();
         self.targets.clear();
         self.enabled = None;
+        self.failing_since.clear();
+    }
+
+    /// The hook's `failing_since`, `None` if the hook does not exist.
+    pub fn failing_since(
+        &mut self,
+        conn: &Connection,
+        hook_id: &str,
+    ) -> StoreResult<Option<Option<i64>>> {
+        if let Some(f) = self.failing_since.get(hook_id) {
+            return Ok(Some(*f));
+        }
+        let found: Option<Option<i64>> = conn
+            .prepare_cached("SELECT failing_since FROM hooks WHERE id = ?1")?
+            .query_row([hook_id], |r| r.get(0))
+            .optional()?;
+        if let Some(f) = found {
+            self.failing_since.insert(hook_id.to_owned(), f);
+        }
+        Ok(found)
+    }
+
+    /// Remembers a `failing_since` just written.
+    pub fn set_failing_since(&mut self, hook_id: &str, value: Option<i64>) {
+        self.failing_since.insert(hook_id.to_owned(), value);
     }
 
     /// Does the hook exist, and is it enabled?

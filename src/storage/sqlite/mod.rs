@@ -11,6 +11,7 @@
 
 mod cache;
 mod deliveries;
+mod health;
 mod identity;
 mod leases;
 mod queue;
@@ -318,6 +319,7 @@ fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
         previous_signing_key: row.try_get("previous_signing_key")?,
         previous_key_expires_at: row.try_get("previous_key_expires_at")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
+        disabled_reason: row.try_get("disabled_reason")?,
         created_at: row.try_get("created_at")?,
     }
     .into_hook()
@@ -345,6 +347,7 @@ struct HookRow {
     previous_signing_key: Option<String>,
     previous_key_expires_at: Option<i64>,
     enabled: bool,
+    disabled_reason: Option<String>,
     created_at: i64,
 }
 
@@ -360,6 +363,7 @@ impl HookRow {
             previous_signing_key: hook.previous_signing_key.as_ref().map(|p| p.key.clone()),
             previous_key_expires_at: hook.previous_signing_key.as_ref().map(|p| p.expires_at),
             enabled: hook.enabled,
+            disabled_reason: hook.disabled_reason.clone(),
             created_at: hook.created_at,
         }
     }
@@ -455,10 +459,13 @@ impl Store for SqliteStore {
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();
                 let n = w.conn.execute(
+                    // Enabling a disabled hook starts its failing streak afresh (old values on the
+                    // right-hand side), or the next auto-disable pass would disable it again.
                     "UPDATE hooks SET name = ?1, event = ?2, events = ?3, config = ?4, signing_key = ?5, enabled = ?6, \
-                     previous_signing_key = ?8, previous_key_expires_at = ?9 WHERE id = ?7",
+                     previous_signing_key = ?8, previous_key_expires_at = ?9, disabled_reason = ?10, \
+                     failing_since = CASE WHEN ?6 AND NOT enabled THEN NULL ELSE failing_since END WHERE id = ?7",
                     (&row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, &row.id,
-                     &row.previous_signing_key, row.previous_key_expires_at),
+                     &row.previous_signing_key, row.previous_key_expires_at, &row.disabled_reason),
                 )?;
                 Ok(n == 1)
             })
@@ -670,6 +677,14 @@ impl Store for SqliteStore {
         self.writer
             .run(Durability::Process, move |w| {
                 requeue::prune(w, &cutoffs, limit)
+            })
+            .await
+    }
+
+    async fn disable_failing_hooks(&self, before: i64, now: i64) -> StoreResult<Vec<String>> {
+        self.writer
+            .run(Durability::Disk, move |w| {
+                health::disable_failing(w, before, now)
             })
             .await
     }

@@ -295,7 +295,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
         let (state, due_at) = match r.next {
             NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
             NextStep::RetryAt(at) => (STATE_QUEUED, at),
-            NextStep::GaveUp => (STATE_FAILED, r.at),
+            NextStep::GaveUp | NextStep::Gone => (STATE_FAILED, r.at),
         };
         // By rowid (no walk of the id index); the id is checked too, since a rowid freed by a
         // deleted hook's deliveries may have been given to a new row.
@@ -331,7 +331,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
             r.at,
         ))?;
     }
-    Ok(())
+    super::health::after_records(w, records)
 }
 
 /// Gives up leases: the deliveries are due again (their rows were never changed).

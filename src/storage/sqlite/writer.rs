@@ -363,6 +363,8 @@ fn run_jobs(
                 if !ok {
                     conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
                     w.leases.job_failed(mark);
+                    // What the cache learnt inside the job (a failing streak it wrote) is void.
+                    w.hooks.clear();
                 }
                 conn.prepare_cached("RELEASE job")?.execute([])?;
             } else if !ok {
@@ -508,6 +510,7 @@ mod tests {
                 },
                 signing_key: "key".into(),
                 previous_signing_key: None,
+                disabled_reason: None,
                 enabled: true,
                 created_at: 1,
             })
