@@ -196,8 +196,6 @@ mod tests {
     fn the_named_events_are_their_catalog_entries() {
         for (event, name) in [
             (HookEvent::USER_CREATED, "User.Created"),
-            (HookEvent::HOOK_DISABLED, "Hook.Disabled"),
-            (HookEvent::DELIVERY_EXHAUSTED, "Delivery.Exhausted"),
             (HookEvent::USER_DELETED, "User.Deleted"),
             (HookEvent::USER_DATA_UPDATED, "User.Data.Updated"),
             (
@@ -254,6 +252,16 @@ mod tests {
             assert_eq!(event.kind(), EventKind::Data);
         }
         for (event, name, kind) in [
+            (
+                HookEvent::HOOK_DISABLED,
+                "Hook.Disabled",
+                EventKind::Operational,
+            ),
+            (
+                HookEvent::DELIVERY_EXHAUSTED,
+                "Delivery.Exhausted",
+                EventKind::Operational,
+            ),
             (
                 HookEvent::POST_REGISTER,
                 "PostRegister",
