@@ -97,8 +97,8 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
         .as_array()
         .unwrap()
         .iter()
-        // hookline's own blocking events are not Logto's, by design.
-        .filter(|e| e["kind"] != "blocking")
+        // hookline's own blocking and operational events are not Logto's, by design.
+        .filter(|e| e["kind"] != "blocking" && e["kind"] != "operational")
         .map(|e| e["name"].clone())
         .collect();
 

@@ -412,7 +412,7 @@ async fn hook_events_lists_the_catalog_with_kinds() {
     let app = TestApp::spawn().await;
     let events = app.get_json("/hook-events").await;
     let events = events.as_array().unwrap();
-    assert_eq!(events.len(), 32);
+    assert_eq!(events.len(), 34);
     assert_eq!(
         events[0],
         json!({"name": "PostRegister", "kind": "interaction"})
@@ -420,6 +420,7 @@ async fn hook_events_lists_the_catalog_with_kinds() {
     assert!(events.contains(&json!({"name": "Organization.Membership.Updated", "kind": "data"})));
     assert!(events.contains(&json!({"name": "Identifier.Lockout", "kind": "exception"})));
     assert!(events.contains(&json!({"name": "PreSignIn", "kind": "blocking"})));
+    assert!(events.contains(&json!({"name": "Delivery.Exhausted", "kind": "operational"})));
     app.stop().await;
 }
 
