@@ -163,6 +163,21 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30days", value_parser = positive_duration)]
     pub retention: Duration,
 
+    /// Seals hooks' signing keys at rest with AES-256-GCM: 32 bytes in base64 (`openssl rand
+    /// -base64 32`). Keys stored in the clear before are sealed at start; once sealed, they
+    /// need this key to start. Never logged.
+    #[arg(
+        long,
+        env = "HOOKLINE_ENCRYPTION_KEY",
+        hide_env_values = true,
+        conflicts_with = "encryption_key_file"
+    )]
+    pub encryption_key: Option<Secret>,
+
+    /// `--encryption-key` read from a file (its whole content, surrounding whitespace aside).
+    #[arg(long, env = "HOOKLINE_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<std::path::PathBuf>,
+
     /// How long a connection may take to send a request's head, counted from when it is ready
     /// for one: a client sending headers slowly, or an idle keep-alive connection, is closed
     /// when it runs out.
@@ -249,7 +264,39 @@ fn positive_duration(raw: &str) -> Result<Duration, String> {
     }
 }
 
+/// A secret flag value: parsed as text, never printed (`Debug` says only that it is set).
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
 impl ServeArgs {
+    /// The 32-byte key of `--encryption-key` or `--encryption-key-file`, if either is set;
+    /// an error that says which is wrong, never what it holds.
+    pub fn encryption_key(&self) -> anyhow::Result<Option<[u8; 32]>> {
+        use anyhow::Context;
+        let raw = match (&self.encryption_key, &self.encryption_key_file) {
+            (Some(k), _) => k.0.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading --encryption-key-file {}", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        crate::storage::cipher::parse_encryption_key(&raw)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--encryption-key: {e}"))
+    }
+
     /// The settings a test or an embedding program starts from: defaults, no admin token.
     pub fn defaults() -> Self {
         match Cli::try_parse_from(["hookline", "serve"]) {

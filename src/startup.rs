@@ -68,6 +68,7 @@ impl Application {
             pool_size: args.database_pool_size,
             busy_timeout: args.database_busy_timeout,
             create_database: args.create_database,
+            encryption_key: args.encryption_key()?,
         };
         let store = connect(&args.database_url, options)
             .await

@@ -8,6 +8,7 @@
 //! drivers' in `errors.rs`. What both must do is pinned down by the storage conformance suite
 //! (`tests/storage.rs`).
 
+pub mod cipher;
 pub mod deliveries;
 mod errors;
 mod health;
@@ -102,12 +103,18 @@ pub(crate) struct StoredHook {
 }
 
 impl StoredHook {
-    pub fn into_hook(self) -> StoreResult<Hook> {
+    /// The hook, its signing keys opened with `cipher` (`--encryption-key`).
+    pub fn into_hook(self, cipher: &cipher::KeyCipher) -> StoreResult<Hook> {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {
             StoreError::Corrupt(format!("hook {what}: {e}"))
         };
         let config: HookConfig =
             serde_json::from_str(&self.config).map_err(|e| corrupt("config", &e))?;
+        let signing_key = cipher.open(&self.id, &self.signing_key)?;
+        let previous = self
+            .previous_signing_key
+            .map(|k| cipher.open(&self.id, &k))
+            .transpose()?;
         Ok(Hook {
             id: self.id,
             name: self.name,
@@ -123,11 +130,8 @@ impl StoredHook {
                 .collect::<Result<_, _>>()
                 .map_err(|e| corrupt("events", &e))?,
             config,
-            signing_key: self.signing_key,
-            previous_signing_key: previous_key(
-                self.previous_signing_key,
-                self.previous_key_expires_at,
-            ),
+            signing_key,
+            previous_signing_key: previous_key(previous, self.previous_key_expires_at),
             enabled: self.enabled,
             disabled_reason: self.disabled_reason,
             created_at: self.created_at,
@@ -472,6 +476,8 @@ pub struct ConnectOptions {
     /// SQLite: start a new, empty database even where an earlier one left traces
     /// (`--create-database`; see [`StoreError::Missing`]).
     pub create_database: bool,
+    /// Seals signing keys at rest (`--encryption-key`; see [`cipher`]).
+    pub encryption_key: Option<[u8; 32]>,
 }
 
 impl Default for ConnectOptions {
@@ -481,6 +487,7 @@ impl Default for ConnectOptions {
             pool_size: 16,
             busy_timeout: std::time::Duration::from_secs(5),
             create_database: false,
+            encryption_key: None,
         }
     }
 }
@@ -497,7 +504,7 @@ pub async fn connect(
         ))
     } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
         Ok(std::sync::Arc::new(
-            postgres::PostgresStore::open(database_url, options.pool_size).await?,
+            postgres::PostgresStore::open_with(database_url, &options).await?,
         ))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(database_url)))

@@ -845,3 +845,90 @@ async fn a_hook_failing_for_the_whole_window_is_disabled_and_one_that_recovers_i
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn signing_keys_are_sealed_at_rest_with_an_encryption_key() {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let wrong = base64::engine::general_purpose::STANDARD.encode([43u8; 32]);
+    let receiver = Receiver::start().await;
+    // Stored in the clear first (no key).
+    let app = TestApp::spawn().await;
+    let a = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let a_key = a["signingKey"].as_str().unwrap().to_owned();
+    let dir = app.stop().await;
+    assert!(dir.stored_text().await.contains(&a_key));
+
+    // With a key: sealed at start, and every key written since is sealed too.
+    let with_key = |k: &str| {
+        let k = k.to_owned();
+        move |args: &mut hookline::configuration::ServeArgs| {
+            args.encryption_key = Some(hookline::configuration::Secret(k))
+        }
+    };
+    let app = TestApp::spawn_in(dir, with_key(&key)).await;
+    let b = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let b_id = b["id"].as_str().unwrap();
+    let b_old = b["signingKey"].as_str().unwrap().to_owned();
+    let res = rotate(&app, b_id, None).await;
+    let b_new = res.json::<Value>().await.unwrap()["signingKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.get_json(&format!("/hooks/{}", a["id"].as_str().unwrap()))
+            .await["signingKey"],
+        a_key.as_str()
+    );
+    app.publish(json!({"event": "User.Created"})).await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let mut keys: Vec<String> = got
+        .iter()
+        .map(|r| r.header("logto-signature-sha-256").to_owned())
+        .collect();
+    keys.sort();
+    let mut expected = vec![
+        hookline::domain::signature::logto_signature(&a_key, &got[0].body),
+        hookline::domain::signature::logto_signature(&b_new, &got[1].body),
+    ];
+    if got[0].json()["hookId"] == b_id {
+        expected = vec![
+            hookline::domain::signature::logto_signature(&b_new, &got[0].body),
+            hookline::domain::signature::logto_signature(&a_key, &got[1].body),
+        ];
+    }
+    expected.sort();
+    assert_eq!(keys, expected, "signed with the keys the API shows");
+    let dir = app.stop().await;
+    let stored = dir.stored_text().await;
+    for secret in [&a_key, &b_old, &b_new] {
+        assert!(
+            !stored.contains(secret.as_str()),
+            "a signing key stored in the clear: {}",
+            if *secret == a_key {
+                "a"
+            } else if *secret == b_old {
+                "b_old"
+            } else {
+                "b_new"
+            }
+        );
+    }
+
+    // Without the key, or with another, hookline does not start, and says why.
+    for (k, says) in [(None, "--encryption-key"), (Some(&wrong), "does not open")] {
+        let mut args = test_args(&dir);
+        args.encryption_key = k.map(|k| hookline::configuration::Secret(k.clone()));
+        let Err(e) = hookline::startup::Application::build(args).await else {
+            panic!("started without the right encryption key");
+        };
+        assert!(format!("{e:#}").contains(says), "{e:#}");
+    }
+    // With it, everything is as it was.
+    let app = TestApp::spawn_in(dir, with_key(&key)).await;
+    assert_eq!(
+        app.get_json(&format!("/hooks/{b_id}")).await["signingKey"],
+        b_new.as_str()
+    );
+    app.stop().await;
+}

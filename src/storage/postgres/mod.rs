@@ -24,8 +24,9 @@ mod queue;
 mod requeue;
 
 use super::*;
-use crate::domain::hook::HookConfig;
+use crate::domain::hook::{HookConfig, PreviousKey};
 use crate::domain::payload::delivery_body;
+use crate::storage::cipher::KeyCipher;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::Connection as _;
 use sqlx::Row;
@@ -63,6 +64,8 @@ pub struct PostgresStore {
     fast: PgPool,
     wakeups: Arc<Notify>,
     targets: Arc<TargetCache>,
+    /// Seals and opens signing keys (`--encryption-key`).
+    cipher: KeyCipher,
     listener: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
 }
@@ -170,6 +173,8 @@ async fn enqueue_now(
 #[derive(Default)]
 pub(crate) struct TargetCache {
     targets: Mutex<HashMap<String, (i64, Arc<DeliveryTarget>)>>,
+    /// Opens the keys of the rows it parses.
+    cipher: KeyCipher,
 }
 
 impl TargetCache {
@@ -181,7 +186,7 @@ impl TargetCache {
         version: i64,
         config: &str,
         signing_key: &str,
-        previous: Option<crate::domain::hook::PreviousKey>,
+        previous: Option<PreviousKey>,
     ) -> StoreResult<Arc<DeliveryTarget>> {
         let mut targets = self
             .targets
@@ -194,11 +199,16 @@ impl TargetCache {
         }
         let config: HookConfig = serde_json::from_str(config)
             .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
-        let target = Arc::new(DeliveryTarget::new(
-            config,
-            signing_key.to_owned(),
-            previous,
-        ));
+        let key = self.cipher.open(id, signing_key)?;
+        let previous = previous
+            .map(|p| {
+                self.cipher.open(id, &p.key).map(|key| PreviousKey {
+                    key,
+                    expires_at: p.expires_at,
+                })
+            })
+            .transpose()?;
+        let target = Arc::new(DeliveryTarget::new(config, key, previous));
         targets.insert(id.to_owned(), (version, target.clone()));
         Ok(target)
     }
@@ -208,7 +218,9 @@ impl PostgresStore {
     /// Connects (both pools and the listener), and applies the migrations under
     /// `migrations/postgres/` (sqlx holds an advisory lock while it does, so nodes starting
     /// together apply each migration once).
-    pub async fn open(url: &str, pool_size: u32) -> StoreResult<Self> {
+    pub async fn open_with(url: &str, settings: &ConnectOptions) -> StoreResult<Self> {
+        let pool_size = settings.pool_size;
+        let cipher = KeyCipher::new(settings.encryption_key);
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::UnsupportedUrl(format!("{}: {e}", redact_url(url))))?
             .application_name("hookline");
@@ -248,7 +260,10 @@ impl PostgresStore {
         listener.listen(CHANNEL).await?;
         let listener = tokio::spawn(listen(listener, wakeups.clone()));
         let sweeper = tokio::spawn(sweep_interaction_state(pool.clone()));
-        let targets = Arc::<TargetCache>::default();
+        let targets = Arc::new(TargetCache {
+            targets: Mutex::default(),
+            cipher: cipher.clone(),
+        });
         let (enqueues, jobs) = tokio::sync::mpsc::channel(4 * MAX_ENQUEUE_BATCH);
         // A quarter of the pool for publishing batches: they are few and large, and the rest
         // stays for the API's reads and identity changes.
@@ -259,15 +274,50 @@ impl PostgresStore {
             jobs,
             concurrency,
         ));
-        Ok(Self {
+        let store = Self {
             pool,
             enqueues,
             fast,
             wakeups,
             targets,
+            cipher,
             listener,
             sweeper,
-        })
+        };
+        store.reseal_signing_keys().await?;
+        Ok(store)
+    }
+
+    /// Seals the signing keys stored in the clear once there is an encryption key, and checks
+    /// that the sealed ones open (see `KeyCipher::reseal`). Nodes starting at once may both
+    /// seal a key; either's value opens.
+    async fn reseal_signing_keys(&self) -> StoreResult<()> {
+        let rows = sqlx::query("SELECT id, signing_key, previous_signing_key FROM hooks")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let key: String = row.try_get("signing_key")?;
+            let previous: Option<String> = row.try_get("previous_signing_key")?;
+            let key = self.cipher.reseal(&id, &key)?;
+            let previous = previous
+                .map(|p| self.cipher.reseal(&id, &p))
+                .transpose()?
+                .flatten();
+            if key.is_some() || previous.is_some() {
+                sqlx::query(
+                    "UPDATE hooks SET signing_key = COALESCE($2, signing_key), \
+                     previous_signing_key = COALESCE($3, previous_signing_key), \
+                     version = version + 1 WHERE id = $1",
+                )
+                .bind(&id)
+                .bind(key)
+                .bind(previous)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -287,7 +337,7 @@ async fn listen(mut listener: PgListener, wakeups: Arc<Notify>) {
     }
 }
 
-fn hook_from_row(row: &PgRow) -> StoreResult<Hook> {
+fn hook_from_row(row: &PgRow, cipher: &KeyCipher) -> StoreResult<Hook> {
     StoredHook {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -301,7 +351,7 @@ fn hook_from_row(row: &PgRow) -> StoreResult<Hook> {
         disabled_reason: row.try_get("disabled_reason")?,
         created_at: row.try_get("created_at")?,
     }
-    .into_hook()
+    .into_hook(cipher)
 }
 
 fn config_text(config: &HookConfig) -> String {
@@ -360,10 +410,15 @@ impl Store for PostgresStore {
         .bind(hook.event.map(|e| e.name()))
         .bind(event_names(hook))
         .bind(config_text(&hook.config))
-        .bind(&hook.signing_key)
+        .bind(self.cipher.seal(&hook.id, &hook.signing_key)?)
         .bind(hook.enabled)
         .bind(hook.created_at)
-        .bind(hook.previous_signing_key.as_ref().map(|p| p.key.as_str()))
+        .bind(
+            hook.previous_signing_key
+                .as_ref()
+                .map(|p| self.cipher.seal(&hook.id, &p.key))
+                .transpose()?,
+        )
         .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
         .execute(&self.pool)
         .await?;
@@ -376,7 +431,7 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(hook_from_row)
+            .map(|r| hook_from_row(r, &self.cipher))
             .transpose()
     }
 
@@ -393,7 +448,7 @@ impl Store for PostgresStore {
                 .await?;
         let hooks = rows
             .iter()
-            .map(hook_from_row)
+            .map(|r| hook_from_row(r, &self.cipher))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok((hooks, total as u64))
     }
@@ -410,10 +465,15 @@ impl Store for PostgresStore {
         .bind(hook.event.map(|e| e.name()))
         .bind(event_names(hook))
         .bind(config_text(&hook.config))
-        .bind(&hook.signing_key)
+        .bind(self.cipher.seal(&hook.id, &hook.signing_key)?)
         .bind(hook.enabled)
         .bind(&hook.id)
-        .bind(hook.previous_signing_key.as_ref().map(|p| p.key.as_str()))
+        .bind(
+            hook.previous_signing_key
+                .as_ref()
+                .map(|p| self.cipher.seal(&hook.id, &p.key))
+                .transpose()?,
+        )
         .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
         .bind(&hook.disabled_reason)
         .execute(&self.pool)

@@ -6,7 +6,8 @@
 //! the hot path neither re-reads hook rows nor re-parses their JSON per event or delivery.
 
 use crate::domain::event::HookEvent;
-use crate::domain::hook::{HookConfig, PreviousKey};
+use crate::domain::hook::HookConfig;
+use crate::storage::cipher::KeyCipher;
 use crate::storage::{previous_key, DeliveryTarget, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
@@ -26,9 +27,18 @@ pub struct HookCache {
     enabled: Option<HashSet<String>>,
     /// Each hook's `failing_since` as last read or written here (`super::health`).
     failing_since: HashMap<String, Option<i64>>,
+    /// Opens the signing keys of the rows it reads (`--encryption-key`).
+    cipher: KeyCipher,
 }
 
 impl HookCache {
+    pub fn new(cipher: KeyCipher) -> Self {
+        Self {
+            cipher,
+            ..Self::default()
+        }
+    }
+
     /// Forget everything: a hook was written, or a transaction that read hooks rolled back.
     pub fn clear(&mut self) {
         self.subscribers.clear();
@@ -99,8 +109,13 @@ impl HookCache {
             let target = match self.targets.get(&hook_id) {
                 Some(t) => t.clone(),
                 None => {
-                    let previous = previous_key(row.get(3)?, row.get(4)?);
-                    let t = Arc::new(parse_target(row.get(1)?, row.get(2)?, previous)?);
+                    let t = Arc::new(self.parse_target(
+                        &hook_id,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    )?);
                     self.targets.insert(hook_id.clone(), t.clone());
                     t
                 }
@@ -127,24 +142,38 @@ impl HookCache {
                  FROM hooks WHERE id = ?1",
             )?
             .query_row([hook_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, previous_key(r.get(2)?, r.get(3)?)))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
-        let Some((config, key, previous)) = row else {
+        let Some((config, key, previous, expires)) = row else {
             return Ok(None);
         };
-        let t = Arc::new(parse_target(config, key, previous)?);
+        let t = Arc::new(self.parse_target(hook_id, config, key, previous, expires)?);
         self.targets.insert(hook_id.to_owned(), t.clone());
         Ok(Some(t))
     }
 }
 
-fn parse_target(
-    config: String,
-    signing_key: String,
-    previous: Option<PreviousKey>,
-) -> StoreResult<DeliveryTarget> {
-    let config: HookConfig = serde_json::from_str(&config)
-        .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
-    Ok(DeliveryTarget::new(config, signing_key, previous))
+impl HookCache {
+    /// A hook row's target, its keys opened.
+    fn parse_target(
+        &self,
+        hook_id: &str,
+        config: String,
+        signing_key: String,
+        previous: Option<String>,
+        expires_at: Option<i64>,
+    ) -> StoreResult<DeliveryTarget> {
+        let config: HookConfig = serde_json::from_str(&config)
+            .map_err(|e| StoreError::Corrupt(format!("hook config: {e}")))?;
+        let key = self.cipher.open(hook_id, &signing_key)?;
+        let previous = previous
+            .map(|p| self.cipher.open(hook_id, &p))
+            .transpose()?;
+        Ok(DeliveryTarget::new(
+            config,
+            key,
+            previous_key(previous, expires_at),
+        ))
+    }
 }

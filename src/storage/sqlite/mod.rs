@@ -21,6 +21,7 @@ mod writer;
 pub use queue::enqueue_events_in;
 pub use writer::WriteTx;
 
+use super::cipher::KeyCipher;
 use super::*;
 use crate::domain::payload::delivery_body;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -33,6 +34,8 @@ use writer::Writer;
 
 pub struct SqliteStore {
     writer: Writer,
+    /// Seals and opens signing keys (`--encryption-key`).
+    cipher: KeyCipher,
     reader: SqlitePool,
     /// How many deliveries are leased (in memory, see [`leases`]), for the queue gauges.
     leased: Arc<AtomicUsize>,
@@ -102,6 +105,8 @@ impl SqliteStore {
         // Migrations over a connection of their own, before the writer opens the file.
         let mut conn = SqliteConnection::connect_with(&options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        let cipher = KeyCipher::new(settings.encryption_key);
+        reseal_signing_keys(&mut conn, &cipher).await?;
         conn.close().await?;
         let file = DatabaseFile::open(path.clone())?;
         let writer = tokio::task::spawn_blocking(move || open_writer(&path, busy_timeout))
@@ -115,8 +120,10 @@ impl SqliteStore {
         let leases = leases::Leases::default();
         let leased = leases.counter();
         let wakeups = Arc::new(tokio::sync::Notify::new());
+        let hooks = cache::HookCache::new(cipher.clone());
         Ok(Self {
-            writer: Writer::start(writer, file, leases, wakeups.clone())?,
+            writer: Writer::start(writer, file, leases, hooks, wakeups.clone())?,
+            cipher,
             wakeups,
             reader,
             leased,
@@ -306,7 +313,51 @@ fn open_writer(
     Ok(conn)
 }
 
-fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
+/// Seals the signing keys stored in the clear once there is an encryption key, and checks
+/// that the sealed ones open (see `KeyCipher::reseal`), before anything else uses the file.
+/// The keys it seals leave no copy behind: `secure_delete` zeroes the old cells, and the WAL,
+/// which still holds the old pages, is checkpointed and truncated.
+async fn reseal_signing_keys(conn: &mut SqliteConnection, cipher: &KeyCipher) -> StoreResult<()> {
+    let rows = sqlx::query("SELECT id, signing_key, previous_signing_key FROM hooks")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut sealed_any = false;
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let key = cipher.reseal(&id, &row.try_get::<String, _>("signing_key")?)?;
+        let previous = row
+            .try_get::<Option<String>, _>("previous_signing_key")?
+            .map(|p| cipher.reseal(&id, &p))
+            .transpose()?
+            .flatten();
+        if key.is_none() && previous.is_none() {
+            continue;
+        }
+        if !sealed_any {
+            sqlx::query("PRAGMA secure_delete = ON")
+                .execute(&mut *conn)
+                .await?;
+            sealed_any = true;
+        }
+        sqlx::query(
+            "UPDATE hooks SET signing_key = COALESCE(?1, signing_key), \
+             previous_signing_key = COALESCE(?2, previous_signing_key) WHERE id = ?3",
+        )
+        .bind(key)
+        .bind(previous)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if sealed_any {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn hook_from_row(row: &sqlx::sqlite::SqliteRow, cipher: &KeyCipher) -> StoreResult<Hook> {
     let events: String = row.try_get("events")?;
     StoredHook {
         id: row.try_get("id")?,
@@ -322,7 +373,7 @@ fn hook_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Hook> {
         disabled_reason: row.try_get("disabled_reason")?,
         created_at: row.try_get("created_at")?,
     }
-    .into_hook()
+    .into_hook(cipher)
 }
 
 /// A batch of rows as the JSON array that `json_each` unpacks. Unlike [`json_text`], a failure
@@ -352,20 +403,25 @@ struct HookRow {
 }
 
 impl HookRow {
-    fn of(hook: &Hook) -> Self {
-        Self {
+    /// The row of `hook`, its signing keys sealed by `cipher`.
+    fn of(hook: &Hook, cipher: &KeyCipher) -> StoreResult<Self> {
+        Ok(Self {
             id: hook.id.clone(),
             name: hook.name.clone(),
             event: hook.event.map(|e| e.name()),
             events: event_names(hook),
             config: json_text(&hook.config),
-            signing_key: hook.signing_key.clone(),
-            previous_signing_key: hook.previous_signing_key.as_ref().map(|p| p.key.clone()),
+            signing_key: cipher.seal(&hook.id, &hook.signing_key)?,
+            previous_signing_key: hook
+                .previous_signing_key
+                .as_ref()
+                .map(|p| cipher.seal(&hook.id, &p.key))
+                .transpose()?,
             previous_key_expires_at: hook.previous_signing_key.as_ref().map(|p| p.expires_at),
             enabled: hook.enabled,
             disabled_reason: hook.disabled_reason.clone(),
             created_at: hook.created_at,
-        }
+        })
     }
 }
 
@@ -408,7 +464,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_hook(&self, hook: &Hook) -> StoreResult<()> {
-        let row = HookRow::of(hook);
+        let row = HookRow::of(hook, &self.cipher)?;
         self.writer
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();
@@ -431,7 +487,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?
             .as_ref()
-            .map(hook_from_row)
+            .map(|r| hook_from_row(r, &self.cipher))
             .transpose()
     }
 
@@ -448,13 +504,13 @@ impl Store for SqliteStore {
                 .await?;
         let hooks = rows
             .iter()
-            .map(hook_from_row)
+            .map(|r| hook_from_row(r, &self.cipher))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok((hooks, total as u64))
     }
 
     async fn update_hook(&self, hook: &Hook) -> StoreResult<bool> {
-        let row = HookRow::of(hook);
+        let row = HookRow::of(hook, &self.cipher)?;
         self.writer
             .run(Durability::Disk, move |w| {
                 w.hooks.clear();

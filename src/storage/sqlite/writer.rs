@@ -80,12 +80,13 @@ impl Writer {
         conn: Connection,
         file: DatabaseFile,
         leases: Leases,
+        hooks: HookCache,
         wakeups: Arc<Notify>,
     ) -> StoreResult<Self> {
         let (jobs, rx) = mpsc::channel(4 * MAX_JOBS);
         std::thread::Builder::new()
             .name("hookline-writer".into())
-            .spawn(move || run(conn, file, leases, wakeups, rx))
+            .spawn(move || run(conn, file, leases, hooks, wakeups, rx))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
         Ok(Self { jobs })
     }
@@ -190,10 +191,10 @@ fn run(
     conn: Connection,
     mut file: DatabaseFile,
     mut leases: Leases,
+    mut hooks: HookCache,
     wakeups: Arc<Notify>,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
 ) {
-    let mut hooks = HookCache::default();
     let mut synchronous: Option<Durability> = None;
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_JOBS);
     let mut reads: Vec<Box<dyn Job>> = Vec::new();
