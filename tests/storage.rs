@@ -139,6 +139,7 @@ fn hook(events: &[&str]) -> Hook {
             retries: None,
             timeout_ms: None,
             failure_policy: None,
+            max_in_flight: None,
         },
         signing_key: "key".into(),
         previous_signing_key: None,

@@ -44,6 +44,8 @@ pub(crate) struct Sink {
     pub(crate) bad: AtomicUsize,
     /// While false, requests are held (the receiver is "stopped" but connections stay up).
     pub(crate) open: watch::Sender<bool>,
+    /// While true, requests are answered 503 and not booked (an endpoint that is down).
+    pub(crate) failing: std::sync::atomic::AtomicBool,
 }
 
 impl Sink {
@@ -58,6 +60,7 @@ impl Sink {
             duplicates: AtomicUsize::new(0),
             bad: AtomicUsize::new(0),
             open: watch::channel(true).0,
+            failing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -182,6 +185,9 @@ pub(crate) async fn receive(
 ) -> StatusCode {
     let mut open = sink.open.subscribe();
     let _ = open.wait_for(|o| *o).await;
+    if sink.failing.load(Ordering::Relaxed) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     if sink.accept(hook, &headers, &body) {
         StatusCode::OK
     } else {
@@ -203,6 +209,12 @@ pub(crate) async fn start_receiver(sink: Arc<Sink>) -> anyhow::Result<String> {
 
 pub(crate) fn event_body(seq: usize, t0: u64) -> String {
     json!({"event": "User.Created", "data": {"seq": seq, "t0": t0, "pad": "x".repeat(PAD)}})
+        .to_string()
+}
+
+/// [`event_body`] of another event, for hooks that must not get the `User.Created` load.
+pub(crate) fn deleted_body(seq: usize, t0: u64) -> String {
+    json!({"event": "User.Deleted", "data": {"seq": seq, "t0": t0, "pad": "x".repeat(PAD)}})
         .to_string()
 }
 
@@ -443,6 +455,17 @@ pub(crate) async fn publish_range(
     from: usize,
     to: usize,
 ) -> anyhow::Result<Duration> {
+    publish_range_of(client, bases, from, to, event_body).await
+}
+
+/// [`publish_range`] with bodies made by `body`.
+pub(crate) async fn publish_range_of(
+    client: &reqwest::Client,
+    bases: &[String],
+    from: usize,
+    to: usize,
+    body: fn(usize, u64) -> String,
+) -> anyhow::Result<Duration> {
     let events = to;
     let next = Arc::new(AtomicUsize::new(from));
     let started = Instant::now();
@@ -457,7 +480,7 @@ pub(crate) async fn publish_range(
                 if seq >= events {
                     return anyhow::Ok(());
                 }
-                publish(&client, &url, event_body(seq, now_us())).await?;
+                publish(&client, &url, body(seq, now_us())).await?;
             }
         }));
     }

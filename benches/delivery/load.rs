@@ -66,6 +66,80 @@ pub(crate) struct Sustained {
 }
 
 /// One step: `per_second` events/s to `hooks` hooks for `seconds`.
+/// What an open-loop run published (times in µs of the benchmark's clock, [`now_us`]).
+pub(crate) struct OpenLoop {
+    pub(crate) start: u64,
+    pub(crate) last_scheduled: u64,
+    /// Publishes answered 503.
+    pub(crate) refused: usize,
+    /// How late each publish went out, sorted.
+    pub(crate) lateness: Vec<u32>,
+    /// The instant `now_us()` counts from.
+    pub(crate) epoch: Instant,
+}
+
+/// Publishes events `from..to` (bodies by `body(seq, scheduled_µs)`) at `per_second` from
+/// [`OPEN_LOOP_CONNECTIONS`] open-loop publishers, spread over `urls`.
+pub(crate) async fn open_loop(
+    client: &reqwest::Client,
+    urls: Arc<Vec<String>>,
+    per_second: usize,
+    from: usize,
+    to: usize,
+    body: fn(usize, u64) -> String,
+) -> anyhow::Result<OpenLoop> {
+    let interval_us = 1_000_000.0 / per_second as f64;
+    let start = now_us() + 20_000;
+    let scheduled = move |seq: usize| start + ((seq - from) as f64 * interval_us) as u64;
+    let last_scheduled = scheduled(to.saturating_sub(1).max(from));
+    let epoch = Instant::now() - Duration::from_micros(now_us());
+    let next = Arc::new(AtomicUsize::new(from));
+    let mut tasks = Vec::new();
+    for _ in 0..OPEN_LOOP_CONNECTIONS {
+        let (client, next, urls) = (client.clone(), next.clone(), urls.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut refused, mut lateness) = (0usize, Vec::new());
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= to {
+                    return anyhow::Ok((refused, lateness));
+                }
+                let t0 = scheduled(seq);
+                tokio::time::sleep_until((epoch + Duration::from_micros(t0)).into()).await;
+                lateness.push(now_us().saturating_sub(t0) as u32);
+                let status = client
+                    .post(&urls[seq % urls.len()])
+                    .bearer_auth(TOKEN)
+                    .header("content-type", "application/json")
+                    .body(body(seq, t0))
+                    .send()
+                    .await?
+                    .status()
+                    .as_u16();
+                match status {
+                    202 => {}
+                    503 => refused += 1,
+                    other => anyhow::bail!("publishing: {other}"),
+                }
+            }
+        }));
+    }
+    let (mut refused, mut lateness) = (0, Vec::with_capacity(to - from));
+    for t in tasks {
+        let (r, l) = t.await??;
+        refused += r;
+        lateness.extend(l);
+    }
+    lateness.sort_unstable();
+    Ok(OpenLoop {
+        start,
+        last_scheduled,
+        refused,
+        lateness,
+        epoch,
+    })
+}
+
 pub(crate) async fn sustained_step(
     client: &reqwest::Client,
     database_url: Option<&str>,
@@ -83,51 +157,15 @@ pub(crate) async fn sustained_step(
             .map(|b| format!("{b}/api/events"))
             .collect(),
     );
-    let interval_us = 1_000_000.0 / per_second as f64;
-    let start = now_us() + 20_000;
-    let scheduled = move |seq: usize| start + (seq as f64 * interval_us) as u64;
-    let last_scheduled = scheduled(events - 1);
-    let epoch = Instant::now() - Duration::from_micros(now_us());
     let cpu_before = hookline.cpu_seconds();
     let disk_before = hookline.disk_write_bytes();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..OPEN_LOOP_CONNECTIONS {
-        let (client, next, urls) = (client.clone(), next.clone(), urls.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut refused, mut lateness) = (0usize, Vec::new());
-            loop {
-                let seq = next.fetch_add(1, Ordering::Relaxed);
-                if seq >= events {
-                    return anyhow::Ok((refused, lateness));
-                }
-                let t0 = scheduled(seq);
-                tokio::time::sleep_until((epoch + Duration::from_micros(t0)).into()).await;
-                lateness.push(now_us().saturating_sub(t0) as u32);
-                let status = client
-                    .post(&urls[seq % urls.len()])
-                    .bearer_auth(TOKEN)
-                    .header("content-type", "application/json")
-                    .body(event_body(seq, t0))
-                    .send()
-                    .await?
-                    .status()
-                    .as_u16();
-                match status {
-                    202 => {}
-                    503 => refused += 1,
-                    other => anyhow::bail!("publishing: {other}"),
-                }
-            }
-        }));
-    }
-    let (mut refused, mut lateness) = (0, Vec::with_capacity(events));
-    for t in tasks {
-        let (r, l) = t.await??;
-        refused += r;
-        lateness.extend(l);
-    }
-    lateness.sort_unstable();
+    let OpenLoop {
+        start,
+        last_scheduled,
+        refused,
+        lateness,
+        epoch,
+    } = open_loop(client, urls, per_second, 0, events, event_body).await?;
     let published_in = (now_us() - start) as f64 / 1e6;
     let expected = sink.slots() - refused * hooks;
     // Wait past the 1 s mark, then for the rest: every delivery must arrive, once.

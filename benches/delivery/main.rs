@@ -7,6 +7,7 @@
 //! cargo bench --bench delivery -- --database-url postgres://…   # on PostgreSQL
 //! cargo bench --bench delivery -- --database-url postgres://… --nodes 3   # 3 nodes on it
 //! cargo bench --bench delivery -- --only sustained --rates 3000 --repeat 5  # 5 runs of a step
+//! cargo bench --bench delivery -- --only recovery   # a 1M-delivery recovery beside live traffic
 //! ```
 //!
 //! With a PostgreSQL URL (an administrator's), every scenario runs on a database of its own,
@@ -40,6 +41,7 @@
 
 mod harness;
 mod load;
+mod recovery;
 mod scenarios;
 
 use harness::*;
@@ -101,7 +103,7 @@ fn options() -> anyhow::Result<Options> {
             // `cargo bench` passes this to every bench target.
             "--bench" => {}
             other => {
-                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog|sustained|burst, --rates R,R,…, --seconds N, --repeat N, --database-url URL and --nodes N")
+                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog|sustained|burst|recovery, --rates R,R,…, --seconds N, --repeat N, --database-url URL and --nodes N")
             }
         }
     }
@@ -156,8 +158,19 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", json!(bursts));
             return Ok(());
         }
+        Some("recovery") => {
+            let r =
+                recovery::recovery(&client, db, 1_000_000 / scale, o.seconds.unwrap_or(30)).await?;
+            println!(
+                "recovery of {} failed deliveries beside {} events/s to {} hooks:",
+                r.failed_deliveries, r.live_events_per_s, r.live_hooks
+            );
+            println!("  live p50/p99 before {:.1}/{:.1} ms, during {:.1}/{:.1} ms; recovered {:.0}/s, all {} in {:.1} s (peak RSS {:.1} MiB)", r.live_p50_ms_before, r.live_p99_ms_before, r.live_p50_ms_during, r.live_p99_ms_during, r.recovered_per_s, r.queued, r.recovered_all_in_s, r.peak_rss_mib);
+            println!("{}", json!(r));
+            return Ok(());
+        }
         Some(other) => anyhow::bail!(
-            "--only takes throughput, latency, backlog, sustained or burst, not {other}"
+            "--only takes throughput, latency, backlog, sustained, burst or recovery, not {other}"
         ),
         None => {}
     }

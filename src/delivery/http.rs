@@ -188,10 +188,14 @@ impl WebhookSender {
     }
 
     /// POSTs `body` to the target, signed both ways, with `msg_id` as `webhook-id`. The
-    /// request timeout covers everything up to the end of the (capped) response body.
+    /// timeout (the hook's `config.timeoutMs`, else `--request-timeout`) covers everything up
+    /// to the end of the (capped) response body.
     pub async fn send(&self, target: &DeliveryTarget, msg_id: &str, body: String) -> SendOutcome {
-        self.send_within(target, msg_id, body, self.request_timeout)
-            .await
+        let timeout = target
+            .config
+            .timeout_ms
+            .map_or(self.request_timeout, Duration::from_millis);
+        self.send_within(target, msg_id, body, timeout).await
     }
 
     /// [`Self::send`] with its own timeout (a blocking hook's).

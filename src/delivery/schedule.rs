@@ -34,6 +34,10 @@ pub trait Work {
     fn id(&self) -> &str;
     /// The hook it goes to.
     fn hook(&self) -> &str;
+    /// The hook's own in-flight limit (`config.maxInFlight`), if it sets one.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl Work for crate::storage::ClaimedDelivery {
@@ -42,6 +46,9 @@ impl Work for crate::storage::ClaimedDelivery {
     }
     fn hook(&self) -> &str {
         &self.hook_id
+    }
+    fn max_in_flight(&self) -> Option<usize> {
+        self.target.config.max_in_flight.map(|n| n as usize)
     }
 }
 
@@ -80,6 +87,8 @@ pub struct Schedule<W> {
     budget: Arc<LeaseBudget>,
     /// Sends running, per hook and in all.
     running: HashMap<String, usize>,
+    /// The in-flight limit of hooks that set their own, as their latest delivery said.
+    hook_limits: HashMap<String, usize>,
     running_total: usize,
     ready: VecDeque<W>,
     waiting: HashMap<String, VecDeque<W>>,
@@ -101,6 +110,7 @@ impl<W: Work> Schedule<W> {
             limits,
             budget,
             running: HashMap::new(),
+            hook_limits: HashMap::new(),
             running_total: 0,
             ready: VecDeque::new(),
             waiting: HashMap::new(),
@@ -116,15 +126,42 @@ impl<W: Work> Schedule<W> {
         self.running.get(hook).copied().unwrap_or(0)
     }
 
+    /// A hook's in-flight limit: its own (`config.maxInFlight`, at most the global limit) or
+    /// the per-hook default.
+    fn limit(&self, hook: &str) -> usize {
+        self.hook_limits
+            .get(hook)
+            .copied()
+            .unwrap_or(self.limits.per_hook)
+    }
+
+    /// Learns a hook's own limit from one of its deliveries.
+    fn note_limit(&mut self, w: &W) {
+        match w.max_in_flight() {
+            Some(n) => {
+                let n = n.clamp(1, self.limits.max_in_flight);
+                if self.hook_limits.get(w.hook()) != Some(&n) {
+                    self.hook_limits.insert(w.hook().to_owned(), n);
+                }
+            }
+            None => {
+                if self.hook_limits.contains_key(w.hook()) {
+                    self.hook_limits.remove(w.hook());
+                }
+            }
+        }
+    }
+
     /// Whether a hook holds (running plus waiting) twice its in-flight limit.
     fn is_busy(&self, hook: &str) -> bool {
         let waiting = self.waiting.get(hook).map_or(0, VecDeque::len);
-        self.running(hook) + waiting >= 2 * self.limits.per_hook
+        self.running(hook) + waiting >= 2 * self.limit(hook)
     }
 
     /// Takes a claimed delivery (its budget unit already taken): it starts as soon as a
     /// sending slot and its hook allow.
     fn take(&mut self, w: W) {
+        self.note_limit(&w);
         self.held.insert(w.id().to_owned());
         self.ready.push_back(w);
     }
@@ -135,7 +172,7 @@ impl<W: Work> Schedule<W> {
     pub fn next_to_start(&mut self) -> Option<W> {
         while self.running_total < self.limits.max_in_flight {
             let w = self.ready.pop_front()?;
-            if self.running(w.hook()) >= self.limits.per_hook {
+            if self.running(w.hook()) >= self.limit(w.hook()) {
                 self.waiting
                     .entry(w.hook().to_owned())
                     .or_default()
@@ -160,6 +197,7 @@ impl<W: Work> Schedule<W> {
     pub fn handed_over(&mut self, batch: Vec<W>) -> Vec<W> {
         let mut released = Vec::new();
         for w in batch {
+            self.note_limit(&w);
             if self.is_busy(w.hook()) || self.capped.contains(w.hook()) {
                 self.capped.insert(w.hook().to_owned());
                 released.push(w);

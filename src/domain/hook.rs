@@ -161,8 +161,9 @@ impl<'de> Deserialize<'de> for HookHeaders {
 /// Logto) caps the retries of this hook's deliveries when set (0: a single attempt), since that
 /// is what a Logto user who set it meant; unset, the retry schedule alone decides.
 ///
-/// Beyond Logto, for blocking (`Pre*`) events: `timeoutMs`, how long an interaction waits for
-/// this hook's answer (default [`DEFAULT_BLOCKING_TIMEOUT_MS`]), and `failurePolicy`, what a
+/// Beyond Logto: `timeoutMs`, how long one request to this hook may take (100 ms to 30 s;
+/// default `--request-timeout` for deliveries, [`DEFAULT_BLOCKING_TIMEOUT_MS`] for the
+/// answer of a blocking (`Pre*`) call), and for blocking events `failurePolicy`, what a
 /// timeout, a non-2xx answer or an unreachable endpoint means (default `deny`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -176,7 +177,14 @@ pub struct HookConfig {
     pub timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub failure_policy: Option<FailurePolicy>,
+    /// Requests in flight to this hook at once (1 to [`MAX_HOOK_IN_FLIGHT`]), in place of
+    /// `--max-in-flight-per-hook` (and never above `--max-in-flight`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_in_flight: Option<u32>,
 }
+
+/// The highest `config.maxInFlight`.
+pub const MAX_HOOK_IN_FLIGHT: u64 = 10_000;
 
 pub const DEFAULT_BLOCKING_TIMEOUT_MS: u64 = 3_000;
 pub const MAX_BLOCKING_TIMEOUT_MS: u64 = 30_000;
@@ -268,12 +276,24 @@ impl HookConfig {
                 HookInputError::Invalid("config.failurePolicy must be \"allow\" or \"deny\"".into())
             })?),
         };
+        let max_in_flight = match obj.shift_remove("maxInFlight") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n @ 1..=MAX_HOOK_IN_FLIGHT) => Some(n as u32),
+                _ => {
+                    return Err(HookInputError::Invalid(format!(
+                        "config.maxInFlight must be an integer from 1 to {MAX_HOOK_IN_FLIGHT}"
+                    )))
+                }
+            },
+        };
         Ok(Self {
             url,
             headers,
             retries,
             timeout_ms,
             failure_policy,
+            max_in_flight,
         })
     }
 }

@@ -932,3 +932,63 @@ async fn signing_keys_are_sealed_at_rest_with_an_encryption_key() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hooks_own_in_flight_limit_and_timeout_hold() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "10s".parse().unwrap()).await;
+    let slow = Receiver::start().await;
+    slow.close_gate();
+    let res = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"events": ["User.Created"], "config": {"url": slow.url(), "maxInFlight": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let hook: Value = res.json().await.unwrap();
+    assert_eq!(hook["config"]["maxInFlight"], 2);
+    for i in 0..6 {
+        app.publish(json!({"event": "User.Created", "data": {"n": i}}))
+            .await;
+    }
+    slow.wait_for(2, Duration::from_secs(10)).await;
+    slow.assert_stays_at(2, Duration::from_millis(400)).await;
+    slow.open_gate();
+    slow.wait_for(6, Duration::from_secs(10)).await;
+
+    // timeoutMs bounds each request to the hook: an answer after a second fails at 200 ms.
+    let late = Receiver::start().await;
+    late.set_default(Reply::status(200).delay(Duration::from_secs(1)));
+    let res = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"events": ["PostSignIn"], "config": {"url": late.url(), "timeoutMs": 200}}))
+        .send()
+        .await
+        .unwrap();
+    let hook: Value = res.json().await.unwrap();
+    app.publish(json!({"event": "PostSignIn"})).await;
+    let logs = app
+        .poll_json(
+            &format!("/hooks/{}/recent-logs", hook["id"].as_str().unwrap()),
+            Duration::from_secs(10),
+            |v| !v.as_array().unwrap().is_empty(),
+        )
+        .await;
+    let error = logs[0]["payload"]["error"].as_str().unwrap();
+    assert!(error.contains("timed out"), "{error}");
+    assert!(
+        logs[0]["payload"]["durationMs"].as_i64().unwrap() < 900,
+        "{logs}"
+    );
+
+    for bad in [json!(0), json!(10_001), json!("2"), json!(1.5)] {
+        let res = app
+            .api(Method::POST, "/hooks")
+            .json(&json!({"events": ["PostSignIn"], "config": {"url": late.url(), "maxInFlight": bad}}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 400, "guard.invalid_input").await;
+    }
+    app.stop().await;
+}

@@ -12,6 +12,37 @@ impl Work for D {
     fn hook(&self) -> &str {
         self.1
     }
+    fn max_in_flight(&self) -> Option<usize> {
+        // Hook "one" sets `maxInFlight: 1`, hook "many" 50 (above the global limit).
+        match self.1 {
+            "one" => Some(1),
+            "many" => Some(50),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn a_hook_of_its_own_limit_keeps_to_it() {
+    let (mut s, budget) = schedule(4, 2);
+    let released = hand_over(
+        &mut s,
+        &budget,
+        vec![d(1, "one"), d(2, "one"), d(3, "a"), d(4, "a"), d(5, "a")],
+    );
+    assert!(released.is_empty());
+    // One of "one" at a time; two of "a", the default.
+    assert_eq!(starts(&mut s), ["d1", "d3", "d4"]);
+    s.finished("one", "d1", None);
+    assert_eq!(starts(&mut s), ["d2"]);
+    // A limit above the global one is held to the global one.
+    let (mut s, budget) = schedule(3, 1);
+    hand_over(
+        &mut s,
+        &budget,
+        vec![d(1, "many"), d(2, "many"), d(3, "many"), d(4, "many")],
+    );
+    assert_eq!(starts(&mut s), ["d1", "d2", "d3"]);
 }
 
 fn d(id: usize, hook: &'static str) -> D {

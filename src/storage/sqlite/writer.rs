@@ -508,6 +508,7 @@ mod tests {
                     retries: None,
                     timeout_ms: None,
                     failure_policy: None,
+                    max_in_flight: None,
                 },
                 signing_key: "key".into(),
                 previous_signing_key: None,
