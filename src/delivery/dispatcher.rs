@@ -28,6 +28,15 @@ use tracing::Instrument;
 
 /// The async shell around [`Schedule`]: it spawns the sends the schedule picks, calls the
 /// store for the claims it plans, and sleeps until something happens.
+/// What a send task tells the dispatcher when it ends.
+#[derive(Debug, Default)]
+struct Finished {
+    /// When its delivery is due again, if it failed and will be retried.
+    retry_at: Option<i64>,
+    /// Until when its hook is paused, if the endpoint asked (429 or 503 with `Retry-After`).
+    pause_until: Option<i64>,
+}
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     sender: Arc<WebhookSender>,
@@ -39,7 +48,7 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     schedule: Schedule<ClaimedDelivery>,
     /// Each send task returns when its delivery is due again, if it failed and will retry.
-    tasks: JoinSet<Option<i64>>,
+    tasks: JoinSet<Finished>,
     /// Which delivery each task sends (hook, delivery), so a task that panicked still gives
     /// its slot back.
     task_deliveries: HashMap<tokio::task::Id, (String, String)>,
@@ -116,18 +125,37 @@ impl Dispatcher {
     }
 
     /// Books a finished send task.
-    fn reap(&mut self, joined: Result<(tokio::task::Id, Option<i64>), tokio::task::JoinError>) {
-        let (id, retry_at) = match joined {
-            Ok((id, retry_at)) => (id, retry_at),
+    fn reap(&mut self, joined: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
+        let (id, finished) = match joined {
+            Ok((id, finished)) => (id, finished),
             Err(e) => {
                 // A send task does not panic on any input; if one did, its delivery stays
                 // claimed and comes back after the lease.
                 tracing::error!(error = %e, "a send task failed");
-                (e.id(), None)
+                (e.id(), Finished::default())
             }
         };
         if let Some((hook, delivery)) = self.task_deliveries.remove(&id) {
-            self.schedule.finished(&hook, &delivery, retry_at);
+            self.schedule.finished(&hook, &delivery, finished.retry_at);
+            if let Some(until) = finished.pause_until {
+                tracing::info!(hook_id = %hook, until, "the endpoint asked for a pause (Retry-After); its deliveries wait");
+                self.schedule.pause(&hook, until);
+            }
+        }
+    }
+
+    /// Gives the deliveries a pause turned away back to the queue.
+    async fn release_turned_away(&mut self) {
+        let released: Vec<String> = self
+            .schedule
+            .take_released()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        if !released.is_empty() {
+            if let Err(e) = self.store.release(&released, now_ms()).await {
+                tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
+            }
         }
     }
 
@@ -158,7 +186,9 @@ impl Dispatcher {
             while let Some(joined) = self.tasks.try_join_next_with_id() {
                 self.reap(joined);
             }
+            self.schedule.end_pauses(now_ms());
             self.start_what_may();
+            self.release_turned_away().await;
             if shutdown.is_cancelled() {
                 break;
             }
@@ -307,9 +337,21 @@ impl Dispatcher {
                     duration_ms: outcome.duration.as_millis() as i64,
                     at,
                 });
-                match next {
-                    NextStep::RetryAt(at) => Some(at),
+                // A 429 or 503 with `Retry-After` pauses the hook, not only this delivery (for
+                // at most the schedule's longest delay).
+                let pause_until = match (outcome.status, outcome.retry_after) {
+                    (Some(429 | 503), Some(wait)) => {
+                        let wait = wait.min(schedule.longest());
+                        (!wait.is_zero()).then(|| at + wait.as_millis() as i64)
+                    }
                     _ => None,
+                };
+                Finished {
+                    retry_at: match next {
+                        NextStep::RetryAt(at) => Some(at),
+                        _ => None,
+                    },
+                    pause_until,
                 }
             }
             .instrument(span),

@@ -15,7 +15,10 @@
 //! - which hooks are *capped*: the last claim may have left due work of theirs in the queue
 //!   (it gave them the most a claim gives one hook, or skipped them as busy). A delivery
 //!   handed over for such a hook would overtake that work, so it goes back to the queue too,
-//!   and a finished send of that hook calls for a claim.
+//!   and a finished send of that hook calls for a claim;
+//! - which hooks are *paused*, and until when: an endpoint that answered 429 or 503 with
+//!   `Retry-After` gets nothing more until then; what of it was waiting goes back to the queue
+//!   (it would outlive its lease in memory), and claims skip it.
 
 use super::LeaseBudget;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -102,6 +105,12 @@ pub struct Schedule<W> {
     claim_wanted: bool,
     /// The earliest retry that finished sends scheduled since the loop last slept.
     earliest_retry: Option<i64>,
+    /// Hooks whose endpoint asked for a pause (a 429 or 503 with `Retry-After`), until when
+    /// (epoch ms).
+    paused: HashMap<String, i64>,
+    /// Deliveries a pause turned away, their budget units given back, for the dispatcher to
+    /// release to the queue ([`Self::take_released`]).
+    released: Vec<W>,
 }
 
 impl<W: Work> Schedule<W> {
@@ -119,6 +128,8 @@ impl<W: Work> Schedule<W> {
             global_limited: false,
             claim_wanted: true,
             earliest_retry: None,
+            paused: HashMap::new(),
+            released: Vec::new(),
         }
     }
 
@@ -198,7 +209,10 @@ impl<W: Work> Schedule<W> {
         let mut released = Vec::new();
         for w in batch {
             self.note_limit(&w);
-            if self.is_busy(w.hook()) || self.capped.contains(w.hook()) {
+            if self.paused.contains_key(w.hook()) {
+                // Released like a busy hook's; the pause's end calls for the claim.
+                released.push(w);
+            } else if self.is_busy(w.hook()) || self.capped.contains(w.hook()) {
                 self.capped.insert(w.hook().to_owned());
                 released.push(w);
             } else {
@@ -268,7 +282,8 @@ impl<W: Work> Schedule<W> {
         let busy_hooks = self
             .running
             .keys()
-            .filter(|hook| self.is_busy(hook))
+            .filter(|hook| self.is_busy(hook) && !self.paused.contains_key(*hook))
+            .chain(self.paused.keys())
             .cloned()
             .collect();
         Some(ClaimPlan {
@@ -308,7 +323,12 @@ impl<W: Work> Schedule<W> {
             .chain(plan.busy_hooks.iter().cloned())
             .collect();
         self.capped = capped;
-        for w in claimed {
+        let (away, take): (Vec<W>, Vec<W>) = claimed
+            .into_iter()
+            .partition(|w| self.paused.contains_key(w.hook()));
+        // Claimed while a pause began (the claim was planned before it).
+        self.turn_away(away);
+        for w in take {
             self.take(w);
         }
         match (more, full) {
@@ -341,6 +361,41 @@ impl<W: Work> Schedule<W> {
         self.earliest_retry
             .take()
             .map(|at| Duration::from_millis((at - now).max(0) as u64))
+    }
+
+    /// Pauses `hook` until `until` (ms), as its endpoint asked (a 429 or 503 with
+    /// `Retry-After`): what of it has not started is turned away (see
+    /// [`Self::take_released`]); until then claims skip it and deliveries handed over for it
+    /// go back to the queue; and the retry wait wakes the dispatcher when it ends, to claim.
+    pub fn pause(&mut self, hook: &str, until: i64) {
+        let end = self.paused.entry(hook.to_owned()).or_insert(until);
+        *end = (*end).max(until);
+        let (away, keep): (VecDeque<W>, VecDeque<W>) = std::mem::take(&mut self.ready)
+            .into_iter()
+            .partition(|w| w.hook() == hook);
+        self.ready = keep;
+        let mut away: Vec<W> = away.into();
+        away.extend(self.waiting.remove(hook).unwrap_or_default());
+        self.turn_away(away);
+        self.earliest_retry = Some(self.earliest_retry.map_or(until, |t| t.min(until)));
+    }
+
+    /// Ends the pauses that are over at `now` (ms).
+    pub fn end_pauses(&mut self, now: i64) {
+        self.paused.retain(|_, until| *until > now);
+    }
+
+    /// Deliveries turned away by a pause, to release to the queue.
+    pub fn take_released(&mut self) -> Vec<W> {
+        std::mem::take(&mut self.released)
+    }
+
+    fn turn_away(&mut self, away: Vec<W>) {
+        for w in &away {
+            self.held.remove(w.id());
+        }
+        self.budget.give_back(away.len());
+        self.released.extend(away);
     }
 
     /// At shutdown: forgets what has not started (it stays held, to be released).

@@ -224,3 +224,35 @@ async fn a_hooks_own_in_flight_limit_and_timeout_hold() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_retry_after_pauses_the_whole_hook() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "5s,5s".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(429).header("retry-after", "2")]);
+    let other = Receiver::start().await;
+    // One request at a time, so that the rest wait behind the first.
+    let res = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"events": ["User.Created"], "config": {"url": receiver.url(), "maxInFlight": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.create_hook(&["User.Created"], &other.url()).await;
+    for i in 0..4 {
+        app.publish(json!({"event": "User.Created", "data": {"n": i}}))
+            .await;
+    }
+    let first = receiver.wait_for(1, Duration::from_secs(5)).await[0].at;
+    // The endpoint said "in 2 s": nothing more goes to it meanwhile; the other hook is not held.
+    other.wait_for(4, Duration::from_secs(5)).await;
+    receiver
+        .assert_stays_at(1, Duration::from_millis(1_500))
+        .await;
+    let got = receiver.wait_for(5, Duration::from_secs(15)).await;
+    assert!(got[1].at.duration_since(first) >= Duration::from_millis(1_900));
+    let ids: std::collections::HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 4, "every delivery, the first one twice");
+    app.stop().await;
+}

@@ -288,3 +288,47 @@ fn at_shutdown_what_never_started_and_what_was_cut_off_is_released() {
     left.sort();
     assert_eq!(left, ["d3", "d4"]);
 }
+
+#[test]
+fn a_paused_hook_turns_its_work_away_and_is_skipped_until_the_pause_ends() {
+    let (mut s, budget) = schedule(4, 1);
+    let full = budget.available();
+    assert!(hand_over(&mut s, &budget, vec![d(1, "a"), d(2, "a"), d(3, "b")]).is_empty());
+    // Hook a's limit is 1: d2 waits behind d1.
+    assert_eq!(starts(&mut s), ["d1", "d3"]);
+    // d1's endpoint answers 429 with Retry-After: the hook pauses, and d2, which would have
+    // started next, is turned away with its budget unit.
+    s.finished("a", "d1", Some(2_000));
+    s.pause("a", 1_000);
+    let away: Vec<String> = s.take_released().into_iter().map(|w| w.0).collect();
+    assert_eq!(away, ["d2"]);
+    assert!(starts(&mut s).is_empty());
+    // While paused: handed-over deliveries of a go back, claims skip a, and a claim that
+    // raced the pause has a's share turned away.
+    assert_eq!(
+        hand_over(&mut s, &budget, vec![d(4, "a"), d(5, "c")]),
+        ["d4"]
+    );
+    assert_eq!(starts(&mut s), ["d5"]);
+    let plan = s.plan_claim().unwrap();
+    assert!(plan.busy_hooks.contains(&"a".to_owned()));
+    s.claimed(&plan, vec![d(6, "a"), d(7, "c")], false);
+    let away: Vec<String> = s.take_released().into_iter().map(|w| w.0).collect();
+    assert_eq!(away, ["d6"]);
+    // The dispatcher wakes at the pause's end (before d1's retry) and claims a again.
+    assert_eq!(s.take_retry_wait(0), Some(Duration::from_millis(1_000)));
+    s.end_pauses(999);
+    let plan = s.plan_claim().unwrap();
+    assert!(plan.busy_hooks.contains(&"a".to_owned()));
+    s.claim_failed(&plan);
+    s.end_pauses(1_000);
+    let plan = s.plan_claim().unwrap();
+    assert!(!plan.busy_hooks.contains(&"a".to_owned()));
+    s.claim_failed(&plan);
+    // Every unit comes back once the sends end.
+    s.finished("b", "d3", None);
+    s.finished("c", "d5", None);
+    assert_eq!(starts(&mut s), ["d7"]);
+    s.finished("c", "d7", None);
+    assert_eq!(budget.available(), full);
+}
