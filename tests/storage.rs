@@ -707,6 +707,16 @@ async fn a_replay_creates_each_missing_delivery_once(b: Backend) {
     let events: HashSet<&str> = to_late.iter().map(|d| d.event_id.as_str()).collect();
     assert_eq!(events.len(), 5);
     assert_eq!(claimed.len(), 11, "the early hook's six are untouched");
+    // A hook deleted meanwhile (with its deliveries) ends a replay: nothing is created for it.
+    assert!(store.delete_hook(&late.id).await.unwrap());
+    assert_eq!(
+        store
+            .replay(&r, None, 100, now + 400)
+            .await
+            .unwrap()
+            .created,
+        0
+    );
 }
 
 async fn pruning_deletes_only_what_retention_lets_go(b: Backend) {

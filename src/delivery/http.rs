@@ -188,13 +188,14 @@ impl WebhookSender {
     }
 
     /// POSTs `body` to the target, signed both ways, with `msg_id` as `webhook-id`. The
-    /// timeout (the hook's `config.timeoutMs`, else `--request-timeout`) covers everything up
-    /// to the end of the (capped) response body.
+    /// timeout (`--request-timeout`, or the hook's shorter `config.timeoutMs`) covers
+    /// everything up to the end of the (capped) response body.
     pub async fn send(&self, target: &DeliveryTarget, msg_id: &str, body: String) -> SendOutcome {
-        let timeout = target
-            .config
-            .timeout_ms
-            .map_or(self.request_timeout, Duration::from_millis);
+        // A hook's own timeout may shorten `--request-timeout`, never lengthen it: the lease
+        // every claim takes is reckoned from the latter.
+        let timeout = target.config.timeout_ms.map_or(self.request_timeout, |ms| {
+            Duration::from_millis(ms).min(self.request_timeout)
+        });
         self.send_within(target, msg_id, body, timeout).await
     }
 

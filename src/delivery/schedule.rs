@@ -323,10 +323,29 @@ impl<W: Work> Schedule<W> {
             .chain(plan.busy_hooks.iter().cloned())
             .collect();
         self.capped = capped;
-        let (away, take): (Vec<W>, Vec<W>) = claimed
-            .into_iter()
-            .partition(|w| self.paused.contains_key(w.hook()));
-        // Claimed while a pause began (the claim was planned before it).
+        // A claim gives a hook up to the global per-hook cap; one with a lower limit of its
+        // own keeps twice that in memory (as a busy hook would) and turns the rest away, or
+        // they would wait past their lease. A paused hook's share (the claim was planned
+        // before the pause) is turned away too.
+        let mut held: HashMap<String, usize> = HashMap::new();
+        for w in &self.ready {
+            *held.entry(w.hook().to_owned()).or_default() += 1;
+        }
+        let (mut away, mut take) = (Vec::new(), Vec::new());
+        for w in claimed {
+            self.note_limit(&w);
+            let hook = w.hook();
+            let n = held.get(hook).copied().unwrap_or(0)
+                + self.running(hook)
+                + self.waiting.get(hook).map_or(0, VecDeque::len);
+            if self.paused.contains_key(hook) || n >= 2 * self.limit(hook) {
+                self.capped.insert(hook.to_owned());
+                away.push(w);
+            } else {
+                *held.entry(hook.to_owned()).or_default() += 1;
+                take.push(w);
+            }
+        }
         self.turn_away(away);
         for w in take {
             self.take(w);

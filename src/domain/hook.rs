@@ -162,8 +162,8 @@ impl<'de> Deserialize<'de> for HookHeaders {
 /// is what a Logto user who set it meant; unset, the retry schedule alone decides.
 ///
 /// Beyond Logto: `timeoutMs`, how long one request to this hook may take (100 ms to 30 s;
-/// default `--request-timeout` for deliveries, [`DEFAULT_BLOCKING_TIMEOUT_MS`] for the
-/// answer of a blocking (`Pre*`) call), and for blocking events `failurePolicy`, what a
+/// for deliveries it can only shorten `--request-timeout`; for the answer of a blocking
+/// (`Pre*`) call it defaults to [`DEFAULT_BLOCKING_TIMEOUT_MS`]), `maxInFlight` (below), and for blocking events `failurePolicy`, what a
 /// timeout, a non-2xx answer or an unreachable endpoint means (default `deny`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

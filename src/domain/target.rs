@@ -34,13 +34,18 @@ impl IpRanges {
             Some((ip, bits)) => (ip, Some(bits)),
             None => (part, None),
         };
-        let ip: IpAddr = ip.parse().ok()?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let written: IpAddr = ip.parse().ok()?;
+        let max = if written.is_ipv4() { 32 } else { 128 };
         let bits = match bits {
             None => max,
             Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max)?,
         };
-        Some((ip.to_canonical(), bits))
+        // An IPv4 address written in IPv6 form (`::ffff:a.b.c.d/104`) is kept as IPv4, its
+        // prefix length counted within the last 32 bits (at least 96 of the 128).
+        match (written, written.to_canonical()) {
+            (IpAddr::V6(_), v4 @ IpAddr::V4(_)) => Some((v4, bits.checked_sub(96)?)),
+            _ => Some((written, bits)),
+        }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -464,7 +469,24 @@ mod tests {
         assert!(check_url("http://localhost/h", &policy).is_err());
         let open = TargetPolicy::all_private(true);
         assert!(open.allows_ip("127.0.0.1".parse().unwrap()) && open.allows_name("anything"));
-        for bad in ["10.0.0.0/33", "http://x", "a..b", "-x/y", "*.", "exa mple"] {
+        // IPv4-mapped IPv6: kept as IPv4, the prefix within its last 32 bits.
+        let mapped: IpRanges = "::ffff:10.1.0.0/112".parse().unwrap();
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("10.2.0.1".parse().unwrap()));
+        assert!(!mapped.contains("127.0.0.1".parse().unwrap()));
+        let one: IpRanges = "::ffff:10.1.2.3".parse().unwrap();
+        assert!(one.contains("10.1.2.3".parse().unwrap()));
+        assert!(!one.contains("10.1.2.4".parse().unwrap()));
+        assert!("::ffff:10.0.0.0/64".parse::<IpRanges>().is_err());
+        for bad in [
+            "10.0.0.0/33",
+            "http://x",
+            "a..b",
+            "-x/y",
+            "*.",
+            "exa mple",
+            "::ffff:1.2.3.4/95",
+        ] {
             assert!(bad.parse::<AllowedTargets>().is_err(), "{bad}");
         }
         assert_eq!(

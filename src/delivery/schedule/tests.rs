@@ -332,3 +332,20 @@ fn a_paused_hook_turns_its_work_away_and_is_skipped_until_the_pause_ends() {
     s.finished("c", "d7", None);
     assert_eq!(budget.available(), full);
 }
+
+#[test]
+fn a_claim_keeps_twice_a_hooks_own_limit_and_turns_the_rest_away() {
+    let (mut s, budget) = schedule(8, 8);
+    let full = budget.available();
+    let plan = s.plan_claim().unwrap();
+    let claimed = (1..=5).map(|i| d(i, "one")).chain([d(6, "a")]).collect();
+    s.claimed(&plan, claimed, false);
+    let away: Vec<String> = s.take_released().into_iter().map(|w| w.0).collect();
+    assert_eq!(away, ["d3", "d4", "d5"]);
+    assert_eq!(starts(&mut s), ["d1", "d6"]);
+    s.finished("one", "d1", None);
+    assert_eq!(starts(&mut s), ["d2"]);
+    s.finished("one", "d2", None);
+    s.finished("a", "d6", None);
+    assert_eq!(budget.available(), full);
+}

@@ -23,6 +23,24 @@ pub(super) async fn after_records(
     targets: &TargetCache,
     records: &[AttemptRecord],
 ) -> StoreResult<()> {
+    // Only the records that moved their delivery on: one fenced out (its lease ended, a
+    // retry moved it, another node took it) did not end anything.
+    let ended: Vec<&str> = records
+        .iter()
+        .filter(|r| matches!(r.next, NextStep::GaveUp | NextStep::Gone))
+        .map(|r| r.delivery_id.as_str())
+        .collect();
+    let failed: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM deliveries WHERE id = ANY($1) AND state = 2")
+            .bind(&ended)
+            .fetch_all(&mut *conn)
+            .await?;
+    let records: Vec<AttemptRecord> = records
+        .iter()
+        .filter(|r| failed.contains(&r.delivery_id))
+        .cloned()
+        .collect();
+    let records = records.as_slice();
     let now = crate::clock::now_ms();
     let mut events = exhausted_events(records, now);
     for hook in gone_hooks(records) {

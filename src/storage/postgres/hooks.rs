@@ -45,22 +45,25 @@ impl PostgresStore {
             .await?;
         for row in rows {
             let id: String = row.try_get("id")?;
-            let key: String = row.try_get("signing_key")?;
+            let stored: String = row.try_get("signing_key")?;
             let previous: Option<String> = row.try_get("previous_signing_key")?;
-            let key = self.cipher.reseal(&id, &key)?;
+            let key = self.cipher.reseal(&id, &stored)?;
             let previous = previous
                 .map(|p| self.cipher.reseal(&id, &p))
                 .transpose()?
                 .flatten();
             if key.is_some() || previous.is_some() {
                 sqlx::query(
+                    // Only if the key is still the one read: a rotation another node committed
+                    // meanwhile wins (its keys are sealed already).
                     "UPDATE hooks SET signing_key = COALESCE($2, signing_key), \
                      previous_signing_key = COALESCE($3, previous_signing_key), \
-                     version = version + 1 WHERE id = $1",
+                     version = version + 1 WHERE id = $1 AND signing_key = $4",
                 )
                 .bind(&id)
                 .bind(key)
                 .bind(previous)
+                .bind(&stored)
                 .execute(&self.pool)
                 .await?;
             }

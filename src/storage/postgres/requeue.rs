@@ -80,6 +80,16 @@ impl PostgresStore {
             .bind(&r.hook_id)
             .execute(&mut *tx)
             .await?;
+        // A hook deleted or disabled meanwhile ends the replay (its deliveries would never
+        // go); the lock keeps it from being deleted before this step commits.
+        let enabled: Option<bool> =
+            sqlx::query_scalar("SELECT enabled FROM hooks WHERE id = $1 FOR KEY SHARE")
+                .bind(&r.hook_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if enabled != Some(true) {
+            return Ok(ReplayStep::default());
+        }
         let looked = sqlx::query(
             "SELECT id, name, created_at FROM events \
              WHERE (created_at, id) > ($1, $3) AND created_at <= $2 AND created_at >= $4 \
@@ -152,8 +162,11 @@ impl PostgresStore {
         let limit = i64::from(limit);
         let mut tx = self.pool.begin().await?;
         let deliveries = sqlx::query(
+            // Locked and checked again: a retry or recovery may put a row back in the queue
+            // meanwhile, and a queued row is never deleted.
             "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
-             WHERE state <> 0 AND created_at < $1 LIMIT $2)",
+             WHERE state <> 0 AND created_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             AND state <> 0 AND created_at < $1",
         )
         .bind(c.deliveries_and_events)
         .bind(limit)

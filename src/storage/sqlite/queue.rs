@@ -291,7 +291,8 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
          response_status, response_body, error, duration_ms, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for r in records {
+    let mut skipped = Vec::new();
+    for (i, r) in records.iter().enumerate() {
         let (state, due_at) = match r.next {
             NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
             NextStep::RetryAt(at) => (STATE_QUEUED, at),
@@ -310,6 +311,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
         {
             // Deleted with its hook, which ended its lease (and the rowid may be another
             // delivery's by now).
+            skipped.push(i);
             continue;
         }
         // The lease ends once this commits.
@@ -331,7 +333,17 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
             r.at,
         ))?;
     }
-    super::health::after_records(w, records)
+    // What the records cause, for those that moved their delivery on.
+    if skipped.is_empty() {
+        return super::health::after_records(w, records);
+    }
+    let applied: Vec<AttemptRecord> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !skipped.contains(i))
+        .map(|(_, r)| r.clone())
+        .collect();
+    super::health::after_records(w, &applied)
 }
 
 /// Gives up leases: the deliveries are due again (their rows were never changed).

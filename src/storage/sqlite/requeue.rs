@@ -70,6 +70,10 @@ pub fn replay(
     limit: u32,
     now: i64,
 ) -> StoreResult<ReplayStep> {
+    // A hook deleted or disabled meanwhile ends the replay: its deliveries would never go.
+    if !w.hooks.is_enabled(w.conn, &r.hook_id)? {
+        return Ok(ReplayStep::default());
+    }
     let (from_at, from_id) = match after {
         Some(c) => (c.created_at, c.event_id.as_str()),
         None => (r.window.since, ""),
