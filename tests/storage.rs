@@ -117,6 +117,7 @@ cases!(
     a_replay_creates_each_missing_delivery_once,
     pruning_deletes_only_what_retention_lets_go,
     failing_streaks_disable_a_hook_once_and_a_success_or_enabling_ends_them,
+    a_disabled_hooks_backlog_is_parked_out_of_the_claims_way,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
     settings_are_set_once,
@@ -856,6 +857,51 @@ async fn failing_streaks_disable_a_hook_once_and_a_success_or_enabling_ends_them
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn a_disabled_hooks_backlog_is_parked_out_of_the_claims_way(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let mut big = hook(&[USER_CREATED]);
+    store.insert_hook(&big).await.unwrap();
+    let now = hookline::clock::now_ms();
+    // More due rows of one hook than a claim passes over (SQLite's skip budget is 4,096).
+    let publishes = (0..5_000).map(|i| {
+        let store = store.clone();
+        async move {
+            store
+                .enqueue_event(&event(USER_CREATED, now + i / 1_000), Lease::default())
+                .await
+                .unwrap()
+        }
+    });
+    futures_util::future::join_all(publishes).await;
+    big.enabled = false;
+    assert!(store.update_hook(&big).await.unwrap());
+    // Another hook's delivery, due after all of them, is claimed at once.
+    let other = hook(&["Role.Created"]);
+    store.insert_hook(&other).await.unwrap();
+    store
+        .enqueue_event(&event("Role.Created", now + 10), Lease::default())
+        .await
+        .unwrap();
+    let got = store
+        .claim_due(&claim(now + 20, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].hook_id, other.id);
+    // Enabled again, its deliveries are due where they were, first in line.
+    big.enabled = true;
+    assert!(store.update_hook(&big).await.unwrap());
+    let got = store
+        .claim_due(&claim(now + 20, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|d| d.hook_id == big.id));
 }
 
 fn role(name: &str) -> Doc {

@@ -84,7 +84,8 @@ pub struct DeliveryInfo {
     /// Attempts made so far.
     pub attempts: u32,
     /// For a queued delivery, when it is due next (epoch ms). While an attempt is in flight on
-    /// PostgreSQL this is the claim's lease end, when it would be tried again if the node died.
+    /// PostgreSQL this is the claim's lease end, when it would be tried again if the node died;
+    /// `None` while its hook is disabled (the delivery is parked).
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,

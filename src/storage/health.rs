@@ -10,6 +10,28 @@ use crate::domain::payload::{
     delivery_exhausted_payload, hook_disabled_payload, iso_timestamp, DisabledReason, Exhausted,
 };
 
+/// Added to the `due_at` of a disabled hook's queued deliveries (about 35,700 years in ms),
+/// and taken off again when it is enabled: *parked* so, they leave the head of the queue,
+/// where claims would otherwise walk past them on every round (SQLite's claim gives up
+/// after a few thousand, and would stall behind a large backlog), and they keep their place.
+pub const PARK_MS: i64 = 1 << 50;
+
+/// Parks (`enabled` false) or unparks a hook's queued deliveries; `{hook}` is the hook's
+/// parameter mark. Both are no-ops when already done.
+pub(crate) fn park_sql(enabled: bool, hook: &str) -> String {
+    if enabled {
+        format!(
+            "UPDATE deliveries SET due_at = due_at - {PARK_MS} \
+             WHERE state = 0 AND hook_id = {hook} AND due_at >= {PARK_MS}"
+        )
+    } else {
+        format!(
+            "UPDATE deliveries SET due_at = due_at + {PARK_MS} \
+             WHERE state = 0 AND hook_id = {hook} AND due_at < {PARK_MS}"
+        )
+    }
+}
+
 /// Per hook in `records`, where its failing streak stands after its last one: `None` when
 /// that attempt succeeded, `Some(at)` (its time) when it failed. In first-seen order.
 pub(crate) fn latest_outcomes(records: &[AttemptRecord]) -> Vec<(&str, Option<i64>)> {
@@ -111,6 +133,13 @@ mod tests {
             duration_ms: 1,
             at,
         }
+    }
+
+    #[test]
+    fn the_park_offset_is_the_one_sqlites_record_statement_spells_out() {
+        // `sqlite/queue.rs` writes it literally (its statement is a `&'static str`).
+        assert_eq!(PARK_MS, 1_125_899_906_842_624);
+        assert!(park_sql(false, "?1").contains("1125899906842624"));
     }
 
     #[test]

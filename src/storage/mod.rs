@@ -11,7 +11,7 @@
 pub mod cipher;
 pub mod deliveries;
 mod errors;
-mod health;
+pub(crate) mod health;
 pub mod identity;
 pub mod postgres;
 mod schema;

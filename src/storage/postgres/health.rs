@@ -82,6 +82,10 @@ async fn disable(
     let Some(row) = row else {
         return Ok(None);
     };
+    sqlx::query(&crate::storage::health::park_sql(false, "$1"))
+        .bind(hook_id)
+        .execute(&mut *conn)
+        .await?;
     tracing::warn!(hook_id, reason = reason.message(), "hook disabled");
     Ok(Some(disabled_event(
         hook_id,

@@ -129,6 +129,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn update_hook_here(&self, hook: &Hook) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE hooks SET name = $1, event = $2, events = $3, config = $4, signing_key = $5, \
              enabled = $6, previous_signing_key = $8, previous_key_expires_at = $9, \
@@ -151,9 +152,16 @@ impl PostgresStore {
         )
         .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
         .bind(&hook.disabled_reason)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        // A disabled hook's queued deliveries are parked, an enabled one's brought back
+        // (`storage::health::PARK_MS`).
+        sqlx::query(&crate::storage::health::park_sql(hook.enabled, "$1"))
+            .bind(&hook.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         if n == 1 && hook.enabled {
             // Deliveries held back while it was disabled may be due now, on any node.
             sqlx::query("SELECT pg_notify($1, '')")

@@ -283,9 +283,12 @@ pub(super) async fn record_attempts(
            SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[], \
              $14::bigint[]) AS r(id, state, due_at, attempts, at, lease_until) \
          ), u AS ( \
-           UPDATE deliveries d SET state = r.state, due_at = r.due_at, attempts = r.attempts, \
-             updated_at = r.at \
-           FROM r WHERE d.id = r.id AND d.state = 0 AND d.due_at = r.lease_until \
+           UPDATE deliveries d SET state = r.state, \
+             due_at = CASE WHEN d.due_at >= $17 AND r.state = 0 THEN r.due_at + $17 \
+               ELSE r.due_at END, \
+             attempts = r.attempts, updated_at = r.at \
+           FROM r WHERE d.id = r.id AND d.state = 0 \
+             AND d.due_at IN (r.lease_until, r.lease_until + $17) \
          ), o AS ( \
            SELECT * FROM UNNEST($15::text[], $16::bigint[]) AS o(hook_id, failed_at) \
          ), f AS ( \
@@ -320,6 +323,9 @@ pub(super) async fn record_attempts(
     .bind(&lease)
     .bind(&streak_hooks)
     .bind(&streak_failed)
+    // A hook disabled while its delivery was in flight has parked the row (its lease end
+    // plus PARK_MS): the record still applies, and a retry stays parked.
+    .bind(crate::storage::health::PARK_MS)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -331,12 +337,16 @@ pub(super) async fn release(pool: &PgPool, delivery_ids: &[String], now: i64) ->
         return Ok(());
     }
     sqlx::query(
-        "WITH u AS (UPDATE deliveries SET due_at = $2 WHERE id = ANY($1) AND state = 0 RETURNING 1) \
+        "WITH u AS (UPDATE deliveries SET due_at = \
+           CASE WHEN due_at >= $4 THEN $2 + $4 ELSE $2 END \
+           WHERE id = ANY($1) AND state = 0 RETURNING 1) \
          SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM u)",
     )
     .bind(delivery_ids)
     .bind(now)
     .bind(CHANNEL)
+    // A parked row (its hook disabled meanwhile) stays parked.
+    .bind(crate::storage::health::PARK_MS)
     .execute(pool)
     .await?;
     Ok(())

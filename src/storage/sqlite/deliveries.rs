@@ -39,9 +39,11 @@ fn delivery(row: &SqliteRow) -> StoreResult<DeliveryInfo> {
         event_name: row.try_get("event_name")?,
         status,
         attempts: row.try_get::<i64, _>("attempts")? as u32,
+        // A parked delivery (its hook disabled) has no next attempt until it is enabled.
         next_attempt_at: (status == DeliveryStatus::Queued)
-            .then(|| row.try_get("due_at"))
-            .transpose()?,
+            .then(|| row.try_get::<i64, _>("due_at"))
+            .transpose()?
+            .filter(|due| *due < crate::storage::health::PARK_MS),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -58,6 +58,7 @@ pub fn disable(
     w.conn
         .prepare_cached("UPDATE hooks SET enabled = 0, disabled_reason = ?1 WHERE id = ?2")?
         .execute((reason.message(), hook_id))?;
+    super::hooks::park(w, hook_id, false)?;
     w.hooks.clear();
     let event = disabled_event(hook_id, &name, reason, failing_since, now);
     enqueue_events_in(w, &[&event], Lease::default())?;

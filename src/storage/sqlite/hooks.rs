@@ -188,6 +188,7 @@ impl SqliteStore {
                     (&row.name, row.event, &row.events, &row.config, &row.signing_key, row.enabled, &row.id,
                      &row.previous_signing_key, row.previous_key_expires_at, &row.disabled_reason),
                 )?;
+                park(w, &row.id, row.enabled)?;
                 Ok(n == 1)
             })
             .await
@@ -249,4 +250,23 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Parks a disabled hook's queued deliveries or brings an enabled one's back (see
+/// `storage::health::PARK_MS`); leases end as their records land, as before.
+pub(super) fn park(
+    w: &mut super::writer::WriteTx<'_>,
+    hook_id: &str,
+    enabled: bool,
+) -> StoreResult<()> {
+    let n = w
+        .conn
+        .prepare_cached(&crate::storage::health::park_sql(enabled, "?1"))?
+        .execute([hook_id])?;
+    if enabled && n > 0 {
+        // Back where they were, possibly below the floor, and due.
+        w.leases.lower_floor(i64::MIN);
+        *w.queued_due = true;
+    }
+    Ok(())
 }

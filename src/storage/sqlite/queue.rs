@@ -283,7 +283,11 @@ pub fn next_due_at(w: &mut WriteTx<'_>, now: i64) -> StoreResult<Option<i64>> {
 /// deliveries) while an attempt ran: then there is nothing to log it against.
 pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreResult<()> {
     let mut update = w.conn.prepare_cached(
-        "UPDATE OR FAIL deliveries SET state = ?1, due_at = ?2, attempts = ?3, updated_at = ?4 \
+        // A hook disabled while its delivery was in flight has parked the row: a retry stays
+        // parked (`storage::health::PARK_MS`).
+        "UPDATE OR FAIL deliveries SET state = ?1, \
+         due_at = CASE WHEN ?1 = 0 AND due_at >= 1125899906842624 THEN ?2 + 1125899906842624 ELSE ?2 END, \
+         attempts = ?3, updated_at = ?4 \
          WHERE rowid = ?5 AND id = ?6",
     )?;
     let mut insert = w.conn.prepare_cached(
