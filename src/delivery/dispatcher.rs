@@ -152,11 +152,7 @@ impl Dispatcher {
             .into_iter()
             .map(|d| d.id)
             .collect();
-        if !released.is_empty() {
-            if let Err(e) = self.store.release(&released, now_ms()).await {
-                tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
-            }
-        }
+        self.release(&released).await;
     }
 
     /// Takes deliveries handed over by the API; those the schedule turns away go back to the
@@ -171,10 +167,16 @@ impl Dispatcher {
             .collect();
         self.metrics
             .taken(TakenBy::handover, offered - released.len());
-        if !released.is_empty() {
-            if let Err(e) = self.store.release(&released, now_ms()).await {
-                tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
-            }
+        self.release(&released).await;
+    }
+
+    /// Gives deliveries the schedule turned away back to the queue.
+    async fn release(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.release(ids, now_ms()).await {
+            tracing::warn!(error = %e, "releasing deliveries failed; they come back when their lease ends");
         }
     }
 

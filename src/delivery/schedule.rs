@@ -169,10 +169,9 @@ impl<W: Work> Schedule<W> {
         self.running(hook) + waiting >= 2 * self.limit(hook)
     }
 
-    /// Takes a claimed delivery (its budget unit already taken): it starts as soon as a
-    /// sending slot and its hook allow.
+    /// Takes a claimed delivery (its budget unit already taken; its hook's limit noted): it
+    /// starts as soon as a sending slot and its hook allow.
     fn take(&mut self, w: W) {
-        self.note_limit(&w);
         self.held.insert(w.id().to_owned());
         self.ready.push_back(w);
     }

@@ -62,10 +62,6 @@ impl IpRanges {
             _ => false,
         })
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl std::str::FromStr for IpRanges {

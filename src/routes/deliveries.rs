@@ -49,10 +49,7 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> Result<Response, ApiError> {
-    let pagination = Pagination::from_query(&q, false)?.unwrap_or(Pagination {
-        page: 1,
-        page_size: super::pagination::DEFAULT_PAGE_SIZE,
-    });
+    let pagination = Pagination::always(&q)?;
     let query = parse_query(&q, pagination)?;
     let (list, total) = state.store.list_deliveries(&query).await?;
     let body: Vec<Value> = list.iter().map(delivery_json).collect();

@@ -313,10 +313,7 @@ pub async fn recent_logs(
     OriginalUri(uri): OriginalUri,
     q: QueryMap,
 ) -> Result<Response, ApiError> {
-    let pagination = Pagination::from_query(&q, false)?.unwrap_or(Pagination {
-        page: 1,
-        page_size: 20,
-    });
+    let pagination = Pagination::always(&q)?;
     let now = now_ms();
     let start = q.int("start_time", 0..=i64::MAX)?;
     let end = q.int("end_time", 0..=i64::MAX)?;

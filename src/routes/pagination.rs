@@ -53,6 +53,14 @@ impl Pagination {
         }))
     }
 
+    /// Reads `page`/`page_size` for a list that is always paginated (20 a page by default).
+    pub fn always(q: &QueryMap) -> Result<Self, ApiError> {
+        Ok(Self::from_query(q, false)?.unwrap_or(Self {
+            page: 1,
+            page_size: DEFAULT_PAGE_SIZE,
+        }))
+    }
+
     pub fn as_page(self) -> Page {
         Page {
             limit: self.page_size as u32,

@@ -80,6 +80,20 @@ impl KeyCipher {
         Ok(format!("{SEALED_PREFIX}{}", BASE64.encode(out)))
     }
 
+    /// The stored forms of `hook`'s signing keys: the current one, and the previous one
+    /// while a rotation keeps it.
+    pub fn seal_keys(
+        &self,
+        hook: &crate::domain::hook::Hook,
+    ) -> StoreResult<(String, Option<String>)> {
+        let previous = hook
+            .previous_signing_key
+            .as_ref()
+            .map(|p| self.seal(&hook.id, &p.key))
+            .transpose()?;
+        Ok((self.seal(&hook.id, &hook.signing_key)?, previous))
+    }
+
     /// What a stored value must become at start (`None`: it is fine as it is): a key stored
     /// in the clear is sealed once there is an encryption key. A sealed one is opened to
     /// check the key: a missing or wrong encryption key stops the start, rather than the first

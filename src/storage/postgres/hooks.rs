@@ -72,6 +72,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn insert_hook_here(&self, hook: &Hook) -> StoreResult<()> {
+        let (key, previous) = self.cipher.seal_keys(hook)?;
         sqlx::query(
             "INSERT INTO hooks (id, name, event, events, config, signing_key, enabled, created_at, \
              previous_signing_key, previous_key_expires_at) \
@@ -82,15 +83,10 @@ impl PostgresStore {
         .bind(hook.event.map(|e| e.name()))
         .bind(event_names(hook))
         .bind(config_text(&hook.config))
-        .bind(self.cipher.seal(&hook.id, &hook.signing_key)?)
+        .bind(key)
         .bind(hook.enabled)
         .bind(hook.created_at)
-        .bind(
-            hook.previous_signing_key
-                .as_ref()
-                .map(|p| self.cipher.seal(&hook.id, &p.key))
-                .transpose()?,
-        )
+        .bind(previous)
         .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
         .execute(&self.pool)
         .await?;
@@ -129,6 +125,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn update_hook_here(&self, hook: &Hook) -> StoreResult<bool> {
+        let (key, previous) = self.cipher.seal_keys(hook)?;
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE hooks SET name = $1, event = $2, events = $3, config = $4, signing_key = $5, \
@@ -141,15 +138,10 @@ impl PostgresStore {
         .bind(hook.event.map(|e| e.name()))
         .bind(event_names(hook))
         .bind(config_text(&hook.config))
-        .bind(self.cipher.seal(&hook.id, &hook.signing_key)?)
+        .bind(key)
         .bind(hook.enabled)
         .bind(&hook.id)
-        .bind(
-            hook.previous_signing_key
-                .as_ref()
-                .map(|p| self.cipher.seal(&hook.id, &p.key))
-                .transpose()?,
-        )
+        .bind(previous)
         .bind(hook.previous_signing_key.as_ref().map(|p| p.expires_at))
         .bind(&hook.disabled_reason)
         .execute(&mut *tx)

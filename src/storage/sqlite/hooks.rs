@@ -104,18 +104,15 @@ struct HookRow {
 impl HookRow {
     /// The row of `hook`, its signing keys sealed by `cipher`.
     fn of(hook: &Hook, cipher: &KeyCipher) -> StoreResult<Self> {
+        let (signing_key, previous_signing_key) = cipher.seal_keys(hook)?;
         Ok(Self {
             id: hook.id.clone(),
             name: hook.name.clone(),
             event: hook.event.map(|e| e.name()),
             events: event_names(hook),
             config: json_text(&hook.config),
-            signing_key: cipher.seal(&hook.id, &hook.signing_key)?,
-            previous_signing_key: hook
-                .previous_signing_key
-                .as_ref()
-                .map(|p| cipher.seal(&hook.id, &p.key))
-                .transpose()?,
+            signing_key,
+            previous_signing_key,
             previous_key_expires_at: hook.previous_signing_key.as_ref().map(|p| p.expires_at),
             enabled: hook.enabled,
             disabled_reason: hook.disabled_reason.clone(),
