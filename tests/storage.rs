@@ -141,6 +141,7 @@ fn hook(events: &[&str]) -> Hook {
             timeout_ms: None,
             failure_policy: None,
             max_in_flight: None,
+            rate_limit: None,
         },
         signing_key: "key".into(),
         previous_signing_key: None,

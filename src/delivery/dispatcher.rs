@@ -102,6 +102,7 @@ impl Dispatcher {
         let limits = Limits {
             max_in_flight: settings.max_in_flight,
             per_hook: settings.max_in_flight_per_hook,
+            hold_ms: settings.hold_ms(),
         };
         Self {
             wake: store.wakeups(),
@@ -119,7 +120,8 @@ impl Dispatcher {
 
     /// Starts every delivery the schedule lets start now.
     fn start_what_may(&mut self) {
-        while let Some(d) = self.schedule.next_to_start() {
+        let now = now_ms();
+        while let Some(d) = self.schedule.next_to_start(now) {
             self.start(d);
         }
     }
@@ -207,9 +209,14 @@ impl Dispatcher {
                     }
                 }
             }
-            if let Some(wait) = self.schedule.take_retry_wait(now_ms()) {
+            let now = now_ms();
+            if let Some(wait) = self.schedule.take_retry_wait(now) {
                 deadline = deadline.min(tokio::time::Instant::now() + wait);
             }
+            // A rate-limited hook's next send: only a start, no claim.
+            let paced = self.schedule.next_paced_start(now).map(|at| {
+                tokio::time::Instant::now() + Duration::from_millis((at - now).max(0) as u64)
+            });
             tokio::select! {
                 Some(batch) = self.handoff.recv() => self.take_handoff(batch).await,
                 _ = self.wake.notified() => self.schedule.call_claim(),
@@ -217,6 +224,7 @@ impl Dispatcher {
                     self.reap(joined);
                 }
                 _ = tokio::time::sleep_until(deadline) => self.schedule.call_claim(),
+                _ = tokio::time::sleep_until(paced.unwrap_or(deadline)), if paced.is_some() => {}
                 _ = shutdown.cancelled() => {}
             }
         }

@@ -53,6 +53,13 @@ impl EngineSettings {
     pub fn lease_ms(&self) -> i64 {
         (self.request_timeout * 3 + Duration::from_secs(5)).as_millis() as i64
     }
+
+    /// How long a delivery may wait in its hook's line and still finish within its lease:
+    /// one request timeout (the lease also covers a round of waiting for a sending slot, the
+    /// request itself and the margin).
+    pub fn hold_ms(&self) -> i64 {
+        self.request_timeout.as_millis() as i64
+    }
 }
 
 /// The running engine.

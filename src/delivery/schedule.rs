@@ -18,9 +18,19 @@
 //!   and a finished send of that hook calls for a claim;
 //! - which hooks are *paused*, and until when: an endpoint that answered 429 or 503 with
 //!   `Retry-After` gets nothing more until then; what of it was waiting goes back to the queue
-//!   (it would outlive its lease in memory), and claims skip it.
+//!   (it would outlive its lease in memory), and claims skip it;
+//! - the **pace** of hooks that set `config.rateLimit` ([`rate::Pace`]): a delivery of such a
+//!   hook waits in its line until the pace allows it, the dispatcher sleeps no longer than the
+//!   earliest such moment ([`Schedule::next_paced_start`]), and such a hook keeps in memory no
+//!   more than it sends within [`Limits::hold_ms`] (at least one).
+//!
+//! A hook's waiting line is strictly first in, first out: a delivery leaves it only from its
+//! head, to start, and a delivery of a hook with a line joins the line's end.
+
+pub mod rate;
 
 use super::LeaseBudget;
+use rate::Pace;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +51,10 @@ pub trait Work {
     fn max_in_flight(&self) -> Option<usize> {
         None
     }
+    /// The hook's own rate limit (`config.rateLimit`, deliveries per second), if it sets one.
+    fn rate_limit(&self) -> Option<u32> {
+        None
+    }
 }
 
 impl Work for crate::storage::ClaimedDelivery {
@@ -53,6 +67,9 @@ impl Work for crate::storage::ClaimedDelivery {
     fn max_in_flight(&self) -> Option<usize> {
         self.target.config.max_in_flight.map(|n| n as usize)
     }
+    fn rate_limit(&self) -> Option<u32> {
+        self.target.config.rate_limit
+    }
 }
 
 /// The in-flight limits (`--max-in-flight`, `--max-in-flight-per-hook`).
@@ -60,6 +77,10 @@ impl Work for crate::storage::ClaimedDelivery {
 pub struct Limits {
     pub max_in_flight: usize,
     pub per_hook: usize,
+    /// How long a delivery may wait in memory before it starts and still finish within its
+    /// lease: the lease less one request and the margin
+    /// ([`super::EngineSettings::hold_ms`]). Bounds what a rate-limited hook keeps waiting.
+    pub hold_ms: i64,
 }
 
 /// A claim to make: how many deliveries at most, which hooks to skip, and the budget's epoch
@@ -92,6 +113,12 @@ pub struct Schedule<W> {
     running: HashMap<String, usize>,
     /// The in-flight limit of hooks that set their own, as their latest delivery said.
     hook_limits: HashMap<String, usize>,
+    /// The pace of hooks that set a rate limit, as their latest delivery said.
+    paces: HashMap<String, Pace>,
+    /// Hooks whose line's head may start now (a send of theirs finished), once per freed slot.
+    startable: VecDeque<String>,
+    /// Hooks whose line waits for their pace.
+    paced: HashSet<String>,
     running_total: usize,
     ready: VecDeque<W>,
     waiting: HashMap<String, VecDeque<W>>,
@@ -120,6 +147,9 @@ impl<W: Work> Schedule<W> {
             budget,
             running: HashMap::new(),
             hook_limits: HashMap::new(),
+            paces: HashMap::new(),
+            startable: VecDeque::new(),
+            paced: HashSet::new(),
             running_total: 0,
             ready: VecDeque::new(),
             waiting: HashMap::new(),
@@ -146,8 +176,30 @@ impl<W: Work> Schedule<W> {
             .unwrap_or(self.limits.per_hook)
     }
 
-    /// Learns a hook's own limit from one of its deliveries.
+    /// How many deliveries a hook may hold (running plus waiting): twice its in-flight limit,
+    /// and for a rate-limited hook no more than it starts within [`Limits::hold_ms`].
+    fn hold(&self, hook: &str) -> usize {
+        let hold = 2 * self.limit(hook);
+        match self.paces.get(hook) {
+            Some(pace) => hold.min(pace.hold(self.limits.hold_ms)),
+            None => hold,
+        }
+    }
+
+    /// Learns a hook's own limits from one of its deliveries.
     fn note_limit(&mut self, w: &W) {
+        match w.rate_limit() {
+            Some(rate) => {
+                if self.paces.get(w.hook()).map(Pace::rate) != Some(rate) {
+                    self.paces.insert(w.hook().to_owned(), Pace::new(rate));
+                }
+            }
+            None => {
+                if self.paces.contains_key(w.hook()) {
+                    self.paces.remove(w.hook());
+                }
+            }
+        }
         match w.max_in_flight() {
             Some(n) => {
                 let n = n.clamp(1, self.limits.max_in_flight);
@@ -163,10 +215,10 @@ impl<W: Work> Schedule<W> {
         }
     }
 
-    /// Whether a hook holds (running plus waiting) twice its in-flight limit.
+    /// Whether a hook holds (running plus waiting) all it may ([`Self::hold`]).
     fn is_busy(&self, hook: &str) -> bool {
         let waiting = self.waiting.get(hook).map_or(0, VecDeque::len);
-        self.running(hook) + waiting >= 2 * self.limit(hook)
+        self.running(hook) + waiting >= self.hold(hook)
     }
 
     /// Takes a claimed delivery (its budget unit already taken; its hook's limit noted): it
@@ -176,28 +228,102 @@ impl<W: Work> Schedule<W> {
         self.ready.push_back(w);
     }
 
-    /// The next delivery to start now, if a sending slot is free and one may start. Ready
-    /// deliveries whose hook is at its limit move to that hook's waiting line on the way.
-    /// The caller starts what this returns and calls [`Self::finished`] when it ends.
-    pub fn next_to_start(&mut self) -> Option<W> {
+    /// The next delivery to start at `now` (ms), if a sending slot is free and one may start:
+    /// first the heads of hooks' lines that a finished send or their pace let go, then the
+    /// ready line. A ready delivery whose hook is at its limit, has a line already, or is
+    /// ahead of its pace joins that hook's line on the way. The caller starts what this
+    /// returns and calls [`Self::finished`] when it ends.
+    pub fn next_to_start(&mut self, now: i64) -> Option<W> {
+        self.release_paced(now);
         while self.running_total < self.limits.max_in_flight {
-            let w = self.ready.pop_front()?;
-            if self.running(w.hook()) >= self.limit(w.hook()) {
-                self.waiting
-                    .entry(w.hook().to_owned())
-                    .or_default()
-                    .push_back(w);
-            } else {
-                self.mark_running(&w);
-                return Some(w);
+            if let Some(hook) = self.startable.pop_front() {
+                if self.may_start(&hook, now) {
+                    if let Some(w) = self.pop_waiting(&hook) {
+                        if self.waiting.contains_key(&hook) {
+                            // Its line goes on: the next head is looked at (and, if its pace
+                            // holds it, marked paced) in turn.
+                            self.startable.push_back(hook);
+                        }
+                        return Some(self.start(w, now));
+                    }
+                }
+                continue;
             }
+            let w = self.ready.pop_front()?;
+            let hook = w.hook();
+            let has_line = self.waiting.contains_key(hook);
+            if !has_line && self.may_start(hook, now) {
+                return Some(self.start(w, now));
+            }
+            let hook = hook.to_owned();
+            self.waiting.entry(hook).or_default().push_back(w);
         }
         None
     }
 
-    fn mark_running(&mut self, w: &W) {
+    /// Whether a delivery of `hook` may start at `now` as far as the hook goes (its in-flight
+    /// limit and its pace); one held back by its pace marks the hook for
+    /// [`Self::release_paced`].
+    fn may_start(&mut self, hook: &str, now: i64) -> bool {
+        if self.running(hook) >= self.limit(hook) {
+            // Its next finished send makes it startable again.
+            return false;
+        }
+        if self.paces.get(hook).is_some_and(|p| !p.allows(now)) {
+            if !self.paced.contains(hook) {
+                self.paced.insert(hook.to_owned());
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Makes startable the paced hooks whose pace allows a send at `now`.
+    fn release_paced(&mut self, now: i64) {
+        if self.paced.is_empty() {
+            return;
+        }
+        let due: Vec<String> = self
+            .paced
+            .iter()
+            .filter(|h| self.paces.get(*h).is_none_or(|p| p.allows(now)))
+            .cloned()
+            .collect();
+        for hook in due {
+            self.paced.remove(&hook);
+            if self.waiting.contains_key(&hook) {
+                self.startable.push_back(hook);
+            }
+        }
+    }
+
+    /// When the pace of a hook with deliveries waiting for it next lets one start (ms): the
+    /// dispatcher sleeps no longer than that.
+    pub fn next_paced_start(&self, now: i64) -> Option<i64> {
+        self.paced
+            .iter()
+            .filter_map(|h| self.paces.get(h))
+            .map(|p| p.next_allowed(now))
+            .min()
+    }
+
+    /// The head of a hook's line (the line goes when it is empty).
+    fn pop_waiting(&mut self, hook: &str) -> Option<W> {
+        let line = self.waiting.get_mut(hook)?;
+        let w = line.pop_front();
+        if line.is_empty() {
+            self.waiting.remove(hook);
+        }
+        w
+    }
+
+    fn start(&mut self, w: W, now: i64) -> W {
+        if let Some(pace) = self.paces.get_mut(w.hook()) {
+            pace.take(now);
+        }
         *self.running.entry(w.hook().to_owned()).or_default() += 1;
         self.running_total += 1;
+        w
     }
 
     /// Takes deliveries handed over at enqueue (each holding a budget unit). Returns the ones
@@ -223,7 +349,7 @@ impl<W: Work> Schedule<W> {
     }
 
     /// Books a finished send (`retry_at`: when it is due again, if it failed and will be
-    /// retried). Its hook's next waiting delivery goes to the head of the ready line.
+    /// retried). The head of its hook's line may start in its place.
     pub fn finished(&mut self, hook: &str, id: &str, retry_at: Option<i64>) {
         if let Some(at) = retry_at {
             self.earliest_retry = Some(self.earliest_retry.map_or(at, |t| t.min(at)));
@@ -238,14 +364,10 @@ impl<W: Work> Schedule<W> {
                 self.running.remove(hook);
             }
         }
-        let next = self.waiting.get_mut(hook).and_then(VecDeque::pop_front);
-        if self.waiting.get(hook).is_some_and(VecDeque::is_empty) {
-            self.waiting.remove(hook);
-        }
-        let buffer_dry = next.is_none();
-        if let Some(w) = next {
-            // It was waiting for exactly this slot.
-            self.ready.push_front(w);
+        let buffer_dry = !self.waiting.contains_key(hook);
+        if !buffer_dry {
+            // Its head was waiting for exactly this slot (or for its pace too).
+            self.startable.push_back(hook.to_owned());
         }
         // Claim again when a hook that may have more due work has nothing left waiting, or
         // when the budget had run out and a full round of sending slots is free again (the
@@ -278,9 +400,16 @@ impl<W: Work> Schedule<W> {
         if limit == 0 {
             return None;
         }
+        // A busy hook has sends running or a line (a paced one may have a line and none
+        // running).
         let busy_hooks = self
             .running
             .keys()
+            .chain(
+                self.waiting
+                    .keys()
+                    .filter(|hook| !self.running.contains_key(*hook)),
+            )
             .filter(|hook| self.is_busy(hook) && !self.paused.contains_key(*hook))
             .chain(self.paused.keys())
             .cloned()
@@ -323,8 +452,8 @@ impl<W: Work> Schedule<W> {
             .collect();
         self.capped = capped;
         // A claim gives a hook up to the global per-hook cap; one with a lower limit of its
-        // own keeps twice that in memory (as a busy hook would) and turns the rest away, or
-        // they would wait past their lease. A paused hook's share (the claim was planned
+        // own or a rate limit keeps what it may hold ([`Self::hold`], as a busy hook would)
+        // and turns the rest away, or they would wait past their lease. A paused hook's share (the claim was planned
         // before the pause) is turned away too.
         let mut held: HashMap<String, usize> = HashMap::new();
         for w in &self.ready {
@@ -337,7 +466,7 @@ impl<W: Work> Schedule<W> {
             let n = held.get(hook).copied().unwrap_or(0)
                 + self.running(hook)
                 + self.waiting.get(hook).map_or(0, VecDeque::len);
-            if self.paused.contains_key(hook) || n >= 2 * self.limit(hook) {
+            if self.paused.contains_key(hook) || n >= self.hold(hook) {
                 self.capped.insert(hook.to_owned());
                 away.push(w);
             } else {
@@ -394,6 +523,8 @@ impl<W: Work> Schedule<W> {
         self.ready = keep;
         let mut away: Vec<W> = away.into();
         away.extend(self.waiting.remove(hook).unwrap_or_default());
+        self.startable.retain(|h| h != hook);
+        self.paced.remove(hook);
         self.turn_away(away);
         self.earliest_retry = Some(self.earliest_retry.map_or(until, |t| t.min(until)));
     }
@@ -420,6 +551,8 @@ impl<W: Work> Schedule<W> {
     pub fn stop_starting(&mut self) {
         self.ready.clear();
         self.waiting.clear();
+        self.startable.clear();
+        self.paced.clear();
     }
 
     /// At shutdown: a send that completed before its abort took effect has its result

@@ -181,10 +181,17 @@ pub struct HookConfig {
     /// `--max-in-flight-per-hook` (and never above `--max-in-flight`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_in_flight: Option<u32>,
+    /// Deliveries per second to this hook at most (1 to [`MAX_HOOK_RATE_LIMIT`]), every
+    /// attempt counted, with a burst of a tenth of a second's worth
+    /// (`delivery::schedule::rate`). Kept by each delivering node, as `maxInFlight` is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rate_limit: Option<u32>,
 }
 
 /// The highest `config.maxInFlight`.
 pub const MAX_HOOK_IN_FLIGHT: u64 = 10_000;
+/// The highest `config.rateLimit` (deliveries per second).
+pub const MAX_HOOK_RATE_LIMIT: u64 = 100_000;
 
 pub const DEFAULT_BLOCKING_TIMEOUT_MS: u64 = 3_000;
 pub const MAX_BLOCKING_TIMEOUT_MS: u64 = 30_000;
@@ -287,6 +294,17 @@ impl HookConfig {
                 }
             },
         };
+        let rate_limit = match obj.shift_remove("rateLimit") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n @ 1..=MAX_HOOK_RATE_LIMIT) => Some(n as u32),
+                _ => {
+                    return Err(HookInputError::Invalid(format!(
+                        "config.rateLimit must be an integer from 1 to {MAX_HOOK_RATE_LIMIT} (deliveries per second)"
+                    )))
+                }
+            },
+        };
         Ok(Self {
             url,
             headers,
@@ -294,6 +312,7 @@ impl HookConfig {
             timeout_ms,
             failure_policy,
             max_in_flight,
+            rate_limit,
         })
     }
 }

@@ -7,6 +7,7 @@ mod auth_and_health;
 mod compat;
 mod conformance;
 mod delivery;
+mod delivery_control;
 mod hardening;
 mod hook_health;
 mod hooks;

@@ -20,6 +20,10 @@ impl Work for D {
             _ => None,
         }
     }
+    fn rate_limit(&self) -> Option<u32> {
+        // Hook "paced" sets `rateLimit: 5` (one every 200 ms, no burst).
+        (self.1 == "paced").then_some(5)
+    }
 }
 
 #[test]
@@ -58,6 +62,7 @@ fn schedule(max_in_flight: usize, per_hook: usize) -> (Schedule<D>, Arc<LeaseBud
         Limits {
             max_in_flight,
             per_hook,
+            hold_ms: 10_000,
         },
         budget.clone(),
     );
@@ -65,7 +70,11 @@ fn schedule(max_in_flight: usize, per_hook: usize) -> (Schedule<D>, Arc<LeaseBud
 }
 
 fn starts(s: &mut Schedule<D>) -> Vec<String> {
-    std::iter::from_fn(|| s.next_to_start())
+    starts_at(s, 0)
+}
+
+fn starts_at(s: &mut Schedule<D>, now: i64) -> Vec<String> {
+    std::iter::from_fn(|| s.next_to_start(now))
         .map(|w| w.0)
         .collect()
 }
@@ -348,4 +357,53 @@ fn a_claim_keeps_twice_a_hooks_own_limit_and_turns_the_rest_away() {
     s.finished("one", "d2", None);
     s.finished("a", "d6", None);
     assert_eq!(budget.available(), full);
+}
+
+#[test]
+fn a_rate_limited_hook_starts_at_its_pace_in_order_and_others_are_not_held_back() {
+    let (mut s, budget) = schedule(100, 10);
+    let batch = vec![
+        d(1, "paced"),
+        d(2, "paced"),
+        d(3, "a"),
+        d(4, "paced"),
+        d(5, "a"),
+    ];
+    assert!(hand_over(&mut s, &budget, batch).is_empty());
+    // One of "paced" now; "a" is not held back.
+    assert_eq!(starts_at(&mut s, 1_000), ["d1", "d3", "d5"]);
+    // Its next is due 200 ms later: the dispatcher sleeps until then, no longer.
+    assert_eq!(s.next_paced_start(1_000), Some(1_200));
+    assert!(starts_at(&mut s, 1_199).is_empty());
+    // A send that finishes early does not let the next one start before its time.
+    s.finished("paced", "d1", None);
+    assert!(starts_at(&mut s, 1_100).is_empty());
+    // A delivery handed over meanwhile joins the end of the line.
+    assert!(hand_over(&mut s, &budget, vec![d(6, "paced")]).is_empty());
+    assert_eq!(starts_at(&mut s, 1_200), ["d2"]);
+    assert_eq!(starts_at(&mut s, 1_400), ["d4"]);
+    assert_eq!(starts_at(&mut s, 1_600), ["d6"]);
+    assert_eq!(
+        s.next_paced_start(1_600),
+        None,
+        "nothing waits for the pace"
+    );
+}
+
+#[test]
+fn a_rate_limited_hook_holds_no_more_than_it_sends_within_the_hold() {
+    // 5 a second for 10 s of hold: 50 in memory (below twice its in-flight limit of 64).
+    let (mut s, _budget) = schedule(100, 32);
+    let plan = s.plan_claim().unwrap();
+    s.claimed(&plan, (1..=60).map(|i| d(i, "paced")).collect(), false);
+    let away: Vec<String> = s.take_released().into_iter().map(|w| w.0).collect();
+    assert_eq!(away, (51..=60).map(|i| format!("d{i}")).collect::<Vec<_>>());
+    assert_eq!(starts_at(&mut s, 0), ["d1"]);
+    // Busy with 49 waiting and one running: the next claim skips it.
+    let plan = s.plan_claim().unwrap();
+    assert_eq!(plan.busy_hooks, ["paced"]);
+    s.claimed(&plan, vec![], false);
+    s.finished("paced", "d1", None);
+    // 49 waiting, none running: below its hold, so a claim may bring one more.
+    assert!(s.plan_claim().unwrap().busy_hooks.is_empty());
 }
