@@ -4,7 +4,7 @@
 //! test command runs) and make a database of their own.
 
 use hookline::domain::event::HookEvent;
-use hookline::domain::hook::{Hook, HookConfig};
+use hookline::domain::hook::{Hook, HookConfig, Ordering};
 use hookline::domain::id::new_id;
 use hookline::storage::deliveries::{PruneCutoffs, Pruned, Recovery, Replay, Window};
 use hookline::storage::identity::{transact, Doc, IdentityError, Key, Kind, StateSpace};
@@ -118,6 +118,9 @@ cases!(
     pruning_deletes_only_what_retention_lets_go,
     failing_streaks_disable_a_hook_once_and_a_success_or_enabling_ends_them,
     a_disabled_hooks_backlog_is_parked_out_of_the_claims_way,
+    a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order,
+    concurrent_publishes_and_records_keep_one_head_per_user,
+    recovered_and_replayed_deliveries_rejoin_their_users_line,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
     settings_are_set_once,
@@ -142,6 +145,7 @@ fn hook(events: &[&str]) -> Hook {
             failure_policy: None,
             max_in_flight: None,
             rate_limit: None,
+            ordering: None,
         },
         signing_key: "key".into(),
         previous_signing_key: None,
@@ -190,6 +194,7 @@ fn record(d: &ClaimedDelivery, next: NextStep, at: i64) -> AttemptRecord {
         event_id: d.event_id.clone(),
         hook_id: d.hook_id.clone(),
         event_name: d.event_name.clone(),
+        ordering_key: d.ordering_key.clone(),
         attempt: d.attempts + 1,
         next,
         response_status: Some(if next == NextStep::Succeeded {
@@ -664,6 +669,7 @@ async fn a_replay_creates_each_missing_delivery_once(b: Backend) {
     store.enqueue_event(&last, Lease::default()).await.unwrap();
     let r = Replay {
         hook_id: late.id.clone(),
+        per_user: false,
         events: vec![USER_CREATED.into()],
         window: Window {
             since: now + 1,
@@ -1181,4 +1187,302 @@ async fn drain(wakeups: &tokio::sync::Notify) {
         .await
         .is_ok()
     {}
+}
+
+/// A hook that orders its deliveries per user.
+fn ordered_hook(events: &[&str]) -> Hook {
+    let mut h = hook(events);
+    h.config.ordering = Some(Ordering::PerUser);
+    h
+}
+
+/// A `PostSignIn` event of `user` at `at`.
+fn sign_in(user: &str, at: i64) -> NewEvent {
+    let mut e = event("PostSignIn", at);
+    e.payload.insert("userId".into(), json!(user));
+    e
+}
+
+fn lease(up_to: usize) -> Lease {
+    Lease {
+        up_to,
+        lease_ms: 60_000,
+    }
+}
+
+/// The claimed deliveries of `hook`, by event id.
+fn of<'a>(claimed: &'a [ClaimedDelivery], hook: &Hook) -> Vec<&'a ClaimedDelivery> {
+    claimed.iter().filter(|d| d.hook_id == hook.id).collect()
+}
+
+async fn a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let ordered = ordered_hook(&["PostSignIn"]);
+    let plain = hook(&["PostSignIn"]);
+    store.insert_hook(&ordered).await.unwrap();
+    store.insert_hook(&plain).await.unwrap();
+    let now = hookline::clock::now_ms();
+    // Three of u1's and one of u2's, each enqueue asking to lease all it can.
+    let events = [
+        sign_in("u1", now),
+        sign_in("u1", now + 1),
+        sign_in("u1", now + 2),
+        sign_in("u2", now + 3),
+    ];
+    let mut leased = Vec::new();
+    for e in &events {
+        leased.extend(store.enqueue_event(e, lease(10)).await.unwrap().leased);
+    }
+    let heads: Vec<&str> = of(&leased, &ordered)
+        .iter()
+        .map(|d| d.event_id.as_str())
+        .collect();
+    assert_eq!(
+        heads,
+        [&events[0].id, &events[3].id],
+        "u1's first and u2's: the heads"
+    );
+    assert_eq!(
+        of(&leased, &plain).len(),
+        4,
+        "a hook that does not order gets each at once"
+    );
+    let u1_first = of(&leased, &ordered)[0].clone();
+    assert_eq!(u1_first.ordering_key.as_deref(), Some("u1"));
+    // u1's others are held while the head is out, and while it waits for its retry.
+    assert!(store
+        .claim_due(&claim(now + 10, 10))
+        .await
+        .unwrap()
+        .deliveries
+        .is_empty());
+    store
+        .record_attempts(&[record(&u1_first, NextStep::RetryAt(now + 20), now + 11)])
+        .await
+        .unwrap();
+    assert!(store
+        .claim_due(&claim(now + 15, 10))
+        .await
+        .unwrap()
+        .deliveries
+        .is_empty());
+    let retried = store
+        .claim_due(&claim(now + 25, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        retried[0].id, u1_first.id,
+        "the head again, nothing of u1's past it"
+    );
+    // The head succeeds: the next of u1's goes, alone.
+    store
+        .record_attempts(&[record(&retried[0], NextStep::Succeeded, now + 30)])
+        .await
+        .unwrap();
+    let second = store
+        .claim_due(&claim(now + 31, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].event_id, events[1].id);
+    // A head that fails for good lets the next go too.
+    store
+        .record_attempts(&[record(&second[0], NextStep::GaveUp, now + 40)])
+        .await
+        .unwrap();
+    let third = store
+        .claim_due(&claim(now + 41, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].event_id, events[2].id);
+    store
+        .record_attempts(&[record(&third[0], NextStep::Succeeded, now + 50)])
+        .await
+        .unwrap();
+    assert!(store
+        .claim_due(&claim(now + 51, 10))
+        .await
+        .unwrap()
+        .deliveries
+        .is_empty());
+    // u1's line is empty again: the next is its head at once.
+    let later = sign_in("u1", now + 60);
+    let e = store.enqueue_event(&later, lease(10)).await.unwrap();
+    assert_eq!(of(&e.leased, &ordered).len(), 1);
+    // Disabled and enabled again with a line held: the line goes on where it was.
+    let held = sign_in("u1", now + 61);
+    store.enqueue_event(&held, lease(0)).await.unwrap();
+    let mut off = ordered.clone();
+    off.enabled = false;
+    assert!(store.update_hook(&off).await.unwrap());
+    store
+        .record_attempts(&[record(
+            of(&e.leased, &ordered)[0],
+            NextStep::Succeeded,
+            now + 70,
+        )])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due(&claim(now + 71, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert!(of(&claimed, &ordered).is_empty(), "its hook is disabled");
+    off.enabled = true;
+    assert!(store.update_hook(&off).await.unwrap());
+    let next = store
+        .claim_due(&claim(now + 72, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    let next: Vec<&str> = of(&next, &ordered)
+        .iter()
+        .map(|d| d.event_id.as_str())
+        .collect();
+    assert_eq!(next, [held.id.as_str()]);
+}
+
+async fn concurrent_publishes_and_records_keep_one_head_per_user(b: Backend) {
+    let db = Db::new(b).await;
+    let first = db.open().await;
+    let second = db.second(&first).await;
+    let ordered = ordered_hook(&["PostSignIn"]);
+    first.insert_hook(&ordered).await.unwrap();
+    let now = hookline::clock::now_ms();
+    const N: usize = 40;
+    // Publishes from two nodes at once, while the heads are recorded as they come.
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let e = sign_in("u", now + i as i64);
+            store.enqueue_event(&e, lease(1)).await.unwrap().leased
+        }));
+    }
+    let mut out: Vec<ClaimedDelivery> = Vec::new();
+    let mut delivered = HashSet::new();
+    let mut round = 0;
+    while delivered.len() < N {
+        round += 1;
+        assert!(
+            round < 10 * N,
+            "the line stalled after {} of {N}",
+            delivered.len()
+        );
+        for t in std::mem::take(&mut tasks) {
+            if t.is_finished() {
+                out.extend(t.await.unwrap());
+            } else {
+                tasks.push(t);
+            }
+        }
+        let store = if round % 2 == 0 { &first } else { &second };
+        out.extend(
+            store
+                .claim_due(&claim(now + N as i64, 10))
+                .await
+                .unwrap()
+                .deliveries,
+        );
+        assert!(
+            out.len() <= 1,
+            "{} of the user's deliveries out at once",
+            out.len()
+        );
+        if let Some(d) = out.pop() {
+            assert!(delivered.insert(d.id.clone()), "one delivery twice");
+            store
+                .record_attempts(&[record(&d, NextStep::Succeeded, now + N as i64)])
+                .await
+                .unwrap();
+        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn recovered_and_replayed_deliveries_rejoin_their_users_line(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let ordered = ordered_hook(&["PostSignIn"]);
+    store.insert_hook(&ordered).await.unwrap();
+    let now = hookline::clock::now_ms();
+    let events: Vec<NewEvent> = (0..3).map(|i| sign_in("u", now + i)).collect();
+    for e in &events {
+        store.enqueue_event(e, lease(0)).await.unwrap();
+    }
+    // All three fail for good, one after the other.
+    for i in 0..3 {
+        let d = store
+            .claim_due(&claim(now + 10 + i, 10))
+            .await
+            .unwrap()
+            .deliveries;
+        assert_eq!(d.len(), 1);
+        store
+            .record_attempts(&[record(&d[0], NextStep::GaveUp, now + 10 + i)])
+            .await
+            .unwrap();
+    }
+    let r = Recovery {
+        hook_id: ordered.id.clone(),
+        window: Window {
+            since: 0,
+            until: i64::MAX,
+        },
+        before: now + 100,
+    };
+    assert_eq!(store.recover(&r, 10, now + 50).await.unwrap(), 3);
+    // Back one at a time, in event order.
+    for (i, e) in events.iter().enumerate() {
+        let d = store
+            .claim_due(&claim(now + 60 + i as i64, 10))
+            .await
+            .unwrap()
+            .deliveries;
+        assert_eq!(d.len(), 1, "recovered, step {i}");
+        assert_eq!(d[0].event_id, e.id);
+        store
+            .record_attempts(&[record(&d[0], NextStep::Succeeded, now + 60 + i as i64)])
+            .await
+            .unwrap();
+    }
+    // A hook added late, back-filled: the same.
+    let late = ordered_hook(&["PostSignIn"]);
+    store.insert_hook(&late).await.unwrap();
+    let replay = Replay {
+        hook_id: late.id.clone(),
+        per_user: true,
+        events: vec!["PostSignIn".into()],
+        window: Window {
+            since: now,
+            until: now + 10,
+        },
+    };
+    let step = store.replay(&replay, None, 100, now + 100).await.unwrap();
+    assert_eq!(step.created, 3);
+    for (i, e) in events.iter().enumerate() {
+        let d = store
+            .claim_due(&claim(now + 110 + i as i64, 10))
+            .await
+            .unwrap()
+            .deliveries;
+        assert_eq!(d.len(), 1, "replayed, step {i}");
+        assert_eq!(d[0].event_id, e.id);
+        store
+            .record_attempts(&[record(&d[0], NextStep::Succeeded, now + 110 + i as i64)])
+            .await
+            .unwrap();
+    }
 }

@@ -286,7 +286,7 @@ impl Dispatcher {
         let span = delivery_span(&d.hook_id, &d.event_id, &d.id, d.attempts + 1, false);
         let handle = self.tasks.spawn(
             async move {
-                let ClaimedDelivery { id, row, event_id, hook_id, event_name, body, attempts, schedule_start, target, created_at } = d;
+                let ClaimedDelivery { id, row, event_id, hook_id, event_name, body, attempts, schedule_start, target, created_at, ordering_key } = d;
                 let in_flight = InFlight::new(&metrics);
                 let outcome = sender.send(&target, &id, body).await;
                 drop(in_flight);
@@ -339,6 +339,7 @@ impl Dispatcher {
                     event_id,
                     hook_id,
                     event_name,
+                    ordering_key,
                     attempt,
                     next,
                     response_status: outcome.status,

@@ -186,6 +186,18 @@ pub struct HookConfig {
     /// (`delivery::schedule::rate`). Kept by each delivering node, as `maxInFlight` is.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rate_limit: Option<u32>,
+    /// `"perUser"`: deliveries about one user ([`crate::domain::payload::subject_user`]) go to
+    /// this hook one at a time, in commit order, retries included; others are not held back.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ordering: Option<Ordering>,
+}
+
+/// `config.ordering`: which deliveries to a hook must not overtake one another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ordering {
+    /// Those about the same user.
+    #[serde(rename = "perUser")]
+    PerUser,
 }
 
 /// The highest `config.maxInFlight`.
@@ -305,6 +317,12 @@ impl HookConfig {
                 }
             },
         };
+        let ordering = match obj.shift_remove("ordering") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(|_| {
+                HookInputError::Invalid("config.ordering must be \"perUser\" or null".into())
+            })?),
+        };
         Ok(Self {
             url,
             headers,
@@ -313,6 +331,7 @@ impl HookConfig {
             failure_policy,
             max_in_flight,
             rate_limit,
+            ordering,
         })
     }
 }

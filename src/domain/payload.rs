@@ -56,6 +56,32 @@ pub fn is_rfc3339(s: &str) -> bool {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
 }
 
+/// The user an event is about, for `config.ordering: "perUser"` (the key its deliveries to
+/// such a hook are ordered by): the top-level `userId` (interaction events, and any published
+/// event that names one), else for a `User.*` event the route's `params.userId`, else its
+/// `data.id` (`User.Created`, whose route has no user in its path). `None` for events about
+/// no single user (an organization's membership, a role, a lockout of an identifier); their
+/// deliveries are not held back. At most [`MAX_SUBJECT_LEN`] bytes; a longer one is no key.
+pub fn subject_user(event: HookEvent, payload: &Map<String, Value>) -> Option<&str> {
+    fn named(v: Option<&Value>) -> Option<&str> {
+        match v {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SUBJECT_LEN => Some(s),
+            _ => None,
+        }
+    }
+    if let Some(user) = named(payload.get("userId")) {
+        return Some(user);
+    }
+    if !event.name().starts_with("User.") {
+        return None;
+    }
+    named(payload.get("params").and_then(|p| p.get("userId")))
+        .or_else(|| named(payload.get("data").and_then(|d| d.get("id"))))
+}
+
+/// The longest user id [`subject_user`] takes as an ordering key, in bytes.
+pub const MAX_SUBJECT_LEN: usize = 256;
+
 /// The exact body of one delivery: the stored event payload (JSON object text) with `hookId`
 /// spliced in as the last key. It works on the stored text rather than a parsed value, so
 /// every retry sends (and signs) the same bytes, and it costs a copy, not a parse.
@@ -479,5 +505,30 @@ mod tests {
                 "data"
             ]
         );
+    }
+
+    #[test]
+    fn the_user_an_event_is_about() {
+        let ev = |name: &str| HookEvent::parse(name).unwrap();
+        let obj = |v: Value| v.as_object().unwrap().clone();
+        let p = obj(json!({"event": "PostSignIn", "userId": "u1", "user": {"id": "u1"}}));
+        assert_eq!(subject_user(ev("PostSignIn"), &p), Some("u1"));
+        let p = obj(json!({"params": {"userId": "u2"}, "data": {"name": "x"}}));
+        assert_eq!(subject_user(ev("User.Data.Updated"), &p), Some("u2"));
+        let p = obj(json!({"params": {}, "data": {"id": "u3"}}));
+        assert_eq!(subject_user(ev("User.Created"), &p), Some("u3"));
+        // Not a user event: its data's id is some other object's.
+        let p = obj(json!({"params": {"id": "r1"}, "data": {"id": "r1"}}));
+        assert_eq!(subject_user(ev("Role.Created"), &p), None);
+        let p = obj(json!({"organizationId": "o1", "addedUserIds": ["u1"]}));
+        assert_eq!(
+            subject_user(ev("Organization.Membership.Updated"), &p),
+            None
+        );
+        // Not a string, empty, or too long: no key.
+        for bad in [json!(7), json!(""), json!("x".repeat(MAX_SUBJECT_LEN + 1))] {
+            let p = obj(json!({"userId": bad}));
+            assert_eq!(subject_user(ev("PostRegister"), &p), None);
+        }
     }
 }

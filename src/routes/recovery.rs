@@ -70,6 +70,7 @@ pub async fn replay(
         ));
     }
     let r = Replay {
+        per_user: hook.config.ordering.is_some(),
         hook_id: hook.id,
         events,
         window,

@@ -125,6 +125,9 @@ pub struct Replay {
     pub hook_id: String,
     pub events: Vec<String>,
     pub window: Window,
+    /// The hook orders deliveries per user (`config.ordering`): what the replay creates joins
+    /// each user's line ([`super::ordering`]).
+    pub per_user: bool,
 }
 
 /// Where a replay stopped: the last event it looked at, in (creation time, id) order.

@@ -3,6 +3,7 @@
 //! hookline's operational events (`Delivery.Exhausted`, `Hook.Disabled`), which commit with
 //! the change that fires them.
 
+use super::ordering::HELD_MS;
 use super::{AttemptRecord, NewEvent, NextStep};
 use crate::domain::event::{EventKind, HookEvent};
 use crate::domain::id::new_id;
@@ -22,7 +23,7 @@ pub(crate) fn park_sql(enabled: bool, hook: &str) -> String {
     if enabled {
         format!(
             "UPDATE deliveries SET due_at = due_at - {PARK_MS} \
-             WHERE state = 0 AND hook_id = {hook} AND due_at >= {PARK_MS}"
+             WHERE state = 0 AND hook_id = {hook} AND due_at >= {PARK_MS} AND due_at < {HELD_MS}"
         )
     } else {
         format!(
@@ -123,6 +124,7 @@ mod tests {
             delivery_id: format!("d{at}"),
             delivery_row: 0,
             event_id: "e".into(),
+            ordering_key: None,
             hook_id: hook.into(),
             event_name: event.into(),
             attempt: 3,

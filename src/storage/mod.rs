@@ -13,6 +13,7 @@ pub mod deliveries;
 mod errors;
 pub(crate) mod health;
 pub mod identity;
+pub mod ordering;
 pub mod postgres;
 mod schema;
 pub mod sqlite;
@@ -220,6 +221,9 @@ pub struct ClaimedDelivery {
     /// recovery starts it afresh): the schedule's position is `attempts - schedule_start`.
     pub schedule_start: u32,
     pub created_at: i64,
+    /// The user whose deliveries to this hook go one at a time (`config.ordering`), if any:
+    /// its record lets the next of them go ([`ordering`]).
+    pub ordering_key: Option<String>,
     /// Shared by every delivery to the hook (the writer caches it; see `sqlite::cache`).
     pub target: std::sync::Arc<DeliveryTarget>,
 }
@@ -308,6 +312,8 @@ pub struct AttemptRecord {
     pub event_id: String,
     pub hook_id: String,
     pub event_name: String,
+    /// [`ClaimedDelivery::ordering_key`] of the delivery.
+    pub ordering_key: Option<String>,
     /// 1 for the first attempt.
     pub attempt: u32,
     pub next: NextStep,

@@ -177,6 +177,10 @@ impl PostgresStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM delivery_lines WHERE hook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM deliveries WHERE state <> 0 AND hook_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -21,6 +21,7 @@ mod deliveries;
 mod health;
 mod hooks;
 mod identity;
+mod ordering;
 mod queue;
 mod requeue;
 
@@ -399,12 +400,13 @@ impl Store for PostgresStore {
         if records.is_empty() {
             return Ok(());
         }
-        if !health::has_consequences(records) {
+        if !health::has_consequences(records) && !queue::ends_heads(records) {
             let mut conn = self.fast.acquire().await?;
             return queue::record_attempts(&mut conn, records).await;
         }
-        // A schedule ended or an endpoint is gone: the events and the disabled hook commit
-        // with the records.
+        // A schedule ended or an endpoint is gone (the events and the disabled hook commit
+        // with the records), or a line's head left the queue (its count and its next row
+        // change together).
         let mut tx = self.fast.begin().await?;
         queue::record_attempts(&mut tx, records).await?;
         health::after_records(&mut tx, &self.targets, records).await?;

@@ -4,8 +4,9 @@
 
 use super::{TargetCache, CHANNEL};
 use crate::domain::id::new_id;
-use crate::domain::payload::delivery_body;
+use crate::domain::payload::{delivery_body, subject_user};
 use crate::storage::health::latest_outcomes;
+use crate::storage::ordering::HELD_MS;
 use crate::storage::previous_key;
 use crate::storage::{
     AttemptRecord, BlockingCallLog, ClaimRequest, ClaimedDelivery, Enqueued, Lease, NewEvent,
@@ -28,38 +29,62 @@ const STATE_FAILED: i16 = 2;
 /// statement, and then deletes the deliveries it made too, so none is left for a hook that
 /// no longer exists.
 ///
+/// A delivery to a hook that orders per user ([`crate::storage::ordering`]) counts itself
+/// into its line's row in `delivery_lines` (`ON CONFLICT DO UPDATE`, which waits for a
+/// concurrent change of the row and reads the committed count): it is held unless the line
+/// counted nothing before it. The hook's `config` is parsed for `ordering` only when the text
+/// names it.
+///
 /// A delivery's id is its event's time prefix (so rows land at the right edge of the index,
 /// as `domain::id` explains) and 12 hex digits of a hash of the event and hook ids: unique
 /// per (event, hook) pair, as a delivery is, without a round trip to learn the hooks first.
 const ENQUEUE: &str = "\
 WITH ev AS ( \
-  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) \
-    WITH ORDINALITY AS ev(id, name, payload, created_at, lease_up_to, lease_ms, ord) \
+  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], \
+    $8::text[]) \
+    WITH ORDINALITY AS ev(id, name, payload, created_at, lease_up_to, lease_ms, user_id, ord) \
 ), e AS ( \
-  INSERT INTO events (id, name, payload, created_at) \
-  SELECT id, name, payload, created_at FROM ev ORDER BY ord \
+  INSERT INTO events (id, name, payload, created_at, user_id) \
+  SELECT id, name, payload, created_at, user_id FROM ev ORDER BY ord \
 ), subs AS ( \
   SELECT ev.ord, ev.id AS event_id, ev.name, ev.created_at, ev.lease_up_to, ev.lease_ms, \
     h.id, h.version, h.config, h.signing_key, h.previous_signing_key, \
-    h.previous_key_expires_at, h.created_at AS hook_created \
+    h.previous_key_expires_at, h.created_at AS hook_created, \
+    CASE WHEN ev.user_id IS NOT NULL AND strpos(h.config, '\"ordering\"') > 0 \
+      AND h.config::jsonb ->> 'ordering' = 'perUser' THEN ev.user_id END AS okey \
   FROM ev JOIN hooks h ON h.enabled AND \
     CASE WHEN cardinality(h.events) > 0 THEN ev.name = ANY(h.events) ELSE h.event = ev.name END \
   FOR KEY SHARE OF h \
+), s0 AS ( \
+  SELECT subs.*, row_number() OVER (PARTITION BY ord ORDER BY hook_created, id) AS n, \
+    row_number() OVER (PARTITION BY id, okey ORDER BY ord) AS kn, \
+    count(*) OVER (PARTITION BY id, okey) AS kc \
+  FROM subs \
+), c AS ( \
+  INSERT INTO delivery_lines (hook_id, ordering_key, queued) \
+  SELECT id, okey, count(*) FROM s0 WHERE okey IS NOT NULL GROUP BY id, okey ORDER BY id, okey \
+  ON CONFLICT (hook_id, ordering_key) DO UPDATE SET queued = delivery_lines.queued + excluded.queued \
+  RETURNING hook_id, ordering_key, queued \
+), s1 AS ( \
+  SELECT s0.*, s0.okey IS NOT NULL AND c.queued - s0.kc + s0.kn > 1 AS held \
+  FROM s0 LEFT JOIN c ON c.hook_id = s0.id AND c.ordering_key = s0.okey \
 ), s AS ( \
-  SELECT subs.*, row_number() OVER (PARTITION BY ord ORDER BY hook_created, id) AS n FROM subs \
+  SELECT s1.*, NOT s1.held AND s1.n <= s1.lease_up_to AS leased FROM s1 \
 ), d AS ( \
-  INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
+  INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at, \
+    ordering_key) \
   SELECT substr(s.event_id, 1, 9) || substr(md5(s.event_id || s.id), 1, 12), s.event_id, s.id, \
-    s.name, CASE WHEN s.n <= s.lease_up_to THEN s.created_at + s.lease_ms ELSE s.created_at END, \
-    s.created_at, s.created_at \
+    s.name, CASE WHEN s.held THEN s.created_at + $9 \
+      WHEN s.leased THEN s.created_at + s.lease_ms ELSE s.created_at END, \
+    s.created_at, s.created_at, s.okey \
   FROM s ORDER BY s.ord, s.n \
   RETURNING id, event_id, hook_id \
 ), w AS ( \
-  SELECT pg_notify($7, '') FROM s WHERE s.n > s.lease_up_to LIMIT 1 \
+  SELECT pg_notify($7, '') FROM s WHERE NOT s.leased AND NOT s.held LIMIT 1 \
 ) \
-SELECT s.ord, d.id, d.hook_id, s.n <= s.lease_up_to AS leased, s.version, \
-  CASE WHEN s.n <= s.lease_up_to THEN s.config END AS config, \
-  CASE WHEN s.n <= s.lease_up_to THEN s.signing_key END AS signing_key, \
+SELECT s.ord, d.id, d.hook_id, s.leased, s.version, s.okey, \
+  CASE WHEN s.leased THEN s.config END AS config, \
+  CASE WHEN s.leased THEN s.signing_key END AS signing_key, \
   s.previous_signing_key, s.previous_key_expires_at \
 FROM d JOIN s ON s.event_id = d.event_id AND s.id = d.hook_id \
 CROSS JOIN (SELECT count(*) FROM w) AS notified \
@@ -91,6 +116,10 @@ pub(crate) async fn enqueue_in(
         .map(|(_, l)| i64::try_from(l.up_to).unwrap_or(i64::MAX))
         .collect();
     let lease_ms: Vec<i64> = events.iter().map(|(_, l)| l.lease_ms).collect();
+    let users: Vec<Option<&str>> = events
+        .iter()
+        .map(|(e, _)| subject_user(e.event, &e.payload))
+        .collect();
     let rows = sqlx::query(ENQUEUE)
         .bind(&ids)
         .bind(&names)
@@ -99,6 +128,8 @@ pub(crate) async fn enqueue_in(
         .bind(&up_to)
         .bind(&lease_ms)
         .bind(CHANNEL)
+        .bind(&users)
+        .bind(HELD_MS)
         .fetch_all(&mut *conn)
         .await?;
     let mut results: Vec<Enqueued> = (0..n).map(|_| Enqueued::default()).collect();
@@ -126,6 +157,7 @@ pub(crate) async fn enqueue_in(
             attempts: 0,
             schedule_start: 0,
             created_at: event.created_at,
+            ordering_key: row.try_get("okey")?,
             target: targets.get(
                 &hook_id,
                 row.try_get("version")?,
@@ -175,7 +207,7 @@ pub(super) async fn claim_due(
          FROM picked p, events e, hooks h \
          WHERE d.id = p.id AND e.id = d.event_id AND h.id = d.hook_id \
          RETURNING d.seq, d.id, d.event_id, d.hook_id, d.event_name, d.attempts, d.created_at, \
-           d.schedule_start, \
+           d.schedule_start, d.ordering_key, \
            e.payload, h.version, h.config, h.signing_key, h.previous_signing_key, \
            h.previous_key_expires_at, p.due_at AS was_due",
     )
@@ -217,6 +249,7 @@ pub(super) async fn claim_due(
                 schedule_start: u32::try_from(row.try_get::<i32, _>("schedule_start")?)
                     .unwrap_or(0),
                 created_at: row.try_get("created_at")?,
+                ordering_key: row.try_get("ordering_key")?,
                 target,
             },
         ));
@@ -232,7 +265,9 @@ pub(super) async fn claim_due(
 /// lease ran out, and whose delivery another node has claimed since, so cannot undo that
 /// claim; its attempt is logged all the same. A delivery deleted with its hook meanwhile gets
 /// no log row. The same statement keeps each hook's failing streak (`hooks.failing_since`,
-/// written only when it changes).
+/// written only when it changes) and takes the heads that left the queue off their lines'
+/// counts; a second statement then lets the next of each line go (`ordering::next_in_line`),
+/// so a caller whose records end a head ([`ends_heads`]) runs this in a transaction.
 pub(super) async fn record_attempts(
     conn: &mut PgConnection,
     records: &[AttemptRecord],
@@ -289,6 +324,12 @@ pub(super) async fn record_attempts(
              attempts = r.attempts, updated_at = r.at \
            FROM r WHERE d.id = r.id AND d.state = 0 \
              AND d.due_at IN (r.lease_until, r.lease_until + $17) \
+           RETURNING d.hook_id, d.ordering_key, d.state \
+         ), l AS ( \
+           UPDATE delivery_lines l SET queued = l.queued - x.n \
+           FROM (SELECT hook_id, ordering_key, count(*) AS n FROM u \
+             WHERE ordering_key IS NOT NULL AND state <> 0 GROUP BY 1, 2) x \
+           WHERE l.hook_id = x.hook_id AND l.ordering_key = x.ordering_key \
          ), o AS ( \
            SELECT * FROM UNNEST($15::text[], $16::bigint[]) AS o(hook_id, failed_at) \
          ), f AS ( \
@@ -328,7 +369,20 @@ pub(super) async fn record_attempts(
     .bind(crate::storage::health::PARK_MS)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    let (heads, keys): (Vec<&str>, Vec<&str>) = records
+        .iter()
+        .filter(|r| !matches!(r.next, NextStep::RetryAt(_)))
+        .filter_map(|r| Some((r.hook_id.as_str(), r.ordering_key.as_deref()?)))
+        .unzip();
+    super::ordering::next_in_line(conn, &heads, &keys).await
+}
+
+/// Whether recording `records` ends the head of a line (a delivery with an ordering key that
+/// leaves the queue): then [`record_attempts`] must run in a transaction.
+pub(super) fn ends_heads(records: &[AttemptRecord]) -> bool {
+    records
+        .iter()
+        .any(|r| r.ordering_key.is_some() && !matches!(r.next, NextStep::RetryAt(_)))
 }
 
 /// Ends leases early: the deliveries are due at `now`, and every node is told.

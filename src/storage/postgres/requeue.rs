@@ -3,11 +3,12 @@
 //! one bounded step in one transaction (the caller paces the steps: `delivery::operations`,
 //! `crate::retention`); those that leave deliveries due tell every node through `NOTIFY`.
 
-use super::{PostgresStore, CHANNEL};
+use super::{ordering, PostgresStore, CHANNEL};
 use crate::domain::id::new_id;
 use crate::storage::deliveries::{
     recovery_filter, PruneCutoffs, Pruned, Recovery, Replay, ReplayCursor, ReplayStep,
 };
+use crate::storage::ordering::HELD_MS;
 use crate::storage::schema::Marks;
 use crate::storage::StoreResult;
 use sqlx::Row;
@@ -15,11 +16,15 @@ use sqlx::Row;
 impl PostgresStore {
     /// See `Store::retry_delivery`. A delivery in flight is due again at once: its lease is
     /// in the row, and moving `due_at` ends it (the attempt's own record then finds its fence
-    /// gone and logs the attempt without moving the delivery).
+    /// gone and logs the attempt without moving the delivery). A finished one goes outside its
+    /// user's line (its ordering key is dropped; it was counted out of the line when it
+    /// finished), a held one leaves it (still counted in, as it is still queued).
     pub(super) async fn retry_here(&self, id: &str, now: i64) -> StoreResult<bool> {
         let found: i64 = sqlx::query_scalar(
             "WITH u AS (UPDATE deliveries SET state = 0, due_at = $2, \
-               schedule_start = attempts, updated_at = $2 WHERE id = $1 RETURNING 1), \
+               schedule_start = attempts, updated_at = $2, \
+               ordering_key = CASE WHEN state = 0 THEN ordering_key END \
+               WHERE id = $1 RETURNING 1), \
              n AS (SELECT pg_notify($3, '') FROM u) \
              SELECT (SELECT COUNT(*) FROM u) + 0 * (SELECT COUNT(*) FROM n)",
         )
@@ -32,7 +37,8 @@ impl PostgresStore {
     }
 
     /// See `Store::recover`: rows locked with `SKIP LOCKED`, so two recoveries at once (on
-    /// two nodes) take different rows.
+    /// two nodes) take different rows. Those with an ordering key rejoin their user's line,
+    /// held, counted in, and the line's next goes if it has no head.
     pub(super) async fn recover_here(
         &self,
         r: &Recovery,
@@ -40,15 +46,18 @@ impl PostgresStore {
         now: i64,
     ) -> StoreResult<u64> {
         let sql = format!(
-            "WITH u AS (UPDATE deliveries SET state = 0, due_at = $5, \
+            "WITH u AS (UPDATE deliveries SET state = 0, \
+               due_at = CASE WHEN ordering_key IS NULL THEN $5 ELSE created_at + $8 END, \
                schedule_start = attempts, updated_at = $5 \
                WHERE id IN (SELECT id FROM deliveries WHERE {} LIMIT $6 FOR UPDATE SKIP LOCKED) \
-               RETURNING 1), \
-             n AS (SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM u)) \
-             SELECT (SELECT COUNT(*) FROM u) + 0 * (SELECT COUNT(*) FROM n)",
+               RETURNING id, ordering_key), \
+             n AS (SELECT pg_notify($7, '') \
+               WHERE EXISTS (SELECT 1 FROM u WHERE ordering_key IS NULL)) \
+             SELECT u.id, u.ordering_key FROM u LEFT JOIN (SELECT count(*) FROM n) x ON true",
             recovery_filter(Marks::Dollar)
         );
-        let n: i64 = sqlx::query_scalar(&sql)
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&sql)
             .bind(&r.hook_id)
             .bind(r.window.since)
             .bind(r.window.until)
@@ -56,9 +65,32 @@ impl PostgresStore {
             .bind(now)
             .bind(i64::from(limit))
             .bind(CHANNEL)
-            .fetch_one(&self.pool)
+            .bind(HELD_MS)
+            .fetch_all(&mut *tx)
             .await?;
-        Ok(n as u64)
+        let mut in_lines = Vec::new();
+        for row in &rows {
+            if row.try_get::<Option<String>, _>("ordering_key")?.is_some() {
+                in_lines.push(row.try_get::<String, _>("id")?);
+            }
+        }
+        self.settle_joined(&mut tx, &r.hook_id, &in_lines).await?;
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Counts deliveries just queued held into their lines and lets each line's next go if it
+    /// has no head (see `ordering`).
+    async fn settle_joined(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        hook_id: &str,
+        ids: &[String],
+    ) -> StoreResult<()> {
+        let keys = ordering::join_lines(&mut *tx, hook_id, ids).await?;
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let hooks = vec![hook_id; keys.len()];
+        ordering::next_in_line(tx, &hooks, &keys).await
     }
 
     /// See `Store::replay`. A transaction-scoped advisory lock per hook makes two replays of
@@ -91,7 +123,7 @@ impl PostgresStore {
             return Ok(ReplayStep::default());
         }
         let looked = sqlx::query(
-            "SELECT id, name, created_at FROM events \
+            "SELECT id, name, created_at, user_id FROM events \
              WHERE (created_at, id) > ($1, $3) AND created_at <= $2 AND created_at >= $4 \
              ORDER BY created_at, id LIMIT $5",
         )
@@ -104,11 +136,14 @@ impl PostgresStore {
         .await?;
         let mut candidates = Vec::new();
         let mut names = Vec::new();
+        let mut keys: Vec<Option<String>> = Vec::new();
         for row in &looked {
             let name: String = row.try_get("name")?;
             if r.events.contains(&name) {
                 candidates.push(row.try_get::<String, _>("id")?);
                 names.push(name);
+                let user: Option<String> = row.try_get("user_id")?;
+                keys.push(user.filter(|_| r.per_user));
             }
         }
         let mut step = ReplayStep::default();
@@ -116,31 +151,42 @@ impl PostgresStore {
             let ids: Vec<String> = candidates.iter().map(|_| new_id()).collect();
             // Whether a delivery exists is asked of the finished rows (their event index) and
             // the queued ones (the queue) apart, so that each can use its index.
-            step.created = sqlx::query(
-                "WITH c AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-                   AS c(id, event_id, event_name)) \
+            // One that joins its user's line is held, due after the line's earlier rows.
+            let created: Vec<(String, Option<String>)> = sqlx::query_as(
+                "WITH c AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $6::text[]) \
+                   AS c(id, event_id, event_name, okey)) \
                  INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, \
-                   updated_at) \
-                 SELECT c.id, c.event_id, $4, c.event_name, $5, $5, $5 FROM c \
+                   updated_at, ordering_key) \
+                 SELECT c.id, c.event_id, $4, c.event_name, \
+                   CASE WHEN c.okey IS NULL THEN $5 ELSE $5 + $7 END, $5, $5, c.okey FROM c \
                  WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state <> 0 \
                      AND d.event_id = c.event_id AND d.hook_id = $4) \
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state = 0 \
-                     AND d.event_id = c.event_id AND d.hook_id = $4)",
+                     AND d.event_id = c.event_id AND d.hook_id = $4) \
+                 RETURNING id, ordering_key",
             )
             .bind(&ids)
             .bind(&candidates)
             .bind(&names)
             .bind(&r.hook_id)
             .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if step.created > 0 {
+            .bind(&keys)
+            .bind(HELD_MS)
+            .fetch_all(&mut *tx)
+            .await?;
+            step.created = created.len() as u64;
+            if created.iter().any(|(_, key)| key.is_none()) {
                 sqlx::query("SELECT pg_notify($1, '')")
                     .bind(CHANNEL)
                     .execute(&mut *tx)
                     .await?;
             }
+            let in_lines: Vec<String> = created
+                .into_iter()
+                .filter(|(_, key)| key.is_some())
+                .map(|(id, _)| id)
+                .collect();
+            self.settle_joined(&mut tx, &r.hook_id, &in_lines).await?;
         }
         tx.commit().await?;
         if looked.len() == limit as usize {

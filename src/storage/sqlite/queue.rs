@@ -11,7 +11,8 @@
 
 use super::writer::WriteTx;
 use crate::domain::id::new_id;
-use crate::domain::payload::delivery_body;
+use crate::domain::payload::{delivery_body, subject_user};
+use crate::storage::ordering::{key_for, HELD_MS};
 use crate::storage::{
     AttemptRecord, BlockingCallLog, ClaimRequest, Claimed, ClaimedDelivery, Enqueued, Lease,
     NewEvent, NextStep, StoreError, StoreResult,
@@ -33,7 +34,8 @@ const SKIP_BUDGET: usize = 4096;
 ///
 /// Up to `lease.up_to` of the deliveries are inserted leased (in memory, see
 /// [`super::leases`]) and returned ready to send; the rest are left due, and the writer wakes
-/// the dispatcher for them once the batch has committed.
+/// the dispatcher for them once the batch has committed. A delivery whose user's line to its
+/// hook has a queued row already is inserted held ([`crate::storage::ordering`]).
 pub fn enqueue_events_in(
     w: &mut WriteTx<'_>,
     events: &[&NewEvent],
@@ -46,24 +48,41 @@ pub fn enqueue_events_in(
     let mut grant = lease.up_to;
     let lease_ms = lease.lease_ms;
     let mut insert_event = w.conn.prepare_cached(
-        "INSERT OR FAIL INTO events (id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR FAIL INTO events (id, name, payload, created_at, user_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut insert_delivery = w.conn.prepare_cached(
-        "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, \
+         updated_at, ordering_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
     )?;
     let mut results = Vec::with_capacity(events.len());
     for (event, hooks) in events.iter().zip(subscribers) {
         let name = event.event.name();
         let payload = serde_json::to_string(&event.payload)
             .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
-        insert_event.execute((&event.id, name, &payload, event.created_at))?;
+        let user = subject_user(event.event, &event.payload);
+        insert_event.execute((&event.id, name, &payload, event.created_at, user))?;
         let mut enqueued = Enqueued {
             deliveries: hooks.len(),
             leased: Vec::new(),
         };
         for hook in hooks.iter() {
             let id = new_id();
+            let ordering_key = key_for(&hook.target.config, user);
+            if let Some(key) = &ordering_key {
+                if line_is_queued(w, &hook.hook_id, key)? {
+                    insert_delivery.execute((
+                        &id,
+                        &event.id,
+                        &hook.hook_id,
+                        name,
+                        event.created_at + HELD_MS,
+                        event.created_at,
+                        key,
+                    ))?;
+                    continue;
+                }
+            }
             let leased = grant > 0;
             insert_delivery.execute((
                 &id,
@@ -72,6 +91,7 @@ pub fn enqueue_events_in(
                 name,
                 event.created_at,
                 event.created_at,
+                &ordering_key,
             ))?;
             if leased {
                 grant -= 1;
@@ -87,6 +107,7 @@ pub fn enqueue_events_in(
                     attempts: 0,
                     schedule_start: 0,
                     created_at: event.created_at,
+                    ordering_key,
                     target: hook.target.clone(),
                 });
             } else {
@@ -207,7 +228,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
     // The lease is taken in memory (see `super::leases`): the row is only read.
     let mut read = w.conn.prepare_cached(
         "SELECT id, event_id, hook_id, event_name, attempts, created_at, \
-           (SELECT payload FROM events e WHERE e.id = d.event_id), schedule_start \
+           (SELECT payload FROM events e WHERE e.id = d.event_id), schedule_start, ordering_key \
          FROM deliveries d WHERE rowid = ?1",
     )?;
     let mut out = Vec::with_capacity(picked.len());
@@ -231,6 +252,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
         let (id, event_name): (String, String) = (row.get(0)?, row.get(3)?);
         let (attempts, created_at): (i64, i64) = (row.get(4)?, row.get(5)?);
         let schedule_start: i64 = row.get(7)?;
+        let ordering_key: Option<String> = row.get(8)?;
         drop(rows);
         // The pick only takes deliveries of existing, enabled hooks, and deleting a hook
         // deletes its queued deliveries in the same transaction.
@@ -248,6 +270,7 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             schedule_start: u32::try_from(schedule_start).unwrap_or(0),
             created_at,
+            ordering_key,
             target,
         });
     }
@@ -320,8 +343,11 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
         }
         // The lease ends once this commits.
         w.leases.end_after_commit(r.delivery_row);
-        if let NextStep::RetryAt(at) = r.next {
-            w.leases.lower_floor(at);
+        match (&r.next, &r.ordering_key) {
+            (NextStep::RetryAt(at), _) => w.leases.lower_floor(*at),
+            // A head left the queue: the next of its user's line goes.
+            (_, Some(key)) => next_in_line(w, &r.hook_id, key)?,
+            _ => {}
         }
         insert.execute((
             &r.id,
@@ -407,6 +433,53 @@ pub fn record_blocking_calls(w: &mut WriteTx<'_>, calls: &[BlockingCallLog]) -> 
             c.duration_ms,
             c.at,
         ))?;
+    }
+    Ok(())
+}
+
+/// Whether the line of (`hook_id`, `key`) has a queued delivery (held, or its head).
+pub(super) fn line_is_queued(w: &mut WriteTx<'_>, hook_id: &str, key: &str) -> StoreResult<bool> {
+    Ok(w.conn
+        .prepare_cached(
+            "SELECT 1 FROM deliveries INDEXED BY deliveries_lines \
+             WHERE hook_id = ?1 AND ordering_key = ?2 AND state = 0",
+        )?
+        .exists((hook_id, key))?)
+}
+
+/// Lets the oldest held delivery of the line of (`hook_id`, `key`) go, unless the line has a
+/// head (a queued row not held): due at its creation time, so at once, or parked if its hook
+/// is disabled ([`crate::storage::ordering`]).
+pub(super) fn next_in_line(w: &mut WriteTx<'_>, hook_id: &str, key: &str) -> StoreResult<()> {
+    let has_head = w
+        .conn
+        .prepare_cached(
+            "SELECT 1 FROM deliveries INDEXED BY deliveries_lines \
+             WHERE hook_id = ?1 AND ordering_key = ?2 AND state = 0 AND due_at < ?3",
+        )?
+        .exists((hook_id, key, HELD_MS))?;
+    if has_head {
+        return Ok(());
+    }
+    let park = if w.hooks.is_enabled(w.conn, hook_id)? {
+        0
+    } else {
+        crate::storage::health::PARK_MS
+    };
+    let due: Option<i64> = w
+        .conn
+        .prepare_cached(
+            "UPDATE OR FAIL deliveries SET due_at = due_at - ?3 + ?4 WHERE rowid = \
+               (SELECT rowid FROM deliveries INDEXED BY deliveries_lines \
+                WHERE hook_id = ?1 AND ordering_key = ?2 AND state = 0 AND due_at >= ?3 \
+                ORDER BY due_at, rowid LIMIT 1) \
+             RETURNING due_at",
+        )?
+        .query_row((hook_id, key, HELD_MS, park), |r| r.get(0))
+        .optional()?;
+    if let Some(due) = due.filter(|d| *d < crate::storage::health::PARK_MS) {
+        w.leases.lower_floor(due);
+        *w.queued_due = true;
     }
     Ok(())
 }

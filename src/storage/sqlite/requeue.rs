@@ -9,12 +9,16 @@ use crate::domain::id::new_id;
 use crate::storage::deliveries::{
     recovery_filter, PruneCutoffs, Pruned, Recovery, Replay, ReplayCursor, ReplayStep,
 };
+use crate::storage::ordering::HELD_MS;
 use crate::storage::schema::Marks;
 use crate::storage::StoreResult;
 use rusqlite::OptionalExtension;
+use std::collections::BTreeSet;
 
 /// Makes one delivery due at `now` with a fresh schedule; a delivery leased here (being
-/// sent) is left to its attempt. `false` if there is no such delivery.
+/// sent) is left to its attempt. A finished one goes outside its user's line (its ordering
+/// key is dropped), a held one leaves it: a manual retry goes at once
+/// ([`crate::storage::ordering`]). `false` if there is no such delivery.
 pub fn retry(w: &mut WriteTx<'_>, id: &str, now: i64) -> StoreResult<bool> {
     let rowid: Option<i64> = w
         .conn
@@ -30,7 +34,8 @@ pub fn retry(w: &mut WriteTx<'_>, id: &str, now: i64) -> StoreResult<bool> {
     w.conn
         .prepare_cached(
             "UPDATE OR FAIL deliveries SET state = 0, due_at = ?1, schedule_start = attempts, \
-             updated_at = ?1 WHERE rowid = ?2",
+             updated_at = ?1, \
+             ordering_key = CASE WHEN state = 0 THEN ordering_key END WHERE rowid = ?2",
         )?
         .execute((now, rowid))?;
     w.leases.lower_floor(now);
@@ -39,26 +44,42 @@ pub fn retry(w: &mut WriteTx<'_>, id: &str, now: i64) -> StoreResult<bool> {
 }
 
 /// Re-queues up to `limit` of `r`'s failed deliveries (through the finished rows' hook
-/// index); returns how many.
+/// index); returns how many. Those with an ordering key rejoin their user's line, held, in
+/// event order.
 pub fn recover(w: &mut WriteTx<'_>, r: &Recovery, limit: u32, now: i64) -> StoreResult<u64> {
     let sql = format!(
-        "UPDATE OR FAIL deliveries SET state = 0, due_at = ?5, schedule_start = attempts, \
-         updated_at = ?5 WHERE rowid IN (SELECT rowid FROM deliveries WHERE {} LIMIT ?6)",
+        "UPDATE OR FAIL deliveries SET state = 0, \
+         due_at = CASE WHEN ordering_key IS NULL THEN ?5 ELSE created_at + ?7 END, \
+         schedule_start = attempts, updated_at = ?5 \
+         WHERE rowid IN (SELECT rowid FROM deliveries WHERE {} LIMIT ?6) \
+         RETURNING ordering_key",
         recovery_filter(Marks::Question)
     );
-    let n = w.conn.prepare_cached(&sql)?.execute((
-        &r.hook_id,
-        r.window.since,
-        r.window.until,
-        r.before,
-        now,
-        i64::from(limit),
-    ))?;
-    if n > 0 {
+    let keys: Vec<Option<String>> = w
+        .conn
+        .prepare_cached(&sql)?
+        .query_map(
+            (
+                &r.hook_id,
+                r.window.since,
+                r.window.until,
+                r.before,
+                now,
+                i64::from(limit),
+                HELD_MS,
+            ),
+            |row| row.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    if keys.iter().any(Option::is_none) {
         w.leases.lower_floor(now);
         *w.queued_due = true;
     }
-    Ok(n as u64)
+    let lines: BTreeSet<String> = keys.iter().flatten().cloned().collect();
+    for key in lines {
+        super::queue::next_in_line(w, &r.hook_id, &key)?;
+    }
+    Ok(keys.len() as u64)
 }
 
 /// Looks at up to `limit` events of `r`'s window after `after` (by creation time, then id)
@@ -79,12 +100,13 @@ pub fn replay(
         None => (r.window.since, ""),
     };
     let mut events = w.conn.prepare_cached(
-        "SELECT id, name, created_at FROM events INDEXED BY events_time \
+        "SELECT id, name, created_at, user_id FROM events INDEXED BY events_time \
          WHERE created_at <= ?2 AND (created_at > ?1 OR (created_at = ?1 AND id > ?3)) \
            AND created_at >= ?4 \
          ORDER BY created_at, id LIMIT ?5",
     )?;
-    let looked: Vec<(String, String, i64)> = events
+    type Looked = (String, String, i64, Option<String>);
+    let looked: Vec<Looked> = events
         .query_map(
             (
                 from_at,
@@ -93,33 +115,48 @@ pub fn replay(
                 r.window.since,
                 i64::from(limit),
             ),
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
         )?
         .collect::<Result<_, _>>()?;
     let mut exists = w
         .conn
         .prepare_cached("SELECT 1 FROM deliveries WHERE event_id = ?1 AND hook_id = ?2")?;
+    // A delivery that joins its user's line is held, due after the line's earlier rows.
     let mut insert = w.conn.prepare_cached(
         "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, \
-         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+         updated_at, ordering_key) \
+         VALUES (?1, ?2, ?3, ?4, CASE WHEN ?6 IS NULL THEN ?5 ELSE ?5 + ?7 END, ?5, ?5, ?6)",
     )?;
     let mut step = ReplayStep::default();
-    for (event_id, name, _) in &looked {
+    let mut lines = BTreeSet::new();
+    let mut free = false;
+    for (event_id, name, _, user) in &looked {
         if !r.events.iter().any(|e| e == name) {
             continue;
         }
         if exists.exists((event_id, &r.hook_id))? {
             continue;
         }
-        insert.execute((new_id(), event_id, &r.hook_id, name, now))?;
+        let key = user.as_ref().filter(|_| r.per_user);
+        insert.execute((new_id(), event_id, &r.hook_id, name, now, key, HELD_MS))?;
+        match key {
+            Some(key) => {
+                lines.insert(key.clone());
+            }
+            None => free = true,
+        }
         step.created += 1;
     }
-    if step.created > 0 {
+    drop((events, exists, insert));
+    if free {
         w.leases.lower_floor(now);
         *w.queued_due = true;
     }
+    for key in lines {
+        super::queue::next_in_line(w, &r.hook_id, &key)?;
+    }
     if looked.len() == limit as usize {
-        step.next = looked.last().map(|(id, _, at)| ReplayCursor {
+        step.next = looked.last().map(|(id, _, at, _)| ReplayCursor {
             created_at: *at,
             event_id: id.clone(),
         });

@@ -510,6 +510,7 @@ mod tests {
                     failure_policy: None,
                     max_in_flight: None,
                     rate_limit: None,
+                    ordering: None,
                 },
                 signing_key: "key".into(),
                 previous_signing_key: None,
