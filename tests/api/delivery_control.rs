@@ -178,3 +178,92 @@ async fn a_rate_limit_is_kept_at_the_receiver_and_holds_back_no_other_hook() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_users_deliveries_go_one_at_a_time_in_order_through_retries() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "3s".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    // The first request fails: it is retried in about 3 s.
+    receiver.script([Reply::status(500)]);
+    let res = app
+        .api(Method::POST, "/hooks")
+        .json(&json!({"events": ["User.Created", "User.Data.Updated"],
+            "config": {"url": receiver.url(), "ordering": "perUser"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let hook: Value = res.json().await.unwrap();
+    assert_eq!(hook["config"]["ordering"], "perUser");
+    let create = |name: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .api(Method::POST, "/users")
+                .json(&json!({ "username": name }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice = create("alice").await;
+    receiver.wait_for(1, Duration::from_secs(5)).await;
+    // Two more about alice while her first waits for its retry: a Management API change and
+    // an event published by another system that names her.
+    let res = app
+        .api(Method::PATCH, &format!("/users/{alice}"))
+        .json(&json!({"name": "Alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.publish(json!({"event": "User.Data.Updated", "userId": alice, "data": {"source": "crm"}}))
+        .await;
+    // Bob is not held back by alice's line.
+    let bob = create("bob").await;
+    let got = receiver.wait_for(2, Duration::from_secs(5)).await;
+    assert_eq!(
+        got[1].json()["data"]["id"],
+        bob.as_str(),
+        "bob's went first"
+    );
+    let got = receiver.wait_for(5, Duration::from_secs(15)).await;
+    let seen: Vec<(String, Value)> = got
+        .iter()
+        .map(|r| {
+            let b = r.json();
+            (b["event"].as_str().unwrap().to_owned(), b["data"].clone())
+        })
+        .collect();
+    // Alice's, in commit order, the first one twice (its retry) before the others.
+    assert_eq!(seen[0].0, "User.Created");
+    assert_eq!(seen[0].1["id"], alice.as_str());
+    assert_eq!(seen[2], seen[0], "the retry of alice's first");
+    assert_eq!(seen[3].0, "User.Data.Updated");
+    assert_eq!(seen[3].1["name"], "Alice");
+    assert_eq!(seen[4].1["source"], "crm");
+    assert_eq!(
+        got[2].header("webhook-id"),
+        got[0].header("webhook-id"),
+        "the same delivery"
+    );
+    receiver
+        .assert_stays_at(5, Duration::from_millis(300))
+        .await;
+
+    for bad in [json!("perEvent"), json!(true), json!({})] {
+        let res = app
+            .api(Method::POST, "/hooks")
+            .json(&json!({"events": ["User.Created"], "config": {"url": receiver.url(), "ordering": bad}}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 400, "guard.invalid_input").await;
+    }
+    app.stop().await;
+}
