@@ -123,9 +123,12 @@ impl PostgresStore {
             return Ok(ReplayStep::default());
         }
         let looked = sqlx::query(
+            // Locked (`FOR KEY SHARE`) against retention, which locks an event before it
+            // deletes it: an event pruned meanwhile is not looked at, and one looked at is not
+            // pruned before this step's deliveries of it commit.
             "SELECT id, name, created_at, user_id FROM events \
              WHERE (created_at, id) > ($1, $3) AND created_at <= $2 AND created_at >= $4 \
-             ORDER BY created_at, id LIMIT $5",
+             ORDER BY created_at, id LIMIT $5 FOR KEY SHARE",
         )
         .bind(from_at)
         .bind(r.window.until)
@@ -221,14 +224,24 @@ impl PostgresStore {
         .rows_affected();
         // Whether a delivery still refers to an event is asked of the finished rows (their
         // event index) and the queued ones (the queue) apart, so that each can use its index.
-        let events = sqlx::query(
-            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state <> 0 AND d.event_id = e.id) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state = 0 AND d.event_id = e.id) \
-             LIMIT $2)",
-        )
+        // Candidates are locked first (a replay that holds one is skipped) and asked again in
+        // a statement of their own, whose snapshot sees every replay that locked them before
+        // and has committed since.
+        let unreferenced = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state <> 0 \
+             AND d.event_id = e.id) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.state = 0 AND d.event_id = e.id)";
+        let candidates: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT e.id FROM events e WHERE e.created_at < $1 AND {unreferenced} \
+             LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ))
         .bind(c.deliveries_and_events)
         .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let events = sqlx::query(&format!(
+            "DELETE FROM events e WHERE e.id = ANY($1) AND {unreferenced}"
+        ))
+        .bind(&candidates)
         .execute(&mut *tx)
         .await?
         .rows_affected();
