@@ -121,6 +121,7 @@ cases!(
     a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order,
     concurrent_publishes_and_records_keep_one_head_per_user,
     recovered_and_replayed_deliveries_rejoin_their_users_line,
+    a_paused_hooks_backlog_waits_out_of_the_claims_way,
     an_identity_change_and_its_events_commit_together_or_not_at_all,
     concurrent_changes_of_interaction_state_all_count,
     settings_are_set_once,
@@ -1485,4 +1486,74 @@ async fn recovered_and_replayed_deliveries_rejoin_their_users_line(b: Backend) {
             .await
             .unwrap();
     }
+}
+
+async fn a_paused_hooks_backlog_waits_out_of_the_claims_way(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let paused = hook(&[USER_CREATED]);
+    store.insert_hook(&paused).await.unwrap();
+    let now = hookline::clock::now_ms();
+    // More due rows of the paused hook than a SQLite claim passes over (4,096), half of them
+    // queued before the pause and half during it, then one of another hook.
+    let events: Vec<NewEvent> = (0..2_500).map(|i| event(USER_CREATED, now + i)).collect();
+    enqueue_all(&store, &events, Lease::default()).await;
+    let until = now + 60_000;
+    store
+        .pause_hook(&paused.id, until, now + 5_000)
+        .await
+        .unwrap();
+    let during: Vec<NewEvent> = (0..2_500)
+        .map(|i| event(USER_CREATED, now + 2_500 + i))
+        .collect();
+    let leased = enqueue_all(&store, &during, lease(10)).await;
+    assert_eq!(leased, 0, "nothing leased for a paused hook");
+    let other = hook(&["Role.Created"]);
+    store.insert_hook(&other).await.unwrap();
+    store
+        .enqueue_event(&event("Role.Created", now + 5_001), Lease::default())
+        .await
+        .unwrap();
+    let mut req = claim(now + 5_002, 10);
+    req.busy_hooks = vec![paused.id.clone()];
+    let claimed = store.claim_due(&req).await.unwrap();
+    assert_eq!(
+        claimed.deliveries.len(),
+        1,
+        "the other hook's delivery is not stalled"
+    );
+    assert_eq!(claimed.deliveries[0].hook_id, other.id);
+    // When the pause ends, the paused hook's deliveries are due, the older first.
+    let at_end = store
+        .claim_due(&claim(until, 100))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(at_end.len(), 100);
+    assert!(at_end.iter().all(|d| d.hook_id == paused.id));
+    let before: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert!(
+        at_end.iter().all(|d| before.contains(d.event_id.as_str())),
+        "what was queued before the pause goes first"
+    );
+}
+
+/// Enqueues `events` 50 at a time (as concurrent publishes); returns how many deliveries were
+/// leased.
+async fn enqueue_all(store: &Arc<dyn Store>, events: &[NewEvent], lease: Lease) -> usize {
+    let mut leased = 0;
+    for chunk in events.chunks(50) {
+        let tasks: Vec<_> = chunk
+            .iter()
+            .cloned()
+            .map(|e| {
+                let store = store.clone();
+                tokio::spawn(async move { store.enqueue_event(&e, lease).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            leased += t.await.unwrap().leased.len();
+        }
+    }
+    leased
 }

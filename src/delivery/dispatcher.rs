@@ -52,6 +52,9 @@ pub struct Dispatcher {
     /// Which delivery each task sends (hook, delivery), so a task that panicked still gives
     /// its slot back.
     task_deliveries: HashMap<tokio::task::Id, (String, String)>,
+    /// Pauses an endpoint asked for (hook, until), for the store to hear of
+    /// (`Store::pause_hook`) once what the pause turned away is released.
+    pauses: Vec<(String, i64)>,
 }
 
 /// The span of one delivery attempt. `failing`: for the lines of a failed attempt, which
@@ -115,6 +118,7 @@ impl Dispatcher {
             schedule: Schedule::new(limits, inbox.budget),
             tasks: JoinSet::new(),
             task_deliveries: HashMap::new(),
+            pauses: Vec::new(),
         }
     }
 
@@ -142,11 +146,13 @@ impl Dispatcher {
             if let Some(until) = finished.pause_until {
                 tracing::info!(hook_id = %hook, until, "the endpoint asked for a pause (Retry-After); its deliveries wait");
                 self.schedule.pause(&hook, until);
+                self.pauses.push((hook, until));
             }
         }
     }
 
-    /// Gives the deliveries a pause turned away back to the queue.
+    /// Gives the deliveries a pause turned away back to the queue, then has the store pause
+    /// their hooks (which makes what was just released wait for the pause's end too).
     async fn release_turned_away(&mut self) {
         let released: Vec<String> = self
             .schedule
@@ -155,6 +161,11 @@ impl Dispatcher {
             .map(|d| d.id)
             .collect();
         self.release(&released).await;
+        for (hook, until) in std::mem::take(&mut self.pauses) {
+            if let Err(e) = self.store.pause_hook(&hook, until, now_ms()).await {
+                tracing::warn!(error = %e, hook_id = %hook, "pausing the hook's queued deliveries failed; claims skip them until the pause ends");
+            }
+        }
     }
 
     /// Takes deliveries handed over by the API; those the schedule turns away go back to the

@@ -416,6 +416,13 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     async fn record_blocking_calls(&self, calls: &[BlockingCallLog]) -> StoreResult<()>;
     /// Makes claimed deliveries due again at `now` (used at shutdown for unfinished work).
     async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()>;
+    /// Pauses a hook until `until` (epoch ms), as its endpoint asked (a 429 or 503 with
+    /// `Retry-After`): its queued deliveries due by `now` and not leased, and those enqueued
+    /// for it before `until`, are due at `until`. So a long pause's backlog does not stand at
+    /// the head of the queue, where claims would walk past it each round (on SQLite a claim
+    /// gives up after a few thousand such rows, and every other hook would wait for the
+    /// pause's end). On PostgreSQL the pause is in the hook's row, for every node.
+    async fn pause_hook(&self, hook_id: &str, until: i64, now: i64) -> StoreResult<()>;
     /// When the earliest queued delivery becomes due, if any.
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;
 

@@ -422,6 +422,10 @@ impl Store for PostgresStore {
         queue::release(&self.fast, delivery_ids, now).await
     }
 
+    async fn pause_hook(&self, hook_id: &str, until: i64, now: i64) -> StoreResult<()> {
+        queue::pause_hook(&self.fast, hook_id, until, now).await
+    }
+
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT d.due_at FROM deliveries d WHERE d.state = 0 \

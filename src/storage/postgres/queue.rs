@@ -33,7 +33,8 @@ const STATE_FAILED: i16 = 2;
 /// into its line's row in `delivery_lines` (`ON CONFLICT DO UPDATE`, which waits for a
 /// concurrent change of the row and reads the committed count): it is held unless the line
 /// counted nothing before it. The hook's `config` is parsed for `ordering` only when the text
-/// names it.
+/// names it. A hook paused by its endpoint (`hooks.paused_until`) gets its deliveries due
+/// when the pause ends, none leased.
 ///
 /// A delivery's id is its event's time prefix (so rows land at the right edge of the index,
 /// as `domain::id` explains) and 12 hex digits of a hash of the event and hook ids: unique
@@ -50,6 +51,7 @@ WITH ev AS ( \
   SELECT ev.ord, ev.id AS event_id, ev.name, ev.created_at, ev.lease_up_to, ev.lease_ms, \
     h.id, h.version, h.config, h.signing_key, h.previous_signing_key, \
     h.previous_key_expires_at, h.created_at AS hook_created, \
+    GREATEST(ev.created_at, COALESCE(h.paused_until, 0)) AS due, \
     CASE WHEN ev.user_id IS NOT NULL AND strpos(h.config, '\"ordering\"') > 0 \
       AND h.config::jsonb ->> 'ordering' = 'perUser' THEN ev.user_id END AS okey \
   FROM ev JOIN hooks h ON h.enabled AND \
@@ -69,18 +71,20 @@ WITH ev AS ( \
   SELECT s0.*, s0.okey IS NOT NULL AND c.queued - s0.kc + s0.kn > 1 AS held \
   FROM s0 LEFT JOIN c ON c.hook_id = s0.id AND c.ordering_key = s0.okey \
 ), s AS ( \
-  SELECT s1.*, NOT s1.held AND s1.n <= s1.lease_up_to AS leased FROM s1 \
+  SELECT s1.*, NOT s1.held AND s1.n <= s1.lease_up_to AND s1.due = s1.created_at AS leased \
+  FROM s1 \
 ), d AS ( \
   INSERT INTO deliveries (id, event_id, hook_id, event_name, due_at, created_at, updated_at, \
     ordering_key) \
   SELECT substr(s.event_id, 1, 9) || substr(md5(s.event_id || s.id), 1, 12), s.event_id, s.id, \
     s.name, CASE WHEN s.held THEN s.created_at + $9 \
-      WHEN s.leased THEN s.created_at + s.lease_ms ELSE s.created_at END, \
+      WHEN s.leased THEN s.created_at + s.lease_ms ELSE s.due END, \
     s.created_at, s.created_at, s.okey \
   FROM s ORDER BY s.ord, s.n \
   RETURNING id, event_id, hook_id \
 ), w AS ( \
-  SELECT pg_notify($7, '') FROM s WHERE NOT s.leased AND NOT s.held LIMIT 1 \
+  SELECT pg_notify($7, '') FROM s \
+  WHERE NOT s.leased AND NOT s.held AND s.due = s.created_at LIMIT 1 \
 ) \
 SELECT s.ord, d.id, d.hook_id, s.leased, s.version, s.okey, \
   CASE WHEN s.leased THEN s.config END AS config, \
@@ -448,5 +452,27 @@ pub(super) async fn record_blocking_calls(
         .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// See `Store::pause_hook`: the pause goes in the hook's row (enqueues on every node read it)
+/// and the hook's due, unleased rows (a leased row's `due_at` is its lease's end, past `now`)
+/// are due at `until`.
+pub(super) async fn pause_hook(
+    pool: &PgPool,
+    hook_id: &str,
+    until: i64,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "WITH h AS (UPDATE hooks SET paused_until = GREATEST(COALESCE(paused_until, 0), $2) \
+           WHERE id = $1) \
+         UPDATE deliveries SET due_at = $2 WHERE state = 0 AND hook_id = $1 AND due_at <= $3",
+    )
+    .bind(hook_id)
+    .bind(until)
+    .bind(now)
+    .execute(pool)
+    .await?;
     Ok(())
 }

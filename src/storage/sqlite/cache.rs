@@ -29,6 +29,9 @@ pub struct HookCache {
     failing_since: HashMap<String, Option<i64>>,
     /// Opens the signing keys of the rows it reads (`--encryption-key`).
     cipher: KeyCipher,
+    /// Hooks paused until then (epoch ms; `Store::pause_hook`). Not a copy of a row (one
+    /// process owns the file, so a pause lives here alone) and so kept by [`Self::clear`].
+    paused: HashMap<String, i64>,
 }
 
 impl HookCache {
@@ -45,6 +48,21 @@ impl HookCache {
         self.targets.clear();
         self.enabled = None;
         self.failing_since.clear();
+    }
+
+    /// Pauses `hook_id` until `until` (ms), or longer if it already is.
+    pub fn pause(&mut self, hook_id: &str, until: i64) {
+        let end = self.paused.entry(hook_id.to_owned()).or_insert(until);
+        *end = (*end).max(until);
+    }
+
+    /// Until when `hook_id` is paused, if it is at `now`; pauses that ended are forgotten.
+    pub fn paused_until(&mut self, hook_id: &str, now: i64) -> Option<i64> {
+        if self.paused.is_empty() {
+            return None;
+        }
+        self.paused.retain(|_, until| *until > now);
+        self.paused.get(hook_id).copied()
     }
 
     /// The hook's `failing_since`, `None` if the hook does not exist.

@@ -425,6 +425,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn pause_hook(&self, hook_id: &str, until: i64, now: i64) -> StoreResult<()> {
+        let hook_id = hook_id.to_owned();
+        self.writer
+            .run(Durability::Process, move |w| {
+                queue::pause_hook(w, &hook_id, until, now)
+            })
+            .await
+    }
+
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
         // On the writer: only it knows which queued deliveries are leased.
         self.writer

@@ -83,13 +83,18 @@ pub fn enqueue_events_in(
                     continue;
                 }
             }
-            let leased = grant > 0;
+            // A paused hook's deliveries are due when the pause ends (`Store::pause_hook`).
+            let due_at = match w.hooks.paused_until(&hook.hook_id, event.created_at) {
+                Some(until) => until,
+                None => event.created_at,
+            };
+            let leased = grant > 0 && due_at == event.created_at;
             insert_delivery.execute((
                 &id,
                 &event.id,
                 &hook.hook_id,
                 name,
-                event.created_at,
+                due_at,
                 event.created_at,
                 &ordering_key,
             ))?;
@@ -111,8 +116,8 @@ pub fn enqueue_events_in(
                     target: hook.target.clone(),
                 });
             } else {
-                w.leases.lower_floor(event.created_at);
-                *w.queued_due = true;
+                w.leases.lower_floor(due_at);
+                *w.queued_due |= due_at == event.created_at;
             }
         }
         results.push(enqueued);
@@ -481,5 +486,21 @@ pub(super) fn next_in_line(w: &mut WriteTx<'_>, hook_id: &str, key: &str) -> Sto
         w.leases.lower_floor(due);
         *w.queued_due = true;
     }
+    Ok(())
+}
+
+/// See `Store::pause_hook`: remembered on the writer (enqueues read it) and the hook's due
+/// rows moved to `until`, through the queue index (there is no index of queued rows by hook).
+/// Rows leased here may be moved too: their lease is in memory, and a record sets `due_at`
+/// anyway, while a release leaves it (so one released during the pause waits for its end).
+pub fn pause_hook(w: &mut WriteTx<'_>, hook_id: &str, until: i64, now: i64) -> StoreResult<()> {
+    w.hooks.pause(hook_id, until);
+    w.conn
+        .prepare_cached(
+            "UPDATE OR FAIL deliveries SET due_at = ?3 WHERE rowid IN \
+               (SELECT rowid FROM deliveries INDEXED BY deliveries_queued_due \
+                WHERE state = 0 AND due_at <= ?2 AND hook_id = ?1)",
+        )?
+        .execute((hook_id, now, until))?;
     Ok(())
 }

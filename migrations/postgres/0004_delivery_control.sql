@@ -18,3 +18,7 @@ CREATE TABLE delivery_lines (
     queued       integer NOT NULL,
     PRIMARY KEY (hook_id, ordering_key)
 );
+
+-- Until when the hook's endpoint asked for a pause (a 429 or 503 with Retry-After; epoch
+-- ms): deliveries enqueued for it meanwhile are due then (Store::pause_hook).
+ALTER TABLE hooks ADD COLUMN paused_until bigint;
