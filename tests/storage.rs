@@ -1232,9 +1232,13 @@ async fn a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order(b: Bac
         sign_in("u2", now + 3),
     ];
     let mut leased = Vec::new();
+    let mut waiting = 0;
     for e in &events {
-        leased.extend(store.enqueue_event(e, lease(10)).await.unwrap().leased);
+        let enqueued = store.enqueue_event(e, lease(10)).await.unwrap();
+        leased.extend(enqueued.leased);
+        waiting += enqueued.waiting;
     }
+    assert_eq!(waiting, 2, "u1's second and third are held, not due");
     let heads: Vec<&str> = of(&leased, &ordered)
         .iter()
         .map(|d| d.event_id.as_str())
@@ -1312,12 +1316,68 @@ async fn a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order(b: Bac
         .unwrap()
         .deliveries
         .is_empty());
+    // A line's order is commit order, whatever the events' own times: an event stamped
+    // earlier but committed later (a slow request) goes later.
+    let head = sign_in("u3", now + 50);
+    let first = sign_in("u3", now + 55);
+    let second = sign_in("u3", now + 52);
+    for e in [&head, &first, &second] {
+        store.enqueue_event(e, lease(0)).await.unwrap();
+    }
+    let mut order = Vec::new();
+    for i in 0..3 {
+        let d = store
+            .claim_due(&claim(now + 56 + i, 10))
+            .await
+            .unwrap()
+            .deliveries;
+        let d: Vec<&ClaimedDelivery> = of(&d, &ordered);
+        assert_eq!(d.len(), 1);
+        order.push(d[0].event_id.clone());
+        store
+            .record_attempts(&[record(d[0], NextStep::Succeeded, now + 56 + i)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(order, [head.id.clone(), first.id.clone(), second.id.clone()]);
+    // A head that ends while its hook is paused lets the next go when the pause ends.
+    let head = sign_in("u4", now + 57);
+    let next = sign_in("u4", now + 58);
+    let head_d = store.enqueue_event(&head, lease(10)).await.unwrap();
+    let head_d = of(&head_d.leased, &ordered)[0].clone();
+    store.enqueue_event(&next, lease(10)).await.unwrap();
+    store
+        .pause_hook(&ordered.id, now + 1_000, now + 58)
+        .await
+        .unwrap();
+    store
+        .record_attempts(&[record(&head_d, NextStep::Succeeded, now + 59)])
+        .await
+        .unwrap();
+    let d = store
+        .claim_due(&claim(now + 500, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert!(of(&d, &ordered).is_empty(), "paused");
+    let d = store
+        .claim_due(&claim(now + 1_000, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    let d = of(&d, &ordered);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].event_id, next.id);
+    store
+        .record_attempts(&[record(d[0], NextStep::Succeeded, now + 1_001)])
+        .await
+        .unwrap();
     // u1's line is empty again: the next is its head at once.
-    let later = sign_in("u1", now + 60);
+    let later = sign_in("u1", now + 1_060);
     let e = store.enqueue_event(&later, lease(10)).await.unwrap();
     assert_eq!(of(&e.leased, &ordered).len(), 1);
     // Disabled and enabled again with a line held: the line goes on where it was.
-    let held = sign_in("u1", now + 61);
+    let held = sign_in("u1", now + 1_061);
     store.enqueue_event(&held, lease(0)).await.unwrap();
     let mut off = ordered.clone();
     off.enabled = false;
@@ -1326,12 +1386,12 @@ async fn a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order(b: Bac
         .record_attempts(&[record(
             of(&e.leased, &ordered)[0],
             NextStep::Succeeded,
-            now + 70,
+            now + 1_070,
         )])
         .await
         .unwrap();
     let claimed = store
-        .claim_due(&claim(now + 71, 10))
+        .claim_due(&claim(now + 1_071, 10))
         .await
         .unwrap()
         .deliveries;
@@ -1339,7 +1399,7 @@ async fn a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order(b: Bac
     off.enabled = true;
     assert!(store.update_hook(&off).await.unwrap());
     let next = store
-        .claim_due(&claim(now + 72, 10))
+        .claim_due(&claim(now + 1_072, 10))
         .await
         .unwrap()
         .deliveries;

@@ -193,9 +193,10 @@ impl Publisher {
         expected.store(enqueued.deliveries, Ordering::Relaxed);
         let leased = enqueued.leased.len();
         self.budget.give_back(granted - leased);
-        if enqueued.deliveries > leased {
-            // Some went to the queue: until the dispatcher has caught up with it, new events
-            // queue behind them rather than overtake them.
+        if enqueued.deliveries > leased + enqueued.waiting {
+            // Some went to the queue, due: until the dispatcher has caught up with it, new
+            // events queue behind them rather than overtake them. (Those not due yet, held in
+            // a line or paused, leave nothing for it to catch up with.)
             self.budget.close();
         }
         if leased > 0 {

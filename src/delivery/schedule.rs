@@ -77,8 +77,9 @@ impl Work for crate::storage::ClaimedDelivery {
 pub struct Limits {
     pub max_in_flight: usize,
     pub per_hook: usize,
-    /// How long a delivery may wait in memory before it starts and still finish within its
-    /// lease: the lease less one request and the margin
+    /// How long a delivery may wait in its hook's line before it starts and still finish
+    /// within its lease: one request timeout (the lease also covers a round in the ready
+    /// line, the request itself and a margin)
     /// ([`super::EngineSettings::hold_ms`]). Bounds what a rate-limited hook keeps waiting.
     pub hold_ms: i64,
 }

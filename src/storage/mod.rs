@@ -74,6 +74,9 @@ pub struct Enqueued {
     pub deliveries: usize,
     /// Those of them leased to the caller at commit, ready to send (see [`Lease`]).
     pub leased: Vec<ClaimedDelivery>,
+    /// Those of them that are not due yet: held in their user's line
+    /// ([`ordering`]) or due when their hook's pause ends ([`Store::pause_hook`]).
+    pub waiting: usize,
 }
 
 /// How many of an enqueue's new deliveries the caller wants leased to itself, to send at

@@ -9,11 +9,14 @@
 //!
 //! - a new delivery (enqueue, replay, recovery) whose line already has a queued row is held;
 //!   otherwise it is the head and goes as usual (it may be leased at once);
-//! - when the head leaves the queue (succeeded, or failed for good), the line's oldest held
-//!   row (by event time, then insertion) becomes the head, due at its own creation time and
-//!   so at once; a retry keeps the head in place, so nothing of the user's overtakes it;
-//! - a manual retry (`POST /api/deliveries/:id/retry`) goes at once, outside the line: an
-//!   operator who asks for one delivery now gets it now.
+//! - when the head leaves the queue (succeeded, or failed for good), the line's first held
+//!   row by insertion, which is commit order within a line, becomes the head: due at its own
+//!   creation time, so at once (or when its hook's pause ends; parked if its hook is
+//!   disabled); a retry keeps the head in place, so nothing of the user's overtakes it. A
+//!   recovered row keeps its place; a replayed one is new, so it joins the end;
+//! - a manual retry (`POST /api/deliveries/:id/retry`) goes at once: an operator who asks
+//!   for one delivery now gets it now. A finished one goes outside its line; a held one
+//!   becomes a second head until one of the two leaves the queue.
 //!
 //! Which rows are queued is the only state on SQLite, where the writer thread serializes every
 //! step. PostgreSQL nodes run steps at once, so there each line also has a row in

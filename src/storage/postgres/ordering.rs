@@ -20,9 +20,15 @@ use crate::storage::StoreResult;
 use sqlx::PgConnection;
 
 /// For each line of `hook_ids[i]`, `keys[i]` whose head may have ended: drops the line's count
-/// row once it is empty, and lets its oldest held delivery go when no queued row is free
-/// (due at its creation time, or parked if its hook is disabled); every node hears of it.
-/// Run inside the transaction that changed the lines' counts, after that change.
+/// row once it is empty, and lets its first held delivery go (the first inserted: inserts
+/// into one line take turns on its count row, so `seq` follows their commits) when no queued
+/// row is free: due at its creation time, or when its hook's pause ends, or parked if its
+/// hook is disabled. Every node hears of it. Run inside the transaction that changed the
+/// lines' counts, after that change.
+///
+/// The hooks are read `FOR SHARE` first, in a statement of their own: an enable or disable
+/// committing meanwhile is waited for and seen, so a line's next is never parked on an
+/// enabled hook (nor left due on a disabled one) by a stale read.
 pub(super) async fn next_in_line(
     conn: &mut PgConnection,
     hook_ids: &[&str],
@@ -31,6 +37,10 @@ pub(super) async fn next_in_line(
     if hook_ids.is_empty() {
         return Ok(());
     }
+    sqlx::query("SELECT 1 FROM hooks WHERE id = ANY($1) ORDER BY id FOR SHARE")
+        .bind(hook_ids)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "WITH p AS (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[]) AS p(hook_id, k)), \
          gone AS ( \
@@ -42,9 +52,10 @@ pub(super) async fn next_in_line(
            WHERE x.state = 0 AND x.due_at >= $3 \
              AND NOT EXISTS (SELECT 1 FROM deliveries y WHERE y.hook_id = x.hook_id \
                AND y.ordering_key = x.ordering_key AND y.state = 0 AND y.due_at < $3) \
-           ORDER BY x.hook_id, x.ordering_key, x.due_at, x.seq \
+           ORDER BY x.hook_id, x.ordering_key, x.seq \
          ), u AS ( \
-           UPDATE deliveries d SET due_at = d.due_at - $3 + CASE WHEN h.enabled THEN 0 ELSE $4 END \
+           UPDATE deliveries d SET due_at = CASE WHEN h.enabled \
+             THEN GREATEST(d.due_at - $3, COALESCE(h.paused_until, 0)) ELSE d.due_at - $3 + $4 END \
            FROM f, hooks h WHERE d.id = f.id AND h.id = d.hook_id AND d.state = 0 \
              AND d.due_at >= $3 \
            RETURNING 1 \

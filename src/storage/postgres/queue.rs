@@ -87,6 +87,7 @@ WITH ev AS ( \
   WHERE NOT s.leased AND NOT s.held AND s.due = s.created_at LIMIT 1 \
 ) \
 SELECT s.ord, d.id, d.hook_id, s.leased, s.version, s.okey, \
+  s.held OR s.due > s.created_at AS waiting, \
   CASE WHEN s.leased THEN s.config END AS config, \
   CASE WHEN s.leased THEN s.signing_key END AS signing_key, \
   s.previous_signing_key, s.previous_key_expires_at \
@@ -146,6 +147,9 @@ pub(crate) async fn enqueue_in(
         let (event, _) = events[i];
         let enqueued = &mut results[i];
         enqueued.deliveries += 1;
+        if row.try_get::<bool, _>("waiting")? {
+            enqueued.waiting += 1;
+        }
         if !row.try_get::<bool, _>("leased")? {
             continue;
         }
@@ -317,6 +321,25 @@ pub(super) async fn record_attempts(
     }
     let (streak_hooks, streak_failed): (Vec<&str>, Vec<Option<i64>>) =
         latest_outcomes(records).into_iter().unzip();
+    let (heads, keys): (Vec<&str>, Vec<&str>) = records
+        .iter()
+        .filter(|r| !matches!(r.next, NextStep::RetryAt(_)))
+        .filter_map(|r| Some((r.hook_id.as_str(), r.ordering_key.as_deref()?)))
+        .unzip();
+    if !heads.is_empty() {
+        // The lines' count rows, locked in one order (as enqueues lock them), before the
+        // statement below takes them in whatever order its plan has: two transactions that
+        // lock the same lines never wait on each other in a circle.
+        sqlx::query(
+            "SELECT 1 FROM delivery_lines \
+             WHERE (hook_id, ordering_key) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
+             ORDER BY hook_id, ordering_key FOR UPDATE",
+        )
+        .bind(&heads)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query(
         "WITH r AS ( \
            SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[], \
@@ -373,11 +396,6 @@ pub(super) async fn record_attempts(
     .bind(crate::storage::health::PARK_MS)
     .execute(&mut *conn)
     .await?;
-    let (heads, keys): (Vec<&str>, Vec<&str>) = records
-        .iter()
-        .filter(|r| !matches!(r.next, NextStep::RetryAt(_)))
-        .filter_map(|r| Some((r.hook_id.as_str(), r.ordering_key.as_deref()?)))
-        .unzip();
     super::ordering::next_in_line(conn, &heads, &keys).await
 }
 
@@ -389,15 +407,17 @@ pub(super) fn ends_heads(records: &[AttemptRecord]) -> bool {
         .any(|r| r.ordering_key.is_some() && !matches!(r.next, NextStep::RetryAt(_)))
 }
 
-/// Ends leases early: the deliveries are due at `now`, and every node is told.
+/// Ends leases early: the deliveries are due at `now` (or when their hook's pause ends), and
+/// every node is told.
 pub(super) async fn release(pool: &PgPool, delivery_ids: &[String], now: i64) -> StoreResult<()> {
     if delivery_ids.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "WITH u AS (UPDATE deliveries SET due_at = \
-           CASE WHEN due_at >= $4 THEN $2 + $4 ELSE $2 END \
-           WHERE id = ANY($1) AND state = 0 RETURNING 1) \
+        "WITH u AS (UPDATE deliveries d SET due_at = \
+           CASE WHEN d.due_at >= $4 THEN $2 + $4 \
+             ELSE GREATEST($2, COALESCE(h.paused_until, 0)) END \
+           FROM hooks h WHERE d.id = ANY($1) AND d.state = 0 AND h.id = d.hook_id RETURNING 1) \
          SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM u)",
     )
     .bind(delivery_ids)

@@ -18,7 +18,8 @@ impl PostgresStore {
     /// in the row, and moving `due_at` ends it (the attempt's own record then finds its fence
     /// gone and logs the attempt without moving the delivery). A finished one goes outside its
     /// user's line (its ordering key is dropped; it was counted out of the line when it
-    /// finished), a held one leaves it (still counted in, as it is still queued).
+    /// finished), a held one becomes a second head of its line (it keeps its key and stays
+    /// counted in, as it is still queued).
     pub(super) async fn retry_here(&self, id: &str, now: i64) -> StoreResult<bool> {
         let found: i64 = sqlx::query_scalar(
             "WITH u AS (UPDATE deliveries SET state = 0, due_at = $2, \

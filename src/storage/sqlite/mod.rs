@@ -418,10 +418,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release(&self, delivery_ids: &[String], _now: i64) -> StoreResult<()> {
+    async fn release(&self, delivery_ids: &[String], now: i64) -> StoreResult<()> {
         let ids = delivery_ids.to_vec();
         self.writer
-            .run(Durability::Process, move |w| queue::release(w, &ids))
+            .run(Durability::Process, move |w| queue::release(w, &ids, now))
             .await
     }
 

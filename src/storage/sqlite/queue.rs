@@ -65,6 +65,7 @@ pub fn enqueue_events_in(
         let mut enqueued = Enqueued {
             deliveries: hooks.len(),
             leased: Vec::new(),
+            waiting: 0,
         };
         for hook in hooks.iter() {
             let id = new_id();
@@ -80,6 +81,7 @@ pub fn enqueue_events_in(
                         event.created_at,
                         key,
                     ))?;
+                    enqueued.waiting += 1;
                     continue;
                 }
             }
@@ -115,9 +117,11 @@ pub fn enqueue_events_in(
                     ordering_key,
                     target: hook.target.clone(),
                 });
-            } else {
+            } else if due_at == event.created_at {
                 w.leases.lower_floor(due_at);
-                *w.queued_due |= due_at == event.created_at;
+                *w.queued_due = true;
+            } else {
+                enqueued.waiting += 1;
             }
         }
         results.push(enqueued);
@@ -351,7 +355,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
         match (&r.next, &r.ordering_key) {
             (NextStep::RetryAt(at), _) => w.leases.lower_floor(*at),
             // A head left the queue: the next of its user's line goes.
-            (_, Some(key)) => next_in_line(w, &r.hook_id, key)?,
+            (_, Some(key)) => next_in_line(w, &r.hook_id, key, r.at)?,
             _ => {}
         }
         insert.execute((
@@ -381,19 +385,34 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
     super::health::after_records(w, &applied)
 }
 
-/// Gives up leases: the deliveries are due again (their rows were never changed).
-pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String]) -> StoreResult<()> {
+/// Gives up leases: the deliveries are due again (their rows were never changed), or, for a
+/// hook paused meanwhile, when its pause ends.
+pub fn release(w: &mut WriteTx<'_>, delivery_ids: &[String], now: i64) -> StoreResult<()> {
     *w.queued_due |= !delivery_ids.is_empty();
-    let mut stmt = w
+    let mut stmt = w.conn.prepare_cached(
+        "SELECT rowid, due_at, hook_id FROM deliveries WHERE state = 0 AND id = ?1",
+    )?;
+    let mut defer = w
         .conn
-        .prepare_cached("SELECT rowid, due_at FROM deliveries WHERE state = 0 AND id = ?1")?;
+        .prepare_cached("UPDATE OR FAIL deliveries SET due_at = ?2 WHERE rowid = ?1")?;
     for id in delivery_ids {
         let found = stmt
-            .query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .query_row([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .optional()?;
-        if let Some((rowid, due_at)) = found {
+        if let Some((rowid, due_at, hook_id)) = found {
             w.leases.end_after_commit(rowid);
-            w.leases.lower_floor(due_at);
+            match w.hooks.paused_until(&hook_id, now) {
+                Some(until) if due_at < until => {
+                    defer.execute((rowid, until))?;
+                }
+                _ => w.leases.lower_floor(due_at),
+            }
         }
     }
     Ok(())
@@ -452,10 +471,16 @@ pub(super) fn line_is_queued(w: &mut WriteTx<'_>, hook_id: &str, key: &str) -> S
         .exists((hook_id, key))?)
 }
 
-/// Lets the oldest held delivery of the line of (`hook_id`, `key`) go, unless the line has a
-/// head (a queued row not held): due at its creation time, so at once, or parked if its hook
-/// is disabled ([`crate::storage::ordering`]).
-pub(super) fn next_in_line(w: &mut WriteTx<'_>, hook_id: &str, key: &str) -> StoreResult<()> {
+/// Lets the first held delivery of the line of (`hook_id`, `key`) go (the first inserted:
+/// the writer commits in insertion order), unless the line has a head (a queued row not
+/// held): due at its creation time, so at once, or when its hook's pause ends, or parked if
+/// its hook is disabled ([`crate::storage::ordering`]).
+pub(super) fn next_in_line(
+    w: &mut WriteTx<'_>,
+    hook_id: &str,
+    key: &str,
+    now: i64,
+) -> StoreResult<()> {
     let has_head = w
         .conn
         .prepare_cached(
@@ -471,16 +496,17 @@ pub(super) fn next_in_line(w: &mut WriteTx<'_>, hook_id: &str, key: &str) -> Sto
     } else {
         crate::storage::health::PARK_MS
     };
+    let paused_until = w.hooks.paused_until(hook_id, now).unwrap_or(0);
     let due: Option<i64> = w
         .conn
         .prepare_cached(
-            "UPDATE OR FAIL deliveries SET due_at = due_at - ?3 + ?4 WHERE rowid = \
+            "UPDATE OR FAIL deliveries SET due_at = max(due_at - ?3, ?5) + ?4 WHERE rowid = \
                (SELECT rowid FROM deliveries INDEXED BY deliveries_lines \
                 WHERE hook_id = ?1 AND ordering_key = ?2 AND state = 0 AND due_at >= ?3 \
-                ORDER BY due_at, rowid LIMIT 1) \
+                ORDER BY rowid LIMIT 1) \
              RETURNING due_at",
         )?
-        .query_row((hook_id, key, HELD_MS, park), |r| r.get(0))
+        .query_row((hook_id, key, HELD_MS, park, paused_until), |r| r.get(0))
         .optional()?;
     if let Some(due) = due.filter(|d| *d < crate::storage::health::PARK_MS) {
         w.leases.lower_floor(due);

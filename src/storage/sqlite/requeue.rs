@@ -16,9 +16,10 @@ use rusqlite::OptionalExtension;
 use std::collections::BTreeSet;
 
 /// Makes one delivery due at `now` with a fresh schedule; a delivery leased here (being
-/// sent) is left to its attempt. A finished one goes outside its user's line (its ordering
-/// key is dropped), a held one leaves it: a manual retry goes at once
-/// ([`crate::storage::ordering`]). `false` if there is no such delivery.
+/// sent) is left to its attempt. A manual retry goes at once: a finished one goes outside
+/// its user's line (its ordering key is dropped), a held one becomes a second head of its
+/// line (it keeps its key, so its own retries still hold the line's later ones; see
+/// [`crate::storage::ordering`]). `false` if there is no such delivery.
 pub fn retry(w: &mut WriteTx<'_>, id: &str, now: i64) -> StoreResult<bool> {
     let rowid: Option<i64> = w
         .conn
@@ -77,7 +78,7 @@ pub fn recover(w: &mut WriteTx<'_>, r: &Recovery, limit: u32, now: i64) -> Store
     }
     let lines: BTreeSet<String> = keys.iter().flatten().cloned().collect();
     for key in lines {
-        super::queue::next_in_line(w, &r.hook_id, &key)?;
+        super::queue::next_in_line(w, &r.hook_id, &key, now)?;
     }
     Ok(keys.len() as u64)
 }
@@ -153,7 +154,7 @@ pub fn replay(
         *w.queued_due = true;
     }
     for key in lines {
-        super::queue::next_in_line(w, &r.hook_id, &key)?;
+        super::queue::next_in_line(w, &r.hook_id, &key, now)?;
     }
     if looked.len() == limit as usize {
         step.next = looked.last().map(|(id, _, at, _)| ReplayCursor {
