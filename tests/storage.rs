@@ -1339,7 +1339,10 @@ async fn a_users_deliveries_to_an_ordering_hook_go_one_at_a_time_in_order(b: Bac
             .await
             .unwrap();
     }
-    assert_eq!(order, [head.id.clone(), first.id.clone(), second.id.clone()]);
+    assert_eq!(
+        order,
+        [head.id.clone(), first.id.clone(), second.id.clone()]
+    );
     // A head that ends while its hook is paused lets the next go when the pause ends.
     let head = sign_in("u4", now + 57);
     let next = sign_in("u4", now + 58);
