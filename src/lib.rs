@@ -10,6 +10,7 @@ pub mod identity;
 pub mod metrics;
 pub mod retention;
 pub mod routes;
+pub mod script;
 pub mod server;
 pub mod startup;
 pub mod storage;
