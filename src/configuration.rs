@@ -152,6 +152,20 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_RECOVERY_RATE", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub recovery_rate: u32,
 
+    /// Wall-clock time one script run (an action, its dry run) may take, its `fetch` calls
+    /// included (Logto: 5 s).
+    #[arg(long, env = "HOOKLINE_ACTION_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
+    pub action_timeout: std::time::Duration,
+
+    /// Bytes of memory one script run may take (Logto: 128 MB).
+    #[arg(long, env = "HOOKLINE_ACTION_MEMORY_BYTES", default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1_048_576..=4_294_967_296))]
+    pub action_memory_bytes: u64,
+
+    /// Script runs at once; a run that finds none free within its timeout is refused (503
+    /// `server.busy`).
+    #[arg(long, env = "HOOKLINE_ACTION_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    pub action_concurrency: u32,
+
     /// A hook whose attempts have all failed for this long is disabled (with its reason and a
     /// `Hook.Disabled` event); `PATCH {"enabled": true}` enables it again.
     #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5days", value_parser = positive_duration)]

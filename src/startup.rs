@@ -114,7 +114,20 @@ impl Application {
         let (publisher, inbox) = Publisher::new(store.clone(), &settings);
         let operations =
             crate::delivery::operations::Operations::new(store.clone(), args.recovery_rate);
+        let scripts = crate::script::ScriptRunner::new(
+            crate::script::Limits {
+                timeout: args.action_timeout,
+                memory_bytes: usize::try_from(args.action_memory_bytes).unwrap_or(usize::MAX),
+                ..crate::script::Limits::default()
+            },
+            args.action_concurrency as usize,
+            Arc::new(crate::delivery::http::SenderFetcher {
+                sender: sender.clone(),
+                handle: tokio::runtime::Handle::current(),
+            }),
+        );
         let state = AppState::new(Shared {
+            scripts,
             operations,
             store,
             sender,

@@ -266,7 +266,7 @@ impl WebhookSender {
             } else {
                 None
             };
-            let (body, error) = read_capped(response.into_body()).await;
+            let (body, error) = read_capped(response.into_body(), MAX_LOGGED_RESPONSE_BYTES).await;
             let error = redirect.or(error);
             Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, body, error))
         };
@@ -284,6 +284,108 @@ impl WebhookSender {
                 humantime::format_duration(timeout)
             )),
         }
+    }
+}
+
+/// The largest response body a script's `fetch` reads; a longer one fails the fetch.
+pub const MAX_FETCH_RESPONSE_BYTES: usize = 1024 * 1024;
+
+impl WebhookSender {
+    /// A script's `fetch` (issue 16): the script's method, headers and body, through the
+    /// deliveries' client and target rules (the URL and a literal address checked here, every
+    /// resolved address in the resolver, so a private target is refused unless allowed), within
+    /// `timeout`. Redirects are not followed (the script sees the 3xx); a response body over
+    /// [`MAX_FETCH_RESPONSE_BYTES`] fails the fetch. Errors are the script's to read.
+    pub async fn fetch(
+        &self,
+        req: crate::script::FetchRequest,
+        timeout: Duration,
+    ) -> Result<crate::script::FetchResponse, String> {
+        let url = check_url(&req.url, &self.policy).map_err(|e| format!("refused: {e}"))?;
+        let uri: http::Uri = url
+            .as_str()
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| format!("invalid URL: {e}"))?;
+        let method =
+            Method::from_bytes(req.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                format!(
+                    "invalid method {:?}",
+                    req.method.chars().take(32).collect::<String>()
+                )
+            })?;
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
+        headers.insert(USER_AGENT, HeaderValue::from_static(HOOKLINE_USER_AGENT));
+        for (name, value) in &req.headers {
+            let name = http::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name}"))?;
+            headers.insert(name, value);
+        }
+        let mut request = Request::new(Full::new(Bytes::from(req.body.unwrap_or_default())));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| describe(&e))?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let (body, error) =
+                read_capped(response.into_body(), MAX_FETCH_RESPONSE_BYTES + 1).await;
+            if let Some(e) = error {
+                return Err(e);
+            }
+            if body.len() > MAX_FETCH_RESPONSE_BYTES {
+                return Err(format!(
+                    "the response body is longer than {MAX_FETCH_RESPONSE_BYTES} bytes"
+                ));
+            }
+            Ok(crate::script::FetchResponse {
+                status,
+                headers,
+                body,
+            })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "timed out after {}",
+                humantime::format_duration(timeout)
+            )),
+        }
+    }
+}
+
+/// A script's [`crate::script::Fetcher`] over the shared client: the run's thread (a
+/// blocking-pool thread) waits on the runtime for each fetch.
+pub struct SenderFetcher {
+    pub sender: Arc<WebhookSender>,
+    pub handle: tokio::runtime::Handle,
+}
+
+impl crate::script::Fetcher for SenderFetcher {
+    fn fetch(
+        &self,
+        request: crate::script::FetchRequest,
+        timeout: Duration,
+    ) -> Result<crate::script::FetchResponse, String> {
+        self.handle.block_on(self.sender.fetch(request, timeout))
     }
 }
 
@@ -324,8 +426,8 @@ fn signed_headers(target: &DeliveryTarget, msg_id: &str, body: &[u8]) -> Result<
     Ok(h)
 }
 
-/// Reads at most [`MAX_LOGGED_RESPONSE_BYTES`] of the body; the rest is not waited for.
-async fn read_capped(mut body: Incoming) -> (String, Option<String>) {
+/// Reads at most `cap` bytes of the body; the rest is not waited for.
+async fn read_capped(mut body: Incoming, cap: usize) -> (String, Option<String>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut error = None;
     while let Some(frame) = body.frame().await {
@@ -334,9 +436,9 @@ async fn read_capped(mut body: Incoming) -> (String, Option<String>) {
                 let Ok(chunk) = frame.into_data() else {
                     continue; // trailers
                 };
-                let room = MAX_LOGGED_RESPONSE_BYTES - buf.len();
+                let room = cap - buf.len();
                 buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if buf.len() >= MAX_LOGGED_RESPONSE_BYTES {
+                if buf.len() >= cap {
                     break;
                 }
             }

@@ -1,6 +1,7 @@
 //! The HTTP API. Handlers are thin: parse the request into domain types, call the store or the
 //! sender, shape the answer. The router and the state they share live here.
 
+pub mod actions;
 pub mod auth;
 pub mod deliveries;
 pub mod error;
@@ -50,6 +51,8 @@ impl std::ops::Deref for AppState {
 /// The state's contents (see [`AppState`]).
 pub struct Shared {
     pub store: Arc<dyn Store>,
+    /// Runs administrators' scripts (Actions), bounded (`--action-*`).
+    pub scripts: crate::script::ScriptRunner,
     pub sender: Arc<WebhookSender>,
     /// Hands new deliveries to the delivery engine.
     pub publisher: Publisher,
@@ -83,6 +86,15 @@ pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> Router
         .route("/hooks/{id}/recover", post(recovery::recover))
         .route("/hooks/{id}/replay", post(recovery::replay))
         .route("/hook-events", get(events::catalog))
+        .route("/configs/actions", get(actions::list))
+        .route("/configs/actions/test", post(actions::test))
+        .route(
+            "/configs/actions/{actionType}",
+            get(actions::get)
+                .put(actions::put)
+                .patch(actions::patch)
+                .delete(actions::delete),
+        )
         .route("/events", post(events::publish))
         .merge(identity_routes())
         .fallback(not_found)

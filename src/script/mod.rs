@@ -21,8 +21,10 @@
 //! [`run`] blocks its thread for the run's length: callers run it on the blocking pool,
 //! within a concurrency limit of their own.
 
+mod runner;
 mod sandbox;
 
+pub use runner::{Busy, ScriptRunner};
 pub use sandbox::{check, run, FetchRequest, FetchResponse, Fetcher, NoFetch};
 
 use serde_json::Value;

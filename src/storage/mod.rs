@@ -377,6 +377,12 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// The configured action of a type (`domain::action`), as stored: its JSON text.
+    async fn action(&self, action_type: &str) -> StoreResult<Option<String>>;
+    /// Stores the action of a type, replacing one stored; `true` when there was none.
+    async fn put_action(&self, action_type: &str, config: &str, now: i64) -> StoreResult<bool>;
+    /// Deletes the action of a type; `false` when there was none.
+    async fn delete_action(&self, action_type: &str) -> StoreResult<bool>;
     /// Stores `value` unless the key is set already; returns whether it was stored.
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
 

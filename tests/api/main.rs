@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod actions;
 mod auth_and_health;
 mod compat;
 mod conformance;

@@ -331,6 +331,39 @@ impl Store for PostgresStore {
         )
     }
 
+    async fn action(&self, action_type: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT config FROM actions WHERE action_type = $1")
+                .bind(action_type)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_action(&self, action_type: &str, config: &str, now: i64) -> StoreResult<bool> {
+        // `xmax = 0` only for a row this statement inserted.
+        let inserted: bool = sqlx::query_scalar(
+            "INSERT INTO actions (action_type, config, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (action_type) DO UPDATE SET config = $2, updated_at = $3 \
+             RETURNING xmax = 0",
+        )
+        .bind(action_type)
+        .bind(config)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(inserted)
+    }
+
+    async fn delete_action(&self, action_type: &str) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM actions WHERE action_type = $1")
+            .bind(action_type)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
         let n = sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",

@@ -339,6 +339,44 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn action(&self, action_type: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT config FROM actions WHERE action_type = ?")
+                .bind(action_type)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn put_action(&self, action_type: &str, config: &str, now: i64) -> StoreResult<bool> {
+        let (action_type, config) = (action_type.to_owned(), config.to_owned());
+        self.writer
+            .run(Durability::Disk, move |w| {
+                let existed = w
+                    .conn
+                    .prepare_cached("SELECT 1 FROM actions WHERE action_type = ?1")?
+                    .exists([&action_type])?;
+                w.conn.execute(
+                    "INSERT INTO actions (action_type, config, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (action_type) DO UPDATE SET config = ?2, updated_at = ?3",
+                    (&action_type, &config, now),
+                )?;
+                Ok(!existed)
+            })
+            .await
+    }
+
+    async fn delete_action(&self, action_type: &str) -> StoreResult<bool> {
+        let action_type = action_type.to_owned();
+        self.writer
+            .run(Durability::Disk, move |w| {
+                Ok(w.conn
+                    .execute("DELETE FROM actions WHERE action_type = ?1", [&action_type])?
+                    == 1)
+            })
+            .await
+    }
+
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.writer

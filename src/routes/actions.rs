@@ -1,0 +1,211 @@
+//! Logto's Actions API (issue 16; `../shared/spec/logto-compat.md`, "Actions"):
+//! `GET /api/configs/actions` (both types: each action, or `null`), `GET`, `PUT` (201 when
+//! new, 200 when replaced), `PATCH` and `DELETE` (204) of `/api/configs/actions/:actionType`
+//! for `action.postFirstFactorVerification` and `action.postSignIn`, and the dry run `POST
+//! /api/configs/actions/test`.
+//!
+//! Errors: 400 `guard.invalid_input` for a body that is not an action (unknown fields
+//! included) and for an unknown action type; 400 `action.script_invalid` for a script that
+//! does not parse or does not define `runAction`, with the parser's message (line and column)
+//! and `data: {line, column}`; 404 `entity.not_found` for a type with no action.
+
+use super::error::ApiError;
+use super::extract::ApiJson;
+use super::AppState;
+use crate::clock::now_ms;
+use crate::domain::action::{Action, ActionType};
+use crate::script::ScriptError;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// The function a script defines, as Logto's Actions name it.
+pub const ENTRY: &str = "runAction";
+
+fn action_type(name: &str) -> Result<ActionType, ApiError> {
+    ActionType::parse(name).ok_or_else(|| {
+        ApiError::invalid_input(format!(
+            "actionType must be one of {}",
+            ActionType::ALL.map(ActionType::name).join(", ")
+        ))
+    })
+}
+
+fn not_found(t: ActionType) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "entity.not_found",
+        format!("No {} action is set.", t.name()),
+    )
+}
+
+/// The stored action of a type, if any.
+pub async fn load(state: &AppState, t: ActionType) -> Result<Option<Action>, ApiError> {
+    let Some(text) = state.store.action(t.name()).await? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        ApiError::from(crate::storage::StoreError::Corrupt(format!(
+            "stored action {}: {e}",
+            t.name()
+        )))
+    })
+}
+
+/// 400 for a script that does not compile, with where.
+async fn check_script(state: &AppState, script: &str) -> Result<(), ApiError> {
+    match state.scripts.check(script, ENTRY).await {
+        Ok(()) => Ok(()),
+        Err(e @ ScriptError::Syntax { line, column, .. }) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "action.script_invalid",
+            format!("The script does not parse: {e}"),
+        )
+        .with_data(json!({ "line": line, "column": column }))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "action.script_invalid",
+            format!("The script is not an action: {e}"),
+        )),
+    }
+}
+
+/// `GET /api/configs/actions`: `{"action.postFirstFactorVerification": action | null,
+/// "action.postSignIn": action | null}`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut out = Map::new();
+    for t in ActionType::ALL {
+        let action = load(&state, t).await?;
+        out.insert(t.name().into(), json!(action));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// `GET /api/configs/actions/:actionType`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Action>, ApiError> {
+    let t = action_type(&name)?;
+    load(&state, t).await?.map(Json).ok_or_else(|| not_found(t))
+}
+
+/// `PUT /api/configs/actions/:actionType`: sets the action (201 when new, 200 when replaced).
+pub async fn put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Action>), ApiError> {
+    let t = action_type(&name)?;
+    let action = Action::parse_put(body).map_err(|e| ApiError::invalid_input(e.0))?;
+    check_script(&state, &action.script).await?;
+    let created = store(&state, t, &action).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(action)))
+}
+
+/// `PATCH /api/configs/actions/:actionType`: changes the fields the body names.
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Action>, ApiError> {
+    let t = action_type(&name)?;
+    let current = load(&state, t).await?.ok_or_else(|| not_found(t))?;
+    let action = current
+        .patch(body)
+        .map_err(|e| ApiError::invalid_input(e.0))?;
+    if action.script != current.script {
+        check_script(&state, &action.script).await?;
+    }
+    store(&state, t, &action).await?;
+    Ok(Json(action))
+}
+
+/// `DELETE /api/configs/actions/:actionType`: 204.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let t = action_type(&name)?;
+    if state.store.delete_action(t.name()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(t))
+    }
+}
+
+async fn store(state: &AppState, t: ActionType, action: &Action) -> Result<bool, ApiError> {
+    let text = serde_json::to_string(action)
+        .map_err(|e| ApiError::from(crate::storage::StoreError::Corrupt(e.to_string())))?;
+    Ok(state.store.put_action(t.name(), &text, now_ms()).await?)
+}
+
+/// `POST /api/configs/actions/test` `{script, actionType, event, environmentVariables?}`: runs
+/// the script once, as the action would run, and answers 200 with what it did: `{result}`
+/// (the script's answer, `null` for none) or `{error}`, with `logs` (its console output) and
+/// `durationMs`. Nothing it answers is applied. A script that does not parse is 400, as at
+/// `PUT`.
+pub async fn test(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Object(mut obj) = body else {
+        return Err(ApiError::invalid_input("the body must be an object"));
+    };
+    let script = match obj.remove("script") {
+        Some(Value::String(s)) => s,
+        _ => return Err(ApiError::invalid_input("script must be a string")),
+    };
+    match obj.remove("actionType") {
+        Some(Value::String(name)) => action_type(&name)?,
+        _ => return Err(ApiError::invalid_input("actionType is required")),
+    };
+    let event = obj.remove("event").unwrap_or(Value::Object(Map::new()));
+    if !event.is_object() {
+        return Err(ApiError::invalid_input("event must be an object"));
+    }
+    let variables = match obj.remove("environmentVariables") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v) => {
+            let probe = json!({"script": "x", "environmentVariables": v.clone()});
+            Action::parse_put(probe).map_err(|e| ApiError::invalid_input(e.0))?;
+            v
+        }
+    };
+    if let Some(other) = obj.keys().next() {
+        return Err(ApiError::invalid_input(format!("unknown field {other}")));
+    }
+    let action =
+        Action::parse_put(json!({ "script": script })).map_err(|e| ApiError::invalid_input(e.0))?;
+    check_script(&state, &action.script).await?;
+    let input = json!({ "event": event, "environmentVariables": variables });
+    let report = state
+        .scripts
+        .run(&action.script, ENTRY, input)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server.busy",
+                e.to_string(),
+            )
+            .retry_after(1)
+        })?;
+    let mut out = Map::new();
+    match report.outcome {
+        Ok(result) => out.insert("result".into(), result),
+        Err(e) => out.insert("error".into(), json!(e.to_string())),
+    };
+    out.insert("logs".into(), json!(report.console));
+    out.insert(
+        "durationMs".into(),
+        json!(report.duration.as_millis() as u64),
+    );
+    Ok(Json(Value::Object(out)))
+}

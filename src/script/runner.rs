@@ -1,0 +1,69 @@
+//! Runs scripts for async callers: each run on the blocking pool, at most `concurrency` at
+//! once (`--action-concurrency`); a run that cannot start within its own timeout is refused
+//! as busy rather than queued without bound.
+
+use super::{check, run, Fetcher, Limits, RunReport, ScriptError};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// The scripts' limits, their permits and their `fetch`.
+#[derive(Clone)]
+pub struct ScriptRunner {
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    fetcher: Arc<dyn Fetcher>,
+}
+
+/// Every run slot stayed taken for a whole run's timeout (answered 503 `server.busy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many scripts are running; try again shortly")]
+pub struct Busy;
+
+impl ScriptRunner {
+    pub fn new(limits: Limits, concurrency: usize, fetcher: Arc<dyn Fetcher>) -> Self {
+        Self {
+            limits,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            fetcher,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Runs `entry(input)` of `script` (see [`super::run`]).
+    pub async fn run(&self, script: &str, entry: &str, input: Value) -> Result<RunReport, Busy> {
+        let permit =
+            tokio::time::timeout(self.limits.timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| Busy)?
+                .map_err(|_| Busy)?;
+        let (script, entry, limits, fetcher) = (
+            script.to_owned(),
+            entry.to_owned(),
+            self.limits,
+            self.fetcher.clone(),
+        );
+        let report = tokio::task::spawn_blocking(move || {
+            let report = run(&script, &entry, &input, &limits, fetcher);
+            drop(permit);
+            report
+        })
+        .await;
+        Ok(report.unwrap_or_else(|e| RunReport {
+            outcome: Err(ScriptError::Engine(format!("the run failed: {e}"))),
+            console: Vec::new(),
+            duration: std::time::Duration::ZERO,
+        }))
+    }
+
+    /// Compiles `script` without running it (see [`super::check`]).
+    pub async fn check(&self, script: &str, entry: &str) -> Result<(), ScriptError> {
+        let (script, entry) = (script.to_owned(), entry.to_owned());
+        tokio::task::spawn_blocking(move || check(&script, &entry))
+            .await
+            .unwrap_or_else(|e| Err(ScriptError::Engine(e.to_string())))
+    }
+}

@@ -1,0 +1,208 @@
+//! Logto's Actions API (issue 16): configuring actions and the dry run, through HTTP, with
+//! real script runs.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SIGN_IN: &str = "/configs/actions/action.postSignIn";
+
+const SCRIPT: &str = r#"const runAction = async ({ event, environmentVariables }) => {
+  console.log("user", event.user.id);
+  return { action: "updateUser", user: { customData: { tier: environmentVariables.TIER } } };
+};"#;
+
+#[tokio::test]
+async fn actions_are_set_read_changed_and_deleted_as_logto_has_them() {
+    let app = TestApp::spawn().await;
+    let put = |body: Value| app.api(Method::PUT, SIGN_IN).json(&body).send();
+    let res = put(json!({"script": SCRIPT, "environmentVariables": {"TIER": "gold"}}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "new");
+    let action: Value = res.json().await.unwrap();
+    assert_eq!(
+        action,
+        json!({"script": SCRIPT, "environmentVariables": {"TIER": "gold"}, "enabled": true,
+            "onExecutionError": "block"})
+    );
+    let res = put(json!({"script": SCRIPT, "onExecutionError": "allow"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "replaced");
+    assert_eq!(app.get_json(SIGN_IN).await["onExecutionError"], "allow");
+    assert!(app
+        .get_json(SIGN_IN)
+        .await
+        .get("environmentVariables")
+        .is_none());
+    let all = app.get_json("/configs/actions").await;
+    assert_eq!(all["action.postFirstFactorVerification"], Value::Null);
+    assert_eq!(all["action.postSignIn"]["script"], SCRIPT);
+    let res = app
+        .api(Method::PATCH, SIGN_IN)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let patched: Value = res.json().await.unwrap();
+    assert_eq!(
+        (patched["enabled"].clone(), patched["script"].clone()),
+        (json!(false), json!(SCRIPT))
+    );
+    assert_eq!(
+        app.api(Method::DELETE, SIGN_IN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    expect_error(
+        app.api(Method::DELETE, SIGN_IN).send().await.unwrap(),
+        404,
+        "entity.not_found",
+    )
+    .await;
+    expect_error(
+        app.api(Method::GET, SIGN_IN).send().await.unwrap(),
+        404,
+        "entity.not_found",
+    )
+    .await;
+    let res = app
+        .api(Method::PATCH, SIGN_IN)
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 404, "entity.not_found").await;
+
+    // A script that does not parse is refused with the parser's message and position.
+    let res = put(json!({"script": "const runAction = async () => {\n  return {;\n};"}))
+        .await
+        .unwrap();
+    let err = expect_error(res, 400, "action.script_invalid").await;
+    assert_eq!(err["data"]["line"], 2, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("line 2"), "{err}");
+    let res = put(json!({"script": "const notTheEntry = 1;"}))
+        .await
+        .unwrap();
+    let err = expect_error(res, 400, "action.script_invalid").await;
+    assert!(
+        err["message"].as_str().unwrap().contains("runAction"),
+        "{err}"
+    );
+    // Bad bodies and types.
+    for bad in [
+        json!({"script": SCRIPT, "extra": 1}),
+        json!({"enabled": true}),
+        json!({"script": SCRIPT, "onExecutionError": "skip"}),
+    ] {
+        expect_error(put(bad).await.unwrap(), 400, "guard.invalid_input").await;
+    }
+    let res = app
+        .api(Method::PUT, "/configs/actions/action.preSignIn")
+        .json(&json!({"script": SCRIPT}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 400, "guard.invalid_input").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dry_run_runs_the_script_and_shows_its_answer_logs_and_errors() {
+    let app = TestApp::spawn_with(|a| {
+        a.action_timeout = Duration::from_millis(500);
+        a.action_memory_bytes = 16 * 1024 * 1024;
+    })
+    .await;
+    let test = |script: &str, env: Value| {
+        app.api(Method::POST, "/configs/actions/test")
+            .json(&json!({"script": script, "actionType": "action.postSignIn",
+                "event": {"user": {"id": "u1"}}, "environmentVariables": env}))
+            .send()
+    };
+    let res = test(SCRIPT, json!({"TIER": "gold"})).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(
+        out["result"],
+        json!({"action": "updateUser", "user": {"customData": {"tier": "gold"}}})
+    );
+    assert_eq!(out["logs"], json!(["user u1"]));
+    assert!(out["durationMs"].is_u64());
+    // A throw, an endless loop and a memory bomb are the script's errors; the server goes on.
+    let out: Value = test(
+        "const runAction = () => { throw new Error('no such user'); };",
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(out["error"], "Error: no such user");
+    let out: Value = test("const runAction = () => { for (;;) {} };", json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        out["error"].as_str().unwrap().contains("ran longer"),
+        "{out}"
+    );
+    let out: Value = test(
+        "const runAction = () => { const a = []; for (;;) a.push('x'.repeat(1 << 20) + a.length); };",
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(out["error"].as_str().unwrap().contains("memory"), "{out}");
+    // fetch goes out through hookline's client: here to a local receiver (private targets
+    // are allowed in this app).
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200).body(r#"{"legacy": true}"#));
+    let script = format!(
+        "const runAction = async () => {{ const r = await fetch({:?}, {{ method: 'POST', body: 'hi' }}); return {{ status: r.status, body: await r.json() }}; }};",
+        receiver.url()
+    );
+    let out: Value = test(&script, json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        out["result"],
+        json!({"status": 200, "body": {"legacy": true}}),
+        "{out}"
+    );
+    assert_eq!(
+        receiver.wait_for(1, Duration::from_secs(5)).await[0].body,
+        "hi"
+    );
+    let res = test("const runAction = () => {", json!({})).await.unwrap();
+    expect_error(res, 400, "action.script_invalid").await;
+    app.stop().await;
+
+    // Without --allow-private-targets, fetch to a private address is refused.
+    let app = TestApp::spawn_with(|a| a.allow_private_targets = false).await;
+    let res = app
+        .api(Method::POST, "/configs/actions/test")
+        .json(&json!({"script": script, "actionType": "action.postSignIn", "event": {}}))
+        .send()
+        .await
+        .unwrap();
+    let out: Value = res.json().await.unwrap();
+    assert!(out["error"].as_str().unwrap().contains("refused"), "{out}");
+    assert_eq!(receiver.count(), 1, "nothing reached the receiver");
+    app.stop().await;
+}
