@@ -127,7 +127,6 @@ impl Application {
             }),
         );
         let state = AppState::new(Shared {
-            scripts,
             operations,
             store,
             sender,
@@ -152,6 +151,7 @@ impl Application {
                     },
                     args.password_hash_queue_timeout,
                 ),
+                scripts,
             },
         });
         Ok(Self {

@@ -46,6 +46,10 @@ pub enum InteractionError {
     /// (`identity::passwords`).
     #[error("The server is busy checking other passwords; try again shortly.")]
     Busy,
+    /// An action failed (threw, timed out, answered something invalid) and its
+    /// `onExecutionError` is `block`.
+    #[error("The sign-in was refused by an action: {0}")]
+    ActionFailed(String),
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -70,6 +74,8 @@ pub struct InteractionSettings {
     pub codes: CodeSendPolicy,
     /// The bounded password hasher (shared with the Management API's password routes).
     pub passwords: PasswordHasher,
+    /// Runs the actions (`super::actions`) and their dry runs.
+    pub scripts: crate::script::ScriptRunner,
 }
 
 /// Builds the events of one interaction: its context and time are the same for all.
@@ -377,29 +383,50 @@ pub async fn sign_in(
     } else {
         None
     };
+    // The PostSignIn action may change the user; the change commits with the sign-in.
+    let action_patch = super::actions::post_sign_in(store, &settings.scripts, &user).await?;
     let session = ev.ctx.session_id.clone();
     let user_id = user.id.clone();
-    let signed_in = transact(
-        store,
-        move |tx| -> Result<Committed<String>, IdentityError> {
-            // Locked or suspended meanwhile (by calls that raced this one): refused all the same.
-            if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
-                return Ok(Err(blocked));
-            }
-            let mut user: User = load(tx, Kind::User, &user_id)?;
-            if user.is_suspended {
-                return Ok(Err(InteractionError::Suspended));
-            }
-            user.last_sign_in_at = Some(ev.now_ms);
-            tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
-            if let Some(h) = &new_hash {
-                tx.set_credential(Kind::User, &user.id, h)?;
-            }
-            tx.emit(&[ev.interaction(HookEvent::POST_SIGN_IN, &user)])?;
-            Ok(Ok(user.id))
-        },
-    )
-    .await??;
+    let signed_in =
+        transact(
+            store,
+            move |tx| -> Result<Committed<String>, IdentityError> {
+                // Locked or suspended meanwhile (by calls that raced this one): refused all the same.
+                if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
+                    return Ok(Err(blocked));
+                }
+                let mut user: User = load(tx, Kind::User, &user_id)?;
+                if user.is_suspended {
+                    return Ok(Err(InteractionError::Suspended));
+                }
+                user.last_sign_in_at = Some(ev.now_ms);
+                let mut events = Vec::with_capacity(2);
+                if let Some(patch) = &action_patch {
+                    user = patch.apply(user, ev.now_ms);
+                    super::users::keys_must_be_free(tx, &user)?;
+                    let api = crate::domain::identity::user::ApiUser {
+                        user: &user,
+                        has_password: true,
+                    };
+                    events.push(ev.data(
+                        HookEvent::USER_DATA_UPDATED,
+                        HookEvent::POST_SIGN_IN,
+                        Map::new(),
+                        Some(serde_json::to_value(&api).map_err(|e| {
+                            IdentityError::Store(StoreError::Corrupt(e.to_string()))
+                        })?),
+                    ));
+                }
+                tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
+                if let Some(h) = &new_hash {
+                    tx.set_credential(Kind::User, &user.id, h)?;
+                }
+                events.push(ev.interaction(HookEvent::POST_SIGN_IN, &user));
+                tx.emit(&events)?;
+                Ok(Ok(user.id))
+            },
+        )
+        .await??;
     Ok(json!({"userId": signed_in, "sessionId": session}))
 }
 

@@ -4,6 +4,7 @@
 //! emits nothing. The operations are written once, against the store's primitives
 //! ([`IdentityTx`]); the routes only parse requests and shape answers.
 
+pub mod actions;
 pub mod applications;
 pub mod authz;
 pub mod interactions;

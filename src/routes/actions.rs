@@ -20,8 +20,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-/// The function a script defines, as Logto's Actions name it.
-pub const ENTRY: &str = "runAction";
+use crate::identity::actions::ENTRY;
 
 fn action_type(name: &str) -> Result<ActionType, ApiError> {
     ActionType::parse(name).ok_or_else(|| {
@@ -41,21 +40,13 @@ fn not_found(t: ActionType) -> ApiError {
 }
 
 /// The stored action of a type, if any.
-pub async fn load(state: &AppState, t: ActionType) -> Result<Option<Action>, ApiError> {
-    let Some(text) = state.store.action(t.name()).await? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
-        ApiError::from(crate::storage::StoreError::Corrupt(format!(
-            "stored action {}: {e}",
-            t.name()
-        )))
-    })
+async fn load(state: &AppState, t: ActionType) -> Result<Option<Action>, ApiError> {
+    Ok(crate::identity::actions::load(&*state.store, t).await?)
 }
 
 /// 400 for a script that does not compile, with where.
 async fn check_script(state: &AppState, script: &str) -> Result<(), ApiError> {
-    match state.scripts.check(script, ENTRY).await {
+    match state.interactions.scripts.check(script, ENTRY).await {
         Ok(()) => Ok(()),
         Err(e @ ScriptError::Syntax { line, column, .. }) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -186,6 +177,7 @@ pub async fn test(
     check_script(&state, &action.script).await?;
     let input = json!({ "event": event, "environmentVariables": variables });
     let report = state
+        .interactions
         .scripts
         .run(&action.script, ENTRY, input)
         .await

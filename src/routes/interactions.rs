@@ -56,6 +56,11 @@ impl From<InteractionError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", message)
                     .retry_after(1)
             }
+            InteractionError::ActionFailed(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "session.verification_failed",
+                message,
+            ),
             InteractionError::Identity(i) => i.into(),
         }
     }

@@ -51,8 +51,6 @@ impl std::ops::Deref for AppState {
 /// The state's contents (see [`AppState`]).
 pub struct Shared {
     pub store: Arc<dyn Store>,
-    /// Runs administrators' scripts (Actions), bounded (`--action-*`).
-    pub scripts: crate::script::ScriptRunner,
     pub sender: Arc<WebhookSender>,
     /// Hands new deliveries to the delivery engine.
     pub publisher: Publisher,

@@ -15,6 +15,15 @@ pub struct ScriptRunner {
     fetcher: Arc<dyn Fetcher>,
 }
 
+impl std::fmt::Debug for ScriptRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptRunner")
+            .field("limits", &self.limits)
+            .field("free", &self.permits.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every run slot stayed taken for a whole run's timeout (answered 503 `server.busy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many scripts are running; try again shortly")]

@@ -206,3 +206,86 @@ async fn the_dry_run_runs_the_script_and_shows_its_answer_logs_and_errors() {
     assert_eq!(receiver.count(), 1, "nothing reached the receiver");
     app.stop().await;
 }
+
+/// A sign-in of `username` with `password`: its status and body.
+async fn sign_in(s: &crate::interactions::Setup, username: &str, password: &str) -> (u16, Value) {
+    s.interact(
+        "/sign-in",
+        json!({"identifier": username, "password": password}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn post_sign_in_updates_the_user_with_the_sign_in_and_its_errors_follow_the_policy() {
+    let mut s = crate::interactions::Setup::start(|a| {
+        a.action_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let user = s.register("ada", "correct horse battery").await;
+    let user_id = user["userId"].as_str().unwrap().to_owned();
+    let put = |app: &TestApp, body: Value| app.api(Method::PUT, SIGN_IN).json(&body).send();
+    let res = put(
+        &s.app,
+        json!({"script": SCRIPT, "environmentVariables": {"TIER": "gold"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let (status, body) = sign_in(&s, "ada", "correct horse battery").await;
+    assert_eq!(status, 200, "{body}");
+    // The change and its User.Data.Updated commit with the sign-in; PostSignIn shows the
+    // updated user.
+    let got = s.expect(&["User.Data.Updated", "PostSignIn"]).await;
+    assert_eq!(
+        got[0]["data"]["customData"],
+        json!({"tier": "gold"}),
+        "{}",
+        got[0]
+    );
+    assert_eq!(got[0]["data"]["id"], user_id.as_str());
+    assert_eq!(got[0]["interactionEvent"], "SignIn");
+    assert_eq!(got[1]["user"]["customData"], json!({"tier": "gold"}));
+    let stored = s.app.get_json(&format!("/users/{user_id}")).await;
+    assert_eq!(stored["customData"], json!({"tier": "gold"}));
+
+    // A throw, a timeout and an invalid answer refuse the sign-in (onExecutionError: block,
+    // the default), and nothing commits or fires.
+    for script in [
+        "const runAction = async () => { throw new Error('legacy store down'); };",
+        "const runAction = async () => { for (;;) {} };",
+        "const runAction = async () => ({ action: 'updateUser', user: { id: 'someone-else' } });",
+    ] {
+        let res = put(&s.app, json!({"script": script})).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let (status, body) = sign_in(&s, "ada", "correct horse battery").await;
+        assert_eq!(status, 400, "{script}: {body}");
+        assert_eq!(body["code"], "session.verification_failed", "{body}");
+        s.quiet().await;
+    }
+    // onExecutionError: allow lets the sign-in through, unchanged.
+    let res = s
+        .app
+        .api(Method::PATCH, SIGN_IN)
+        .json(&json!({"onExecutionError": "allow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, body) = sign_in(&s, "ada", "correct horse battery").await;
+    assert_eq!(status, 200, "{body}");
+    s.expect(&["PostSignIn"]).await;
+    // A disabled action does not run.
+    let res = s
+        .app
+        .api(Method::PATCH, SIGN_IN)
+        .json(&json!({"enabled": false, "onExecutionError": "block"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, _) = sign_in(&s, "ada", "correct horse battery").await;
+    assert_eq!(status, 200);
+    s.expect(&["PostSignIn"]).await;
+    s.quiet().await;
+}

@@ -19,9 +19,9 @@ const POST_EVENTS: &[&str] = &[
     "Message.RateLimited",
 ];
 
-struct Setup {
-    app: TestApp,
-    events: Receiver,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) events: Receiver,
     seen: usize,
     app_id: String,
     secret: String,
@@ -29,7 +29,9 @@ struct Setup {
 }
 
 impl Setup {
-    async fn start(configure: impl FnOnce(&mut hookline::configuration::ServeArgs)) -> Self {
+    pub(crate) async fn start(
+        configure: impl FnOnce(&mut hookline::configuration::ServeArgs),
+    ) -> Self {
         let app = TestApp::spawn_with(configure).await;
         let events = Receiver::start().await;
         app.create_hook(POST_EVENTS, &events.url()).await;
@@ -54,13 +56,13 @@ impl Setup {
 
     /// An interaction call with the application's credentials, from a backend that names
     /// itself in `user-agent`.
-    async fn interact(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn interact(&self, path: &str, body: Value) -> (u16, Value) {
         self.interact_with(path, body, &[("user-agent", "ShopBackend/1")])
             .await
     }
 
     /// The same with exactly these headers (no user agent unless given).
-    async fn interact_with(
+    pub(crate) async fn interact_with(
         &self,
         path: &str,
         body: Value,
@@ -82,7 +84,7 @@ impl Setup {
     }
 
     /// Exactly `names` (any order) arrive next; their payloads in the order of `names`.
-    async fn expect(&mut self, names: &[&str]) -> Vec<Value> {
+    pub(crate) async fn expect(&mut self, names: &[&str]) -> Vec<Value> {
         let got = self
             .events
             .wait_for(self.seen + names.len(), Duration::from_secs(10))
@@ -102,13 +104,13 @@ impl Setup {
             .collect()
     }
 
-    async fn quiet(&self) {
+    pub(crate) async fn quiet(&self) {
         self.events
             .assert_stays_at(self.seen, Duration::from_millis(300))
             .await;
     }
 
-    async fn register(&mut self, username: &str, password: &str) -> Value {
+    pub(crate) async fn register(&mut self, username: &str, password: &str) -> Value {
         let (status, body) = self
             .interact(
                 "/register",
