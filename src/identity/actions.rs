@@ -4,7 +4,9 @@
 
 use super::interactions::{InteractionError, InteractionResult};
 use crate::domain::action::{Action, ActionType, OnExecutionError};
-use crate::domain::identity::user::{User, UserPatch};
+use crate::domain::id::new_id;
+use crate::domain::identity::user::{email_key, NewUserInput, User, UserPatch};
+use crate::domain::interaction::Identifier;
 use crate::script::ScriptRunner;
 use crate::storage::{Store, StoreError};
 use serde_json::{json, Map, Value};
@@ -53,6 +55,130 @@ pub async fn post_sign_in(
         Ok(patch) => Ok(patch),
         Err(e) => on_error(t, &action, e).map(|()| None),
     }
+}
+
+/// What the `PostFirstFactorVerification` action vouched for: the password is right, and the
+/// user is to be created, or updated, and signed in.
+#[derive(Debug)]
+pub enum Migration {
+    /// A user the legacy store knows and hookline does not.
+    Create(User),
+    /// A change to the user the identifier names (possibly none).
+    Update(UserPatch),
+}
+
+/// Runs the `PostFirstFactorVerification` action after a password sign-in failed the local
+/// check: `user` is the user the identifier names, if any. It may answer `{action:
+/// "createUser" | "updateUser", user: {…}, passwordVerified: true}` (lazy migration from a
+/// legacy store); `createUser` only when no user has the identifier, `updateUser` only when one
+/// does. A created user carries the identifier (filled in when the answer leaves it out;
+/// another value is an invalid answer). Anything without `passwordVerified: true` verifies
+/// nothing: the sign-in fails as it would have. Errors follow the action's
+/// `onExecutionError`, as in [`post_sign_in`].
+pub async fn post_first_factor(
+    store: &dyn Store,
+    scripts: &ScriptRunner,
+    identifier: &Identifier,
+    user: Option<&User>,
+    password: &str,
+    now: i64,
+) -> InteractionResult<Option<Migration>> {
+    let t = ActionType::PostFirstFactorVerification;
+    let Some(action) = load(store, t).await?.filter(|a| a.enabled) else {
+        return Ok(None);
+    };
+    let event = json!({
+        "key": "PostFirstFactorVerification",
+        "interactionEvent": "SignIn",
+        "verificationType": "Password",
+        "identifier": {"type": identifier.kind(), "value": identifier.value()},
+        "user": user.map(|u| json!({
+            "id": u.id, "username": u.username, "primaryEmail": u.primary_email,
+            "primaryPhone": u.primary_phone, "name": u.name, "avatar": u.avatar,
+            "customData": u.custom_data, "profile": u.profile,
+        })),
+        "password": password,
+    });
+    let answer = run(scripts, &action, event).await;
+    match answer.and_then(|a| read_migration(a, identifier, user.is_some(), now)) {
+        Ok(m) => Ok(m),
+        Err(e) => on_error(t, &action, e).map(|()| None),
+    }
+}
+
+/// A first-factor answer: `None` when it verifies nothing.
+fn read_migration(
+    answer: Value,
+    identifier: &Identifier,
+    exists: bool,
+    now: i64,
+) -> Result<Option<Migration>, String> {
+    let obj = match answer {
+        Value::Null => return Ok(None),
+        Value::Object(obj) => obj,
+        other => return Err(format!("the action answered {other}, not an object")),
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "action" | "user" | "passwordVerified"))
+    {
+        return Err(format!("the action's answer has an unknown field {k}"));
+    }
+    let verified = match obj.get("passwordVerified") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => return Err("passwordVerified must be a boolean".into()),
+    };
+    let user = match obj.get("user") {
+        None => Map::new(),
+        Some(Value::Object(u)) => u.clone(),
+        Some(_) => return Err("the action's user must be an object".into()),
+    };
+    if let Some(k) = user.keys().find(|k| !USER_FIELDS.contains(&k.as_str())) {
+        return Err(format!("the action may not set the user's {k}"));
+    }
+    let action = obj.get("action").and_then(Value::as_str);
+    match (action, exists) {
+        (Some("createUser"), false) => {}
+        (Some("updateUser"), true) => {}
+        (Some("createUser"), true) => {
+            return Err("createUser for an identifier that already has a user".into())
+        }
+        (Some("updateUser"), false) => {
+            return Err("updateUser for an identifier that has no user".into())
+        }
+        _ => {
+            return Err(
+                "the action's answer must have action: \"createUser\" or \"updateUser\"".into(),
+            )
+        }
+    }
+    if !verified {
+        return Ok(None);
+    }
+    if exists {
+        return read_update(json!({"action": "updateUser", "user": user}))
+            .map(|p| Some(Migration::Update(p.unwrap_or_default())));
+    }
+    let mut input: NewUserInput = serde_json::from_value(Value::Object(user))
+        .map_err(|e| format!("the action's user is invalid: {e}"))?;
+    // The created user carries the identifier it signed in with.
+    match identifier {
+        Identifier::Username(u) => match &input.username {
+            None => input.username = Some(u.clone()),
+            Some(given) if given == u => {}
+            Some(_) => return Err("the created user's username is not the identifier".into()),
+        },
+        Identifier::Email(e) => match &input.primary_email {
+            None => input.primary_email = Some(e.clone()),
+            Some(given) if email_key(given) == *e => {}
+            Some(_) => return Err("the created user's primaryEmail is not the identifier".into()),
+        },
+    }
+    let created = input
+        .parse(new_id(), now)
+        .map_err(|e| format!("the action's user is invalid: {e}"))?;
+    Ok(Some(Migration::Create(created.user)))
 }
 
 /// Runs `action` with `event`; its answer, or what went wrong, for the end user to read.
@@ -139,6 +265,56 @@ mod tests {
             json!({"action": "updateUser", "user": {}, "extra": 1}),
         ] {
             assert!(read_update(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn first_factor_answers_vouch_only_for_what_they_may() {
+        let email = Identifier::Email("ann@example.com".into());
+        let create = |user: Value, verified: Value| json!({"action": "createUser", "user": user, "passwordVerified": verified});
+        // Created with the identifier filled in.
+        match read_migration(
+            create(json!({"name": "Ann"}), json!(true)),
+            &email,
+            false,
+            1,
+        ) {
+            Ok(Some(Migration::Create(u))) => {
+                assert_eq!(u.primary_email.as_deref(), Some("ann@example.com"));
+                assert_eq!(u.name.as_deref(), Some("Ann"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not verified: nothing vouched for.
+        assert!(
+            read_migration(create(json!({}), json!(false)), &email, false, 1)
+                .unwrap()
+                .is_none()
+        );
+        assert!(read_migration(Value::Null, &email, false, 1)
+            .unwrap()
+            .is_none());
+        for (answer, exists) in [
+            (
+                create(json!({"primaryEmail": "other@example.com"}), json!(true)),
+                false,
+            ),
+            (create(json!({}), json!(true)), true),
+            (
+                json!({"action": "updateUser", "user": {}, "passwordVerified": true}),
+                false,
+            ),
+            (create(json!({"password": "x"}), json!(true)), false),
+            (create(json!({}), json!("yes")), false),
+            (
+                json!({"action": "createUser", "passwordVerified": true, "extra": 1}),
+                false,
+            ),
+        ] {
+            assert!(
+                read_migration(answer.clone(), &email, exists, 1).is_err(),
+                "{answer}"
+            );
         }
     }
 }

@@ -359,11 +359,35 @@ pub async fn sign_in(
         .as_deref()
         .is_some_and(crate::domain::identity::password::needs_rehash);
     let matches = settings.passwords.matches(password.clone(), hash).await?;
-    let Some(user) = user.filter(|_| matches) else {
+    if !matches {
+        // The local check failed: a PostFirstFactorVerification action may vouch for the
+        // password (lazy migration), unless the identifier is locked.
+        refuse_while_locked(store, &ev, &identifier).await?;
+        let migration = super::actions::post_first_factor(
+            store,
+            &settings.scripts,
+            &identifier,
+            user.as_ref(),
+            &password,
+            ev.now_ms,
+        )
+        .await?;
+        if let Some(m) = migration {
+            let m = Migrated {
+                existing: user,
+                migration: m,
+                password,
+            };
+            return sign_in_migrated(store, sender, &settings, ev, identifier, m).await;
+        }
         let (ev2, id2) = (ev.clone(), identifier.clone());
         return transact(store, move |tx| record_failure(tx, &ev2, &policy, &id2))
             .await?
             .map(|()| Value::Null);
+    }
+    // A match needs a stored hash, so a user.
+    let Some(user) = user else {
+        return Err(InteractionError::InvalidCredentials);
     };
     refuse_while_locked(store, &ev, &identifier).await?;
     if user.is_suspended {
@@ -427,6 +451,99 @@ pub async fn sign_in(
             },
         )
         .await??;
+    Ok(json!({"userId": signed_in, "sessionId": session}))
+}
+
+/// What a `PostFirstFactorVerification` action vouched for, with what it needs to commit.
+struct Migrated {
+    /// The user the identifier names, if any.
+    existing: Option<User>,
+    migration: super::actions::Migration,
+    /// The password the action verified: stored, hashed, so the next sign-in is local.
+    password: String,
+}
+
+/// A sign-in whose password a `PostFirstFactorVerification` action verified: the user is
+/// created (`User.Created`) or updated (`User.Data.Updated`) with the password hashed, then
+/// signed in (`PostSignIn`), all in one transaction, after the suspension and `PreSignIn`
+/// checks a local sign-in has.
+async fn sign_in_migrated(
+    store: &dyn Store,
+    sender: &WebhookSender,
+    settings: &InteractionSettings,
+    ev: Events,
+    identifier: Identifier,
+    m: Migrated,
+) -> InteractionResult<Value> {
+    use super::actions::Migration;
+    let hash = settings.passwords.hash(m.password).await?;
+    let preview = match (&m.migration, &m.existing) {
+        (Migration::Create(u), _) => u.clone(),
+        (Migration::Update(p), Some(u)) => p.apply(u.clone(), ev.now_ms),
+        (Migration::Update(_), None) => return Err(InteractionError::InvalidCredentials),
+    };
+    if preview.is_suspended {
+        return Err(InteractionError::Suspended);
+    }
+    ev.ask(store, sender, HookEvent::PRE_SIGN_IN, &preview)
+        .await?;
+    let session = ev.ctx.session_id.clone();
+    let migration = m.migration;
+    let existing_id = m.existing.map(|u| u.id);
+    let signed_in = transact(
+        store,
+        move |tx| -> Result<Committed<String>, IdentityError> {
+            if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
+                return Ok(Err(blocked));
+            }
+            let now = ev.now_ms;
+            let mut events = Vec::with_capacity(2);
+            let user = match (&migration, &existing_id) {
+                (Migration::Create(u), _) => {
+                    let mut user = u.clone();
+                    user.last_sign_in_at = Some(now);
+                    super::users::keys_must_be_free(tx, &user)?;
+                    tx.insert(Kind::User, &super::users::user_doc(&user, true)?)?;
+                    events.push(ev.data(
+                        HookEvent::USER_CREATED,
+                        HookEvent::POST_SIGN_IN,
+                        Map::new(),
+                        Some(to_json(&user)?),
+                    ));
+                    user
+                }
+                (Migration::Update(patch), Some(id)) => {
+                    let current: User = load(tx, Kind::User, id)?;
+                    if current.is_suspended {
+                        return Ok(Err(InteractionError::Suspended));
+                    }
+                    let mut user = patch.apply(current, now);
+                    user.last_sign_in_at = Some(now);
+                    super::users::keys_must_be_free(tx, &user)?;
+                    tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
+                    let api = crate::domain::identity::user::ApiUser {
+                        user: &user,
+                        has_password: true,
+                    };
+                    events.push(ev.data(
+                        HookEvent::USER_DATA_UPDATED,
+                        HookEvent::POST_SIGN_IN,
+                        Map::new(),
+                        Some(to_json(&api)?),
+                    ));
+                    user
+                }
+                (Migration::Update(_), None) => {
+                    return Ok(Err(InteractionError::InvalidCredentials))
+                }
+            };
+            tx.set_credential(Kind::User, &user.id, &hash)?;
+            events.push(ev.interaction(HookEvent::POST_SIGN_IN, &user));
+            tx.emit(&events)?;
+            Ok(Ok(user.id))
+        },
+    )
+    .await??;
     Ok(json!({"userId": signed_in, "sessionId": session}))
 }
 

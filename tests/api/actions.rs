@@ -289,3 +289,62 @@ async fn post_sign_in_updates_the_user_with_the_sign_in_and_its_errors_follow_th
     s.expect(&["PostSignIn"]).await;
     s.quiet().await;
 }
+
+#[tokio::test]
+async fn post_first_factor_verification_migrates_users_from_a_legacy_store_lazily() {
+    let mut s = crate::interactions::Setup::start(|_| {}).await;
+    // The legacy store: knows ann's password once, refuses everything else.
+    let legacy = Receiver::start().await;
+    legacy.script([Reply::status(200).body(r#"{"name": "Ann Legacy"}"#)]);
+    legacy.set_default(Reply::status(401).body("{}"));
+    let script = r#"const runAction = async ({ event, environmentVariables }) => {
+  const r = await fetch(environmentVariables.LEGACY_URL, { method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ login: event.identifier.value, password: event.password }) });
+  console.log("legacy store answered", r.status);
+  if (!r.ok) return;
+  const found = await r.json();
+  return { action: event.user ? "updateUser" : "createUser",
+    user: { name: found.name, customData: { migratedFrom: "legacy" } }, passwordVerified: true };
+};"#;
+    let res = s
+        .app
+        .api(
+            Method::PUT,
+            "/configs/actions/action.postFirstFactorVerification",
+        )
+        .json(&json!({"script": script, "environmentVariables": {"LEGACY_URL": legacy.url()}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // First sign-in: unknown here, known there: created, signed in, events as for any.
+    let (status, body) = sign_in(&s, "ann@example.com", "legacy-pass").await;
+    assert_eq!(status, 200, "{body}");
+    let user_id = body["userId"].as_str().unwrap().to_owned();
+    let asked = legacy.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(
+        asked[0].json(),
+        json!({"login": "ann@example.com", "password": "legacy-pass"})
+    );
+    let got = s.expect(&["User.Created", "PostSignIn"]).await;
+    assert_eq!(got[0]["data"]["primaryEmail"], "ann@example.com");
+    assert_eq!(got[0]["data"]["name"], "Ann Legacy");
+    assert_eq!(got[1]["userId"], user_id.as_str());
+    let stored = s.app.get_json(&format!("/users/{user_id}")).await;
+    assert_eq!(stored["customData"], json!({"migratedFrom": "legacy"}));
+    assert_eq!(stored["hasPassword"], true);
+    // Second sign-in: local, the legacy store is not asked.
+    let (status, body) = sign_in(&s, "ann@example.com", "legacy-pass").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["userId"], user_id.as_str());
+    s.expect(&["PostSignIn"]).await;
+    assert_eq!(legacy.count(), 1, "the next sign-in is local");
+    // A wrong password here is asked of the legacy store, which refuses: still refused.
+    let (status, body) = sign_in(&s, "ann@example.com", "wrong").await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = sign_in(&s, "nobody@example.com", "whatever").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(legacy.count(), 3);
+    s.quiet().await;
+}
