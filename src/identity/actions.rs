@@ -8,7 +8,7 @@ use crate::domain::id::new_id;
 use crate::domain::identity::user::{email_key, NewUserInput, User, UserPatch};
 use crate::domain::interaction::Identifier;
 use crate::script::ScriptRunner;
-use crate::storage::{Store, StoreError};
+use crate::storage::{ActionRun, Store, StoreError};
 use serde_json::{json, Map, Value};
 
 /// The function an action's script defines.
@@ -50,8 +50,7 @@ pub async fn post_sign_in(
         return Ok(None);
     };
     let event = json!({"key": "PostSignIn", "interactionEvent": "SignIn", "user": user});
-    let answer = run(scripts, &action, event).await;
-    match answer.and_then(read_update) {
+    match run(store, scripts, t, &action, event, &[], read_update).await {
         Ok(patch) => Ok(patch),
         Err(e) => on_error(t, &action, e).map(|()| None),
     }
@@ -99,8 +98,8 @@ pub async fn post_first_factor(
         })),
         "password": password,
     });
-    let answer = run(scripts, &action, event).await;
-    match answer.and_then(|a| read_migration(a, identifier, user.is_some(), now)) {
+    let read = |a| read_migration(a, identifier, user.is_some(), now);
+    match run(store, scripts, t, &action, event, &[password], read).await {
         Ok(m) => Ok(m),
         Err(e) => on_error(t, &action, e).map(|()| None),
     }
@@ -181,18 +180,81 @@ fn read_migration(
     Ok(Some(Migration::Create(created.user)))
 }
 
-/// Runs `action` with `event`; its answer, or what went wrong, for the end user to read.
-async fn run(scripts: &ScriptRunner, action: &Action, event: Value) -> Result<Value, String> {
+/// Runs `action` with `event`, reads its answer with `read`, and logs the run
+/// (`Store::record_action_run`: the answer, and the error of the run or of its reading), with
+/// every environment variable's value and `secrets` (the password a first factor carries)
+/// taken out of what is logged. What it read, or what went wrong, for the end user to read.
+async fn run<T>(
+    store: &dyn Store,
+    scripts: &ScriptRunner,
+    t: ActionType,
+    action: &Action,
+    event: Value,
+    secrets: &[&str],
+    read: impl FnOnce(Value) -> Result<T, String>,
+) -> Result<T, String> {
     let variables = action
         .environment_variables
         .clone()
         .map_or(Value::Object(Map::new()), Value::Object);
+    let mut hidden: Vec<&str> = secrets.to_vec();
+    if let Value::Object(vars) = &variables {
+        hidden.extend(vars.values().filter_map(Value::as_str));
+    }
     let input = json!({"event": event, "environmentVariables": variables});
-    let report = scripts
-        .run(&action.script, ENTRY, input)
-        .await
-        .map_err(|e| e.to_string())?;
-    report.outcome.map_err(|e| e.to_string())
+    let (answer, logs, duration) = match scripts.run(&action.script, ENTRY, input).await {
+        Ok(report) => (
+            report.outcome.map_err(|e| e.to_string()),
+            report.console,
+            report.duration,
+        ),
+        Err(busy) => (Err(busy.to_string()), Vec::new(), std::time::Duration::ZERO),
+    };
+    let result = answer
+        .as_ref()
+        .ok()
+        .map(|v| bounded(redact(&v.to_string(), &hidden)));
+    let read = answer.and_then(read);
+    let logged = ActionRun {
+        id: new_id(),
+        action_type: t.name().to_owned(),
+        success: read.is_ok(),
+        result,
+        error: read.as_ref().err().map(|e| bounded(redact(e, &hidden))),
+        logs: Value::from(logs.iter().map(|l| redact(l, &hidden)).collect::<Vec<_>>()).to_string(),
+        duration_ms: duration.as_millis() as i64,
+        created_at: crate::clock::now_ms(),
+    };
+    if let Err(e) = store.record_action_run(&logged).await {
+        tracing::warn!(error = %e, action = t.name(), "logging an action's run failed");
+    }
+    read
+}
+
+/// `text` with every secret (of three characters or more) replaced.
+fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        if out.contains(s) {
+            out = out.replace(s, "[redacted]");
+        }
+    }
+    out
+}
+
+/// The longest result or error a run's log keeps, in bytes.
+const MAX_LOGGED_BYTES: usize = 16 * 1024;
+
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_LOGGED_BYTES {
+        let mut end = MAX_LOGGED_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("… (truncated)");
+    }
+    text
 }
 
 /// An answer's user change: `undefined`/`null` is none; `{action: "updateUser", user}` is one

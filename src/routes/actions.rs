@@ -137,6 +137,56 @@ async fn store(state: &AppState, t: ActionType, action: &Action) -> Result<bool,
     Ok(state.store.put_action(t.name(), &text, now_ms()).await?)
 }
 
+/// `GET /api/configs/actions/:actionType/runs?page=&page_size=`: the action's runs at
+/// sign-in, newest first, always paginated (`Total-Number`, `Link`): `{id, actionType,
+/// success, result?, error?, logs, durationMs, createdAt}`. The newest 1,000 a type are kept;
+/// environment variables' values and passwords are replaced with `[redacted]`.
+pub async fn runs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: super::extract::QueryMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let t = action_type(&name)?;
+    if let Some(other) =
+        q.0.keys()
+            .find(|k| !matches!(k.as_str(), "page" | "page_size"))
+    {
+        return Err(ApiError::invalid_input(format!(
+            "unknown parameter {other}"
+        )));
+    }
+    let pagination = super::pagination::Pagination::always(&q)?;
+    let (runs, total) = state
+        .store
+        .action_runs(t.name(), pagination.as_page())
+        .await?;
+    let body: Vec<Value> = runs
+        .into_iter()
+        .map(|r| {
+            let mut o = Map::new();
+            o.insert("id".into(), json!(r.id));
+            o.insert("actionType".into(), json!(r.action_type));
+            o.insert("success".into(), json!(r.success));
+            if let Some(result) = r.result {
+                let v = serde_json::from_str(&result).unwrap_or(Value::String(result));
+                o.insert("result".into(), v);
+            }
+            if let Some(error) = r.error {
+                o.insert("error".into(), json!(error));
+            }
+            let logs: Value = serde_json::from_str(&r.logs).unwrap_or(json!([]));
+            o.insert("logs".into(), logs);
+            o.insert("durationMs".into(), json!(r.duration_ms));
+            o.insert("createdAt".into(), json!(r.created_at));
+            Value::Object(o)
+        })
+        .collect();
+    Ok((pagination.headers(&headers, &uri, total), Json(body)).into_response())
+}
+
 /// `POST /api/configs/actions/test` `{script, actionType, event, environmentVariables?}`: runs
 /// the script once, as the action would run, and answers 200 with what it did: `{result}`
 /// (the script's answer, `null` for none) or `{error}`, with `logs` (its console output) and

@@ -93,6 +93,7 @@ pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> Router
                 .patch(actions::patch)
                 .delete(actions::delete),
         )
+        .route("/configs/actions/{actionType}/runs", get(actions::runs))
         .route("/events", post(events::publish))
         .merge(identity_routes())
         .fallback(not_found)

@@ -161,6 +161,24 @@ pub struct Page {
     pub offset: u64,
 }
 
+/// One run of an action at sign-in, as its log keeps it (secrets already taken out).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActionRun {
+    pub id: String,
+    pub action_type: String,
+    pub success: bool,
+    /// The answer, as JSON text (`null` for none); `None` when the run failed.
+    pub result: Option<String>,
+    pub error: Option<String>,
+    /// The console output, a JSON array of strings.
+    pub logs: String,
+    pub duration_ms: i64,
+    pub created_at: i64,
+}
+
+/// How many runs of one action type the log keeps (the oldest go first).
+pub const ACTION_RUNS_KEPT: i64 = 1_000;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecutionStats {
     pub request_count: u64,
@@ -383,6 +401,14 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     async fn put_action(&self, action_type: &str, config: &str, now: i64) -> StoreResult<bool>;
     /// Deletes the action of a type; `false` when there was none.
     async fn delete_action(&self, action_type: &str) -> StoreResult<bool>;
+    /// Logs a run, keeping the newest [`ACTION_RUNS_KEPT`] of its type.
+    async fn record_action_run(&self, run: &ActionRun) -> StoreResult<()>;
+    /// Runs of a type, newest first, and how many are kept.
+    async fn action_runs(
+        &self,
+        action_type: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<ActionRun>, u64)>;
     /// Stores `value` unless the key is set already; returns whether it was stored.
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
 

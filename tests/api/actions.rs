@@ -248,6 +248,17 @@ async fn post_sign_in_updates_the_user_with_the_sign_in_and_its_errors_follow_th
     assert_eq!(got[1]["user"]["customData"], json!({"tier": "gold"}));
     let stored = s.app.get_json(&format!("/users/{user_id}")).await;
     assert_eq!(stored["customData"], json!({"tier": "gold"}));
+    // The run is logged, its environment variables' values taken out.
+    let runs = s.app.get_json(&format!("{SIGN_IN}/runs")).await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["success"], true);
+    assert_eq!(runs[0]["actionType"], "action.postSignIn");
+    assert_eq!(
+        runs[0]["result"],
+        json!({"action": "updateUser", "user": {"customData": {"tier": "[redacted]"}}})
+    );
+    assert_eq!(runs[0]["logs"], json!([format!("user {user_id}")]));
+    assert!(runs[0]["durationMs"].is_i64() && runs[0]["createdAt"].is_i64());
 
     // A throw, a timeout and an invalid answer refuse the sign-in (onExecutionError: block,
     // the default), and nothing commits or fires.
@@ -288,6 +299,35 @@ async fn post_sign_in_updates_the_user_with_the_sign_in_and_its_errors_follow_th
     assert_eq!(status, 200);
     s.expect(&["PostSignIn"]).await;
     s.quiet().await;
+    // Every run is in the log, newest first (the disabled action did not run).
+    let runs = s.app.get_json(&format!("{SIGN_IN}/runs")).await;
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    let error = |i: usize| runs[i]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error(0).contains("may not set the user's id"),
+        "{}",
+        error(0)
+    );
+    assert!(
+        error(1).contains("may not set the user's id"),
+        "{}",
+        error(1)
+    );
+    assert!(error(2).contains("ran longer"), "{}", error(2));
+    assert!(error(3).contains("legacy store down"), "{}", error(3));
+    assert_eq!(runs[4]["success"], true);
+    let res = s
+        .app
+        .api(Method::GET, &format!("{SIGN_IN}/runs?page_size=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["total-number"], "5");
+    assert_eq!(
+        res.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -301,7 +341,7 @@ async fn post_first_factor_verification_migrates_users_from_a_legacy_store_lazil
   const r = await fetch(environmentVariables.LEGACY_URL, { method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ login: event.identifier.value, password: event.password }) });
-  console.log("legacy store answered", r.status);
+  console.log("tried", event.password, "and the legacy store answered", r.status);
   if (!r.ok) return;
   const found = await r.json();
   return { action: event.user ? "updateUser" : "createUser",
@@ -347,4 +387,16 @@ async fn post_first_factor_verification_migrates_users_from_a_legacy_store_lazil
     assert_eq!(status, 422, "{body}");
     assert_eq!(legacy.count(), 3);
     s.quiet().await;
+    // The runs are logged without the passwords.
+    let runs = s
+        .app
+        .get_json("/configs/actions/action.postFirstFactorVerification/runs")
+        .await;
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(
+        runs[2]["logs"],
+        json!(["tried [redacted] and the legacy store answered 200"])
+    );
+    assert!(!runs.iter().any(|r| r.to_string().contains("legacy-pass")));
 }

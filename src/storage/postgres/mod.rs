@@ -364,6 +364,51 @@ impl Store for PostgresStore {
         Ok(n == 1)
     }
 
+    async fn record_action_run(&self, run: &crate::storage::ActionRun) -> StoreResult<()> {
+        sqlx::query(
+            "WITH i AS (INSERT INTO action_runs (id, action_type, success, result, error, logs, \
+               duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) \
+             DELETE FROM action_runs WHERE action_type = $2 AND created_at < \
+               (SELECT created_at FROM action_runs WHERE action_type = $2 \
+                ORDER BY created_at DESC LIMIT 1 OFFSET $9)",
+        )
+        .bind(&run.id)
+        .bind(&run.action_type)
+        .bind(run.success)
+        .bind(&run.result)
+        .bind(&run.error)
+        .bind(&run.logs)
+        .bind(run.duration_ms)
+        .bind(run.created_at)
+        .bind(crate::storage::ACTION_RUNS_KEPT - 1)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn action_runs(
+        &self,
+        action_type: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<crate::storage::ActionRun>, u64)> {
+        let runs = sqlx::query_as(
+            "SELECT id, action_type, success, result, error, logs, duration_ms, created_at \
+             FROM action_runs WHERE action_type = $1 ORDER BY created_at DESC, id DESC \
+             LIMIT $2 OFFSET $3",
+        )
+        .bind(action_type)
+        .bind(i64::from(page.limit))
+        .bind(page.offset as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM action_runs WHERE action_type = $1")
+                .bind(action_type)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((runs, total as u64))
+    }
+
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
         let n = sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",

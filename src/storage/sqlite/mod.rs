@@ -377,6 +377,60 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn record_action_run(&self, run: &crate::storage::ActionRun) -> StoreResult<()> {
+        let run = run.clone();
+        self.writer
+            .run(Durability::Process, move |w| {
+                w.conn
+                    .prepare_cached(
+                        "INSERT INTO action_runs (id, action_type, success, result, error, logs, \
+                         duration_ms, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute((
+                        &run.id,
+                        &run.action_type,
+                        run.success,
+                        &run.result,
+                        &run.error,
+                        &run.logs,
+                        run.duration_ms,
+                        run.created_at,
+                    ))?;
+                w.conn
+                    .prepare_cached(
+                        "DELETE FROM action_runs WHERE action_type = ?1 AND created_at < \
+                         (SELECT created_at FROM action_runs WHERE action_type = ?1 \
+                          ORDER BY created_at DESC LIMIT 1 OFFSET ?2)",
+                    )?
+                    .execute((&run.action_type, crate::storage::ACTION_RUNS_KEPT - 1))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn action_runs(
+        &self,
+        action_type: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<crate::storage::ActionRun>, u64)> {
+        let runs = sqlx::query_as(
+            "SELECT id, action_type, success, result, error, logs, duration_ms, created_at \
+             FROM action_runs WHERE action_type = ? ORDER BY created_at DESC, id DESC \
+             LIMIT ? OFFSET ?",
+        )
+        .bind(action_type)
+        .bind(i64::from(page.limit))
+        .bind(page.offset as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM action_runs WHERE action_type = ?")
+                .bind(action_type)
+                .fetch_one(&self.reader)
+                .await?;
+        Ok((runs, total as u64))
+    }
+
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.writer
