@@ -400,3 +400,69 @@ async fn post_first_factor_verification_migrates_users_from_a_legacy_store_lazil
     );
     assert!(!runs.iter().any(|r| r.to_string().contains("legacy-pass")));
 }
+
+#[tokio::test]
+async fn a_runaway_action_ends_at_its_limit_while_other_sign_ins_go_on() {
+    // The default timeout (5 s); a small memory limit, so that the bomb ends soon.
+    let mut s = crate::interactions::Setup::start(|a| {
+        a.action_memory_bytes = 16 * 1024 * 1024;
+    })
+    .await;
+    s.register("loops", "password-one").await;
+    s.register("bombs", "password-two").await;
+    s.register("quick", "password-three").await;
+    let script = r#"const runAction = async ({ event }) => {
+  if (event.user.username === "loops") for (;;) {}
+  if (event.user.username === "bombs") { const a = []; for (;;) a.push("x".repeat(1 << 20) + a.length); }
+};"#;
+    let res = s
+        .app
+        .api(Method::PUT, SIGN_IN)
+        .json(&json!({"script": script, "onExecutionError": "allow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // Each sign-in notes when it answered; the quick one must not wait for the runaway ones.
+    let timed = |user: &'static str, password: &'static str, delay: u64| {
+        let s = &s;
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let r = sign_in(s, user, password).await;
+            (r, std::time::Instant::now())
+        }
+    };
+    let (looping, bombing, quick) = tokio::join!(
+        timed("loops", "password-one", 0),
+        timed("bombs", "password-two", 0),
+        timed("quick", "password-three", 200),
+    );
+    assert_eq!(quick.0 .0, 200, "{}", quick.0 .1);
+    assert_eq!(
+        looping.0 .0, 200,
+        "allowed past its timeout: {}",
+        looping.0 .1
+    );
+    assert_eq!(
+        bombing.0 .0, 200,
+        "allowed past its memory limit: {}",
+        bombing.0 .1
+    );
+    assert!(
+        quick.1 < looping.1,
+        "the quick sign-in answered after the endless loop's timeout"
+    );
+    let runs = s.app.get_json(&format!("{SIGN_IN}/runs")).await;
+    let errors: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["error"].as_str())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("ran longer than 5s")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("memory")), "{errors:?}");
+    s.expect(&["PostSignIn", "PostSignIn", "PostSignIn"]).await;
+}
