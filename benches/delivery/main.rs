@@ -8,6 +8,7 @@
 //! cargo bench --bench delivery -- --database-url postgres://… --nodes 3   # 3 nodes on it
 //! cargo bench --bench delivery -- --only sustained --rates 3000 --repeat 5  # 5 runs of a step
 //! cargo bench --bench delivery -- --only recovery   # a 1M-delivery recovery beside live traffic
+//! cargo bench --bench delivery -- --only actions    # what a trivial action run costs
 //! ```
 //!
 //! With a PostgreSQL URL (an administrator's), every scenario runs on a database of its own,
@@ -39,6 +40,7 @@
 //! The benchmark process (publishers and receiver) shares the machine with hookline, exactly
 //! as the ceiling's client and receiver do.
 
+mod actions;
 mod harness;
 mod load;
 mod recovery;
@@ -103,7 +105,7 @@ fn options() -> anyhow::Result<Options> {
             // `cargo bench` passes this to every bench target.
             "--bench" => {}
             other => {
-                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog|sustained|burst|recovery, --rates R,R,…, --seconds N, --repeat N, --database-url URL and --nodes N")
+                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog|sustained|burst|recovery|actions, --rates R,R,…, --seconds N, --repeat N, --database-url URL and --nodes N")
             }
         }
     }
@@ -169,8 +171,19 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", json!(r));
             return Ok(());
         }
+        Some("actions") => {
+            let a = actions::actions(&client, db, 2_000 / scale, 200 / scale).await?;
+            println!(
+                "a trivial action ({} dry runs, {} sign-ins each way, one at a time):",
+                a.requests, a.sign_ins
+            );
+            println!("  GET /api/configs/actions p50/p99 {:.2}/{:.2} ms; dry run {:.2}/{:.2} ms", a.route_p50_ms, a.route_p99_ms, a.dry_run_p50_ms, a.dry_run_p99_ms);
+            println!("  sign-in p50/p99 {:.2}/{:.2} ms; with a postSignIn action {:.2}/{:.2} ms (peak RSS {:.1} MiB)", a.sign_in_p50_ms, a.sign_in_p99_ms, a.sign_in_with_action_p50_ms, a.sign_in_with_action_p99_ms, a.peak_rss_mib);
+            println!("{}", json!(a));
+            return Ok(());
+        }
         Some(other) => anyhow::bail!(
-            "--only takes throughput, latency, backlog, sustained, burst or recovery, not {other}"
+            "--only takes throughput, latency, backlog, sustained, burst, recovery or actions, not {other}"
         ),
         None => {}
     }
