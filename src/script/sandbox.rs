@@ -139,8 +139,31 @@ fn run_inner(
     let rt = Runtime::new().map_err(engine)?;
     rt.set_memory_limit(limits.memory_bytes);
     rt.set_max_stack_size(limits.stack_bytes);
-    rt.set_interrupt_handler(Some(Box::new(move || Instant::now() >= deadline)));
     let ctx = Context::full(&rt).map_err(engine)?;
+    // The runtime, for the interrupt handler (which QuickJS calls on this thread, from inside
+    // the run it interrupts).
+    let raw = ctx.with(|c| unsafe { rquickjs::qjs::JS_GetRuntime(c.as_raw().as_ptr()) }) as usize;
+    let memory = limits.memory_bytes;
+    let mut starved = false;
+    rt.set_interrupt_handler(Some(Box::new(move || {
+        if Instant::now() < deadline {
+            return false;
+        }
+        // Past the deadline the run is interrupted with an uncatchable error. But QuickJS's
+        // `Promise` constructor (and `Promise.try`) turn whatever their callback throws into
+        // a rejection, that error too: a loop that keeps constructing promises whose
+        // executors loop would be interrupted inside an executor every time, and never stop.
+        // So every other interrupt also takes the memory away (and the next one gives it
+        // back): while it is away, the next promise cannot even be allocated, that failure
+        // is thrown outside any executor, and with no executor running the next interrupt
+        // lands in the loop around it, with the memory back to build its uncatchable error.
+        starved = !starved;
+        let limit = if starved { 1 } else { memory } as rquickjs::qjs::size_t;
+        // SAFETY: `raw` is this run's runtime, alive while it runs (the handler is called
+        // only from inside it, on its thread); setting the limit only writes a field.
+        unsafe { rquickjs::qjs::JS_SetMemoryLimit(raw as *mut rquickjs::qjs::JSRuntime, limit) };
+        true
+    })));
     let input = serde_json::to_string(input).map_err(|e| ScriptError::Engine(e.to_string()))?;
     let result = ctx.with(|ctx| -> Result<Value, ScriptError> {
         let fail = |e: rquickjs::Error| failure(&ctx, e, limits, deadline);

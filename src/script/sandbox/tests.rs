@@ -110,6 +110,27 @@ fn an_endless_loop_ends_at_the_deadline() {
 }
 
 #[test]
+fn a_loop_of_promises_whose_executors_loop_ends_at_the_deadline() {
+    // QuickJS's Promise constructor turns the interrupt thrown inside an executor into a
+    // rejection; the run must end all the same. On a thread, so that a regression fails the
+    // test instead of hanging it.
+    for script in [
+        "const runAction = () => { for (;;) new Promise(() => { for (;;) {} }); };",
+        "const runAction = () => { for (;;) { try { new Promise(() => { for (;;) {} }); } catch (e) {} } };",
+        "const runAction = async () => { for (;;) { try { await Promise.try(() => { for (;;) {} }); } catch (e) {} } };",
+    ] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(go(script, json!({})).outcome);
+        });
+        let outcome = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the run did not end: {script}"));
+        assert_eq!(outcome.unwrap_err(), ScriptError::Timeout(quick().timeout), "{script}");
+    }
+}
+
+#[test]
 fn a_memory_bomb_and_a_deep_recursion_end_their_run() {
     let r = go(
         "const runAction = () => { const a = []; for (;;) a.push('x'.repeat(1 << 20) + a.length); };",
