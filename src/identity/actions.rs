@@ -192,7 +192,7 @@ async fn run<T>(
     event: Value,
     secrets: &[&str],
     read: impl FnOnce(Value) -> Result<T, String>,
-) -> Result<T, String> {
+) -> Result<T, RunFailure> {
     let variables = action
         .environment_variables
         .clone()
@@ -208,7 +208,7 @@ async fn run<T>(
             report.console,
             report.duration,
         ),
-        Err(busy) => (Err(busy.to_string()), Vec::new(), std::time::Duration::ZERO),
+        Err(crate::script::Busy) => (Err(BUSY.to_owned()), Vec::new(), std::time::Duration::ZERO),
     };
     let result = answer
         .as_ref()
@@ -228,12 +228,35 @@ async fn run<T>(
     if let Err(e) = store.record_action_run(&logged).await {
         tracing::warn!(error = %e, action = t.name(), "logging an action's run failed");
     }
-    read
+    // What goes on (into hookline's log, into the answer) has the secrets taken out too.
+    read.map_err(|e| {
+        if e == BUSY {
+            RunFailure::Busy
+        } else {
+            RunFailure::Failed(bounded(redact(&e, &hidden)))
+        }
+    })
 }
 
-/// `text` with every secret (of three characters or more) replaced.
+/// What a run that came to nothing says, for the end user to read.
+#[derive(Debug)]
+enum RunFailure {
+    /// No run slot came free (`--action-concurrency`): no script ran.
+    Busy,
+    /// The script threw, ran out of time or memory, or answered something invalid; the
+    /// message has the action's secrets taken out.
+    Failed(String),
+}
+
+/// The error a run that never started is logged with.
+const BUSY: &str = "no script run slot came free within the run's timeout";
+
+/// `text` with every secret (of three characters or more) replaced, the longest first (so
+/// that one inside another does not leave the rest of the other behind).
 fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
+    let mut secrets: Vec<&str> = secrets.to_vec();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     for s in secrets.iter().filter(|s| s.len() >= 3) {
         if out.contains(s) {
             out = out.replace(s, "[redacted]");
@@ -291,7 +314,12 @@ fn read_update(answer: Value) -> Result<Option<UserPatch>, String> {
 }
 
 /// A failed run under the action's policy: `block` fails the interaction, `allow` goes on.
-fn on_error(t: ActionType, action: &Action, error: String) -> InteractionResult<()> {
+/// A run that never started (no slot came free) is 503 whatever the policy.
+fn on_error(t: ActionType, action: &Action, failure: RunFailure) -> InteractionResult<()> {
+    let error = match failure {
+        RunFailure::Busy => return Err(InteractionError::ScriptsBusy),
+        RunFailure::Failed(e) => e,
+    };
     match action.on_execution_error {
         OnExecutionError::Block => {
             tracing::info!(action = t.name(), error = %error, "an action failed; the sign-in is refused (onExecutionError: block)");

@@ -47,9 +47,12 @@ pub enum InteractionError {
     #[error("The server is busy checking other passwords; try again shortly.")]
     Busy,
     /// An action failed (threw, timed out, answered something invalid) and its
-    /// `onExecutionError` is `block`.
+    /// `onExecutionError` is `block`. The message has the action's secrets taken out.
     #[error("The sign-in was refused by an action: {0}")]
     ActionFailed(String),
+    /// Every script run slot stayed taken for a run's whole timeout (`--action-concurrency`).
+    #[error("Too many actions are running; try again shortly.")]
+    ScriptsBusy,
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -363,7 +366,7 @@ pub async fn sign_in(
         // The local check failed: a PostFirstFactorVerification action may vouch for the
         // password (lazy migration), unless the identifier is locked.
         refuse_while_locked(store, &ev, &identifier).await?;
-        let migration = super::actions::post_first_factor(
+        let migration = match super::actions::post_first_factor(
             store,
             &settings.scripts,
             &identifier,
@@ -371,7 +374,22 @@ pub async fn sign_in(
             &password,
             ev.now_ms,
         )
-        .await?;
+        .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                // The local check failed and nothing vouched for the password: the attempt
+                // counts towards the lockout all the same, or a failing action would let
+                // guesses go uncounted.
+                let (ev2, id2) = (ev.clone(), identifier.clone());
+                let counted =
+                    transact(store, move |tx| record_failure(tx, &ev2, &policy, &id2)).await?;
+                return match counted {
+                    Err(blocked @ InteractionError::Blocked { .. }) => Err(blocked),
+                    _ => Err(e),
+                };
+            }
+        };
         if let Some(m) = migration {
             let m = Migrated {
                 existing: user,

@@ -56,6 +56,10 @@ impl From<InteractionError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", message)
                     .retry_after(1)
             }
+            InteractionError::ScriptsBusy => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", message)
+                    .retry_after(1)
+            }
             InteractionError::ActionFailed(_) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "session.verification_failed",

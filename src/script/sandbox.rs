@@ -7,6 +7,9 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The longest result a run may answer, as JSON text, in bytes.
+pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
+
 /// The name scripts are compiled under: it is what error positions are given against.
 const FILE: &str = "script.js";
 
@@ -273,6 +276,12 @@ fn to_json<'js>(
     let text = text
         .to_string()
         .map_err(|e| ScriptError::NotJson(e.to_string()))?;
+    // Parsed into the host's memory, outside the script's limit: bounded here.
+    if text.len() > MAX_RESULT_BYTES {
+        return Err(ScriptError::NotJson(format!(
+            "it is longer than {MAX_RESULT_BYTES} bytes as JSON"
+        )));
+    }
     serde_json::from_str(&text).map_err(|e| ScriptError::NotJson(e.to_string()))
 }
 

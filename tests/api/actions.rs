@@ -466,3 +466,37 @@ async fn a_runaway_action_ends_at_its_limit_while_other_sign_ins_go_on() {
     assert!(errors.iter().any(|e| e.contains("memory")), "{errors:?}");
     s.expect(&["PostSignIn", "PostSignIn", "PostSignIn"]).await;
 }
+
+#[tokio::test]
+async fn a_failing_first_factor_action_still_counts_towards_the_lockout() {
+    let mut s = crate::interactions::Setup::start(|a| a.lockout_failures = 3).await;
+    s.register("eve_target", "the-real-password").await;
+    let res = s
+        .app
+        .api(Method::PUT, "/configs/actions/action.postFirstFactorVerification")
+        .json(&json!({"script": "const runAction = async ({ event }) => { throw new Error('legacy store off for ' + event.password); };"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // Guesses fail through the action (400 under block, the password not in the answer) and
+    // count: the third locks the identifier, and then even the right password is refused.
+    for i in 0..2 {
+        let (status, body) = sign_in(&s, "eve_target", &format!("guess-{i}")).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "session.verification_failed");
+        assert!(!body.to_string().contains(&format!("guess-{i}")), "{body}");
+    }
+    let (status, body) = sign_in(&s, "eve_target", "guess-2").await;
+    assert_eq!(
+        body["code"], "session.verification_blocked_too_many_attempts",
+        "{status} {body}"
+    );
+    let (_, body) = sign_in(&s, "eve_target", "the-real-password").await;
+    assert_eq!(
+        body["code"], "session.verification_blocked_too_many_attempts",
+        "{body}"
+    );
+    s.expect(&["Identifier.Lockout", "Identifier.Lockout"])
+        .await;
+}

@@ -88,6 +88,9 @@ fn throws_and_rejections_are_the_scripts_errors() {
     );
     let r = go("const runAction = async () => () => 1;", json!({}));
     assert!(matches!(r.outcome.unwrap_err(), ScriptError::NotJson(_)));
+    // A result too large to take into the host's memory.
+    let r = go("const runAction = () => Array(400000).fill([]);", json!({}));
+    assert!(matches!(r.outcome.unwrap_err(), ScriptError::NotJson(_)));
 }
 
 #[test]

@@ -380,7 +380,8 @@ impl Store for PostgresStore {
         .bind(&run.logs)
         .bind(run.duration_ms)
         .bind(run.created_at)
-        .bind(crate::storage::ACTION_RUNS_KEPT - 1)
+        // The DELETE does not see the row this statement inserts: keep one fewer of the others.
+        .bind(crate::storage::ACTION_RUNS_KEPT - 2)
         .execute(&self.pool)
         .await?;
         Ok(())
