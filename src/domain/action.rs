@@ -162,8 +162,8 @@ impl Action {
 }
 
 /// Environment variables: at most [`MAX_VARIABLES`], names of letters, digits and `_`, values
-/// strings of at most [`MAX_VARIABLE_BYTES`].
-fn check_variables(vars: Map<String, Value>) -> Result<Map<String, Value>, ActionInputError> {
+/// strings of at most [`MAX_VARIABLE_BYTES`] (also the dry run's).
+pub fn check_variables(vars: Map<String, Value>) -> Result<Map<String, Value>, ActionInputError> {
     if vars.len() > MAX_VARIABLES {
         return Err(invalid(format!(
             "environmentVariables may hold at most {MAX_VARIABLES} variables"

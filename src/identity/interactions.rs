@@ -135,6 +135,21 @@ impl Events {
         }
     }
 
+    /// `User.Data.Updated` for `user` changed inside this sign-in (an action's change), data =
+    /// the user with `hasPassword` (it has one: it signed in with it).
+    fn user_updated(&self, user: &User) -> Result<NewEvent, IdentityError> {
+        let api = crate::domain::identity::user::ApiUser {
+            user,
+            has_password: true,
+        };
+        Ok(self.data(
+            HookEvent::USER_DATA_UPDATED,
+            self.interaction,
+            Map::new(),
+            Some(to_json(&api)?),
+        ))
+    }
+
     /// `Identifier.Lockout` for `identifier`, with its `type` and `value` at the top level,
     /// raised by the interaction `self.interaction` names.
     fn lockout(&self, identifier: &Identifier) -> NewEvent {
@@ -429,46 +444,34 @@ pub async fn sign_in(
     let action_patch = super::actions::post_sign_in(store, &settings.scripts, &user).await?;
     let session = ev.ctx.session_id.clone();
     let user_id = user.id.clone();
-    let signed_in =
-        transact(
-            store,
-            move |tx| -> Result<Committed<String>, IdentityError> {
-                // Locked or suspended meanwhile (by calls that raced this one): refused all the same.
-                if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
-                    return Ok(Err(blocked));
-                }
-                let mut user: User = load(tx, Kind::User, &user_id)?;
-                if user.is_suspended {
-                    return Ok(Err(InteractionError::Suspended));
-                }
-                user.last_sign_in_at = Some(ev.now_ms);
-                let mut events = Vec::with_capacity(2);
-                if let Some(patch) = &action_patch {
-                    user = patch.apply(user, ev.now_ms);
-                    super::users::keys_must_be_free(tx, &user)?;
-                    let api = crate::domain::identity::user::ApiUser {
-                        user: &user,
-                        has_password: true,
-                    };
-                    events.push(ev.data(
-                        HookEvent::USER_DATA_UPDATED,
-                        HookEvent::POST_SIGN_IN,
-                        Map::new(),
-                        Some(serde_json::to_value(&api).map_err(|e| {
-                            IdentityError::Store(StoreError::Corrupt(e.to_string()))
-                        })?),
-                    ));
-                }
-                tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
-                if let Some(h) = &new_hash {
-                    tx.set_credential(Kind::User, &user.id, h)?;
-                }
-                events.push(ev.interaction(HookEvent::POST_SIGN_IN, &user));
-                tx.emit(&events)?;
-                Ok(Ok(user.id))
-            },
-        )
-        .await??;
+    let signed_in = transact(
+        store,
+        move |tx| -> Result<Committed<String>, IdentityError> {
+            // Locked or suspended meanwhile (by calls that raced this one): refused all the same.
+            if let Err(blocked) = refuse_if_locked(tx, &ev, &identifier)? {
+                return Ok(Err(blocked));
+            }
+            let mut user: User = load(tx, Kind::User, &user_id)?;
+            if user.is_suspended {
+                return Ok(Err(InteractionError::Suspended));
+            }
+            user.last_sign_in_at = Some(ev.now_ms);
+            let mut events = Vec::with_capacity(2);
+            if let Some(patch) = &action_patch {
+                user = patch.apply(user, ev.now_ms);
+                super::users::keys_must_be_free(tx, &user)?;
+                events.push(ev.user_updated(&user)?);
+            }
+            tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
+            if let Some(h) = &new_hash {
+                tx.set_credential(Kind::User, &user.id, h)?;
+            }
+            events.push(ev.interaction(HookEvent::POST_SIGN_IN, &user));
+            tx.emit(&events)?;
+            Ok(Ok(user.id))
+        },
+    )
+    .await??;
     Ok(json!({"userId": signed_in, "sessionId": session}))
 }
 
@@ -539,16 +542,7 @@ async fn sign_in_migrated(
                     user.last_sign_in_at = Some(now);
                     super::users::keys_must_be_free(tx, &user)?;
                     tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;
-                    let api = crate::domain::identity::user::ApiUser {
-                        user: &user,
-                        has_password: true,
-                    };
-                    events.push(ev.data(
-                        HookEvent::USER_DATA_UPDATED,
-                        HookEvent::POST_SIGN_IN,
-                        Map::new(),
-                        Some(to_json(&api)?),
-                    ));
+                    events.push(ev.user_updated(&user)?);
                     user
                 }
                 (Migration::Update(_), None) => {

@@ -213,10 +213,14 @@ pub async fn test(
     }
     let variables = match obj.remove("environmentVariables") {
         None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(v) => {
-            let probe = json!({"script": "x", "environmentVariables": v.clone()});
-            Action::parse_put(probe).map_err(|e| ApiError::invalid_input(e.0))?;
-            v
+        Some(Value::Object(vars)) => Value::Object(
+            crate::domain::action::check_variables(vars)
+                .map_err(|e| ApiError::invalid_input(e.0))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::invalid_input(
+                "environmentVariables must be an object of strings",
+            ))
         }
     };
     if let Some(other) = obj.keys().next() {
