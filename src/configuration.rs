@@ -166,6 +166,13 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_ACTION_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_024))]
     pub action_concurrency: u32,
 
+    /// Hooks' transforms (`config.transform`) run at once, apart from the actions' and
+    /// script hooks' runs (`--action-concurrency`), so deliveries cannot starve sign-ins; with
+    /// the `--action-*` time and memory limits. A delivery whose transform finds no run slot
+    /// within the timeout fails that attempt and is retried.
+    #[arg(long, env = "HOOKLINE_TRANSFORM_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    pub transform_concurrency: u32,
+
     /// A hook whose attempts have all failed for this long is disabled (with its reason and a
     /// `Hook.Disabled` event); `PATCH {"enabled": true}` enables it again.
     #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5days", value_parser = positive_duration)]

@@ -28,6 +28,8 @@ pub enum DeliveryOutcome {
     succeeded,
     /// The retry schedule was used up.
     failed,
+    /// Its transform answered `null`: nothing was sent.
+    skipped,
 }
 
 /// How one HTTP attempt went.
@@ -78,6 +80,7 @@ pub struct Metrics {
     pub events_ingested: Counter,
     deliveries_succeeded: Counter,
     deliveries_failed: Counter,
+    deliveries_skipped: Counter,
     attempts_success: Counter,
     attempts_failure: Counter,
     /// From an event's commit to its successful delivery, retries included.
@@ -115,7 +118,7 @@ impl Metrics {
         let deliveries = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "deliveries",
-            "Deliveries finished, by outcome: succeeded (2xx) or failed (retries used up)",
+            "Deliveries finished, by outcome: succeeded (2xx), failed (retries used up) or skipped (the hook's transform answered null)",
             deliveries.clone(),
         );
         let deliveries_succeeded = deliveries
@@ -126,6 +129,11 @@ impl Metrics {
         let deliveries_failed = deliveries
             .get_or_create(&OutcomeLabel {
                 outcome: DeliveryOutcome::failed,
+            })
+            .clone();
+        let deliveries_skipped = deliveries
+            .get_or_create(&OutcomeLabel {
+                outcome: DeliveryOutcome::skipped,
             })
             .clone();
 
@@ -214,6 +222,7 @@ impl Metrics {
             events_ingested,
             deliveries_succeeded,
             deliveries_failed,
+            deliveries_skipped,
             attempts_success,
             attempts_failure,
             delivery_latency,
@@ -266,6 +275,9 @@ impl Metrics {
             }
             DeliveryOutcome::failed => {
                 self.deliveries_failed.inc();
+            }
+            DeliveryOutcome::skipped => {
+                self.deliveries_skipped.inc();
             }
         }
     }

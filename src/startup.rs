@@ -104,28 +104,36 @@ impl Application {
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
+        let limits = crate::script::Limits {
+            timeout: args.action_timeout,
+            memory_bytes: usize::try_from(args.action_memory_bytes).unwrap_or(usize::MAX),
+            ..crate::script::Limits::default()
+        };
+        let fetcher = Arc::new(crate::delivery::http::SenderFetcher {
+            sender: sender.clone(),
+            handle: tokio::runtime::Handle::current(),
+        });
+        // Two runners: deliveries' transforms cannot take the slots of sign-ins' scripts.
+        let scripts = crate::script::ScriptRunner::new(
+            limits,
+            args.action_concurrency as usize,
+            fetcher.clone(),
+        );
         let settings = EngineSettings {
             retry_schedule: args.retry_schedule.clone(),
             request_timeout: args.request_timeout,
             max_in_flight: args.max_in_flight as usize,
             max_in_flight_per_hook: args.max_in_flight_per_hook as usize,
             shutdown_timeout: args.shutdown_timeout,
+            transforms: crate::script::ScriptRunner::new(
+                limits,
+                args.transform_concurrency as usize,
+                fetcher,
+            ),
         };
         let (publisher, inbox) = Publisher::new(store.clone(), &settings);
         let operations =
             crate::delivery::operations::Operations::new(store.clone(), args.recovery_rate);
-        let scripts = crate::script::ScriptRunner::new(
-            crate::script::Limits {
-                timeout: args.action_timeout,
-                memory_bytes: usize::try_from(args.action_memory_bytes).unwrap_or(usize::MAX),
-                ..crate::script::Limits::default()
-            },
-            args.action_concurrency as usize,
-            Arc::new(crate::delivery::http::SenderFetcher {
-                sender: sender.clone(),
-                handle: tokio::runtime::Handle::current(),
-            }),
-        );
         let state = AppState::new(Shared {
             operations,
             store,

@@ -139,7 +139,7 @@ fn hook(events: &[&str]) -> Hook {
             .map(|e| HookEvent::parse(e).unwrap())
             .collect(),
         config: HookConfig {
-            url: "http://127.0.0.1:9/hook".into(),
+            url: Some("http://127.0.0.1:9/hook".into()),
             headers: None,
             retries: None,
             timeout_ms: None,
@@ -147,6 +147,8 @@ fn hook(events: &[&str]) -> Hook {
             max_in_flight: None,
             rate_limit: None,
             ordering: None,
+            transform: None,
+            script: None,
         },
         signing_key: "key".into(),
         previous_signing_key: None,
@@ -207,6 +209,8 @@ fn record(d: &ClaimedDelivery, next: NextStep, at: i64) -> AttemptRecord {
         error: None,
         duration_ms: 3,
         at,
+        transformed: None,
+        script: None,
     }
 }
 

@@ -3,13 +3,20 @@
 //! written, all at once, each within its own timeout. Any deny wins. A hook that gives no
 //! usable answer (timeout, unreachable, non-2xx, not `{"allow": …}`) counts as its
 //! `failurePolicy` says. Every call is logged like a delivery attempt, for recent-logs.
+//!
+//! A script hook (`config.script`, issue 16) is asked in process instead: its `decide({event,
+//! payload})` runs in the sandbox within the hook's `timeoutMs` (the wait for a run slot
+//! included), with the same payload an endpoint would be sent, and its answer is read as an
+//! endpoint's JSON would be (`domain::interaction::read_script_verdict`). Its run (duration,
+//! console output) is logged with the call.
 
-use super::http::WebhookSender;
+use super::http::{SendOutcome, WebhookSender};
 use crate::clock::now_ms;
 use crate::domain::event::HookEvent;
 use crate::domain::hook::FailurePolicy;
 use crate::domain::id::new_id;
-use crate::domain::interaction::{read_verdict, Verdict};
+use crate::domain::interaction::{read_script_verdict, read_verdict, Verdict, SCRIPT_ENTRY};
+use crate::script::ScriptRunner;
 use crate::domain::payload::delivery_body;
 use crate::storage::{BlockingCallLog, DeliveryTarget, Store, StoreResult};
 use serde_json::{Map, Value};
@@ -30,6 +37,7 @@ pub enum Decision {
 pub async fn decide(
     store: &dyn Store,
     sender: &WebhookSender,
+    scripts: &ScriptRunner,
     event: HookEvent,
     payload: &Map<String, Value>,
 ) -> StoreResult<Decision> {
@@ -56,14 +64,21 @@ pub async fn decide(
             );
             let id = new_id();
             let body = delivery_body(text, &hook.id);
-            let outcome = sender
-                .send_within(&target, &id, body, hook.config.blocking_timeout())
-                .await;
-            let verdict = read_verdict(
-                outcome.status,
-                outcome.body.as_deref().unwrap_or(""),
-                outcome.error.as_deref(),
-            );
+            let (outcome, verdict, script) = match &hook.config.script {
+                Some(script) => {
+                    let timeout = hook.config.blocking_timeout();
+                    ask_script(scripts, script, event, &body, timeout).await
+                }
+                None => {
+                    let outcome = sender.send_within(&target, &id, body, hook.config.blocking_timeout()).await;
+                    let verdict = read_verdict(
+                        outcome.status,
+                        outcome.body.as_deref().unwrap_or(""),
+                        outcome.error.as_deref(),
+                    );
+                    (outcome, verdict, None)
+                }
+            };
             let (answered, error) = match &verdict {
                 Verdict::Failed { reason } => (false, Some(reason.clone())),
                 _ => (true, None),
@@ -92,6 +107,7 @@ pub async fn decide(
                 error,
                 duration_ms: outcome.duration.as_millis() as i64,
                 at: now_ms(),
+                script,
             };
             (applied, log)
         }
@@ -116,4 +132,53 @@ pub async fn decide(
         }
     }
     Ok(Decision::Allow { custom_data })
+}
+
+/// Runs a script hook's `decide({event, payload})` (`body`: the payload as an endpoint would
+/// be sent it). The outcome stands in for an HTTP one in the call's log: no status, the
+/// answer as its body, the run's error as its error; the run itself (`{durationMs, logs}`)
+/// comes third.
+async fn ask_script(
+    scripts: &ScriptRunner,
+    script: &str,
+    event: HookEvent,
+    body: &str,
+    timeout: std::time::Duration,
+) -> (SendOutcome, Verdict, Option<String>) {
+    let payload = serde_json::from_str::<Value>(body).unwrap_or(Value::Null);
+    let input = serde_json::json!({"event": event.name(), "payload": payload});
+    let started = std::time::Instant::now();
+    let report = match scripts.run_for(script, SCRIPT_ENTRY, input, timeout).await {
+        Ok(report) => report,
+        Err(busy) => {
+            let reason = busy.to_string();
+            let outcome = SendOutcome {
+                error: Some(reason.clone()),
+                duration: started.elapsed(),
+                ..Default::default()
+            };
+            return (outcome, Verdict::Failed { reason }, None);
+        }
+    };
+    let run = serde_json::json!({
+        "durationMs": report.duration.as_millis() as u64,
+        "logs": report.console,
+    });
+    let answer = report.outcome.map_err(|e| e.to_string());
+    let outcome = SendOutcome {
+        body: answer.as_ref().ok().map(|v| {
+            let mut text = v.to_string();
+            let mut cut = text.len().min(super::http::MAX_LOGGED_RESPONSE_BYTES);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text
+        }),
+        error: answer.as_ref().err().cloned(),
+        duration: started.elapsed(),
+        ..Default::default()
+    };
+    let verdict = read_script_verdict(answer, report.undefined);
+    (outcome, verdict, Some(run.to_string()))
 }

@@ -10,7 +10,8 @@
 //! is handed over or committed, a send finishes, or the next retry falls
 //! due.
 
-use super::http::WebhookSender;
+use super::http::{SendOutcome, WebhookSender};
+use super::transform::{self, Prepared, Step};
 use super::schedule::{AfterClaim, Limits, Schedule, POLL_INTERVAL};
 use super::{EngineSettings, Inbox};
 use crate::clock::now_ms;
@@ -286,6 +287,7 @@ impl Dispatcher {
 
     fn start(&mut self, d: ClaimedDelivery) {
         let sender = self.sender.clone();
+        let transforms = self.settings.transforms.clone();
         let records = self.records.clone();
         let schedule = self.settings.retry_schedule.clone();
         let metrics = self.metrics.clone();
@@ -297,11 +299,20 @@ impl Dispatcher {
         let span = delivery_span(&d.hook_id, &d.event_id, &d.id, d.attempts + 1, false);
         let handle = self.tasks.spawn(
             async move {
-                let ClaimedDelivery { id, row, event_id, hook_id, event_name, body, attempts, schedule_start, target, created_at, ordering_key } = d;
-                let in_flight = InFlight::new(&metrics);
-                let outcome = sender.send(&target, &id, body).await;
-                drop(in_flight);
-                metrics.attempt(outcome.is_success(), outcome.duration);
+                let mut d = d;
+                let Prepared { step, script } = transform::prepare(&transforms, &mut d).await;
+                let ClaimedDelivery { id, row, event_id, hook_id, event_name, attempts, schedule_start, target, created_at, ordering_key, .. } = d;
+                let (outcome, transformed, skipped) = match step {
+                    Step::Send { body, headers, store } => {
+                        let in_flight = InFlight::new(&metrics);
+                        let outcome = sender.send_as(&target, &id, body, headers.as_ref()).await;
+                        drop(in_flight);
+                        metrics.attempt(outcome.is_success(), outcome.duration);
+                        (outcome, store, false)
+                    }
+                    Step::Skip => (SendOutcome::default(), None, true),
+                    Step::Fail(error) => (SendOutcome { error: Some(error), ..Default::default() }, None, false),
+                };
                 let attempt = attempts + 1;
                 // The attempt's place in the current schedule (a retry or recovery restarts it).
                 let in_schedule = attempt.saturating_sub(schedule_start).max(1);
@@ -309,7 +320,9 @@ impl Dispatcher {
                 // `config.retries`, when a hook sets it, caps its retries (0: one attempt), as a
                 // Logto user who set it meant; otherwise the schedule decides.
                 let capped = target.config.retries.is_some_and(|r| in_schedule > u32::from(r));
-                let next = if outcome.is_success() {
+                let next = if skipped {
+                    NextStep::Skipped
+                } else if outcome.is_success() {
                     NextStep::Succeeded
                 } else if outcome.status == Some(410) {
                     // Gone for good: no retry, and the store disables the hook.
@@ -328,9 +341,10 @@ impl Dispatcher {
                         Duration::from_millis((at - created_at).max(0) as u64),
                     ),
                     NextStep::GaveUp | NextStep::Gone => metrics.delivery_finished(DeliveryOutcome::failed, Duration::ZERO),
+                    NextStep::Skipped => metrics.delivery_finished(DeliveryOutcome::skipped, Duration::ZERO),
                     NextStep::RetryAt(_) => {}
                 }
-                if next != NextStep::Succeeded {
+                if !next.is_success() {
                     let span = delivery_span(&hook_id, &event_id, &id, attempt, true);
                     let _entered = span.enter();
                     match next {
@@ -358,6 +372,8 @@ impl Dispatcher {
                     error: outcome.error,
                     duration_ms: outcome.duration.as_millis() as i64,
                     at,
+                    transformed,
+                    script,
                 });
                 // A 429 or 503 with `Retry-After` pauses the hook, not only this delivery (for
                 // at most the schedule's longest delay).

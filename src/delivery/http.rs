@@ -30,7 +30,7 @@ pub const MAX_LOGGED_RESPONSE_BYTES: usize = 20 * 1024;
 pub const HOOKLINE_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
 
 /// The result of one HTTP attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SendOutcome {
     /// The response status, if a response came.
     pub status: Option<u16>,
@@ -191,12 +191,24 @@ impl WebhookSender {
     /// timeout (`--request-timeout`, or the hook's shorter `config.timeoutMs`) covers
     /// everything up to the end of the (capped) response body.
     pub async fn send(&self, target: &DeliveryTarget, msg_id: &str, body: String) -> SendOutcome {
+        self.send_as(target, msg_id, body, None).await
+    }
+
+    /// [`Self::send`] with `custom` headers in place of the hook's own (those its transform
+    /// chose), when given.
+    pub async fn send_as(
+        &self,
+        target: &DeliveryTarget,
+        msg_id: &str,
+        body: String,
+        custom: Option<&HeaderMap>,
+    ) -> SendOutcome {
         // A hook's own timeout may shorten `--request-timeout`, never lengthen it: the lease
         // every claim takes is reckoned from the latter.
         let timeout = target.config.timeout_ms.map_or(self.request_timeout, |ms| {
             Duration::from_millis(ms).min(self.request_timeout)
         });
-        self.send_within(target, msg_id, body, timeout).await
+        self.post(target, msg_id, body, timeout, custom).await
     }
 
     /// [`Self::send`] with its own timeout (a blocking hook's).
@@ -206,6 +218,17 @@ impl WebhookSender {
         msg_id: &str,
         body: String,
         timeout: Duration,
+    ) -> SendOutcome {
+        self.post(target, msg_id, body, timeout, None).await
+    }
+
+    async fn post(
+        &self,
+        target: &DeliveryTarget,
+        msg_id: &str,
+        body: String,
+        timeout: Duration,
+        custom: Option<&HeaderMap>,
     ) -> SendOutcome {
         let started = Instant::now();
         let failed = |error: String| SendOutcome {
@@ -227,10 +250,14 @@ impl WebhookSender {
         let Some(uri) = target.uri.clone() else {
             return failed(format!(
                 "refused: {} is not a valid request URI",
-                target.config.url
+                target.config.url.as_deref().unwrap_or("(none)")
             ));
         };
-        let headers = match signed_headers(target, msg_id, body.as_bytes()) {
+        let custom = match custom {
+            Some(c) => Ok(c),
+            None => target.headers.as_ref().map_err(Clone::clone),
+        };
+        let headers = match custom.and_then(|c| signed_headers(target, c, msg_id, body.as_bytes())) {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
@@ -391,8 +418,12 @@ impl crate::script::Fetcher for SenderFetcher {
 
 /// Headers in Logto's order: user agent, the hook's own headers (which may replace the user
 /// agent and content type), then the signatures, which nothing can replace.
-fn signed_headers(target: &DeliveryTarget, msg_id: &str, body: &[u8]) -> Result<HeaderMap, String> {
-    let custom = target.headers.as_ref().map_err(Clone::clone)?;
+fn signed_headers(
+    target: &DeliveryTarget,
+    custom: &HeaderMap,
+    msg_id: &str,
+    body: &[u8],
+) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::with_capacity(8 + custom.len());
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(USER_AGENT, HeaderValue::from_static(HOOKLINE_USER_AGENT));

@@ -20,6 +20,7 @@ pub mod operations;
 pub mod publish;
 pub mod recorder;
 pub mod schedule;
+pub mod transform;
 
 pub use publish::{Inbox, LeaseBudget, Publisher};
 
@@ -42,16 +43,20 @@ pub struct EngineSettings {
     /// At shutdown, how long sends in flight get before they are abandoned and released
     /// (`--shutdown-timeout`; never more than the request timeout and a second).
     pub shutdown_timeout: Duration,
+    /// Runs hooks' transforms (`--transform-concurrency`, the `--action-*` limits).
+    pub transforms: crate::script::ScriptRunner,
 }
 
 impl EngineSettings {
     /// How long a claimed delivery stays hidden from other claimers. A claimed delivery may
     /// wait for a sending slot (at most one round of sends: no more than twice the slots are
     /// claimed at once) and then behind its hook's sends (a hook is not given more while it
-    /// holds twice its limit), each round bounded by the request timeout; the margin is for
+    /// holds twice its limit), each round bounded by the request timeout; then its transform
+    /// may wait for a run slot and run, each bounded by the script timeout; the margin is for
     /// recording the result.
     pub fn lease_ms(&self) -> i64 {
-        (self.request_timeout * 3 + Duration::from_secs(5)).as_millis() as i64
+        (self.request_timeout * 3 + self.transforms.limits().timeout * 2 + Duration::from_secs(5))
+            .as_millis() as i64
     }
 
     /// How long a delivery may wait in its hook's line and still finish within its lease:

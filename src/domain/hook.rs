@@ -89,7 +89,9 @@ impl HookHeaders {
 
     /// Headers from a request body: [`HookHeaders::parse`], and none the engine owns
     /// ([`reserved_header`]) and no two names that differ only in case.
-    fn parse_input(map: serde_json::Map<String, Value>) -> Result<Self, HookInputError> {
+    pub(crate) fn parse_input(
+        map: serde_json::Map<String, Value>,
+    ) -> Result<Self, HookInputError> {
         let headers = Self::parse(map)?;
         for (i, (name, _)) in headers.0.iter().enumerate() {
             if let Some(why) = reserved_header(name) {
@@ -168,7 +170,10 @@ impl<'de> Deserialize<'de> for HookHeaders {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookConfig {
-    pub url: String,
+    /// The endpoint. `None` only for a script blocking hook (`script`), which answers in
+    /// process: every other hook has one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub headers: Option<HookHeaders>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -190,6 +195,15 @@ pub struct HookConfig {
     /// this hook one at a time, in commit order, retries included; others are not held back.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ordering: Option<Ordering>,
+    /// A script defining `transform({event, payload, headers})` (`domain::transform`), run
+    /// once per delivery before it is signed; only on a hook with a `url`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transform: Option<String>,
+    /// A script defining `decide({event, payload})` that answers a blocking (`Pre*`) event in
+    /// process, as a blocking hook's endpoint would (`{allow, message?, customData?}`), in
+    /// place of a `url`. Such a hook subscribes to blocking events only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub script: Option<String>,
 }
 
 /// `config.ordering`: which deliveries to a hook must not overtake one another.
@@ -233,14 +247,31 @@ impl HookConfig {
         let Value::Object(mut obj) = value else {
             return Err(HookInputError::Invalid("config must be an object".into()));
         };
-        let url = match obj.shift_remove("url") {
-            Some(Value::String(u)) => u,
-            Some(_) => {
+        let transform = parse_script(&mut obj, "transform")?;
+        let script = parse_script(&mut obj, "script")?;
+        let url = match (obj.shift_remove("url"), &script) {
+            (Some(Value::String(u)), None) => u,
+            (Some(_), None) => {
                 return Err(HookInputError::Invalid(
                     "config.url must be a string".into(),
                 ))
             }
-            None => return Err(HookInputError::Invalid("config.url is required".into())),
+            (None, None) => {
+                return Err(HookInputError::Invalid(
+                    "config.url is required (or config.script, for a blocking hook)".into(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(HookInputError::Invalid(
+                    "config.url and config.script exclude each other: a script hook answers in process".into(),
+                ))
+            }
+            (None, Some(_)) if transform.is_some() => {
+                return Err(HookInputError::Invalid(
+                    "config.transform applies to a hook with a url, not to a script hook".into(),
+                ))
+            }
+            (None, Some(_)) => return Self::parse_script_hook(obj, script),
         };
         if url.len() > MAX_URL_LENGTH {
             return Err(HookInputError::Invalid(format!(
@@ -273,28 +304,7 @@ impl HookConfig {
                 ))
             }
         };
-        let timeout_ms = match obj.shift_remove("timeoutMs") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(t @ 100..=MAX_BLOCKING_TIMEOUT_MS) => Some(t),
-                _ => {
-                    return Err(HookInputError::Invalid(format!(
-                        "config.timeoutMs must be an integer from 100 to {MAX_BLOCKING_TIMEOUT_MS}"
-                    )))
-                }
-            },
-            Some(_) => {
-                return Err(HookInputError::Invalid(format!(
-                    "config.timeoutMs must be an integer from 100 to {MAX_BLOCKING_TIMEOUT_MS}"
-                )))
-            }
-        };
-        let failure_policy = match obj.shift_remove("failurePolicy") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(serde_json::from_value(v).map_err(|_| {
-                HookInputError::Invalid("config.failurePolicy must be \"allow\" or \"deny\"".into())
-            })?),
-        };
+        let (timeout_ms, failure_policy) = parse_blocking_fields(&mut obj)?;
         let max_in_flight = match obj.shift_remove("maxInFlight") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_u64() {
@@ -324,7 +334,7 @@ impl HookConfig {
             })?),
         };
         Ok(Self {
-            url,
+            url: Some(url),
             headers,
             retries,
             timeout_ms,
@@ -332,7 +342,80 @@ impl HookConfig {
             max_in_flight,
             rate_limit,
             ordering,
+            transform,
+            script: None,
         })
+    }
+
+    /// The rest of a script hook's `config`: `timeoutMs` and `failurePolicy`, which a script
+    /// answer honours; the delivery fields mean nothing without an endpoint and are refused.
+    fn parse_script_hook(
+        mut obj: serde_json::Map<String, Value>,
+        script: Option<String>,
+    ) -> Result<Self, HookInputError> {
+        let (timeout_ms, failure_policy) = parse_blocking_fields(&mut obj)?;
+        if let Some((key, _)) = obj.iter().find(|(_, v)| !v.is_null()) {
+            return Err(HookInputError::Invalid(format!(
+                "config.{key} does not apply to a script hook (config.script): it sends no requests"
+            )));
+        }
+        Ok(Self {
+            url: None,
+            headers: None,
+            retries: None,
+            timeout_ms,
+            failure_policy,
+            max_in_flight: None,
+            rate_limit: None,
+            ordering: None,
+            transform: None,
+            script,
+        })
+    }
+}
+
+/// `timeoutMs` and `failurePolicy`.
+fn parse_blocking_fields(
+    obj: &mut serde_json::Map<String, Value>,
+) -> Result<(Option<u64>, Option<FailurePolicy>), HookInputError> {
+    let timeout_ms = match obj.shift_remove("timeoutMs") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(t @ 100..=MAX_BLOCKING_TIMEOUT_MS) => Some(t),
+            _ => {
+                return Err(HookInputError::Invalid(format!(
+                    "config.timeoutMs must be an integer from 100 to {MAX_BLOCKING_TIMEOUT_MS}"
+                )))
+            }
+        },
+    };
+    let failure_policy = match obj.shift_remove("failurePolicy") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v).map_err(|_| {
+            HookInputError::Invalid("config.failurePolicy must be \"allow\" or \"deny\"".into())
+        })?),
+    };
+    Ok((timeout_ms, failure_policy))
+}
+
+/// A script field of `config` (`transform`, `script`): a non-empty string of at most
+/// [`super::action::MAX_SCRIPT_BYTES`]. Whether it compiles is checked by the caller, which
+/// has the engine.
+fn parse_script(
+    obj: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, HookInputError> {
+    match obj.shift_remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.len() <= super::action::MAX_SCRIPT_BYTES =>
+        {
+            Ok(Some(s))
+        }
+        Some(_) => Err(HookInputError::Invalid(format!(
+            "config.{key} must be a non-empty string of at most {} bytes",
+            super::action::MAX_SCRIPT_BYTES
+        ))),
     }
 }
 
@@ -384,6 +467,30 @@ impl Hook {
             self.event == Some(event)
         } else {
             self.events.contains(&event)
+        }
+    }
+
+    /// A script hook (`config.script`) answers blocking events in process and has nowhere to
+    /// deliver anything else, so it may subscribe to blocking events only. Checked on create
+    /// and after every update.
+    pub fn check_script_events(&self) -> Result<(), HookInputError> {
+        if self.config.script.is_none() {
+            return Ok(());
+        }
+        let events = if self.events.is_empty() {
+            self.event.as_slice()
+        } else {
+            &self.events
+        };
+        match events
+            .iter()
+            .find(|e| e.kind() != super::event::EventKind::Blocking)
+        {
+            Some(e) => Err(HookInputError::Invalid(format!(
+                "a script hook (config.script) answers blocking events only (PreRegister, PreSignIn, PreResetPassword), not {}",
+                e.name()
+            ))),
+            None => Ok(()),
         }
     }
 }
@@ -502,7 +609,7 @@ impl HookInput {
             None => return Err(HookInputError::Invalid("config is required".into())),
         };
         let enabled = self.enabled.map(parse_enabled).transpose()?.unwrap_or(true);
-        Ok(Hook {
+        let hook = Hook {
             id,
             name,
             event,
@@ -513,7 +620,9 @@ impl HookInput {
             enabled,
             disabled_reason: None,
             created_at,
-        })
+        };
+        hook.check_script_events()?;
+        Ok(hook)
     }
 
     /// Parses an update body. Fields given replace the stored ones whole (JSON fields such

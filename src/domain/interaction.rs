@@ -268,14 +268,33 @@ pub fn read_verdict(status: Option<u16>, body: &str, error: Option<&str>) -> Ver
     if body.trim().is_empty() {
         return Verdict::Allow { custom_data: None };
     }
-    let answer: Value = match serde_json::from_str(body) {
-        Ok(v) => v,
-        Err(_) => {
-            return Verdict::Failed {
-                reason: "the answer is not JSON".into(),
-            }
-        }
-    };
+    match serde_json::from_str::<Value>(body) {
+        Ok(answer) => read_answer(&answer),
+        Err(_) => Verdict::Failed {
+            reason: "the answer is not JSON".into(),
+        },
+    }
+}
+
+/// The function a script blocking hook's `config.script` defines: `decide({event,
+/// payload})`, where `payload` is what an endpoint would be sent.
+pub const SCRIPT_ENTRY: &str = "decide";
+
+/// Reads a script blocking hook's answer: its result, or its error (a throw, a timeout, …);
+/// `undefined` (no answer at all) is a failure, as an endpoint's non-JSON body is.
+pub fn read_script_verdict(result: Result<Value, String>, undefined: bool) -> Verdict {
+    match result {
+        Err(reason) => Verdict::Failed { reason },
+        Ok(_) if undefined => Verdict::Failed {
+            reason: "the script returned nothing: return {allow: true} or {allow: false, message}"
+                .into(),
+        },
+        Ok(answer) => read_answer(&answer),
+    }
+}
+
+/// `{"allow": true, "customData"?}` or `{"allow": false, "message"?}`.
+fn read_answer(answer: &Value) -> Verdict {
     match answer.get("allow") {
         Some(Value::Bool(true)) => Verdict::Allow {
             custom_data: answer.get("customData").and_then(Value::as_object).cloned(),
@@ -431,6 +450,31 @@ mod tests {
                 read_verdict(status, body, None),
                 Verdict::Failed { .. }
             ));
+        }
+    }
+
+    #[test]
+    fn script_verdicts_read_the_answer_and_fail_on_nothing() {
+        assert_eq!(
+            read_script_verdict(Ok(json!({"allow": false, "message": "no"})), false),
+            Verdict::Deny {
+                message: "no".into()
+            }
+        );
+        assert_eq!(
+            read_script_verdict(Ok(json!({"allow": true})), false),
+            Verdict::Allow { custom_data: None }
+        );
+        for (result, undefined, says) in [
+            (Ok(Value::Null), true, "returned nothing"),
+            (Ok(Value::Null), false, "no boolean `allow`"),
+            (Ok(json!({"allow": "yes"})), false, "no boolean `allow`"),
+            (Err("boom".to_owned()), false, "boom"),
+        ] {
+            match read_script_verdict(result, undefined) {
+                Verdict::Failed { reason } => assert!(reason.contains(says), "{reason}"),
+                v => panic!("{v:?}"),
+            }
         }
     }
 

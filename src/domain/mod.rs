@@ -12,3 +12,4 @@ pub mod payload;
 pub mod retry;
 pub mod signature;
 pub mod target;
+pub mod transform;

@@ -165,11 +165,12 @@ impl Events {
         &self,
         store: &dyn Store,
         sender: &WebhookSender,
+        scripts: &crate::script::ScriptRunner,
         event: HookEvent,
         user: &User,
     ) -> InteractionResult<serde_json::Map<String, Value>> {
         let payload = interaction_payload(event, &self.ctx, user, &self.created_at);
-        match blocking::decide(store, sender, event, &payload).await? {
+        match blocking::decide(store, sender, scripts, event, &payload).await? {
             Decision::Allow { custom_data } => Ok(custom_data),
             Decision::Deny { message } => Err(InteractionError::Denied(message)),
         }
@@ -207,6 +208,7 @@ async fn find_user(
 pub async fn register(
     store: &dyn Store,
     sender: &WebhookSender,
+    scripts: &crate::script::ScriptRunner,
     ctx: InteractionContext,
     mut user: User,
     password_hash: String,
@@ -242,7 +244,7 @@ pub async fn register(
         }
     }
     let added = ev
-        .ask(store, sender, HookEvent::PRE_REGISTER, &user)
+        .ask(store, sender, scripts, HookEvent::PRE_REGISTER, &user)
         .await?;
     user.custom_data.extend(added);
     // What the PreRegister hooks added counts toward the bound too.
@@ -426,7 +428,8 @@ pub async fn sign_in(
     if user.is_suspended {
         return Err(InteractionError::Suspended);
     }
-    ev.ask(store, sender, HookEvent::PRE_SIGN_IN, &user).await?;
+    ev.ask(store, sender, &settings.scripts, HookEvent::PRE_SIGN_IN, &user)
+        .await?;
     // An imported digest (bcrypt, SHA-256, …) is replaced by argon2id on the first sign-in
     // that proves the password.
     // Busy hashing must not fail a sign-in that has already succeeded: the rehash waits for
@@ -506,7 +509,7 @@ async fn sign_in_migrated(
     if preview.is_suspended {
         return Err(InteractionError::Suspended);
     }
-    ev.ask(store, sender, HookEvent::PRE_SIGN_IN, &preview)
+    ev.ask(store, sender, &settings.scripts, HookEvent::PRE_SIGN_IN, &preview)
         .await?;
     let session = ev.ctx.session_id.clone();
     let migration = m.migration;
@@ -704,7 +707,13 @@ pub async fn reset_password(
     let user = parse_user(doc)?;
     // Hashed before the hooks are asked, so a busy hasher (503) has not asked them for nothing.
     let password_hash = settings.passwords.hash(password).await?;
-    ev.ask(store, sender, HookEvent::PRE_RESET_PASSWORD, &user)
+    ev.ask(
+        store,
+        sender,
+        &settings.scripts,
+        HookEvent::PRE_RESET_PASSWORD,
+        &user,
+    )
         .await?;
     let session = ev.ctx.session_id.clone();
     let user_id = transact(

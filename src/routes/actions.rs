@@ -46,18 +46,31 @@ async fn load(state: &AppState, t: ActionType) -> Result<Option<Action>, ApiErro
 
 /// 400 for a script that does not compile, with where.
 async fn check_script(state: &AppState, script: &str) -> Result<(), ApiError> {
-    match state.interactions.scripts.check(script, ENTRY).await {
+    compile(state, script, ENTRY, "action.script_invalid", "The script").await
+}
+
+/// 400 `code` for a script that does not compile or does not define `entry`, the parser's
+/// message with `data: {line, column}` (from 1) when it does not parse. `what` names the
+/// script in the message.
+pub(super) async fn compile(
+    state: &AppState,
+    script: &str,
+    entry: &str,
+    code: &'static str,
+    what: &str,
+) -> Result<(), ApiError> {
+    match state.interactions.scripts.check(script, entry).await {
         Ok(()) => Ok(()),
         Err(e @ ScriptError::Syntax { line, column, .. }) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "action.script_invalid",
-            format!("The script does not parse: {e}"),
+            code,
+            format!("{what} does not parse: {e}"),
         )
         .with_data(json!({ "line": line, "column": column }))),
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "action.script_invalid",
-            format!("The script is not an action: {e}"),
+            code,
+            format!("{what} cannot run: {e}"),
         )),
     }
 }

@@ -4,11 +4,14 @@
 //! A delivery is one (event, hook) pair: its `id` is the `webhook-id` every attempt sends.
 //! Shapes:
 //! - list item: `{id, eventId, hookId, event, status, attempts, nextAttemptAt, createdAt,
-//!   updatedAt}`; `status` is `queued`, `succeeded` or `failed`, times are epoch ms,
-//!   `nextAttemptAt` is `null` unless queued.
-//! - one delivery: the same, plus `requestBody` (the JSON every attempt sends, `null` if its
-//!   event is gone) and `attempts`, oldest first: `{id, attempt, success, responseStatus,
-//!   responseBody, durationMs, error, createdAt}` (`responseBody` as received, at most 20 KB).
+//!   updatedAt}`; `status` is `queued`, `succeeded`, `failed` or `skipped` (its hook's
+//!   transform answered `null`), times are epoch ms, `nextAttemptAt` is `null` unless queued.
+//! - one delivery: the same, plus `requestBody` (the JSON every attempt sends: what the
+//!   hook's transform made, once it ran; `null` if its event is gone), `requestHeaders` (the
+//!   custom headers a transform chose, only when it chose some) and `attempts`, oldest first:
+//!   `{id, attempt, success, responseStatus, responseBody, durationMs, error, createdAt,
+//!   script}` (`responseBody` as received, at most 20 KB; `script`: the transform's run at
+//!   that attempt, `{durationMs, logs, skipped?}`, or `null`).
 
 use super::error::ApiError;
 use super::extract::{ApiPath, QueryMap};
@@ -85,11 +88,15 @@ pub async fn get(
                 "durationMs": a.duration_ms,
                 "error": a.error,
                 "createdAt": a.created_at,
+                "script": stored_json(a.script.as_deref()),
             })
         })
         .collect();
     if let Some(obj) = body.as_object_mut() {
         obj.insert("requestBody".into(), request_body);
+        if let Some(headers) = detail.request_headers.as_deref() {
+            obj.insert("requestHeaders".into(), stored_json(Some(headers)));
+        }
         obj.insert("attempts".into(), Value::Array(attempts));
     }
     Ok(Json(body))
@@ -147,6 +154,13 @@ pub(crate) fn not_found(id: &str) -> ApiError {
     )
 }
 
+/// A stored JSON column (a script run, a transform's headers) as JSON; `null` when absent.
+pub(super) fn stored_json(stored: Option<&str>) -> Value {
+    stored
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null)
+}
+
 fn delivery_json(d: &DeliveryInfo) -> Value {
     json!({
         "id": d.id,
@@ -191,7 +205,7 @@ fn parse_query(q: &QueryMap, pagination: Pagination) -> Result<DeliveryQuery, Ap
         None => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
             ApiError::invalid_input(
-                "query parameter `status` must be `queued`, `succeeded` or `failed`",
+                "query parameter `status` must be `queued`, `succeeded`, `failed` or `skipped`",
             )
         })?),
     };

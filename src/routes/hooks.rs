@@ -148,6 +148,36 @@ pub async fn get(
     Ok(Json(hook_json(&hook, stats)))
 }
 
+/// What parsing a `config` could not check without I/O: its URL after DNS (the SSRF rules)
+/// and that its scripts compile (400 `hook.script_invalid`, with the parser's `{line,
+/// column}`).
+async fn check_config(state: &AppState, config: &HookConfig) -> Result<(), ApiError> {
+    if let Some(url) = &config.url {
+        check_target(url, &state.targets).await?;
+    }
+    if let Some(script) = &config.transform {
+        super::actions::compile(
+            state,
+            script,
+            crate::domain::transform::ENTRY,
+            "hook.script_invalid",
+            "config.transform",
+        )
+        .await?;
+    }
+    if let Some(script) = &config.script {
+        super::actions::compile(
+            state,
+            script,
+            crate::domain::interaction::SCRIPT_ENTRY,
+            "hook.script_invalid",
+            "config.script",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<HookInput>,
@@ -158,7 +188,7 @@ pub async fn create(
         now_ms(),
         &state.targets,
     )?;
-    check_target(&hook.config.url, &state.targets).await?;
+    check_config(&state, &hook.config).await?;
     super::record_hook_id(&hook.id);
     state.store.insert_hook(&hook).await?;
     tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
@@ -172,10 +202,11 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let patch = input.into_patch(&state.targets)?;
     if let Some(config) = &patch.config {
-        check_target(&config.url, &state.targets).await?;
+        check_config(&state, config).await?;
     }
     let mut hook = find(&state, &id, "entity.not_exists").await?;
     patch.apply(&mut hook);
+    hook.check_script_events()?;
     if !state.store.update_hook(&hook).await? {
         return Err(missing(&id, "entity.not_exists"));
     }
@@ -261,7 +292,12 @@ pub async fn test(
         Some(c) => HookConfig::parse(c, &state.targets)?,
         None => return Err(ApiError::invalid_input("config is required")),
     };
-    check_target(&config.url, &state.targets).await?;
+    let Some(url) = &config.url else {
+        return Err(ApiError::invalid_input(
+            "config.url is required: a script hook (config.script) has no endpoint to test",
+        ));
+    };
+    check_target(url, &state.targets).await?;
     let hook = find(&state, &id, "entity.not_exists_with_id").await?;
     let target = DeliveryTarget::new(
         config,
@@ -377,6 +413,10 @@ pub async fn recent_logs(
                 obj.insert("deliveryId".into(), Value::String(l.delivery_id));
                 obj.insert("attempt".into(), json!(l.attempt));
                 obj.insert("durationMs".into(), json!(l.duration_ms));
+                if l.script.is_some() {
+                    let run = super::deliveries::stored_json(l.script.as_deref());
+                    obj.insert("script".into(), run);
+                }
             }
             json!({"id": l.id, "key": key, "payload": payload, "createdAt": l.created_at})
         })

@@ -224,7 +224,15 @@ pub async fn register(
     let hash = state.interactions.passwords.hash(input.password).await?;
     let mut user = new.user;
     user.application_id = Some(ctx.application.id.clone());
-    let answer = interactions::register(&*state.store, &state.sender, ctx, user, hash).await?;
+    let answer = interactions::register(
+        &*state.store,
+        &state.sender,
+        &state.interactions.scripts,
+        ctx,
+        user,
+        hash,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 

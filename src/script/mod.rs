@@ -61,6 +61,10 @@ impl Default for Limits {
 pub struct RunReport {
     /// The entry function's result as JSON (`Null` for `undefined`), or why there is none.
     pub outcome: Result<Value, ScriptError>,
+    /// The entry function returned (or its promise resolved to) `undefined`: `outcome` is
+    /// then `Ok(Null)`, as for `null`, which a caller may need to tell apart (a transform's
+    /// `null` skips, its `undefined` is a mistake).
+    pub undefined: bool,
     /// What the script wrote to `console`, one entry per call, bounded by
     /// [`Limits::console_bytes`].
     pub console: Vec<String>,

@@ -44,15 +44,30 @@ impl ScriptRunner {
 
     /// Runs `entry(input)` of `script` (see [`super::run`]).
     pub async fn run(&self, script: &str, entry: &str, input: Value) -> Result<RunReport, Busy> {
-        let permit =
-            tokio::time::timeout(self.limits.timeout, self.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| Busy)?
-                .map_err(|_| Busy)?;
+        self.run_for(script, entry, input, self.limits.timeout)
+            .await
+    }
+
+    /// [`Self::run`] with its own timeout (a script blocking hook's `timeoutMs`), for both
+    /// the wait for a run slot and the run.
+    pub async fn run_for(
+        &self,
+        script: &str,
+        entry: &str,
+        input: Value,
+        timeout: std::time::Duration,
+    ) -> Result<RunReport, Busy> {
+        let permit = tokio::time::timeout(timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Busy)?
+            .map_err(|_| Busy)?;
         let (script, entry, limits, fetcher) = (
             script.to_owned(),
             entry.to_owned(),
-            self.limits,
+            Limits {
+                timeout,
+                ..self.limits
+            },
             self.fetcher.clone(),
         );
         let report = tokio::task::spawn_blocking(move || {
@@ -63,6 +78,7 @@ impl ScriptRunner {
         .await;
         Ok(report.unwrap_or_else(|e| RunReport {
             outcome: Err(ScriptError::Engine(format!("the run failed: {e}"))),
+            undefined: false,
             console: Vec::new(),
             duration: std::time::Duration::ZERO,
         }))

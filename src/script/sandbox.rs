@@ -109,7 +109,7 @@ pub fn run(
     let started = Instant::now();
     let deadline = started + limits.timeout;
     let console = Arc::new(Mutex::new(Console::new(limits.console_bytes)));
-    let outcome = run_inner(
+    let result = run_inner(
         script,
         entry,
         input,
@@ -122,8 +122,10 @@ pub fn run(
         Ok(mut c) => std::mem::take(&mut c.lines),
         Err(_) => Vec::new(),
     };
+    let undefined = matches!(result, Ok(None));
     RunReport {
-        outcome,
+        outcome: result.map(|v| v.unwrap_or(Value::Null)),
+        undefined,
         console,
         duration: started.elapsed(),
     }
@@ -137,7 +139,7 @@ fn run_inner(
     deadline: Instant,
     fetcher: Arc<dyn Fetcher>,
     console: Arc<Mutex<Console>>,
-) -> Result<Value, ScriptError> {
+) -> Result<Option<Value>, ScriptError> {
     let engine = |e: rquickjs::Error| ScriptError::Engine(e.to_string());
     let rt = Runtime::new().map_err(engine)?;
     rt.set_memory_limit(limits.memory_bytes);
@@ -168,7 +170,7 @@ fn run_inner(
         true
     })));
     let input = serde_json::to_string(input).map_err(|e| ScriptError::Engine(e.to_string()))?;
-    let result = ctx.with(|ctx| -> Result<Value, ScriptError> {
+    let result = ctx.with(|ctx| -> Result<Option<Value>, ScriptError> {
         let fail = |e: rquickjs::Error| failure(&ctx, e, limits, deadline);
         install_host(&ctx, console, fetcher, deadline).map_err(fail)?;
         ctx.eval::<(), _>(PRELUDE).map_err(fail)?;
@@ -255,14 +257,15 @@ fn settle<'js>(
     }
 }
 
+/// The result as JSON; `None` for `undefined`.
 fn to_json<'js>(
     ctx: &Ctx<'js>,
     value: JsValue<'js>,
     limits: &Limits,
     deadline: Instant,
-) -> Result<Value, ScriptError> {
+) -> Result<Option<Value>, ScriptError> {
     if value.is_undefined() {
-        return Ok(Value::Null);
+        return Ok(None);
     }
     let text = ctx
         .json_stringify(value)
@@ -282,7 +285,9 @@ fn to_json<'js>(
             "it is longer than {MAX_RESULT_BYTES} bytes as JSON"
         )));
     }
-    serde_json::from_str(&text).map_err(|e| ScriptError::NotJson(e.to_string()))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| ScriptError::NotJson(e.to_string()))
 }
 
 /// What an engine error means for the run: time and memory first (the engine reports both

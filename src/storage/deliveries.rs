@@ -12,7 +12,7 @@
 use super::schema::Marks;
 use super::AttemptLog;
 
-/// Where a delivery is: the `state` column (0, 1, 2 in both schemas).
+/// Where a delivery is: the `state` column (0, 1, 2, 3 in both schemas).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
     /// Waiting to be sent, being sent, or waiting for a retry.
@@ -20,6 +20,8 @@ pub enum DeliveryStatus {
     Succeeded,
     /// Its retry schedule ran out; kept for the log (and for `recover`).
     Failed,
+    /// Its hook's transform answered `null`: nothing was sent (issue 16).
+    Skipped,
 }
 
 impl DeliveryStatus {
@@ -28,6 +30,7 @@ impl DeliveryStatus {
             DeliveryStatus::Queued => "queued",
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
         }
     }
 
@@ -36,6 +39,7 @@ impl DeliveryStatus {
             "queued" => Some(DeliveryStatus::Queued),
             "succeeded" => Some(DeliveryStatus::Succeeded),
             "failed" => Some(DeliveryStatus::Failed),
+            "skipped" => Some(DeliveryStatus::Skipped),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl DeliveryStatus {
             DeliveryStatus::Queued => 0,
             DeliveryStatus::Succeeded => 1,
             DeliveryStatus::Failed => 2,
+            DeliveryStatus::Skipped => 3,
         }
     }
 
@@ -53,6 +58,7 @@ impl DeliveryStatus {
             0 => Some(DeliveryStatus::Queued),
             1 => Some(DeliveryStatus::Succeeded),
             2 => Some(DeliveryStatus::Failed),
+            3 => Some(DeliveryStatus::Skipped),
             _ => None,
         }
     }
@@ -98,6 +104,8 @@ pub struct DeliveryDetail {
     /// The body every attempt sends (the event's payload with `hookId`); `None` if the event
     /// row is gone.
     pub request_body: Option<String>,
+    /// The custom headers its transform chose, if it did (a JSON object).
+    pub request_headers: Option<String>,
     pub attempts: Vec<AttemptLog>,
 }
 
@@ -295,8 +303,8 @@ pub(crate) fn list_sql(q: &DeliveryQuery, marks: Marks, tie: &str) -> (String, S
 /// One delivery by id, with its event's payload.
 pub(crate) fn get_sql(marks: Marks, tie: &str) -> String {
     format!(
-        "SELECT {}, e.payload FROM deliveries d LEFT JOIN events e ON e.id = d.event_id \
-         WHERE d.id = {}",
+        "SELECT {}, e.payload, d.request_body, d.request_headers \
+         FROM deliveries d LEFT JOIN events e ON e.id = d.event_id WHERE d.id = {}",
         columns(tie)
             .split(", ")
             .map(|c| format!("d.{c}"))
@@ -379,6 +387,7 @@ mod tests {
             DeliveryStatus::Queued,
             DeliveryStatus::Succeeded,
             DeliveryStatus::Failed,
+            DeliveryStatus::Skipped,
         ] {
             assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
             assert_eq!(DeliveryStatus::from_state(s.state()), Some(s));

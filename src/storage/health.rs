@@ -34,10 +34,11 @@ pub(crate) fn park_sql(enabled: bool, hook: &str) -> String {
 }
 
 /// Per hook in `records`, where its failing streak stands after its last one: `None` when
-/// that attempt succeeded, `Some(at)` (its time) when it failed. In first-seen order.
+/// that attempt succeeded, `Some(at)` (its time) when it failed. In first-seen order. A
+/// skipped delivery (its transform answered `null`) says nothing about the endpoint.
 pub(crate) fn latest_outcomes(records: &[AttemptRecord]) -> Vec<(&str, Option<i64>)> {
     let mut out: Vec<(&str, Option<i64>)> = Vec::new();
-    for r in records {
+    for r in records.iter().filter(|r| r.next != NextStep::Skipped) {
         let latest = (r.next != NextStep::Succeeded).then_some(r.at);
         match out.iter_mut().find(|(h, _)| *h == r.hook_id) {
             Some(entry) => entry.1 = latest,
@@ -134,6 +135,8 @@ mod tests {
             error: None,
             duration_ms: 1,
             at,
+            transformed: None,
+            script: None,
         }
     }
 
@@ -151,6 +154,9 @@ mod tests {
             record("b", NextStep::GaveUp, 2, "User.Created"),
             record("a", NextStep::Succeeded, 3, "User.Created"),
             record("b", NextStep::Gone, 4, "User.Created"),
+            // A skip says nothing about the endpoint: b's streak stands, c has none.
+            record("b", NextStep::Skipped, 5, "User.Created"),
+            record("c", NextStep::Skipped, 6, "User.Created"),
         ];
         assert_eq!(latest_outcomes(&records), [("a", None), ("b", Some(4))]);
         assert_eq!(next_failing_since(None, Some(4)), Some(4));

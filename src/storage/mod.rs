@@ -235,7 +235,15 @@ pub struct ClaimedDelivery {
     pub event_id: String,
     pub hook_id: String,
     pub event_name: String,
+    /// The body to send: the one its transform made, once stored (`transformed`), else the
+    /// event's payload with `hookId` (`domain::payload::delivery_body`).
     pub body: String,
+    /// Its transform ran at an earlier attempt and `body` is what it made: send that again,
+    /// with `request_headers`, and do not run the transform again.
+    pub transformed: bool,
+    /// The custom headers the transform chose (a JSON object), in place of the hook's;
+    /// `None` for the hook's own.
+    pub request_headers: Option<String>,
     /// Attempts already made before this one.
     pub attempts: u32,
     /// Of those, the ones made before the current retry schedule began (a retry or a
@@ -273,13 +281,18 @@ impl DeliveryTarget {
         signing_key: String,
         previous_key: Option<crate::domain::hook::PreviousKey>,
     ) -> Self {
-        let url = crate::domain::target::parse_url(&config.url);
+        let url = match &config.url {
+            Some(url) => crate::domain::target::parse_url(url),
+            None => Err(crate::domain::target::TargetError::Invalid(
+                "a script hook has no URL".into(),
+            )),
+        };
         let uri = url.as_ref().ok().and_then(|u| {
             let mut u = u.clone();
             u.set_fragment(None);
             u.as_str().parse().ok()
         });
-        let headers = parse_headers(&config);
+        let headers = custom_headers(config.headers.as_ref());
         Self {
             config,
             signing_key,
@@ -291,11 +304,13 @@ impl DeliveryTarget {
     }
 }
 
-/// The hook's own headers as sent: those the engine owns ([`reserved_header`], refused at save
-/// since, but possibly stored earlier) are left out.
-fn parse_headers(config: &HookConfig) -> Result<http::HeaderMap, String> {
+/// Custom headers as sent (a hook's own, or those its transform chose): those the engine owns
+/// ([`reserved_header`], refused at save since, but possibly stored earlier) are left out.
+pub fn custom_headers(
+    headers: Option<&crate::domain::hook::HookHeaders>,
+) -> Result<http::HeaderMap, String> {
     let mut map = http::HeaderMap::new();
-    for (name, value) in config.headers.iter().flat_map(|h| h.iter()) {
+    for (name, value) in headers.iter().flat_map(|h| h.iter()) {
         if crate::domain::hook::reserved_header(name).is_some() {
             continue;
         }
@@ -320,6 +335,27 @@ pub enum NextStep {
     /// The endpoint answered `410 Gone`: the delivery is failed, as for `GaveUp`, and its
     /// hook is disabled (issue 15).
     Gone,
+    /// Its hook's transform answered `null`: nothing was sent, and the delivery ends as
+    /// skipped (issue 16). Neither a success nor a failure of the endpoint: the hook's
+    /// failing streak stays where it is.
+    Skipped,
+}
+
+impl NextStep {
+    /// Whether the attempt is logged as a success: the endpoint took it, or the transform
+    /// skipped it (nothing failed).
+    pub fn is_success(self) -> bool {
+        matches!(self, NextStep::Succeeded | NextStep::Skipped)
+    }
+}
+
+/// What a delivery's transform made of it, stored with the attempt that ran it so that every
+/// later attempt sends the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformedRequest {
+    pub body: String,
+    /// The custom headers it chose (a JSON object), `None` for the hook's own.
+    pub headers: Option<String>,
 }
 
 /// One HTTP attempt, as recorded.
@@ -343,6 +379,12 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     pub duration_ms: i64,
     pub at: i64,
+    /// Set when this attempt ran the delivery's transform and it answered a request: stored
+    /// on the delivery (whatever the endpoint then answered), for every later attempt.
+    pub transformed: Option<TransformedRequest>,
+    /// The script run behind this attempt, if any (`{durationMs, logs, skipped?}` as JSON),
+    /// shown with the attempt in the delivery's log and in recent-logs.
+    pub script: Option<String>,
 }
 
 /// One call of a blocking hook, to be logged like a delivery attempt (it never is queued).
@@ -360,6 +402,8 @@ pub struct BlockingCallLog {
     pub error: Option<String>,
     pub duration_ms: i64,
     pub at: i64,
+    /// For a script hook, its run (`{durationMs, logs}` as JSON), as `AttemptRecord::script`.
+    pub script: Option<String>,
 }
 
 /// A filter for a hook's attempt log.
@@ -387,6 +431,8 @@ pub struct AttemptLog {
     pub error: Option<String>,
     pub duration_ms: i64,
     pub created_at: i64,
+    /// The script run behind the attempt, if any (`AttemptRecord::script`), as stored JSON.
+    pub script: Option<String>,
 }
 
 #[async_trait]

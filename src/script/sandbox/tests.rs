@@ -39,7 +39,12 @@ const runAction = async ({ event, environmentVariables }) => {
     );
     // Nothing returned: no change.
     let input = json!({"event": {"identifier": {"value": "other"}}, "environmentVariables": {}});
-    assert_eq!(go(script, input).outcome.unwrap(), Value::Null);
+    let r = go(script, input);
+    assert_eq!(r.outcome.unwrap(), Value::Null);
+    assert!(r.undefined);
+    // `null` is told apart from `undefined` (a transform's `null` skips).
+    let r = go("const runAction = async () => null;", json!({}));
+    assert_eq!((r.outcome.unwrap(), r.undefined), (Value::Null, false));
 }
 
 #[test]

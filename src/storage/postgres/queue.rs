@@ -17,6 +17,7 @@ use sqlx::{PgConnection, PgPool, Row};
 const STATE_QUEUED: i16 = 0;
 const STATE_SUCCEEDED: i16 = 1;
 const STATE_FAILED: i16 = 2;
+const STATE_SKIPPED: i16 = 3;
 
 /// The enqueue of a batch of events, in one statement (one round trip; in autocommit, one
 /// commit): store the events, find for each the enabled hooks subscribed to it (Logto's rule:
@@ -162,6 +163,8 @@ pub(crate) async fn enqueue_in(
             event_id: event.id.clone(),
             event_name: names[i].to_owned(),
             body: delivery_body(&payloads[i], &hook_id),
+            transformed: false,
+            request_headers: None,
             attempts: 0,
             schedule_start: 0,
             created_at: event.created_at,
@@ -215,7 +218,7 @@ pub(super) async fn claim_due(
          FROM picked p, events e, hooks h \
          WHERE d.id = p.id AND e.id = d.event_id AND h.id = d.hook_id \
          RETURNING d.seq, d.id, d.event_id, d.hook_id, d.event_name, d.attempts, d.created_at, \
-           d.schedule_start, d.ordering_key, \
+           d.schedule_start, d.ordering_key, d.request_body, d.request_headers, \
            e.payload, h.version, h.config, h.signing_key, h.previous_signing_key, \
            h.previous_key_expires_at, p.due_at AS was_due",
     )
@@ -230,7 +233,13 @@ pub(super) async fn claim_due(
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let hook_id: String = row.try_get("hook_id")?;
-        let payload: String = row.try_get("payload")?;
+        // What its transform made, once it ran; else the event's payload with `hookId`.
+        let stored: Option<String> = row.try_get("request_body")?;
+        let transformed = stored.is_some();
+        let body = match stored {
+            Some(body) => body,
+            None => delivery_body(&row.try_get::<String, _>("payload")?, &hook_id),
+        };
         let target = targets.get(
             &hook_id,
             row.try_get("version")?,
@@ -251,7 +260,9 @@ pub(super) async fn claim_due(
                 id: row.try_get("id")?,
                 event_id: row.try_get("event_id")?,
                 event_name: row.try_get("event_name")?,
-                body: delivery_body(&payload, &hook_id),
+                body,
+                transformed,
+                request_headers: row.try_get("request_headers")?,
                 hook_id,
                 attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
                 schedule_start: u32::try_from(row.try_get::<i32, _>("schedule_start")?)
@@ -298,11 +309,15 @@ pub(super) async fn record_attempts(
     let mut error = Vec::with_capacity(n);
     let mut duration = Vec::with_capacity(n);
     let mut lease = Vec::with_capacity(n);
+    let mut request_body = Vec::with_capacity(n);
+    let mut request_headers = Vec::with_capacity(n);
+    let mut script = Vec::with_capacity(n);
     for r in records {
         let (state, due_at) = match r.next {
             NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
             NextStep::RetryAt(t) => (STATE_QUEUED, t),
             NextStep::GaveUp | NextStep::Gone => (STATE_FAILED, r.at),
+            NextStep::Skipped => (STATE_SKIPPED, r.at),
         };
         delivery_ids.push(r.delivery_id.as_str());
         states.push(state);
@@ -312,12 +327,15 @@ pub(super) async fn record_attempts(
         ids.push(r.id.as_str());
         hook_ids.push(r.hook_id.as_str());
         names.push(r.event_name.as_str());
-        success.push(r.next == NextStep::Succeeded);
+        success.push(r.next.is_success());
         status.push(r.response_status.map(i32::from));
         body.push(r.response_body.as_deref());
         error.push(r.error.as_deref());
         duration.push(r.duration_ms);
         lease.push(r.delivery_row);
+        request_body.push(r.transformed.as_ref().map(|t| t.body.as_str()));
+        request_headers.push(r.transformed.as_ref().and_then(|t| t.headers.as_deref()));
+        script.push(r.script.as_deref());
     }
     let (streak_hooks, streak_failed): (Vec<&str>, Vec<Option<i64>>) =
         latest_outcomes(records).into_iter().unzip();
@@ -343,12 +361,16 @@ pub(super) async fn record_attempts(
     sqlx::query(
         "WITH r AS ( \
            SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[], \
-             $14::bigint[]) AS r(id, state, due_at, attempts, at, lease_until) \
+             $14::bigint[], $18::text[], $19::text[]) \
+             AS r(id, state, due_at, attempts, at, lease_until, request_body, request_headers) \
          ), u AS ( \
            UPDATE deliveries d SET state = r.state, \
              due_at = CASE WHEN d.due_at >= $17 AND r.state = 0 THEN r.due_at + $17 \
                ELSE r.due_at END, \
-             attempts = r.attempts, updated_at = r.at \
+             attempts = r.attempts, updated_at = r.at, \
+             request_body = COALESCE(r.request_body, d.request_body), \
+             request_headers = CASE WHEN r.request_body IS NULL THEN d.request_headers \
+               ELSE r.request_headers END \
            FROM r WHERE d.id = r.id AND d.state = 0 \
              AND d.due_at IN (r.lease_until, r.lease_until + $17) \
            RETURNING d.hook_id, d.ordering_key, d.state \
@@ -366,13 +388,13 @@ pub(super) async fn record_attempts(
              (CASE WHEN o.failed_at IS NULL THEN NULL ELSE COALESCE(h.failing_since, o.failed_at) END) \
          ) \
          INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
-           response_status, response_body, error, duration_ms, created_at) \
+           response_status, response_body, error, duration_ms, created_at, script) \
          SELECT a.id, a.delivery_id, a.hook_id, a.event_name, a.attempt, a.success, a.status, \
-           a.body, a.error, a.duration, a.at \
+           a.body, a.error, a.duration, a.at, a.script \
          FROM UNNEST($6::text[], $1::text[], $7::text[], $8::text[], $4::int[], $9::bool[], \
-           $10::int[], $11::text[], $12::text[], $13::bigint[], $5::bigint[]) \
+           $10::int[], $11::text[], $12::text[], $13::bigint[], $5::bigint[], $20::text[]) \
            AS a(id, delivery_id, hook_id, event_name, attempt, success, status, body, error, \
-             duration, at) \
+             duration, at, script) \
          WHERE EXISTS (SELECT 1 FROM deliveries x WHERE x.id = a.delivery_id)",
     )
     .bind(&delivery_ids)
@@ -394,6 +416,9 @@ pub(super) async fn record_attempts(
     // A hook disabled while its delivery was in flight has parked the row (its lease end
     // plus PARK_MS): the record still applies, and a retry stays parked.
     .bind(crate::storage::health::PARK_MS)
+    .bind(&request_body)
+    .bind(&request_headers)
+    .bind(&script)
     .execute(&mut *conn)
     .await?;
     super::ordering::next_in_line(conn, &heads, &keys).await
@@ -452,8 +477,8 @@ pub(super) async fn record_blocking_calls(
              d AS (INSERT INTO deliveries (id, event_id, hook_id, event_name, state, attempts, due_at, \
                created_at, updated_at) VALUES ($5, $1, $6, $2, $7, 1, $4, $4, $4)) \
              INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
-               response_status, response_body, error, duration_ms, created_at) \
-             VALUES ($8, $5, $6, $2, 1, $9, $10, $11, $12, $13, $4)",
+               response_status, response_body, error, duration_ms, created_at, script) \
+             VALUES ($8, $5, $6, $2, 1, $9, $10, $11, $12, $13, $4, $14)",
         )
         .bind(&event_id)
         .bind(name)
@@ -468,6 +493,7 @@ pub(super) async fn record_blocking_calls(
         .bind(&c.response_body)
         .bind(&c.error)
         .bind(c.duration_ms)
+        .bind(&c.script)
         .execute(&mut *tx)
         .await?;
     }

@@ -66,6 +66,7 @@ pub(super) fn attempt(row: &SqliteRow, request_body: Option<String>) -> StoreRes
         error: row.try_get("error")?,
         duration_ms: row.try_get("duration_ms")?,
         created_at: row.try_get("created_at")?,
+        script: row.try_get("script")?,
     })
 }
 
@@ -97,9 +98,13 @@ impl SqliteStore {
             return Ok(None);
         };
         let d = delivery(&row)?;
-        let body = row
-            .try_get::<Option<String>, _>("payload")?
-            .map(|p| delivery_body(&p, &d.hook_id));
+        // What its transform made, once it ran; else the event's payload with `hookId`.
+        let body = match row.try_get::<Option<String>, _>("request_body")? {
+            Some(body) => Some(body),
+            None => row
+                .try_get::<Option<String>, _>("payload")?
+                .map(|p| delivery_body(&p, &d.hook_id)),
+        };
         let attempts = sqlx::query(&attempts_sql(Marks::Question, TIE))
             .bind(&d.hook_id)
             .bind(&d.id)
@@ -113,6 +118,7 @@ impl SqliteStore {
         Ok(Some(DeliveryDetail {
             delivery: d,
             request_body: body,
+            request_headers: row.try_get("request_headers")?,
             attempts,
         }))
     }

@@ -652,7 +652,8 @@ impl Store for SqliteStore {
                 .fetch_one(&self.reader)
                 .await?;
         let rows = sqlx::query(&format!(
-            "SELECT a.*, e.payload FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id \
+            "SELECT a.*, e.payload, d.request_body FROM attempts a \
+             LEFT JOIN deliveries d ON d.id = a.delivery_id \
              LEFT JOIN events e ON e.id = d.event_id \
              WHERE {filter} ORDER BY a.created_at DESC, a.rowid DESC LIMIT ?5 OFFSET ?6"
         ))
@@ -667,9 +668,13 @@ impl Store for SqliteStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let hook_id: String = row.try_get("hook_id")?;
-            let body = row
-                .try_get::<Option<String>, _>("payload")?
-                .map(|p| delivery_body(&p, &hook_id));
+            // What the delivery's transform made, once it ran; else the event's payload.
+            let body = match row.try_get::<Option<String>, _>("request_body")? {
+                Some(body) => Some(body),
+                None => row
+                    .try_get::<Option<String>, _>("payload")?
+                    .map(|p| delivery_body(&p, &hook_id)),
+            };
             out.push(deliveries::attempt(&row, body)?);
         }
         Ok((out, total as u64))

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 const STATE_QUEUED: i64 = 0;
 const STATE_SUCCEEDED: i64 = 1;
 const STATE_FAILED: i64 = 2;
+const STATE_SKIPPED: i64 = 3;
 
 /// Rows of busy or disabled hooks a claim passes over, beyond the leased ones, before it
 /// stops looking (see [`claim_due`]).
@@ -111,6 +112,8 @@ pub fn enqueue_events_in(
                     hook_id: hook.hook_id.clone(),
                     event_name: name.to_owned(),
                     body: delivery_body(&payload, &hook.hook_id),
+                    transformed: false,
+                    request_headers: None,
                     attempts: 0,
                     schedule_start: 0,
                     created_at: event.created_at,
@@ -237,8 +240,10 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
     // The lease is taken in memory (see `super::leases`): the row is only read.
     let mut read = w.conn.prepare_cached(
         "SELECT id, event_id, hook_id, event_name, attempts, created_at, \
-           (SELECT payload FROM events e WHERE e.id = d.event_id), schedule_start, ordering_key \
+           CASE WHEN request_body IS NULL THEN (SELECT payload FROM events e WHERE e.id = d.event_id) END, \
+           schedule_start, ordering_key, request_body, request_headers \
          FROM deliveries d WHERE rowid = ?1",
+
     )?;
     let mut out = Vec::with_capacity(picked.len());
     for rowid in picked {
@@ -248,16 +253,19 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
         };
         let event_id: String = row.get(1)?;
         let hook_id: String = row.get(2)?;
-        let Some(payload) = row
-            .get_ref(6)?
-            .as_str_or_null()
-            .map_err(rusqlite::Error::from)?
-        else {
-            return Err(StoreError::Corrupt(format!(
-                "event {event_id} of a delivery is missing"
-            )));
+        // What its transform made, once it ran; else the event's payload with `hookId`.
+        let stored: Option<String> = row.get(9)?;
+        let request_headers: Option<String> = row.get(10)?;
+        let transformed = stored.is_some();
+        let body = match (stored, row.get_ref(6)?.as_str_or_null()) {
+            (Some(body), _) => body,
+            (None, Ok(Some(payload))) => delivery_body(payload, &hook_id),
+            (None, _) => {
+                return Err(StoreError::Corrupt(format!(
+                    "event {event_id} of a delivery is missing"
+                )))
+            }
         };
-        let body = delivery_body(payload, &hook_id);
         let (id, event_name): (String, String) = (row.get(0)?, row.get(3)?);
         let (attempts, created_at): (i64, i64) = (row.get(4)?, row.get(5)?);
         let schedule_start: i64 = row.get(7)?;
@@ -276,6 +284,8 @@ pub fn claim_due(w: &mut WriteTx<'_>, req: &ClaimRequest) -> StoreResult<Claimed
             hook_id,
             event_name,
             body,
+            transformed,
+            request_headers,
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             schedule_start: u32::try_from(schedule_start).unwrap_or(0),
             created_at,
@@ -324,8 +334,8 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
     )?;
     let mut insert = w.conn.prepare_cached(
         "INSERT OR FAIL INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
-         response_status, response_body, error, duration_ms, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         response_status, response_body, error, duration_ms, created_at, script) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut skipped = Vec::new();
     for (i, r) in records.iter().enumerate() {
@@ -333,6 +343,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
             NextStep::Succeeded => (STATE_SUCCEEDED, r.at),
             NextStep::RetryAt(at) => (STATE_QUEUED, at),
             NextStep::GaveUp | NextStep::Gone => (STATE_FAILED, r.at),
+            NextStep::Skipped => (STATE_SKIPPED, r.at),
         };
         // By rowid (no walk of the id index); the id is checked too, since a rowid freed by a
         // deleted hook's deliveries may have been given to a new row.
@@ -352,6 +363,13 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
         }
         // The lease ends once this commits.
         w.leases.end_after_commit(r.delivery_row);
+        if let Some(t) = &r.transformed {
+            w.conn
+                .prepare_cached(
+                    "UPDATE deliveries SET request_body = ?2, request_headers = ?3 WHERE rowid = ?1",
+                )?
+                .execute((r.delivery_row, &t.body, &t.headers))?;
+        }
         match (&r.next, &r.ordering_key) {
             (NextStep::RetryAt(at), _) => w.leases.lower_floor(*at),
             // A head left the queue: the next of its user's line goes.
@@ -364,12 +382,13 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
             &r.hook_id,
             &r.event_name,
             r.attempt,
-            r.next == NextStep::Succeeded,
+            r.next.is_success(),
             r.response_status,
             &r.response_body,
             &r.error,
             r.duration_ms,
             r.at,
+            &r.script,
         ))?;
     }
     // What the records cause, for those that moved their delivery on.
@@ -430,8 +449,8 @@ pub fn record_blocking_calls(w: &mut WriteTx<'_>, calls: &[BlockingCallLog]) -> 
     )?;
     let mut attempt = w.conn.prepare_cached(
         "INSERT OR FAIL INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
-         response_status, response_body, error, duration_ms, created_at) \
-         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)",
+         response_status, response_body, error, duration_ms, created_at, script) \
+         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for c in calls {
         let event_id = new_id();
@@ -456,6 +475,7 @@ pub fn record_blocking_calls(w: &mut WriteTx<'_>, calls: &[BlockingCallLog]) -> 
             &c.error,
             c.duration_ms,
             c.at,
+            &c.script,
         ))?;
     }
     Ok(())

@@ -503,7 +503,7 @@ mod tests {
                 event: None,
                 events: vec![event],
                 config: HookConfig {
-                    url: "http://127.0.0.1:9/".into(),
+                    url: Some("http://127.0.0.1:9/".into()),
                     headers: None,
                     retries: None,
                     timeout_ms: None,
@@ -511,6 +511,8 @@ mod tests {
                     max_in_flight: None,
                     rate_limit: None,
                     ordering: None,
+                    transform: None,
+                    script: None,
                 },
                 signing_key: "key".into(),
                 previous_signing_key: None,
