@@ -6,11 +6,13 @@
 use hookline::domain::event::HookEvent;
 use hookline::domain::hook::{Hook, HookConfig, Ordering};
 use hookline::domain::id::new_id;
-use hookline::storage::deliveries::{PruneCutoffs, Pruned, Recovery, Replay, Window};
+use hookline::storage::deliveries::{
+    DeliveryQuery, DeliveryStatus, PruneCutoffs, Pruned, Recovery, Replay, Window,
+};
 use hookline::storage::identity::{transact, Doc, IdentityError, Key, Kind, StateSpace};
 use hookline::storage::{
     connect, AttemptRecord, ClaimRequest, ClaimedDelivery, ConnectOptions, Lease, LogQuery,
-    NewEvent, NextStep, Page, Store,
+    NewEvent, NextStep, Page, Store, TransformedRequest,
 };
 use serde_json::{json, Map};
 use std::collections::HashSet;
@@ -108,6 +110,7 @@ cases!(
     a_lease_hides_a_delivery_until_it_ends,
     rows_put_back_behind_claimed_ones_are_claimed_again,
     records_move_deliveries_on_and_are_logged,
+    a_transformed_request_is_kept_for_retries_and_a_skip_finishes,
     a_release_makes_deliveries_due_and_wakes_the_dispatcher,
     a_commit_that_queues_deliveries_wakes_every_node,
     concurrent_publishes_each_get_their_own_deliveries_and_fail_alone,
@@ -528,6 +531,129 @@ async fn records_move_deliveries_on_and_are_logged(b: Backend) {
     let q = store.queue_stats(now + 1_000).await.unwrap();
     assert_eq!((q.due, q.scheduled), (0, 1), "the retry is in flight");
     assert_eq!(q.failing_hooks, 1, "its latest attempt failed");
+}
+
+/// Transforms (issue 16): what a transform made is stored with the attempt that ran it, and
+/// every later claim sends it (not the event's payload); a skip finishes the delivery as
+/// skipped, logged as a success, without touching the hook's failing streak.
+async fn a_transformed_request_is_kept_for_retries_and_a_skip_finishes(b: Backend) {
+    let db = Db::new(b).await;
+    let store = db.open().await;
+    let h = hook(&[USER_CREATED]);
+    store.insert_hook(&h).await.unwrap();
+    let now = hookline::clock::now_ms();
+    for i in 0..3 {
+        store
+            .enqueue_event(&event(USER_CREATED, now + i), Lease::default())
+            .await
+            .unwrap();
+    }
+    let claimed = store
+        .claim_due(&claim(now + 10, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|d| !d.transformed));
+    let made = TransformedRequest {
+        body: r#"{"text":"made by the transform"}"#.into(),
+        headers: Some(r#"{"x-tenant":"t1"}"#.into()),
+    };
+    let mut transformed = record(&claimed[0], NextStep::RetryAt(now + 1_000), now + 20);
+    transformed.transformed = Some(made.clone());
+    transformed.script = Some(r#"{"durationMs":1,"logs":["ran"]}"#.into());
+    let mut skipped = record(&claimed[1], NextStep::Skipped, now + 21);
+    skipped.response_status = None;
+    skipped.script = Some(r#"{"durationMs":1,"logs":[],"skipped":true}"#.into());
+    // A transform that failed stores nothing: the next attempt runs it again.
+    let mut failed = record(&claimed[2], NextStep::RetryAt(now + 1_000), now + 22);
+    failed.response_status = None;
+    failed.error = Some("transform: boom".into());
+    store
+        .record_attempts(&[transformed, skipped, failed])
+        .await
+        .unwrap();
+    // The hook's streak stands on the failed attempts; the skip between them says nothing.
+    let q = store.queue_stats(now + 30).await.unwrap();
+    assert_eq!(q.failing_hooks, 1);
+
+    let mut again = store
+        .claim_due(&claim(now + 1_000, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    again.sort_by_key(|d| d.id != claimed[0].id);
+    assert_eq!(again.len(), 2, "the skipped delivery is finished");
+    assert_eq!(again[0].id, claimed[0].id);
+    assert!(again[0].transformed);
+    assert_eq!(
+        again[0].body, made.body,
+        "the transform's bytes, not the event's"
+    );
+    assert_eq!(again[0].request_headers, made.headers);
+    assert_eq!(again[1].id, claimed[2].id);
+    assert!(!again[1].transformed);
+    assert_eq!(again[1].body, claimed[2].body);
+    assert_eq!(again[1].request_headers, None);
+    // A later record without one keeps what is stored.
+    store
+        .record_attempts(&[record(&again[0], NextStep::Succeeded, now + 1_001)])
+        .await
+        .unwrap();
+
+    let detail = store.get_delivery(&claimed[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.request_body.as_deref(), Some(made.body.as_str()));
+    assert_eq!(detail.request_headers, made.headers);
+    assert_eq!(detail.attempts.len(), 2);
+    assert_eq!(
+        detail.attempts[0].script.as_deref(),
+        Some(r#"{"durationMs":1,"logs":["ran"]}"#)
+    );
+    assert_eq!(detail.attempts[1].script, None);
+    let detail = store.get_delivery(&claimed[1].id).await.unwrap().unwrap();
+    assert_eq!(detail.delivery.status, DeliveryStatus::Skipped);
+    assert!(detail.attempts[0].success);
+    assert_eq!(
+        detail.request_body.as_deref(),
+        Some(claimed[1].body.as_str())
+    );
+    let (listed, total) = store
+        .list_deliveries(&DeliveryQuery {
+            hook_id: Some(h.id.clone()),
+            status: Some(DeliveryStatus::Skipped),
+            page: Page {
+                limit: 10,
+                offset: 0,
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(listed[0].id, claimed[1].id);
+    let (logs, _) = store
+        .recent_logs(&LogQuery {
+            hook_id: h.id.clone(),
+            event_name: None,
+            start: now,
+            end: now + 2_000,
+            page: Page {
+                limit: 10,
+                offset: 0,
+            },
+        })
+        .await
+        .unwrap();
+    let first = logs
+        .iter()
+        .find(|l| l.delivery_id == claimed[0].id)
+        .unwrap();
+    assert_eq!(first.request_body.as_deref(), Some(made.body.as_str()));
+    let skip = logs
+        .iter()
+        .find(|l| l.delivery_id == claimed[1].id)
+        .unwrap();
+    assert!(skip.script.as_deref().unwrap().contains("skipped"));
 }
 
 async fn a_release_makes_deliveries_due_and_wakes_the_dispatcher(b: Backend) {

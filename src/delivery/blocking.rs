@@ -16,8 +16,8 @@ use crate::domain::event::HookEvent;
 use crate::domain::hook::FailurePolicy;
 use crate::domain::id::new_id;
 use crate::domain::interaction::{read_script_verdict, read_verdict, Verdict, SCRIPT_ENTRY};
-use crate::script::ScriptRunner;
 use crate::domain::payload::delivery_body;
+use crate::script::ScriptRunner;
 use crate::storage::{BlockingCallLog, DeliveryTarget, Store, StoreResult};
 use serde_json::{Map, Value};
 

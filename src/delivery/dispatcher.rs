@@ -11,8 +11,8 @@
 //! due.
 
 use super::http::{SendOutcome, WebhookSender};
-use super::transform::{self, Prepared, Step};
 use super::schedule::{AfterClaim, Limits, Schedule, POLL_INTERVAL};
+use super::transform::{self, Prepared, Step};
 use super::{EngineSettings, Inbox};
 use crate::clock::now_ms;
 use crate::domain::id::new_id;

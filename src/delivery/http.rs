@@ -257,7 +257,8 @@ impl WebhookSender {
             Some(c) => Ok(c),
             None => target.headers.as_ref().map_err(Clone::clone),
         };
-        let headers = match custom.and_then(|c| signed_headers(target, c, msg_id, body.as_bytes())) {
+        let headers = match custom.and_then(|c| signed_headers(target, c, msg_id, body.as_bytes()))
+        {
             Ok(h) => h,
             Err(e) => return failed(e),
         };

@@ -89,9 +89,7 @@ impl HookHeaders {
 
     /// Headers from a request body: [`HookHeaders::parse`], and none the engine owns
     /// ([`reserved_header`]) and no two names that differ only in case.
-    pub(crate) fn parse_input(
-        map: serde_json::Map<String, Value>,
-    ) -> Result<Self, HookInputError> {
+    pub(crate) fn parse_input(map: serde_json::Map<String, Value>) -> Result<Self, HookInputError> {
         let headers = Self::parse(map)?;
         for (i, (name, _)) in headers.0.iter().enumerate() {
             if let Some(why) = reserved_header(name) {
@@ -261,11 +259,10 @@ impl HookConfig {
                     "config.url is required (or config.script, for a blocking hook)".into(),
                 ))
             }
-            (Some(_), Some(_)) => {
-                return Err(HookInputError::Invalid(
-                    "config.url and config.script exclude each other: a script hook answers in process".into(),
-                ))
-            }
+            (Some(_), Some(_)) => return Err(HookInputError::Invalid(
+                "config.url and config.script exclude each other: a script hook answers in process"
+                    .into(),
+            )),
             (None, Some(_)) if transform.is_some() => {
                 return Err(HookInputError::Invalid(
                     "config.transform applies to a hook with a url, not to a script hook".into(),

@@ -47,12 +47,10 @@ pub fn input(event: &str, body: &str, headers: Option<&HookHeaders>) -> Value {
 pub fn read(answer: Value, defined: bool) -> Result<Transformed, String> {
     let mut obj = match answer {
         Value::Null if defined => return Ok(Transformed::Skip),
-        Value::Null => {
-            return Err(
-                "the transform returned nothing: return {payload, headers?} to send, or null to skip"
-                    .into(),
-            )
-        }
+        Value::Null => return Err(
+            "the transform returned nothing: return {payload, headers?} to send, or null to skip"
+                .into(),
+        ),
         Value::Object(obj) => obj,
         other => {
             return Err(format!(
@@ -113,7 +111,11 @@ mod tests {
     #[test]
     fn input_has_the_body_as_an_object_and_the_hooks_headers() {
         let headers: HookHeaders = serde_json::from_value(json!({"x-a": "1"})).unwrap();
-        let v = input("User.Created", r#"{"event":"User.Created","hookId":"h"}"#, Some(&headers));
+        let v = input(
+            "User.Created",
+            r#"{"event":"User.Created","hookId":"h"}"#,
+            Some(&headers),
+        );
         assert_eq!(
             v,
             json!({"event": "User.Created", "payload": {"event": "User.Created", "hookId": "h"}, "headers": {"x-a": "1"}})
@@ -124,7 +126,9 @@ mod tests {
     #[test]
     fn null_skips_and_undefined_is_an_error() {
         assert_eq!(read(Value::Null, true), Ok(Transformed::Skip));
-        assert!(read(Value::Null, false).unwrap_err().contains("returned nothing"));
+        assert!(read(Value::Null, false)
+            .unwrap_err()
+            .contains("returned nothing"));
     }
 
     #[test]
@@ -161,12 +165,18 @@ mod tests {
             (json!({"payload": null}), "return null itself"),
             (json!({"payload": 1, "header": {}}), "has `header`"),
             (json!({"payload": 1, "headers": "x"}), "is a string"),
-            (json!({"payload": 1, "headers": {"x": 1}}), "must be a string"),
+            (
+                json!({"payload": 1, "headers": {"x": 1}}),
+                "must be a string",
+            ),
             (
                 json!({"payload": 1, "headers": {"webhook-signature": "v1,x"}}),
                 "cannot be set",
             ),
-            (json!({"payload": 1, "headers": {"bad name": "x"}}), "not a valid header name"),
+            (
+                json!({"payload": 1, "headers": {"bad name": "x"}}),
+                "not a valid header name",
+            ),
         ] {
             let e = read(answer.clone(), true).unwrap_err();
             assert!(e.contains(says), "{answer}: {e}");

@@ -428,8 +428,14 @@ pub async fn sign_in(
     if user.is_suspended {
         return Err(InteractionError::Suspended);
     }
-    ev.ask(store, sender, &settings.scripts, HookEvent::PRE_SIGN_IN, &user)
-        .await?;
+    ev.ask(
+        store,
+        sender,
+        &settings.scripts,
+        HookEvent::PRE_SIGN_IN,
+        &user,
+    )
+    .await?;
     // An imported digest (bcrypt, SHA-256, …) is replaced by argon2id on the first sign-in
     // that proves the password.
     // Busy hashing must not fail a sign-in that has already succeeded: the rehash waits for
@@ -509,8 +515,14 @@ async fn sign_in_migrated(
     if preview.is_suspended {
         return Err(InteractionError::Suspended);
     }
-    ev.ask(store, sender, &settings.scripts, HookEvent::PRE_SIGN_IN, &preview)
-        .await?;
+    ev.ask(
+        store,
+        sender,
+        &settings.scripts,
+        HookEvent::PRE_SIGN_IN,
+        &preview,
+    )
+    .await?;
     let session = ev.ctx.session_id.clone();
     let migration = m.migration;
     let existing_id = m.existing.map(|u| u.id);
@@ -714,7 +726,7 @@ pub async fn reset_password(
         HookEvent::PRE_RESET_PASSWORD,
         &user,
     )
-        .await?;
+    .await?;
     let session = ev.ctx.session_id.clone();
     let user_id = transact(
         store,

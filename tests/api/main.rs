@@ -22,3 +22,4 @@ mod operations;
 mod retries;
 mod signing_keys;
 mod target_safety;
+mod transforms;
