@@ -9,5 +9,5 @@ ALTER TABLE deliveries ADD COLUMN request_headers text;
 -- finished (state <> 0), so the finished indexes take it as they are.
 
 -- The script run behind an attempt, if any (a transform, or a script blocking hook's
--- answer): {durationMs, logs, skipped?} as JSON.
+-- answer): {durationMs, logs, skipped?} or {durationMs, logs, answer?} as JSON.
 ALTER TABLE attempts ADD COLUMN script text;

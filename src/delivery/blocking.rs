@@ -160,21 +160,26 @@ async fn ask_script(
             return (outcome, Verdict::Failed { reason }, None);
         }
     };
-    let run = serde_json::json!({
+    let answer = report.outcome.map_err(|e| e.to_string());
+    // The answer as logged: whole when it is small, as a response body would be, else cut.
+    let text = answer.as_ref().ok().map(|v| {
+        let mut text = v.to_string();
+        let mut cut = text.len().min(super::http::MAX_LOGGED_RESPONSE_BYTES);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text
+    });
+    let mut run = serde_json::json!({
         "durationMs": report.duration.as_millis() as u64,
         "logs": report.console,
     });
-    let answer = report.outcome.map_err(|e| e.to_string());
+    if let Some(text) = &text {
+        run["answer"] = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()));
+    }
     let outcome = SendOutcome {
-        body: answer.as_ref().ok().map(|v| {
-            let mut text = v.to_string();
-            let mut cut = text.len().min(super::http::MAX_LOGGED_RESPONSE_BYTES);
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text
-        }),
+        body: text,
         error: answer.as_ref().err().cloned(),
         duration: started.elapsed(),
         ..Default::default()

@@ -402,7 +402,7 @@ pub struct BlockingCallLog {
     pub error: Option<String>,
     pub duration_ms: i64,
     pub at: i64,
-    /// For a script hook, its run (`{durationMs, logs}` as JSON), as `AttemptRecord::script`.
+    /// For a script hook, its run (`{durationMs, logs, answer?}` as JSON), as `AttemptRecord::script`.
     pub script: Option<String>,
 }
 

@@ -352,6 +352,10 @@ async fn a_script_blocking_hook_decides_in_process_within_its_timeout() {
         .expect("the denied call, with its console output");
     assert_eq!(denied["payload"]["result"], "Success", "it answered");
     assert_eq!(
+        denied["payload"]["script"]["answer"],
+        json!({"allow": false, "message": "not on the list"})
+    );
+    assert_eq!(
         denied["payload"]["hookRequest"]["body"]["user"]["username"],
         "bad_guy"
     );
