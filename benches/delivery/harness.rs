@@ -346,11 +346,25 @@ impl Hookline {
         sink: &Sink,
         receiver: &str,
     ) -> anyhow::Result<()> {
+        self.create_hooks_with(client, sink, receiver, &json!({}))
+            .await
+    }
+
+    /// [`Self::create_hooks`] with more fields in each hook's `config` (a transform).
+    pub(crate) async fn create_hooks_with(
+        &self,
+        client: &reqwest::Client,
+        sink: &Sink,
+        receiver: &str,
+        config: &Value,
+    ) -> anyhow::Result<()> {
         for i in 0..sink.hooks {
+            let mut config = config.clone();
+            config["url"] = json!(format!("{receiver}/{i}"));
             let res = client
                 .post(format!("{}/api/hooks", self.base))
                 .bearer_auth(TOKEN)
-                .json(&json!({"name": format!("bench {i}"), "events": ["User.Created"], "config": {"url": format!("{receiver}/{i}")}}))
+                .json(&json!({"name": format!("bench {i}"), "events": ["User.Created"], "config": config}))
                 .send()
                 .await?;
             anyhow::ensure!(res.status() == 201, "creating a hook: {}", res.status());

@@ -9,6 +9,7 @@
 //! cargo bench --bench delivery -- --only sustained --rates 3000 --repeat 5  # 5 runs of a step
 //! cargo bench --bench delivery -- --only recovery   # a 1M-delivery recovery beside live traffic
 //! cargo bench --bench delivery -- --only actions    # what a trivial action run costs
+//! cargo bench --bench delivery -- --only transforms # what a transform costs per delivery
 //! ```
 //!
 //! With a PostgreSQL URL (an administrator's), every scenario runs on a database of its own,
@@ -45,6 +46,7 @@ mod harness;
 mod load;
 mod recovery;
 mod scenarios;
+mod transforms;
 
 use harness::*;
 use scenarios::*;
@@ -105,7 +107,7 @@ fn options() -> anyhow::Result<Options> {
             // `cargo bench` passes this to every bench target.
             "--bench" => {}
             other => {
-                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog|sustained|burst|recovery|actions, --rates R,R,…, --seconds N, --repeat N, --database-url URL and --nodes N")
+                anyhow::bail!("unknown argument {other}; takes --quick, --only throughput|latency|backlog|sustained|burst|recovery|actions|transforms, --rates R,R,…, --seconds N, --repeat N, --database-url URL and --nodes N")
             }
         }
     }
@@ -182,8 +184,19 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", json!(a));
             return Ok(());
         }
+        Some("transforms") => {
+            let (compile_us, run_us) = transforms::in_process(1_000 / scale);
+            println!("in process, median: a compile alone {compile_us:.0} µs, a whole pass-through run {run_us:.0} µs");
+            let runs = transforms::transforms(&client, db, 10, 5_000 / scale).await?;
+            println!("10 hooks x {} events, without and with a pass-through transform, alternating:", 5_000 / scale);
+            for r in &runs {
+                println!("  {:<14} {:>7.0} deliveries/s, p50/p99 {:.1}/{:.1} ms, {:.0} CPU µs a delivery (peak RSS {:.1} MiB)", if r.transform { "transform" } else { "no transform" }, r.sustained_deliveries_per_s, r.latency_p50_ms, r.latency_p99_ms, r.cpu_us_per_delivery, r.peak_rss_mib);
+            }
+            println!("{}", json!(runs));
+            return Ok(());
+        }
         Some(other) => anyhow::bail!(
-            "--only takes throughput, latency, backlog, sustained, burst, recovery or actions, not {other}"
+            "--only takes throughput, latency, backlog, sustained, burst, recovery, actions or transforms, not {other}"
         ),
         None => {}
     }
