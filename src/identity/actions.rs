@@ -8,6 +8,7 @@ use crate::domain::id::new_id;
 use crate::domain::identity::user::{email_key, NewUserInput, User, UserPatch};
 use crate::domain::interaction::Identifier;
 use crate::script::ScriptRunner;
+use crate::storage::identity::{Key, Kind};
 use crate::storage::{ActionRun, Store, StoreError};
 use serde_json::{json, Map, Value};
 
@@ -50,7 +51,16 @@ pub async fn post_sign_in(
         return Ok(None);
     };
     let event = json!({"key": "PostSignIn", "interactionEvent": "SignIn", "user": user});
-    match run(store, scripts, t, &action, event, &[], read_update).await {
+    // A change that would take another user's username, email or phone is an invalid answer,
+    // under the action's policy like any other (checked again when it commits).
+    let read = async |answer| {
+        let patch = read_update(answer)?;
+        if let Some(p) = &patch {
+            keys_free(store, &p.apply(user.clone(), 0)).await?;
+        }
+        Ok(patch)
+    };
+    match run(store, scripts, t, &action, event, &[], read).await {
         Ok(patch) => Ok(patch),
         Err(e) => on_error(t, &action, e).map(|()| None),
     }
@@ -98,11 +108,42 @@ pub async fn post_first_factor(
         })),
         "password": password,
     });
-    let read = |a| read_migration(a, identifier, user.is_some(), now);
+    let read = async |answer| {
+        let migration = read_migration(answer, identifier, user.is_some(), now)?;
+        match (&migration, user) {
+            (Some(Migration::Create(created)), _) => keys_free(store, created).await?,
+            (Some(Migration::Update(p)), Some(u)) => {
+                keys_free(store, &p.apply(u.clone(), now)).await?
+            }
+            _ => {}
+        }
+        Ok(migration)
+    };
     match run(store, scripts, t, &action, event, &[password], read).await {
         Ok(m) => Ok(m),
         Err(e) => on_error(t, &action, e).map(|()| None),
     }
+}
+
+/// An error when `user`'s username, email or phone is another user's (read outside the
+/// sign-in's transaction, which checks again: a key taken in between fails the sign-in).
+async fn keys_free(store: &dyn Store, user: &User) -> Result<(), String> {
+    let email = user.primary_email.as_deref().map(email_key);
+    for (key, value, what) in [
+        (Key::Username, user.username.as_deref(), "username"),
+        (Key::Email, email.as_deref(), "primaryEmail"),
+        (Key::Phone, user.primary_phone.as_deref(), "primaryPhone"),
+    ] {
+        let Some(value) = value else { continue };
+        let holder = store
+            .find_with_credential(Kind::User, key, value)
+            .await
+            .map_err(|e| format!("checking the user's {what}: {e}"))?;
+        if holder.is_some_and(|(doc, _)| doc.get("id").and_then(Value::as_str) != Some(&user.id)) {
+            return Err(format!("the action's user {what} is another user's"));
+        }
+    }
+    Ok(())
 }
 
 /// A first-factor answer: `None` when it verifies nothing.
@@ -191,7 +232,7 @@ async fn run<T>(
     action: &Action,
     event: Value,
     secrets: &[&str],
-    read: impl FnOnce(Value) -> Result<T, String>,
+    read: impl AsyncFnOnce(Value) -> Result<T, String>,
 ) -> Result<T, RunFailure> {
     let variables = action
         .environment_variables
@@ -214,7 +255,10 @@ async fn run<T>(
         .as_ref()
         .ok()
         .map(|v| bounded(redact(&v.to_string(), &hidden)));
-    let read = answer.and_then(read);
+    let read = match answer {
+        Ok(value) => read(value).await,
+        Err(e) => Err(e),
+    };
     let logged = ActionRun {
         id: new_id(),
         action_type: t.name().to_owned(),

@@ -496,7 +496,7 @@ struct Migrated {
 /// A sign-in whose password a `PostFirstFactorVerification` action verified: the user is
 /// created (`User.Created`) or updated (`User.Data.Updated`) with the password hashed, then
 /// signed in (`PostSignIn`), all in one transaction, after the suspension and `PreSignIn`
-/// checks a local sign-in has.
+/// checks a local sign-in has and with the `PostSignIn` action's change, if any.
 async fn sign_in_migrated(
     store: &dyn Store,
     sender: &WebhookSender,
@@ -523,6 +523,9 @@ async fn sign_in_migrated(
         &preview,
     )
     .await?;
+    // The PostSignIn action runs as for a local sign-in, on the user as migrated; its change
+    // commits with the rest.
+    let action_patch = super::actions::post_sign_in(store, &settings.scripts, &preview).await?;
     let session = ev.ctx.session_id.clone();
     let migration = m.migration;
     let existing_id = m.existing.map(|u| u.id);
@@ -536,7 +539,11 @@ async fn sign_in_migrated(
             let mut events = Vec::with_capacity(2);
             let user = match (&migration, &existing_id) {
                 (Migration::Create(u), _) => {
-                    let mut user = u.clone();
+                    // Created as the action left it: `User.Created` shows its change.
+                    let mut user = match &action_patch {
+                        Some(patch) => patch.apply(u.clone(), now),
+                        None => u.clone(),
+                    };
                     user.last_sign_in_at = Some(now);
                     super::users::keys_must_be_free(tx, &user)?;
                     tx.insert(Kind::User, &super::users::user_doc(&user, true)?)?;
@@ -554,6 +561,9 @@ async fn sign_in_migrated(
                         return Ok(Err(InteractionError::Suspended));
                     }
                     let mut user = patch.apply(current, now);
+                    if let Some(p) = &action_patch {
+                        user = p.apply(user, now);
+                    }
                     user.last_sign_in_at = Some(now);
                     super::users::keys_must_be_free(tx, &user)?;
                     tx.update(Kind::User, &super::users::user_doc(&user, true)?)?;

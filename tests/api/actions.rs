@@ -331,6 +331,75 @@ async fn post_sign_in_updates_the_user_with_the_sign_in_and_its_errors_follow_th
 }
 
 #[tokio::test]
+async fn a_post_sign_in_change_that_takes_another_users_key_is_an_invalid_answer() {
+    let mut s = crate::interactions::Setup::start(|_| {}).await;
+    let ada = s.register("ada", "correct horse battery").await;
+    s.register("bob", "correct horse battery").await;
+    let put = |app: &TestApp, body: Value| app.api(Method::PUT, SIGN_IN).json(&body).send();
+    // Its own username again is no conflict.
+    let own = "const runAction = async ({ event }) => ({ action: 'updateUser', user: { username: event.user.username, name: 'Ada' } });";
+    assert_eq!(
+        put(&s.app, json!({"script": own})).await.unwrap().status(),
+        201
+    );
+    let (status, body) = sign_in(&s, "ada", "correct horse battery").await;
+    assert_eq!(status, 200, "{body}");
+    s.expect(&["User.Data.Updated", "PostSignIn"]).await;
+    // Bob's: refused as an invalid answer under block (not a 422 from the commit) ...
+    let takes =
+        "const runAction = async () => ({ action: 'updateUser', user: { username: 'bob' } });";
+    assert_eq!(
+        put(&s.app, json!({"script": takes}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, body) = sign_in(&s, "ada", "correct horse battery").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("session.verification_failed")),
+        "{body}"
+    );
+    s.quiet().await;
+    // ... and passed over under allow: the sign-in goes on, unchanged.
+    assert_eq!(
+        put(
+            &s.app,
+            json!({"script": takes, "onExecutionError": "allow"})
+        )
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    let (status, body) = sign_in(&s, "ada", "correct horse battery").await;
+    assert_eq!(status, 200, "{body}");
+    s.expect(&["PostSignIn"]).await;
+    let user = s
+        .app
+        .get_json(&format!("/users/{}", ada["userId"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        (&user["username"], &user["name"]),
+        (&json!("ada"), &json!("Ada"))
+    );
+    let runs = s.app.get_json(&format!("{SIGN_IN}/runs")).await;
+    for run in &runs.as_array().unwrap()[..2] {
+        assert_eq!(run["success"], false);
+        assert!(
+            run["error"]
+                .as_str()
+                .unwrap()
+                .contains("username is another user's"),
+            "{run}"
+        );
+    }
+    s.quiet().await;
+    s.app.stop().await;
+}
+
+#[tokio::test]
 async fn post_first_factor_verification_migrates_users_from_a_legacy_store_lazily() {
     let mut s = crate::interactions::Setup::start(|_| {}).await;
     // The legacy store: knows ann's password once, refuses everything else.
@@ -358,6 +427,16 @@ async fn post_first_factor_verification_migrates_users_from_a_legacy_store_lazil
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+    // A PostSignIn action runs on a migrated sign-in too, on the user as migrated.
+    let post = "const runAction = async ({ event }) => { if (!event.user.avatar) return { action: 'updateUser', user: { avatar: 'https://example.com/' + event.user.name.split(' ')[0] + '.png' } }; };";
+    let res = s
+        .app
+        .api(Method::PUT, SIGN_IN)
+        .json(&json!({"script": post}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
     // First sign-in: unknown here, known there: created, signed in, events as for any.
     let (status, body) = sign_in(&s, "ann@example.com", "legacy-pass").await;
     assert_eq!(status, 200, "{body}");
@@ -370,9 +449,11 @@ async fn post_first_factor_verification_migrates_users_from_a_legacy_store_lazil
     let got = s.expect(&["User.Created", "PostSignIn"]).await;
     assert_eq!(got[0]["data"]["primaryEmail"], "ann@example.com");
     assert_eq!(got[0]["data"]["name"], "Ann Legacy");
+    assert_eq!(got[0]["data"]["avatar"], "https://example.com/Ann.png");
     assert_eq!(got[1]["userId"], user_id.as_str());
     let stored = s.app.get_json(&format!("/users/{user_id}")).await;
     assert_eq!(stored["customData"], json!({"migratedFrom": "legacy"}));
+    assert_eq!(stored["avatar"], "https://example.com/Ann.png");
     assert_eq!(stored["hasPassword"], true);
     // Second sign-in: local, the legacy store is not asked.
     let (status, body) = sign_in(&s, "ann@example.com", "legacy-pass").await;
