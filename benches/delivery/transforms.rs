@@ -79,7 +79,15 @@ pub(crate) fn in_process(n: usize) -> (f64, f64) {
         t.elapsed().as_secs_f64() * 1e6
     };
     let compile = (0..n)
-        .map(|_| time(&mut || drop(check(PASS_THROUGH, "transform"))))
+        .map(|_| {
+            time(&mut || {
+                drop(check(
+                    PASS_THROUGH,
+                    "transform",
+                    Limits::default().memory_bytes,
+                ))
+            })
+        })
         .collect();
     let fetch: std::sync::Arc<dyn hookline::script::Fetcher> = std::sync::Arc::new(NoFetch);
     let runs = (0..n)

@@ -301,9 +301,27 @@ fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     let mut secrets: Vec<&str> = secrets.to_vec();
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in secrets.iter().filter(|s| s.len() >= 3) {
+    let secrets: Vec<&str> = secrets.into_iter().filter(|s| s.len() >= 3).collect();
+    for s in &secrets {
         if out.contains(s) {
             out = out.replace(s, "[redacted]");
+        }
+    }
+    // A console line cut in the middle of a secret ends with the secret's first part: that
+    // goes too.
+    if let Some(body) = out.strip_suffix(crate::script::CUT_MARK) {
+        let tail = secrets
+            .iter()
+            .filter_map(|s| {
+                (1..s.len())
+                    .rev()
+                    .filter(|&k| s.is_char_boundary(k))
+                    .find(|&k| body.ends_with(&s[..k]))
+                    .map(|k| body.len() - k)
+            })
+            .min();
+        if let Some(start) = tail {
+            out = format!("{}[redacted]{}", &body[..start], crate::script::CUT_MARK);
         }
     }
     out
@@ -379,6 +397,22 @@ fn on_error(t: ActionType, action: &Action, failure: RunFailure) -> InteractionR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_taken_out_also_where_the_console_was_cut() {
+        let secrets = ["hunter22", "abc"];
+        assert_eq!(
+            redact("pw hunter22 abc", &secrets),
+            "pw [redacted] [redacted]"
+        );
+        let cut = format!("the password is hun{}", crate::script::CUT_MARK);
+        assert_eq!(
+            redact(&cut, &secrets),
+            format!("the password is [redacted]{}", crate::script::CUT_MARK)
+        );
+        // Only a cut line loses its tail.
+        assert_eq!(redact("ends with hun", &secrets), "ends with hun");
+    }
 
     #[test]
     fn answers_are_read_as_logto_defines_them() {

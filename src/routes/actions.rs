@@ -59,7 +59,20 @@ pub(super) async fn compile(
     code: &'static str,
     what: &str,
 ) -> Result<(), ApiError> {
-    match state.interactions.scripts.check(script, entry).await {
+    let checked = state
+        .interactions
+        .scripts
+        .check(script, entry)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server.busy",
+                e.to_string(),
+            )
+            .retry_after(1)
+        })?;
+    match checked {
         Ok(()) => Ok(()),
         Err(e @ ScriptError::Syntax { line, column, .. }) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,

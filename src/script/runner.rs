@@ -84,11 +84,26 @@ impl ScriptRunner {
         }))
     }
 
-    /// Compiles `script` without running it (see [`super::check`]).
-    pub async fn check(&self, script: &str, entry: &str) -> Result<(), ScriptError> {
-        let (script, entry) = (script.to_owned(), entry.to_owned());
-        tokio::task::spawn_blocking(move || check(&script, &entry))
-            .await
-            .unwrap_or_else(|e| Err(ScriptError::Engine(e.to_string())))
+    /// Compiles `script` without running it (see [`super::check`]), within the runs' memory
+    /// limit and holding a run slot like a run: a flood of saves cannot take more of the
+    /// blocking pool than runs can.
+    pub async fn check(&self, script: &str, entry: &str) -> Result<Result<(), ScriptError>, Busy> {
+        let permit =
+            tokio::time::timeout(self.limits.timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| Busy)?
+                .map_err(|_| Busy)?;
+        let (script, entry, memory) = (
+            script.to_owned(),
+            entry.to_owned(),
+            self.limits.memory_bytes,
+        );
+        Ok(tokio::task::spawn_blocking(move || {
+            let checked = check(&script, &entry, memory);
+            drop(permit);
+            checked
+        })
+        .await
+        .unwrap_or_else(|e| Err(ScriptError::Engine(e.to_string()))))
     }
 }

@@ -88,10 +88,11 @@ const PRELUDE: &str = r#"
 })();
 "#;
 
-/// Checks that `script` parses and defines `entry`, without running any of it.
-pub fn check(script: &str, entry: &str) -> Result<(), ScriptError> {
+/// Checks that `script` parses and defines `entry`, without running any of it, compiling in a
+/// runtime of at most `memory_bytes`.
+pub fn check(script: &str, entry: &str, memory_bytes: usize) -> Result<(), ScriptError> {
     let rt = Runtime::new().map_err(|e| ScriptError::Engine(e.to_string()))?;
-    rt.set_memory_limit(Limits::default().memory_bytes);
+    rt.set_memory_limit(memory_bytes);
     let ctx = Context::full(&rt).map_err(|e| ScriptError::Engine(e.to_string()))?;
     ctx.with(|ctx| declare(&ctx, script, entry).map(drop))
 }
@@ -401,6 +402,9 @@ fn parse_request(text: &str) -> Result<FetchRequest, String> {
     })
 }
 
+/// What ends the console line where the output was cut.
+pub const CUT_MARK: &str = "… (console output cut)";
+
 /// Console output, bounded.
 struct Console {
     lines: Vec<String>,
@@ -431,8 +435,7 @@ impl Console {
             while !entry.is_char_boundary(end) {
                 end -= 1;
             }
-            self.lines
-                .push(format!("{}… (console output cut)", &entry[..end]));
+            self.lines.push(format!("{}{CUT_MARK}", &entry[..end]));
             self.cut = true;
             return;
         }

@@ -47,11 +47,14 @@ const runAction = async ({ event, environmentVariables }) => {
     assert_eq!((r.outcome.unwrap(), r.undefined), (Value::Null, false));
 }
 
+const MEMORY: usize = 16 * 1024 * 1024;
+
 #[test]
 fn a_script_that_does_not_parse_is_refused_with_its_position() {
     let err = check(
         "const runAction = async () => {\n  return 1 +;\n};",
         "runAction",
+        MEMORY,
     )
     .unwrap_err();
     match err {
@@ -67,10 +70,10 @@ fn a_script_that_does_not_parse_is_refused_with_its_position() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        check("const other = 1;", "runAction").unwrap_err(),
+        check("const other = 1;", "runAction", MEMORY).unwrap_err(),
         ScriptError::NoEntry("runAction".into())
     );
-    assert!(check("const runAction = async () => ({});", "runAction").is_ok());
+    assert!(check("const runAction = async () => ({});", "runAction", MEMORY).is_ok());
 }
 
 #[test]
