@@ -25,7 +25,7 @@ mod runner;
 mod sandbox;
 
 pub use runner::{Busy, ScriptRunner};
-pub use sandbox::{check, run, FetchRequest, FetchResponse, Fetcher, NoFetch, CUT_MARK};
+pub use sandbox::{check, run, run_until, FetchRequest, FetchResponse, Fetcher, NoFetch, CUT_MARK};
 
 use serde_json::Value;
 use std::time::Duration;

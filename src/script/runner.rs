@@ -2,7 +2,7 @@
 //! once (`--action-concurrency`); a run that cannot start within its own timeout is refused
 //! as busy rather than queued without bound.
 
-use super::{check, run, Fetcher, Limits, RunReport, ScriptError};
+use super::{check, run_until, Fetcher, Limits, RunReport, ScriptError};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -48,8 +48,9 @@ impl ScriptRunner {
             .await
     }
 
-    /// [`Self::run`] with its own timeout (a script blocking hook's `timeoutMs`), for both
-    /// the wait for a run slot and the run.
+    /// [`Self::run`] with its own timeout (a script blocking hook's `timeoutMs`). The wait
+    /// for a run slot and the run share it: a run that waited has what is left, so the
+    /// caller never waits longer than `timeout` (and a bit to end the run).
     pub async fn run_for(
         &self,
         script: &str,
@@ -57,10 +58,14 @@ impl ScriptRunner {
         input: Value,
         timeout: std::time::Duration,
     ) -> Result<RunReport, Busy> {
+        let deadline = std::time::Instant::now() + timeout;
         let permit = tokio::time::timeout(timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| Busy)?
             .map_err(|_| Busy)?;
+        if std::time::Instant::now() >= deadline {
+            return Err(Busy);
+        }
         let (script, entry, limits, fetcher) = (
             script.to_owned(),
             entry.to_owned(),
@@ -71,7 +76,7 @@ impl ScriptRunner {
             self.fetcher.clone(),
         );
         let report = tokio::task::spawn_blocking(move || {
-            let report = run(&script, &entry, &input, &limits, fetcher);
+            let report = run_until(&script, &entry, &input, &limits, deadline, fetcher);
             drop(permit);
             report
         })
