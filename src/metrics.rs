@@ -205,7 +205,7 @@ impl Metrics {
         let endpoints_failing = Gauge::default();
         registry.register(
             "endpoints_failing",
-            "Enabled hooks whose latest attempt failed",
+            "Enabled hooks whose latest delivery attempt failed (skips and blocking calls do not count)",
             endpoints_failing.clone(),
         );
 

@@ -562,18 +562,18 @@ async fn a_transformed_request_is_kept_for_retries_and_a_skip_finishes(b: Backen
     let mut transformed = record(&claimed[0], NextStep::RetryAt(now + 1_000), now + 20);
     transformed.transformed = Some(made.clone());
     transformed.script = Some(r#"{"durationMs":1,"logs":["ran"]}"#.into());
-    let mut skipped = record(&claimed[1], NextStep::Skipped, now + 21);
+    let mut skipped = record(&claimed[1], NextStep::Skipped, now + 22);
     skipped.response_status = None;
     skipped.script = Some(r#"{"durationMs":1,"logs":[],"skipped":true}"#.into());
     // A transform that failed stores nothing: the next attempt runs it again.
-    let mut failed = record(&claimed[2], NextStep::RetryAt(now + 1_000), now + 22);
+    let mut failed = record(&claimed[2], NextStep::RetryAt(now + 1_000), now + 21);
     failed.response_status = None;
     failed.error = Some("transform: boom".into());
     store
-        .record_attempts(&[transformed, skipped, failed])
+        .record_attempts(&[transformed, failed, skipped])
         .await
         .unwrap();
-    // The hook's streak stands on the failed attempts; the skip between them says nothing.
+    // The hook's streak stands on the failed attempts; the skip after them says nothing.
     let q = store.queue_stats(now + 30).await.unwrap();
     assert_eq!(q.failing_hooks, 1);
 

@@ -36,6 +36,9 @@ struct Finished {
     retry_at: Option<i64>,
     /// Until when its hook is paused, if the endpoint asked (429 or 503 with `Retry-After`).
     pause_until: Option<i64>,
+    /// Nothing was attempted (its transform found no run slot): the delivery goes back to
+    /// the queue unrecorded.
+    put_back: bool,
 }
 
 pub struct Dispatcher {
@@ -56,6 +59,8 @@ pub struct Dispatcher {
     /// Pauses an endpoint asked for (hook, until), for the store to hear of
     /// (`Store::pause_hook`) once what the pause turned away is released.
     pauses: Vec<(String, i64)>,
+    /// Deliveries whose send task attempted nothing, to give back to the queue.
+    put_back: Vec<String>,
 }
 
 /// The span of one delivery attempt. `failing`: for the lines of a failed attempt, which
@@ -120,6 +125,7 @@ impl Dispatcher {
             tasks: JoinSet::new(),
             task_deliveries: HashMap::new(),
             pauses: Vec::new(),
+            put_back: Vec::new(),
         }
     }
 
@@ -144,6 +150,9 @@ impl Dispatcher {
         };
         if let Some((hook, delivery)) = self.task_deliveries.remove(&id) {
             self.schedule.finished(&hook, &delivery, finished.retry_at);
+            if finished.put_back {
+                self.put_back.push(delivery.clone());
+            }
             if let Some(until) = finished.pause_until {
                 tracing::info!(hook_id = %hook, until, "the endpoint asked for a pause (Retry-After); its deliveries wait");
                 self.schedule.pause(&hook, until);
@@ -155,12 +164,13 @@ impl Dispatcher {
     /// Gives the deliveries a pause turned away back to the queue, then has the store pause
     /// their hooks (which makes what was just released wait for the pause's end too).
     async fn release_turned_away(&mut self) {
-        let released: Vec<String> = self
+        let mut released: Vec<String> = self
             .schedule
             .take_released()
             .into_iter()
             .map(|d| d.id)
             .collect();
+        released.append(&mut self.put_back);
         self.release(&released).await;
         for (hook, until) in std::mem::take(&mut self.pauses) {
             if let Err(e) = self.store.pause_hook(&hook, until, now_ms()).await {
@@ -300,18 +310,27 @@ impl Dispatcher {
         let handle = self.tasks.spawn(
             async move {
                 let mut d = d;
-                let Prepared { step, script } = transform::prepare(&transforms, &mut d).await;
+                // The transform and the request share the request timeout, which the claim's
+                // lease is reckoned from.
+                let started = std::time::Instant::now();
+                let Prepared { step, script } =
+                    transform::prepare(&transforms, &mut d, sender.request_timeout()).await;
                 let ClaimedDelivery { id, row, event_id, hook_id, event_name, attempts, schedule_start, target, created_at, ordering_key, .. } = d;
                 let (outcome, transformed, skipped) = match step {
                     Step::Send { body, headers, store } => {
                         let in_flight = InFlight::new(&metrics);
-                        let outcome = sender.send_as(&target, &id, body, headers.as_ref()).await;
+                        let left = sender.request_timeout().saturating_sub(started.elapsed());
+                        let outcome = sender.send_as(&target, &id, body, headers.as_ref(), left).await;
                         drop(in_flight);
                         metrics.attempt(outcome.is_success(), outcome.duration);
                         (outcome, store, false)
                     }
-                    Step::Skip => (SendOutcome::default(), None, true),
-                    Step::Fail(error) => (SendOutcome { error: Some(error), ..Default::default() }, None, false),
+                    Step::Skip => (SendOutcome { duration: started.elapsed(), ..Default::default() }, None, true),
+                    Step::Fail(error) => (SendOutcome { error: Some(error), duration: started.elapsed(), ..Default::default() }, None, false),
+                    Step::Busy => {
+                        tracing::warn!(delivery_id = %id, "no transform run slot came free within the timeout (--transform-concurrency); the delivery goes back to the queue, no attempt counted");
+                        return Finished { put_back: true, ..Default::default() };
+                    }
                 };
                 let attempt = attempts + 1;
                 // The attempt's place in the current schedule (a retry or recovery restarts it).
@@ -352,6 +371,8 @@ impl Dispatcher {
                         NextStep::Gone => tracing::warn!(status = ?outcome.status, "the endpoint answered 410 Gone; delivery marked failed and the hook disabled"),
                         _ => tracing::warn!(status = ?outcome.status, error = ?outcome.error, "attempt failed; retry schedule used up, delivery marked failed"),
                     }
+                } else if skipped {
+                    tracing::debug!("skipped: its hook's transform answered null");
                 } else {
                     tracing::debug!(status = ?outcome.status, "delivered");
                 }
@@ -390,6 +411,7 @@ impl Dispatcher {
                         _ => None,
                     },
                     pause_until,
+                    put_back: false,
                 }
             }
             .instrument(span),

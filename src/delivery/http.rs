@@ -191,24 +191,41 @@ impl WebhookSender {
     /// timeout (`--request-timeout`, or the hook's shorter `config.timeoutMs`) covers
     /// everything up to the end of the (capped) response body.
     pub async fn send(&self, target: &DeliveryTarget, msg_id: &str, body: String) -> SendOutcome {
-        self.send_as(target, msg_id, body, None).await
+        self.send_as(target, msg_id, body, None, self.request_timeout)
+            .await
     }
 
     /// [`Self::send`] with `custom` headers in place of the hook's own (those its transform
-    /// chose), when given.
+    /// chose), when given, and within `left` (what the attempt's transform left of the
+    /// request timeout).
     pub async fn send_as(
         &self,
         target: &DeliveryTarget,
         msg_id: &str,
         body: String,
         custom: Option<&HeaderMap>,
+        left: Duration,
     ) -> SendOutcome {
         // A hook's own timeout may shorten `--request-timeout`, never lengthen it: the lease
         // every claim takes is reckoned from the latter.
         let timeout = target.config.timeout_ms.map_or(self.request_timeout, |ms| {
             Duration::from_millis(ms).min(self.request_timeout)
         });
-        self.post(target, msg_id, body, timeout, custom).await
+        if left.is_zero() {
+            return SendOutcome {
+                error: Some(
+                    "the transform took the whole request timeout; nothing was sent".into(),
+                ),
+                ..Default::default()
+            };
+        }
+        self.post(target, msg_id, body, timeout.min(left), custom)
+            .await
+    }
+
+    /// `--request-timeout`: how long one attempt may take, its transform included.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// [`Self::send`] with its own timeout (a blocking hook's).

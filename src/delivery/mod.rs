@@ -51,12 +51,11 @@ impl EngineSettings {
     /// How long a claimed delivery stays hidden from other claimers. A claimed delivery may
     /// wait for a sending slot (at most one round of sends: no more than twice the slots are
     /// claimed at once) and then behind its hook's sends (a hook is not given more while it
-    /// holds twice its limit), each round bounded by the request timeout; then its transform
-    /// may wait for a run slot and run, together bounded by the script timeout; the margin is
-    /// for recording the result.
+    /// holds twice its limit), each round bounded by the request timeout (a transform's run
+    /// and the request share it: `delivery::transform`); the margin is for recording the
+    /// result.
     pub fn lease_ms(&self) -> i64 {
-        (self.request_timeout * 3 + self.transforms.limits().timeout + Duration::from_secs(5))
-            .as_millis() as i64
+        (self.request_timeout * 3 + Duration::from_secs(5)).as_millis() as i64
     }
 
     /// How long a delivery may wait in its hook's line and still finish within its lease:

@@ -14,6 +14,7 @@ use crate::script::ScriptRunner;
 use crate::storage::{custom_headers, ClaimedDelivery, TransformedRequest};
 use http::HeaderMap;
 use serde_json::json;
+use std::time::Duration;
 
 /// What an attempt does, and the script run behind it.
 #[derive(Debug)]
@@ -35,14 +36,20 @@ pub enum Step {
     },
     /// The transform answered `null`: send nothing, the delivery is skipped.
     Skip,
-    /// The transform failed (threw, timed out, answered something else, or found no run
-    /// slot): the attempt fails with this error and is retried as any failed attempt is.
+    /// The transform failed (threw, timed out, answered something else): the attempt fails
+    /// with this error and is retried as any failed attempt is.
     Fail(String),
+    /// No run slot came free in time (`--transform-concurrency`): hookline's contention, not
+    /// the hook's failure, so no attempt is made or counted; the delivery goes back to the
+    /// queue.
+    Busy,
 }
 
 /// The step for `d`'s next attempt. Takes `d.body` (the attempt sends it or what the
-/// transform made of it).
-pub async fn prepare(runner: &ScriptRunner, d: &mut ClaimedDelivery) -> Prepared {
+/// transform made of it). The transform's run (its wait for a slot included) takes at most
+/// the script timeout and at most `budget` (the attempt's request timeout, which the
+/// request gets what is left of).
+pub async fn prepare(runner: &ScriptRunner, d: &mut ClaimedDelivery, budget: Duration) -> Prepared {
     let body = std::mem::take(&mut d.body);
     let as_is = |body, headers| Prepared {
         step: Step::Send {
@@ -65,12 +72,23 @@ pub async fn prepare(runner: &ScriptRunner, d: &mut ClaimedDelivery) -> Prepared
     let Some(script) = d.target.config.transform.as_deref() else {
         return as_is(body, None);
     };
-    let input = transform::input(&d.event_name, &body, d.target.config.headers.as_ref());
-    let report = match runner.run(script, ENTRY, input).await {
+    // The hook's headers as they would be sent (a hook whose headers do not parse fails its
+    // sends either way).
+    let sent = d.target.headers.as_ref().ok();
+    let headers = sent
+        .into_iter()
+        .flat_map(|h| h.iter())
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+    let input = transform::input(&d.event_name, &body, headers);
+    // Half the budget at most to wait for a slot, half at most to run (and never more than
+    // the scripts' timeout): a run that times out had its whole time, so it is the script's
+    // failure, not hookline's contention.
+    let half = runner.limits().timeout.min(budget / 2);
+    let report = match runner.run_within(script, ENTRY, input, half, half).await {
         Ok(report) => report,
-        Err(busy) => {
+        Err(_) => {
             return Prepared {
-                step: Step::Fail(format!("transform: {busy}")),
+                step: Step::Busy,
                 script: None,
             }
         }

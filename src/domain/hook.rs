@@ -247,7 +247,9 @@ impl HookConfig {
         };
         let transform = parse_script(&mut obj, "transform")?;
         let script = parse_script(&mut obj, "script")?;
-        let url = match (obj.shift_remove("url"), &script) {
+        // `null` is absent, as for every other field.
+        let url = obj.shift_remove("url").filter(|v| !v.is_null());
+        let url = match (url, &script) {
             (Some(Value::String(u)), None) => u,
             (Some(_), None) => {
                 return Err(HookInputError::Invalid(

@@ -33,12 +33,18 @@ pub enum Transformed {
 
 /// The run's argument: `{event, payload, headers}`, where `payload` is the body hookline
 /// would send (`body`, JSON text, `hookId` included) and `headers` the hook's custom headers
-/// (`{}` when it has none).
-pub fn input(event: &str, body: &str, headers: Option<&HookHeaders>) -> Value {
+/// as they would be sent (names in lower case, those the engine owns left out; `{}` when
+/// there are none), so that passing them on as they are is always valid.
+pub fn input<'a>(
+    event: &str,
+    body: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Value {
     let payload = serde_json::from_str::<Value>(body).unwrap_or(Value::Null);
-    let headers = headers
-        .and_then(|h| serde_json::to_value(h).ok())
-        .unwrap_or_else(|| Value::Object(Map::new()));
+    let headers: Map<String, Value> = headers
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+        .collect();
     json!({"event": event, "payload": payload, "headers": headers})
 }
 
@@ -110,17 +116,16 @@ mod tests {
 
     #[test]
     fn input_has_the_body_as_an_object_and_the_hooks_headers() {
-        let headers: HookHeaders = serde_json::from_value(json!({"x-a": "1"})).unwrap();
         let v = input(
             "User.Created",
             r#"{"event":"User.Created","hookId":"h"}"#,
-            Some(&headers),
+            [("x-a", "1")],
         );
         assert_eq!(
             v,
             json!({"event": "User.Created", "payload": {"event": "User.Created", "hookId": "h"}, "headers": {"x-a": "1"}})
         );
-        assert_eq!(input("E", "{}", None)["headers"], json!({}));
+        assert_eq!(input("E", "{}", [])["headers"], json!({}));
     }
 
     #[test]

@@ -205,6 +205,15 @@ pub async fn update(
         check_config(&state, config).await?;
     }
     let mut hook = find(&state, &id, "entity.not_exists").await?;
+    // A hook stays what it was made: its deliveries, logs and failing streak are those of an
+    // endpoint, or of a script.
+    if let Some(config) = &patch.config {
+        if config.script.is_some() != hook.config.script.is_some() {
+            return Err(ApiError::invalid_input(
+                "a hook cannot change between config.url and config.script: create a new hook",
+            ));
+        }
+    }
     patch.apply(&mut hook);
     hook.check_script_events()?;
     if !state.store.update_hook(&hook).await? {

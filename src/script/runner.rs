@@ -5,7 +5,8 @@
 use super::{check, run_until, Fetcher, Limits, RunReport, ScriptError};
 use serde_json::Value;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The scripts' limits, their permits and their `fetch`.
 #[derive(Clone)]
@@ -56,16 +57,56 @@ impl ScriptRunner {
         script: &str,
         entry: &str,
         input: Value,
-        timeout: std::time::Duration,
+        timeout: Duration,
     ) -> Result<RunReport, Busy> {
-        let deadline = std::time::Instant::now() + timeout;
-        let permit = tokio::time::timeout(timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| Busy)?
-            .map_err(|_| Busy)?;
-        if std::time::Instant::now() >= deadline {
+        let deadline = Instant::now() + timeout;
+        let permit = self.slot(timeout).await?;
+        if Instant::now() >= deadline {
             return Err(Busy);
         }
+        Ok(self
+            .execute(permit, script, entry, input, timeout, deadline)
+            .await)
+    }
+
+    /// Runs `entry(input)` of `script` after waiting at most `wait` for a run slot (else
+    /// [`Busy`]), for at most `timeout` from when it got one. A delivery's transform waits
+    /// apart from its run, so a run that times out had its whole time: contention is told
+    /// apart from a slow script.
+    pub async fn run_within(
+        &self,
+        script: &str,
+        entry: &str,
+        input: Value,
+        wait: Duration,
+        timeout: Duration,
+    ) -> Result<RunReport, Busy> {
+        let permit = self.slot(wait).await?;
+        let deadline = Instant::now() + timeout;
+        Ok(self
+            .execute(permit, script, entry, input, timeout, deadline)
+            .await)
+    }
+
+    /// A run slot, waited for at most `wait`.
+    async fn slot(&self, wait: Duration) -> Result<OwnedSemaphorePermit, Busy> {
+        tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Busy)?
+            .map_err(|_| Busy)
+    }
+
+    /// One run on the blocking pool, holding `permit`, until `deadline` (its timeout error
+    /// names `timeout`).
+    async fn execute(
+        &self,
+        permit: OwnedSemaphorePermit,
+        script: &str,
+        entry: &str,
+        input: Value,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> RunReport {
         let (script, entry, limits, fetcher) = (
             script.to_owned(),
             entry.to_owned(),
@@ -81,12 +122,12 @@ impl ScriptRunner {
             report
         })
         .await;
-        Ok(report.unwrap_or_else(|e| RunReport {
+        report.unwrap_or_else(|e| RunReport {
             outcome: Err(ScriptError::Engine(format!("the run failed: {e}"))),
             undefined: false,
             console: Vec::new(),
-            duration: std::time::Duration::ZERO,
-        }))
+            duration: Duration::ZERO,
+        })
     }
 
     /// Compiles `script` without running it (see [`super::check`]), within the runs' memory

@@ -101,8 +101,8 @@ pub struct DeliveryInfo {
 #[derive(Debug, Clone)]
 pub struct DeliveryDetail {
     pub delivery: DeliveryInfo,
-    /// The body every attempt sends (the event's payload with `hookId`); `None` if the event
-    /// row is gone.
+    /// The body every attempt sends: what its transform made, once stored, else the event's
+    /// payload with `hookId`; `None` if the event row is gone.
     pub request_body: Option<String>,
     /// The custom headers its transform chose, if it did (a JSON object).
     pub request_headers: Option<String>,
@@ -170,11 +170,13 @@ pub(crate) fn replay_filter(marks: Marks, names: &str) -> String {
     )
 }
 
-/// The filter of a recovery's deliveries (arguments: hook, since, until, before).
+/// The filter of a recovery's deliveries (arguments: hook, since, until, before): failed ones,
+/// never the logged calls of blocking hooks (those are answered in their interaction and
+/// cannot be sent again).
 pub(crate) fn recovery_filter(marks: Marks) -> String {
     format!(
         "state <> 0 AND state = 2 AND hook_id = {} AND created_at >= {} AND created_at <= {} \
-         AND updated_at <= {}",
+         AND updated_at <= {} AND event_name NOT IN ('PreRegister', 'PreSignIn', 'PreResetPassword')",
         marks.at(1),
         marks.at(2),
         marks.at(3),
@@ -379,6 +381,16 @@ mod tests {
         );
         assert!(page.contains("UNION ALL"));
         assert!(page.ends_with("LIMIT ?4 OFFSET ?5"));
+    }
+
+    #[test]
+    fn a_recovery_leaves_every_blocking_event_alone() {
+        use crate::domain::event::{EventKind, HookEvent};
+        let filter = recovery_filter(Marks::Dollar);
+        for e in HookEvent::all() {
+            let named = filter.contains(&format!("'{}'", e.name()));
+            assert_eq!(named, e.kind() == EventKind::Blocking, "{}", e.name());
+        }
     }
 
     #[test]

@@ -192,7 +192,8 @@ pub struct QueueStats {
     pub due: u64,
     /// Queued deliveries not due yet: waiting for a retry, or claimed (in flight).
     pub scheduled: u64,
-    /// Enabled hooks whose latest attempt failed.
+    /// Enabled hooks whose failing streak is open (`hooks.failing_since`): their latest
+    /// delivery attempt failed; skips and blocking calls do not count.
     pub failing_hooks: u64,
 }
 

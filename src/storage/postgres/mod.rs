@@ -521,9 +521,7 @@ impl Store for PostgresStore {
             "SELECT \
                (SELECT COUNT(*) FROM deliveries WHERE state = 0 AND due_at <= $1), \
                (SELECT COUNT(*) FROM deliveries WHERE state = 0 AND due_at > $1), \
-               (SELECT COUNT(*) FROM hooks h WHERE h.enabled AND \
-                  (SELECT a.success FROM attempts a WHERE a.hook_id = h.id \
-                     ORDER BY a.created_at DESC, a.seq DESC LIMIT 1) = false)",
+               (SELECT COUNT(*) FROM hooks WHERE enabled AND failing_since IS NOT NULL)",
         )
         .bind(now)
         .fetch_one(&self.pool)

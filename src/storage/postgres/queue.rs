@@ -278,6 +278,33 @@ pub(super) async fn claim_due(
     Ok(out.into_iter().map(|(_, d)| d).collect())
 }
 
+/// Stores what transforms made (`AttemptRecord::transformed`) on their deliveries, outside
+/// the record's fence: the bytes were sent, so they are the delivery's even when a manual
+/// retry or another node's takeover moved the row meanwhile. The first stored wins.
+async fn store_transformed(conn: &mut PgConnection, records: &[AttemptRecord]) -> StoreResult<()> {
+    let made: Vec<_> = records
+        .iter()
+        .filter_map(|r| Some((r.delivery_id.as_str(), r.transformed.as_ref()?)))
+        .collect();
+    if made.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = made.iter().map(|(id, _)| *id).collect();
+    let bodies: Vec<&str> = made.iter().map(|(_, t)| t.body.as_str()).collect();
+    let headers: Vec<Option<&str>> = made.iter().map(|(_, t)| t.headers.as_deref()).collect();
+    sqlx::query(
+        "UPDATE deliveries d SET request_body = t.body, request_headers = t.headers \
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(id, body, headers) \
+         WHERE d.id = t.id AND d.request_body IS NULL",
+    )
+    .bind(&ids)
+    .bind(&bodies)
+    .bind(&headers)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Records attempts and moves their deliveries on, in one statement. Each record is fenced by
 /// its lease: it moves the delivery on only if the row still holds the lease its claim wrote
 /// (`due_at` = the lease's end, carried as [`AttemptRecord::delivery_row`]). A node whose
@@ -286,7 +313,9 @@ pub(super) async fn claim_due(
 /// no log row. The same statement keeps each hook's failing streak (`hooks.failing_since`,
 /// written only when it changes) and takes the heads that left the queue off their lines'
 /// counts; a second statement then lets the next of each line go (`ordering::next_in_line`),
-/// so a caller whose records end a head ([`ends_heads`]) runs this in a transaction.
+/// so a caller whose records end a head ([`ends_heads`]) runs this in a transaction. What
+/// transforms made is stored by a statement of its own, unfenced ([`store_transformed`]), only
+/// when a record carries some.
 pub(super) async fn record_attempts(
     conn: &mut PgConnection,
     records: &[AttemptRecord],
@@ -309,8 +338,6 @@ pub(super) async fn record_attempts(
     let mut error = Vec::with_capacity(n);
     let mut duration = Vec::with_capacity(n);
     let mut lease = Vec::with_capacity(n);
-    let mut request_body = Vec::with_capacity(n);
-    let mut request_headers = Vec::with_capacity(n);
     let mut script = Vec::with_capacity(n);
     for r in records {
         let (state, due_at) = match r.next {
@@ -333,8 +360,6 @@ pub(super) async fn record_attempts(
         error.push(r.error.as_deref());
         duration.push(r.duration_ms);
         lease.push(r.delivery_row);
-        request_body.push(r.transformed.as_ref().map(|t| t.body.as_str()));
-        request_headers.push(r.transformed.as_ref().and_then(|t| t.headers.as_deref()));
         script.push(r.script.as_deref());
     }
     let (streak_hooks, streak_failed): (Vec<&str>, Vec<Option<i64>>) =
@@ -361,16 +386,12 @@ pub(super) async fn record_attempts(
     sqlx::query(
         "WITH r AS ( \
            SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[], \
-             $14::bigint[], $18::text[], $19::text[]) \
-             AS r(id, state, due_at, attempts, at, lease_until, request_body, request_headers) \
+             $14::bigint[]) AS r(id, state, due_at, attempts, at, lease_until) \
          ), u AS ( \
            UPDATE deliveries d SET state = r.state, \
              due_at = CASE WHEN d.due_at >= $17 AND r.state = 0 THEN r.due_at + $17 \
                ELSE r.due_at END, \
-             attempts = r.attempts, updated_at = r.at, \
-             request_body = COALESCE(r.request_body, d.request_body), \
-             request_headers = CASE WHEN r.request_body IS NULL THEN d.request_headers \
-               ELSE r.request_headers END \
+             attempts = r.attempts, updated_at = r.at \
            FROM r WHERE d.id = r.id AND d.state = 0 \
              AND d.due_at IN (r.lease_until, r.lease_until + $17) \
            RETURNING d.hook_id, d.ordering_key, d.state \
@@ -392,7 +413,7 @@ pub(super) async fn record_attempts(
          SELECT a.id, a.delivery_id, a.hook_id, a.event_name, a.attempt, a.success, a.status, \
            a.body, a.error, a.duration, a.at, a.script \
          FROM UNNEST($6::text[], $1::text[], $7::text[], $8::text[], $4::int[], $9::bool[], \
-           $10::int[], $11::text[], $12::text[], $13::bigint[], $5::bigint[], $20::text[]) \
+           $10::int[], $11::text[], $12::text[], $13::bigint[], $5::bigint[], $18::text[]) \
            AS a(id, delivery_id, hook_id, event_name, attempt, success, status, body, error, \
              duration, at, script) \
          WHERE EXISTS (SELECT 1 FROM deliveries x WHERE x.id = a.delivery_id)",
@@ -416,11 +437,10 @@ pub(super) async fn record_attempts(
     // A hook disabled while its delivery was in flight has parked the row (its lease end
     // plus PARK_MS): the record still applies, and a retry stays parked.
     .bind(crate::storage::health::PARK_MS)
-    .bind(&request_body)
-    .bind(&request_headers)
     .bind(&script)
     .execute(&mut *conn)
     .await?;
+    store_transformed(conn, records).await?;
     super::ordering::next_in_line(conn, &heads, &keys).await
 }
 

@@ -537,16 +537,14 @@ impl Store for SqliteStore {
 
     async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats> {
         // Both counts walk only the queued rows' partial index (finished deliveries are not in
-        // it); the failing-hook count looks up one index entry per hook.
+        // it); the failing hooks are those with an open failing streak.
         let (due, scheduled, failing): (i64, i64, i64) = sqlx::query_as(
             "SELECT \
                (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_queued_due \
                   WHERE state = 0 AND due_at <= ?1), \
                (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_queued_due \
                   WHERE state = 0 AND due_at > ?1), \
-               (SELECT COUNT(*) FROM hooks h WHERE h.enabled = 1 AND \
-                  (SELECT a.success FROM attempts a WHERE a.hook_id = h.id \
-                     ORDER BY a.created_at DESC LIMIT 1) = 0)",
+               (SELECT COUNT(*) FROM hooks WHERE enabled = 1 AND failing_since IS NOT NULL)",
         )
         .bind(now)
         .fetch_one(&self.reader)

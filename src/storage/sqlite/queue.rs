@@ -366,7 +366,8 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
         if let Some(t) = &r.transformed {
             w.conn
                 .prepare_cached(
-                    "UPDATE deliveries SET request_body = ?2, request_headers = ?3 WHERE rowid = ?1",
+                    "UPDATE deliveries SET request_body = ?2, request_headers = ?3 \
+                     WHERE rowid = ?1 AND request_body IS NULL",
                 )?
                 .execute((r.delivery_row, &t.body, &t.headers))?;
         }
