@@ -20,7 +20,9 @@ async fn hooks_pass_logtos_zod_guards_and_signatures_pass_the_reference_library(
             Method::POST,
             "/hooks",
             json!({"name": "zod", "events": ["PostSignIn", "Organization.Membership.Updated"],
-                   "config": {"url": receiver.url(), "headers": {"x-a": "b"}, "retries": 2}}),
+                   "config": {"url": receiver.url(), "headers": {"x-a": "b"}, "retries": 2,
+                              // hookline's field: Logto's guards take the hook, its logs too.
+                              "transform": "const transform = ({ payload, headers }) => ({ payload, headers });"}}),
         )
         .await;
     let legacy = app
