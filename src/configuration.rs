@@ -152,8 +152,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_RECOVERY_RATE", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub recovery_rate: u32,
 
-    /// Wall-clock time one script run (an action, its dry run) may take, its `fetch` calls
-    /// included (Logto: 5 s).
+    /// Wall-clock time one script run (an action, its dry run) may take, the wait for a run
+    /// slot and its `fetch` calls included (Logto: 5 s). A script hook's runs take its
+    /// `timeoutMs` instead; a transform at most half of `--request-timeout`.
     #[arg(long, env = "HOOKLINE_ACTION_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
     pub action_timeout: std::time::Duration,
 
@@ -161,15 +162,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_ACTION_MEMORY_BYTES", default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1_048_576..=4_294_967_296))]
     pub action_memory_bytes: u64,
 
-    /// Script runs at once; a run that finds none free within its timeout is refused (503
-    /// `server.busy`).
+    /// Actions' and script hooks' runs at once (and saves' compiles); a run that finds none
+    /// free within its timeout is refused (503 `server.busy`; a script hook's failure policy
+    /// decides).
     #[arg(long, env = "HOOKLINE_ACTION_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_024))]
     pub action_concurrency: u32,
 
     /// Hooks' transforms (`config.transform`) run at once, apart from the actions' and
-    /// script hooks' runs (`--action-concurrency`), so deliveries cannot starve sign-ins; with
-    /// the `--action-*` time and memory limits. A delivery whose transform finds no run slot
-    /// within the timeout fails that attempt and is retried.
+    /// script hooks' runs (`--action-concurrency`), so deliveries cannot starve sign-ins. A
+    /// delivery whose transform finds no run slot within half of `--request-timeout` goes
+    /// back to the queue, no attempt counted.
     #[arg(long, env = "HOOKLINE_TRANSFORM_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_024))]
     pub transform_concurrency: u32,
 

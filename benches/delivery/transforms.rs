@@ -62,10 +62,10 @@ async fn run(
 }
 
 /// Where a run's time goes, in this process (no HTTP, no storage): the median µs of `n`
-/// compiles alone (a fresh runtime and context, the script compiled: `script::check`) and of
-/// `n` whole runs of [`PASS_THROUGH`] over a delivery's payload (`script::run`: the same,
-/// plus the host's `console` and `fetch`, the payload parsed in, the call, the answer read
-/// back).
+/// checks (`script::check`: a fresh runtime and context, the host's `console` and `fetch`,
+/// the script compiled and its top level run) and of `n` whole runs of [`PASS_THROUGH`]
+/// over a delivery's payload (`script::run`: the same, plus the payload parsed in, the
+/// call, the answer read back).
 pub(crate) fn in_process(n: usize) -> (f64, f64) {
     use hookline::script::{check, run, Limits, NoFetch};
     let input = json!({"event": "User.Created", "payload": serde_json::from_str::<serde_json::Value>(&event_body(1, 2)).unwrap_or_default(), "headers": {}});
@@ -79,15 +79,7 @@ pub(crate) fn in_process(n: usize) -> (f64, f64) {
         t.elapsed().as_secs_f64() * 1e6
     };
     let compile = (0..n)
-        .map(|_| {
-            time(&mut || {
-                drop(check(
-                    PASS_THROUGH,
-                    "transform",
-                    Limits::default().memory_bytes,
-                ))
-            })
-        })
+        .map(|_| time(&mut || drop(check(PASS_THROUGH, "transform", &Limits::default()))))
         .collect();
     let fetch: std::sync::Arc<dyn hookline::script::Fetcher> = std::sync::Arc::new(NoFetch);
     let runs = (0..n)

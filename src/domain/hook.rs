@@ -469,28 +469,36 @@ impl Hook {
         }
     }
 
-    /// A script hook (`config.script`) answers blocking events in process and has nowhere to
-    /// deliver anything else, so it may subscribe to blocking events only. Checked on create
-    /// and after every update.
-    pub fn check_script_events(&self) -> Result<(), HookInputError> {
-        if self.config.script.is_none() {
-            return Ok(());
-        }
+    /// A hook's scripts and events must agree: a script hook (`config.script`) answers
+    /// blocking events in process and has nowhere to deliver anything else, so it subscribes
+    /// to blocking events only; a transform (`config.transform`) reshapes deliveries, and a
+    /// blocking call is not one, so a hook with a transform subscribes to no blocking event
+    /// (it would be refused rather than called untransformed). Checked on create and after
+    /// every update.
+    pub fn check_scripts(&self) -> Result<(), HookInputError> {
         let events = if self.events.is_empty() {
             self.event.as_slice()
         } else {
             &self.events
         };
-        match events
-            .iter()
-            .find(|e| e.kind() != super::event::EventKind::Blocking)
-        {
-            Some(e) => Err(HookInputError::Invalid(format!(
-                "a script hook (config.script) answers blocking events only (PreRegister, PreSignIn, PreResetPassword), not {}",
-                e.name()
-            ))),
-            None => Ok(()),
+        let blocking = |e: &&HookEvent| e.kind() == super::event::EventKind::Blocking;
+        if self.config.script.is_some() {
+            if let Some(e) = events.iter().find(|e| !blocking(e)) {
+                return Err(HookInputError::Invalid(format!(
+                    "a script hook (config.script) answers blocking events only (PreRegister, PreSignIn, PreResetPassword), not {}",
+                    e.name()
+                )));
+            }
         }
+        if self.config.transform.is_some() {
+            if let Some(e) = events.iter().find(blocking) {
+                return Err(HookInputError::Invalid(format!(
+                    "config.transform reshapes deliveries, and {} is a blocking call, which is not transformed: subscribe to it with another hook",
+                    e.name()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -620,7 +628,7 @@ impl HookInput {
             disabled_reason: None,
             created_at,
         };
-        hook.check_script_events()?;
+        hook.check_scripts()?;
         Ok(hook)
     }
 

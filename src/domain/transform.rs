@@ -73,10 +73,15 @@ pub fn read(answer: Value, defined: bool) -> Result<Transformed, String> {
     }
     let headers = match obj.shift_remove("headers") {
         None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => Some(
-            HookHeaders::parse_input(map)
-                .map_err(|e: HookInputError| format!("the transform's headers: {e}"))?,
-        ),
+        Some(Value::Object(map)) => {
+            Some(HookHeaders::parse_input(map).map_err(|e: HookInputError| {
+                // The rules are the hook's headers'; the fault is the transform's.
+                format!(
+                    "the transform's {}",
+                    e.to_string().replacen("config.headers", "headers", 1)
+                )
+            })?)
+        }
         Some(other) => {
             return Err(format!(
                 "the transform's `headers` is {}, not an object of strings",

@@ -215,7 +215,7 @@ pub async fn update(
         }
     }
     patch.apply(&mut hook);
-    hook.check_script_events()?;
+    hook.check_scripts()?;
     if !state.store.update_hook(&hook).await? {
         return Err(missing(&id, "entity.not_exists"));
     }

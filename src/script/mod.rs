@@ -86,6 +86,9 @@ pub enum ScriptError {
     /// The script does not define the entry function.
     #[error("the script does not define `{0}`")]
     NoEntry(String),
+    /// The script defines the entry, but not as a function.
+    #[error("the script's `{0}` is not a function")]
+    NotAFunction(String),
     /// The script threw, or its promise was rejected.
     #[error("{0}")]
     Thrown(String),

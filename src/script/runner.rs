@@ -130,22 +130,14 @@ impl ScriptRunner {
         })
     }
 
-    /// Compiles `script` without running it (see [`super::check`]), within the runs' memory
-    /// limit and holding a run slot like a run: a flood of saves cannot take more of the
-    /// blocking pool than runs can.
+    /// Checks `script` (see [`super::check`]: compiled, its top level run, `entry` a function)
+    /// within the runs' limits and holding a run slot like a run: a flood of saves cannot
+    /// take more of the blocking pool than runs can.
     pub async fn check(&self, script: &str, entry: &str) -> Result<Result<(), ScriptError>, Busy> {
-        let permit =
-            tokio::time::timeout(self.limits.timeout, self.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| Busy)?
-                .map_err(|_| Busy)?;
-        let (script, entry, memory) = (
-            script.to_owned(),
-            entry.to_owned(),
-            self.limits.memory_bytes,
-        );
+        let permit = self.slot(self.limits.timeout).await?;
+        let (script, entry, limits) = (script.to_owned(), entry.to_owned(), self.limits);
         Ok(tokio::task::spawn_blocking(move || {
-            let checked = check(&script, &entry, memory);
+            let checked = check(&script, &entry, &limits);
             drop(permit);
             checked
         })

@@ -88,13 +88,22 @@ const PRELUDE: &str = r#"
 })();
 "#;
 
-/// Checks that `script` parses and defines `entry`, without running any of it, compiling in a
-/// runtime of at most `memory_bytes`.
-pub fn check(script: &str, entry: &str, memory_bytes: usize) -> Result<(), ScriptError> {
-    let rt = Runtime::new().map_err(|e| ScriptError::Engine(e.to_string()))?;
-    rt.set_memory_limit(memory_bytes);
-    let ctx = Context::full(&rt).map_err(|e| ScriptError::Engine(e.to_string()))?;
-    ctx.with(|ctx| declare(&ctx, script, entry).map(drop))
+/// Checks that `script` parses and that its top level, run within `limits` (without
+/// `fetch`), defines `entry` as a function; `entry` itself is not called. A syntax error has
+/// its position; a top level that throws, loops or bombs fails as a run would.
+pub fn check(script: &str, entry: &str, limits: &Limits) -> Result<(), ScriptError> {
+    let console = Arc::new(Mutex::new(Console::new(limits.console_bytes)));
+    let deadline = Instant::now() + limits.timeout;
+    run_inner(
+        script,
+        entry,
+        None,
+        limits,
+        deadline,
+        Arc::new(NoFetch),
+        console,
+    )
+    .map(drop)
 }
 
 /// Runs `entry(input)` of `script` within `limits` and returns its result and console
@@ -132,7 +141,7 @@ pub fn run_until(
     let result = run_inner(
         script,
         entry,
-        input,
+        Some(input),
         limits,
         deadline,
         fetcher,
@@ -151,10 +160,11 @@ pub fn run_until(
     }
 }
 
+/// With `input`, the run; without, [`check`]'s: everything up to the call.
 fn run_inner(
     script: &str,
     entry: &str,
-    input: &Value,
+    input: Option<&Value>,
     limits: &Limits,
     deadline: Instant,
     fetcher: Arc<dyn Fetcher>,
@@ -189,7 +199,10 @@ fn run_inner(
         unsafe { rquickjs::qjs::JS_SetMemoryLimit(raw as *mut rquickjs::qjs::JSRuntime, limit) };
         true
     })));
-    let input = serde_json::to_string(input).map_err(|e| ScriptError::Engine(e.to_string()))?;
+    let input = input
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| ScriptError::Engine(e.to_string()))?;
     let result = ctx.with(|ctx| -> Result<Option<Value>, ScriptError> {
         let fail = |e: rquickjs::Error| failure(&ctx, e, limits, deadline);
         install_host(&ctx, console, fetcher, deadline).map_err(fail)?;
@@ -197,7 +210,13 @@ fn run_inner(
         let module = declare(&ctx, script, entry)?;
         let (module, evaluated) = module.eval().map_err(fail)?;
         settle(&ctx, evaluated.into_value(), limits, deadline)?;
-        let function: Function = module.get(entry).map_err(fail)?;
+        let value: JsValue = module.get(entry).map_err(fail)?;
+        let Some(function) = value.as_function().cloned() else {
+            return Err(ScriptError::NotAFunction(entry.to_owned()));
+        };
+        let Some(input) = input else {
+            return Ok(None);
+        };
         let argument = ctx.json_parse(input).map_err(fail)?;
         let returned: JsValue = function.call((argument,)).map_err(fail)?;
         let value = settle(&ctx, returned, limits, deadline)?;
@@ -216,16 +235,30 @@ fn declare<'js>(
     entry: &str,
 ) -> Result<Module<'js, rquickjs::module::Declared>, ScriptError> {
     // The export goes on a line of its own after the script, so positions in the script are
-    // its own; an `entry` the script does not define fails here ("undefined export").
+    // its own; an `entry` the script does not define fails here ("undefined export"). A
+    // script that exports `entry` itself is compiled as it is.
     let source = format!("{script}\n;export {{ {entry} }};\n");
-    Module::declare(ctx.clone(), FILE, source).map_err(|e| {
+    let declared = Module::declare(ctx.clone(), FILE, source).or_else(|e| {
         let (message, stack) = thrown(ctx, e);
+        if message.contains(&format!("duplicate exported name '{entry}'")) {
+            return Module::declare(ctx.clone(), FILE, script.to_owned())
+                .map_err(|e| thrown(ctx, e));
+        }
+        Err((message, stack))
+    });
+    declared.map_err(|(message, stack)| {
         if message.contains(&format!("exported variable '{entry}' does not exist")) {
             return ScriptError::NoEntry(entry.to_owned());
         }
         let script_lines = script.lines().count().max(1) as u32;
         match position(&stack).or_else(|| position(&message)) {
-            Some((line, _)) if line > script_lines => ScriptError::NoEntry(entry.to_owned()),
+            // Past the script's end (it ended too soon): its end is where it went wrong, and
+            // the parser's message is about the line hookline added.
+            Some((line, _)) if line > script_lines => ScriptError::Syntax {
+                message: "SyntaxError: the script ends too soon (is a bracket, a brace or a string left open?)".into(),
+                line: script_lines,
+                column: script.lines().last().map_or(0, |l| l.chars().count()) as u32 + 1,
+            },
             Some((line, column)) => ScriptError::Syntax {
                 message,
                 line,

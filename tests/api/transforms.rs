@@ -250,6 +250,53 @@ async fn scripts_on_hooks_are_checked_when_saved() {
     .await
     .unwrap();
     expect_error(res, 400, "hook.script_invalid").await;
+    // A script that ends too soon does not parse, at its end; one whose `transform` is no
+    // function, or whose top level throws, cannot run.
+    for (script, says) in [
+        ("const decide = ({ payload }) => {", "does not parse"),
+        ("const transform = 5;", "is not a function"),
+        (
+            "const transform = () => null;\nthrow new Error('not yet');",
+            "not yet",
+        ),
+    ] {
+        let entry_is_transform = !script.contains("decide");
+        let config = if entry_is_transform {
+            json!({"url": url, "transform": script})
+        } else {
+            json!({"script": script})
+        };
+        let events = if entry_is_transform {
+            json!(["User.Created"])
+        } else {
+            json!(["PreSignIn"])
+        };
+        let err = expect_error(
+            post(config, events).await.unwrap(),
+            400,
+            "hook.script_invalid",
+        )
+        .await;
+        assert!(
+            err["message"].as_str().unwrap().contains(says),
+            "{script}: {err}"
+        );
+        if says == "does not parse" {
+            assert_eq!(
+                err["data"],
+                json!({"line": 1, "column": 34}),
+                "just past its end: {err}"
+            );
+        }
+    }
+    // A script may export its function itself.
+    let res = post(
+        json!({"url": url, "transform": "export const transform = ({ payload }) => ({ payload });"}),
+        json!(["User.Created"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
     // Combinations that mean nothing are refused.
     let decide = "const decide = () => ({ allow: true });";
     for (config, events) in [
@@ -268,6 +315,11 @@ async fn scripts_on_hooks_are_checked_when_saved() {
         ),
         (json!({"script": ""}), json!(["PreSignIn"])),
         (json!({"url": url, "transform": 3}), json!(["User.Created"])),
+        // Blocking calls are not transformed: a transform there would be ignored.
+        (
+            json!({"url": url, "transform": REWRITE}),
+            json!(["User.Created", "PreSignIn"]),
+        ),
     ] {
         let res = post(config.clone(), events).await.unwrap();
         expect_error(res, 400, "guard.invalid_input").await;

@@ -47,14 +47,12 @@ const runAction = async ({ event, environmentVariables }) => {
     assert_eq!((r.outcome.unwrap(), r.undefined), (Value::Null, false));
 }
 
-const MEMORY: usize = 16 * 1024 * 1024;
-
 #[test]
 fn a_script_that_does_not_parse_is_refused_with_its_position() {
     let err = check(
         "const runAction = async () => {\n  return 1 +;\n};",
         "runAction",
-        MEMORY,
+        &quick(),
     )
     .unwrap_err();
     match err {
@@ -70,10 +68,47 @@ fn a_script_that_does_not_parse_is_refused_with_its_position() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        check("const other = 1;", "runAction", MEMORY).unwrap_err(),
+        check("const other = 1;", "runAction", &quick()).unwrap_err(),
         ScriptError::NoEntry("runAction".into())
     );
-    assert!(check("const runAction = async () => ({});", "runAction", MEMORY).is_ok());
+    assert!(check("const runAction = async () => ({});", "runAction", &quick()).is_ok());
+    // Ending too soon is a syntax error at the script's end, not a missing function.
+    match check(
+        "const runAction = async () => {\n  return 1;",
+        "runAction",
+        &quick(),
+    ) {
+        Err(ScriptError::Syntax { line, column, .. }) => assert_eq!((line, column), (2, 12)),
+        other => panic!("{other:?}"),
+    }
+    // The top level runs at a check: not a function, a throw and a loop are caught.
+    assert_eq!(
+        check("const runAction = 5;", "runAction", &quick()),
+        Err(ScriptError::NotAFunction("runAction".into()))
+    );
+    assert!(matches!(
+        check(
+            "const runAction = () => 1;\nthrow new Error('early');",
+            "runAction",
+            &quick()
+        ),
+        Err(ScriptError::Thrown(m)) if m.contains("early")
+    ));
+    assert_eq!(
+        check(
+            "const runAction = () => 1;\nfor (;;) {}",
+            "runAction",
+            &quick()
+        ),
+        Err(ScriptError::Timeout(quick().timeout))
+    );
+    // A script may export its function itself, at a check and in a run.
+    let exported = "export const runAction = async () => ({ ok: true });";
+    assert!(check(exported, "runAction", &quick()).is_ok());
+    assert_eq!(
+        go(exported, json!({})).outcome.unwrap(),
+        json!({"ok": true})
+    );
 }
 
 #[test]
