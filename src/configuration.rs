@@ -253,6 +253,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_LOCKOUT_DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
     pub lockout_duration: Duration,
 
+    /// How long a console session lasts from its sign-in (`/console`); wrong admin tokens
+    /// there are throttled per address with --lockout-failures and --lockout-duration.
+    #[arg(long, env = "HOOKLINE_CONSOLE_SESSION_TTL", default_value = "12h", value_parser = positive_duration)]
+    pub console_session_ttl: Duration,
+
     /// Verification codes one recipient may be sent within --code-send-window. Logto's
     /// message rate guard default: 10.
     #[arg(long, env = "HOOKLINE_CODE_SENDS_PER_RECIPIENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]

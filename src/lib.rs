@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod configuration;
+pub mod console;
 pub mod delivery;
 pub mod domain;
 pub mod identity;

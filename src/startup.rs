@@ -161,6 +161,9 @@ impl Application {
                 ),
                 scripts,
             },
+            console: crate::console::ConsoleSettings {
+                session_ttl_ms: args.console_session_ttl.as_millis() as i64,
+            },
         });
         Ok(Self {
             listener,

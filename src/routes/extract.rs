@@ -19,33 +19,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let deadline = req.extensions().get::<BodyDeadline>().copied();
-        let read = Bytes::from_request(req, state);
-        let read = match deadline {
-            Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| {
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request.timeout",
-                    "The request body did not arrive in time (see --body-read-timeout).",
-                )
-            })?,
-            None => read.await,
-        };
-        let bytes = read.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request.body_too_large",
-                    "The request body is larger than the server accepts (see --max-body-bytes).",
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "request.unreadable_body",
-                    r.body_text(),
-                )
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         let bytes: &[u8] = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             None => b"{}",
             // Every route's body is an object; serde would read an array into a struct by
@@ -72,6 +46,39 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         })
     }
+}
+
+/// The request's body, read within its [`BodyDeadline`] (408 `request.timeout`) and the
+/// body limit (413 `request.body_too_large`): the one body reader every extractor uses.
+pub(crate) async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let deadline = req.extensions().get::<BodyDeadline>().copied();
+    let read = Bytes::from_request(req, state);
+    let read = match deadline {
+        Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request.timeout",
+                "The request body did not arrive in time (see --body-read-timeout).",
+            )
+        })?,
+        None => read.await,
+    };
+    let bytes = read.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request.body_too_large",
+                "The request body is larger than the server accepts (see --max-body-bytes).",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "request.unreadable_body",
+                r.body_text(),
+            )
+        }
+    })?;
+    Ok(bytes)
 }
 
 /// What kind of JSON value `bytes` is ("an array", "a string", …), if it is valid JSON.

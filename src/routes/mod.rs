@@ -65,6 +65,7 @@ pub struct Shared {
     pub interactions: crate::identity::interactions::InteractionSettings,
     /// Runs recoveries and replays in the background.
     pub operations: crate::delivery::operations::Operations,
+    pub console: crate::console::ConsoleSettings,
 }
 
 /// Every route, or (`serve_api` false, a worker node) only the health and metrics ones.
@@ -118,7 +119,7 @@ pub fn router(state: AppState, max_body_bytes: usize, serve_api: bool) -> Router
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));
     let routes = if serve_api {
-        routes.nest("/api", api)
+        routes.nest("/api", api).merge(crate::console::router())
     } else {
         routes
     };

@@ -97,6 +97,10 @@ pub enum StateSpace {
     ResetCode,
     /// Codes sent per recipient in the current window.
     CodeSends,
+    /// Console sessions, by the SHA-256 of their id (`console::session`).
+    ConsoleSessions,
+    /// Wrong admin tokens at the console's sign-in, per client address.
+    ConsoleSignInFailures,
 }
 
 impl StateSpace {
@@ -105,6 +109,8 @@ impl StateSpace {
             StateSpace::SignInFailures => "sign_in_failures",
             StateSpace::ResetCode => "reset_code",
             StateSpace::CodeSends => "code_sends",
+            StateSpace::ConsoleSessions => "console_sessions",
+            StateSpace::ConsoleSignInFailures => "console_sign_in_failures",
         }
     }
 }

@@ -7,6 +7,7 @@ mod actions;
 mod auth_and_health;
 mod compat;
 mod conformance;
+mod console;
 mod delivery;
 mod delivery_control;
 mod hardening;

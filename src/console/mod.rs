@@ -1,0 +1,284 @@
+//! The console (issue 17): server-rendered pages at `/console` for operators, embedded in the
+//! binary (no build step, no CDN, no Node.js). HTML comes from `maud` templates, which
+//! escape every value they interpolate; the one stylesheet is `console.css`, served from
+//! memory. Pages work without JavaScript.
+//!
+//! Authentication is the admin token exchanged for a session ([`session`]); every page but
+//! the sign-in needs one, and every change carries the session's CSRF token. Responses are
+//! `Cache-Control: no-store` with a strict `Content-Security-Policy` (scripts and styles from
+//! this origin only, no framing).
+//!
+//! Routes, by URL:
+//! - `GET /console` → the hooks page;
+//! - `GET /console/sign-in`, `POST /console/sign-in {token}`, `POST /console/sign-out {csrf}`;
+//! - `GET /console/hooks`: every hook, with its last 24 h of requests and success rate.
+
+mod pages;
+pub mod session;
+
+use crate::clock::now_ms;
+use crate::routes::AppState;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::Markup;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use session::Session;
+use subtle::ConstantTimeEq;
+
+/// The console's settings (`--console-session-ttl`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleSettings {
+    /// How long a session lasts from its sign-in, in ms.
+    pub session_ttl_ms: i64,
+}
+
+/// The console's routes, to merge into the app's router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { see_other("/console/hooks") }))
+        .route("/console/", get(|| async { see_other("/console/hooks") }))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/hooks", get(hooks_page))
+        .route("/console/assets/console.css", get(stylesheet))
+}
+
+/// A page, with the headers every console page has.
+fn html(status: StatusCode, markup: Markup) -> Response {
+    let mut res = (status, markup.into_string()).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        ),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    res
+}
+
+/// 303 See Other to `to` (after a form post, the browser GETs the next page).
+fn see_other(to: &'static str) -> Response {
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    res.headers_mut()
+        .insert(LOCATION, HeaderValue::from_static(to));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// A page for an error the store answered (503 when it is unavailable).
+fn store_failed(e: crate::storage::StoreError) -> Response {
+    tracing::warn!(error = %e, "a console page could not read or write the store");
+    let status = match e {
+        crate::storage::StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    html(
+        status,
+        pages::problem("The database did not answer. Try again shortly."),
+    )
+}
+
+/// A signed-in request: its session id and session. Without a live session, the request is
+/// sent to the sign-in page.
+pub struct SignedIn {
+    pub id: String,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Some(id) = session::cookie_id(&parts.headers).map(str::to_owned) else {
+            return Err(see_other("/console/sign-in"));
+        };
+        match session::find(&*state.store, &id, now_ms()).await {
+            Ok(Some(session)) => Ok(SignedIn { id, session }),
+            Ok(None) => Err(see_other("/console/sign-in")),
+            Err(e) => Err(store_failed(e)),
+        }
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`), read within the request's body
+/// deadline and size limit as every body is.
+pub struct ConsoleForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ConsoleForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let bytes = crate::routes::extract::body_bytes(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        serde_urlencoded::from_bytes(&bytes)
+            .map(ConsoleForm)
+            .map_err(|e| {
+                html(
+                    StatusCode::BAD_REQUEST,
+                    pages::problem(&format!("The form could not be read: {e}")),
+                )
+            })
+    }
+}
+
+async fn sign_in_page() -> Response {
+    html(StatusCode::OK, pages::sign_in(None))
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    token: String,
+}
+
+/// Exchanges the admin token for a session: 303 to the hooks page with the session cookie;
+/// 401 with the form again for a wrong token; 429 while the client's address is locked out
+/// (the right token included, as for end users' sign-ins); 403 from another site's page.
+async fn sign_in(
+    State(state): State<AppState>,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<SignInForm>,
+) -> Response {
+    if !session::same_origin(&parts.headers) {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::problem("This form was sent from another site."),
+        );
+    }
+    let (ip, _) = crate::routes::client_of(&parts, &state);
+    let now = now_ms();
+    let throttle = session::Throttle {
+        policy: state.interactions.lockout,
+    };
+    let locked = |until: i64| {
+        let minutes = (until - now + 59_999) / 60_000;
+        html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::sign_in(Some(&format!(
+                "Too many wrong tokens from your address. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ))),
+        )
+    };
+    match throttle.locked_until(&*state.store, ip, now).await {
+        Ok(Some(until)) => return locked(until),
+        Ok(None) => {}
+        Err(e) => return store_failed(e),
+    }
+    let hash = crate::routes::auth::token_hash(form.token.trim());
+    if !bool::from(hash.ct_eq(&state.admin_token_hash)) {
+        tracing::info!(client_ip = %ip, "a wrong admin token at the console's sign-in");
+        return match throttle.fail(&*state.store, ip, now).await {
+            Ok(true) => locked(now + state.interactions.lockout.lock_ms),
+            Ok(false) => html(
+                StatusCode::UNAUTHORIZED,
+                pages::sign_in(Some("That is not the admin token.")),
+            ),
+            Err(e) => store_failed(e),
+        };
+    }
+    let ttl = state.console.session_ttl_ms;
+    match session::start(&*state.store, now, ttl).await {
+        Ok((id, _)) => {
+            let mut res = see_other("/console/hooks");
+            let cookie = session::set_cookie(&id, ttl / 1000, session::over_https(&parts.headers));
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().insert(SET_COOKIE, v);
+            }
+            res
+        }
+        Err(e) => store_failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Checks a change's CSRF token and origin: `None` when it may go on, else the 403 page.
+fn refuse_forgery(parts: &Parts, signed_in: &SignedIn, csrf: &str) -> Option<Response> {
+    if session::same_origin(&parts.headers) && signed_in.session.csrf_matches(csrf) {
+        return None;
+    }
+    tracing::warn!("a console change without its session's CSRF token was refused");
+    Some(html(
+        StatusCode::FORBIDDEN,
+        pages::problem("This change did not come from a console page (its CSRF token is missing or wrong). Reload the page and try again."),
+    ))
+}
+
+/// Ends the session (on every node) and clears the cookie: 303 to the sign-in page.
+async fn sign_out(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<CsrfForm>,
+) -> Response {
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    if let Err(e) = session::end(&*state.store, &signed_in.id).await {
+        return store_failed(e);
+    }
+    let mut res = see_other("/console/sign-in");
+    let cookie = session::set_cookie("", 0, session::over_https(&parts.headers));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(SET_COOKIE, v);
+    }
+    res
+}
+
+/// Every hook, newest first, with its requests and success rate of the last 24 h.
+async fn hooks_page(State(state): State<AppState>, signed_in: SignedIn) -> Response {
+    let hooks = match state.store.list_hooks(None).await {
+        Ok((hooks, _)) => hooks,
+        Err(e) => return store_failed(e),
+    };
+    let ids: Vec<String> = hooks.iter().map(|h| h.id.clone()).collect();
+    let since = now_ms() - 24 * 60 * 60 * 1000;
+    let stats = match state.store.execution_stats(&ids, since).await {
+        Ok(s) => s,
+        Err(e) => return store_failed(e),
+    };
+    html(
+        StatusCode::OK,
+        pages::hooks(&signed_in.session, &hooks, &stats),
+    )
+}
+
+async fn stylesheet() -> Response {
+    let mut res = pages::STYLESHEET.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}

@@ -1,0 +1,138 @@
+//! The console's pages as `maud` templates (every interpolated value is HTML-escaped) and
+//! its stylesheet. Layout: a header with the navigation and the sign-out button, then the
+//! page. Readable from 320 px wide up; every control has a label.
+
+use super::session::Session;
+use crate::domain::hook::Hook;
+use crate::storage::ExecutionStats;
+use maud::{html, Markup, DOCTYPE};
+use std::collections::HashMap;
+
+/// The whole stylesheet (system fonts, no external resources).
+pub const STYLESHEET: &str = include_str!("console.css");
+
+/// The frame of every page: `session` is `None` on the sign-in page.
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · hookline" }
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/console/hooks" { "hookline" }
+                    @if let Some(s) = session {
+                        nav aria-label="Main" {
+                            a href="/console/hooks" { "Hooks" }
+                        }
+                        form.sign-out method="post" action="/console/sign-out" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The sign-in form, with `error` above it when the last try failed.
+pub fn sign_in(error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in" }
+            p { "Sign in with the admin token hookline printed at its first start (or the one given with " code { "--admin-token" } "). It is exchanged for a session cookie; the browser never keeps the token." }
+            @if let Some(e) = error {
+                p.error role="alert" { (e) }
+            }
+            form.card method="post" action="/console/sign-in" {
+                label for="token" { "Admin token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// A page that says what went wrong.
+pub fn problem(message: &str) -> Markup {
+    layout(
+        "Error",
+        None,
+        html! {
+            h1 { "Something went wrong" }
+            p.error role="alert" { (message) }
+            p { a href="/console/hooks" { "Back to the console" } }
+        },
+    )
+}
+
+/// Every hook: name, endpoint (or script), events, state, last 24 h of requests.
+pub fn hooks(session: &Session, hooks: &[Hook], stats: &HashMap<String, ExecutionStats>) -> Markup {
+    layout(
+        "Hooks",
+        Some(session),
+        html! {
+            h1 { "Hooks" }
+            @if hooks.is_empty() {
+                p.empty { "No hooks yet. Create one with " code { "POST /api/hooks" } "." }
+            } @else {
+                div.scroll {
+                    table {
+                        caption { (hooks.len()) " hook" @if hooks.len() != 1 { "s" } ", newest first; requests of the last 24 hours" }
+                        thead {
+                            tr {
+                                th scope="col" { "Name" }
+                                th scope="col" { "Endpoint" }
+                                th scope="col" { "Events" }
+                                th scope="col" { "State" }
+                                th scope="col" { "Requests (24 h)" }
+                                th scope="col" { "Success rate" }
+                            }
+                        }
+                        tbody {
+                            @for h in hooks {
+                                @let s = stats.get(&h.id).copied().unwrap_or_default();
+                                tr {
+                                    td { @if h.name.is_empty() { span.muted { "(no name)" } } @else { (h.name) } br; small.muted { (h.id) } }
+                                    td.url { @match (&h.config.url, &h.config.script) {
+                                        (Some(url), _) => (url),
+                                        (None, Some(_)) => span.muted { "script (in process)" },
+                                        (None, None) => span.muted { "none" },
+                                    } }
+                                    td { (events(h)) }
+                                    td {
+                                        @if h.enabled { span.ok { "Enabled" } } @else {
+                                            span.bad { "Disabled" }
+                                            @if let Some(reason) = &h.disabled_reason { br; small { (reason) } }
+                                        }
+                                    }
+                                    td.num { (s.request_count) }
+                                    td.num { @if s.request_count == 0 { span.muted { "–" } } @else {
+                                        (format!("{:.1} %", s.success_count as f64 * 100.0 / s.request_count as f64))
+                                    } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn events(h: &Hook) -> String {
+    let names: Vec<&str> = if h.events.is_empty() {
+        h.event.iter().map(|e| e.name()).collect()
+    } else {
+        h.events.iter().map(|e| e.name()).collect()
+    };
+    names.join(", ")
+}

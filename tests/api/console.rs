@@ -1,0 +1,216 @@
+//! The console (issue 17): its sign-in, session cookie, CSRF and throttling through HTTP, and
+//! its pages driven in real headless Chromium (Debian's, through playwright-core:
+//! `tests/browser/console.mjs`).
+
+use crate::helpers::*;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+use std::path::PathBuf;
+
+fn browserless() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in with `token`; the response.
+async fn sign_in(app: &TestApp, token: &str) -> reqwest::Response {
+    browserless()
+        .post(format!("{}/console/sign-in", app.base))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The session cookie (`name=value`) a sign-in set.
+fn session_cookie(res: &reqwest::Response) -> String {
+    let set = res.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The CSRF token of a page's sign-out form.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_admin_token_becomes_a_strict_session_that_sign_out_ends() {
+    let app = TestApp::spawn().await;
+    let client = browserless();
+    app.create_hook(&["User.Created"], "https://example.com/<b>hook</b>")
+        .await;
+    // No session: every page sends the browser to the sign-in.
+    let res = client
+        .get(format!("{}/console/hooks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/console/sign-in");
+    let res = client
+        .get(format!("{}/console/sign-in", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+
+    // The right token: a session cookie, HttpOnly, SameSite=Strict, expiring, and not the
+    // token.
+    let res = sign_in(&app, TOKEN).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/console/hooks");
+    let set = res.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for part in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain http here: {set}");
+    assert!(!set.contains(TOKEN));
+    let cookie = session_cookie(&res);
+    let page = client
+        .get(format!("{}/console/hooks", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<h1>Hooks</h1>"), "{page}");
+    // Escaped, not markup.
+    assert!(
+        page.contains("https://example.com/&lt;b&gt;hook&lt;/b&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains(TOKEN));
+
+    // Sign-out without the page's CSRF token, or from another site: refused.
+    let csrf = csrf_of(&page);
+    for (form, origin) in [
+        (vec![], None),
+        (vec![("csrf", "wrong")], None),
+        (vec![("csrf", csrf.as_str())], Some("https://evil.example")),
+    ] {
+        let mut req = client
+            .post(format!("{}/console/sign-out", app.base))
+            .header(COOKIE, &cookie)
+            .form(&form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{form:?} {origin:?}");
+    }
+    // With it: the session ends, here and for every later request.
+    let res = client
+        .post(format!("{}/console/sign-out", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(res.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let res = client
+        .get(format!("{}/console/hooks", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "the old cookie is dead"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_tokens_are_refused_then_throttled_per_address() {
+    let app = TestApp::spawn_with(|a| a.lockout_failures = 3).await;
+    for _ in 0..2 {
+        let res = sign_in(&app, "not-the-token").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.headers().get(SET_COOKIE).is_none());
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("That is not the admin token."));
+    }
+    let res = sign_in(&app, "not-the-token").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Locked: the right token too, until the lockout ends.
+    let res = sign_in(&app, TOKEN).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get(SET_COOKIE).is_none());
+    assert!(res.text().await.unwrap().contains("Too many wrong tokens"));
+    app.stop().await;
+}
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Where the browser test leaves its screenshots (test artifacts).
+fn screenshots_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots")
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_sees_the_hooks_and_signs_out() {
+    let browser = browser_dir();
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "run `npm ci --prefix tests/browser` first (the README's test command does)"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is needed (apt-get install chromium; .ci/run installs it)"
+    );
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    app.create_hook(&["User.Created", "PostSignIn"], &receiver.url())
+        .await;
+    let shots = screenshots_dir();
+    std::fs::create_dir_all(&shots).unwrap();
+    // On the blocking pool: the app answers the browser on this test's runtime meanwhile.
+    let (script, base, dir) = (browser.join("console.mjs"), app.base.clone(), shots.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .arg(base)
+            .arg(TOKEN)
+            .arg(dir)
+            .current_dir(browser_dir())
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("console ok"), "{stdout}");
+    assert!(shots.join("hooks.png").exists());
+    app.stop().await;
+}

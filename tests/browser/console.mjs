@@ -1,0 +1,65 @@
+// Drives hookline's console in Debian's headless Chromium (playwright-core, no bundled
+// browser). Run by tests/api/console.rs: node console.mjs <base URL> <admin token> <screenshot dir>.
+// Exits non-zero on the first failed check; prints "console ok" at the end.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import path from "node:path";
+
+const [base, token, shots] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  // As root in a closed network: no sandbox, no background connections.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+
+  // Not signed in: the console sends the browser to the sign-in form.
+  await page.goto(`${base}/console`);
+  assert.match(page.url(), /\/console\/sign-in$/);
+  await page.screenshot({ path: path.join(shots, "sign-in.png") });
+
+  // A wrong token: refused, with the reason, and no cookie.
+  await page.getByLabel("Admin token").fill("not-the-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").getByText("That is not the admin token.").waitFor();
+  assert.equal((await context.cookies()).length, 0);
+
+  // The right one, typed and submitted with the keyboard.
+  await page.getByLabel("Admin token").fill(token);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/console\/hooks$/);
+  await page.getByRole("heading", { name: "Hooks" }).waitFor();
+  const row = page.getByRole("row", { name: /test hook/ });
+  await row.waitFor();
+  assert.match(await row.innerText(), /User\.Created, PostSignIn/);
+  assert.match(await row.innerText(), /Enabled/);
+  const cookies = await context.cookies();
+  assert.equal(cookies.length, 1);
+  assert.equal(cookies[0].httpOnly, true);
+  assert.equal(cookies[0].sameSite, "Strict");
+  assert.notEqual(cookies[0].value, token);
+  // The page's scripts cannot read the session, and the token is nowhere in the browser.
+  assert.equal(await page.evaluate(() => document.cookie), "");
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+  assert.ok(!page.url().includes(token));
+  await page.screenshot({ path: path.join(shots, "hooks.png"), fullPage: true });
+
+  // Readable at 320 px: nothing wider than the window but the table's own scroller.
+  await page.setViewportSize({ width: 320, height: 640 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than 320px`);
+  await page.screenshot({ path: path.join(shots, "hooks-320.png"), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // Sign out: back to the sign-in, and the console is closed to this browser again.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/console\/sign-in$/);
+  await page.goto(`${base}/console/hooks`);
+  assert.match(page.url(), /\/console\/sign-in$/);
+  console.log("console ok");
+} finally {
+  await browser.close();
+}
