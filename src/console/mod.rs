@@ -11,7 +11,9 @@
 //! Routes, by URL:
 //! - `GET /console` → the hooks page;
 //! - `GET /console/sign-in`, `POST /console/sign-in {token}`, `POST /console/sign-out {csrf}`;
-//! - `GET /console/hooks`: every hook, with its last 24 h of requests and success rate.
+//! - `GET /console/hooks`: every hook, with its last 24 h of requests and success rate;
+//! - `GET /console/hooks/new`, `POST /console/hooks {csrf, name, url, events…, headers}`: a
+//!   new hook, through the same checks as `POST /api/hooks`.
 
 mod pages;
 pub mod session;
@@ -45,7 +47,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/", get(|| async { see_other("/console/hooks") }))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
-        .route("/console/hooks", get(hooks_page))
+        .route("/console/hooks", get(hooks_page).post(create_hook))
+        .route("/console/hooks/new", get(new_hook_page))
         .route("/console/assets/console.css", get(stylesheet))
 }
 
@@ -263,6 +266,43 @@ async fn hooks_page(State(state): State<AppState>, signed_in: SignedIn) -> Respo
         StatusCode::OK,
         pages::hooks(&signed_in.session, &hooks, &stats),
     )
+}
+
+async fn new_hook_page(signed_in: SignedIn) -> Response {
+    html(
+        StatusCode::OK,
+        pages::new_hook(&signed_in.session, &pages::HookForm::default(), None),
+    )
+}
+
+/// Creates a hook from the form (`events` repeated, `headers` one `Name: value` a line):
+/// 303 to the hooks page, or the form again with the API's message (400).
+async fn create_hook(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    parts: Parts,
+    ConsoleForm(pairs): ConsoleForm<Vec<(String, String)>>,
+) -> Response {
+    let form = pages::HookForm::from_pairs(&pairs);
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    let input = match form.to_input() {
+        Ok(input) => input,
+        Err(message) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::new_hook(&signed_in.session, &form, Some(&message)),
+            )
+        }
+    };
+    match crate::routes::hooks::create_hook(&state, input).await {
+        Ok(_) => see_other("/console/hooks"),
+        Err(e) => html(
+            e.status,
+            pages::new_hook(&signed_in.session, &form, Some(&e.message)),
+        ),
+    }
 }
 
 async fn stylesheet() -> Response {

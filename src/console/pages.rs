@@ -3,9 +3,11 @@
 //! page. Readable from 320 px wide up; every control has a label.
 
 use super::session::Session;
-use crate::domain::hook::Hook;
+use crate::domain::event::HookEvent;
+use crate::domain::hook::{Hook, HookInput};
 use crate::storage::ExecutionStats;
 use maud::{html, Markup, DOCTYPE};
+use serde_json::json;
 use std::collections::HashMap;
 
 /// The whole stylesheet (system fonts, no external resources).
@@ -61,6 +63,108 @@ pub fn sign_in(error: Option<&str>) -> Markup {
     )
 }
 
+/// What the new-hook form holds, as typed (shown again with an error).
+#[derive(Debug, Default)]
+pub struct HookForm {
+    pub csrf: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// One `Name: value` a line.
+    pub headers: String,
+}
+
+impl HookForm {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut f = HookForm::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "csrf" => f.csrf = v.clone(),
+                "name" => f.name = v.clone(),
+                "url" => f.url = v.clone(),
+                "events" => f.events.push(v.clone()),
+                "headers" => f.headers = v.clone(),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// The API's create body for this form; an error for a header line without a colon.
+    pub fn to_input(&self) -> Result<HookInput, String> {
+        let mut headers = serde_json::Map::new();
+        for line in self
+            .headers
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(format!(
+                    "Each header line is `Name: value`; this one is not: {line}"
+                ));
+            };
+            headers.insert(name.trim().to_owned(), json!(value.trim()));
+        }
+        let mut config = json!({"url": self.url.trim()});
+        if !headers.is_empty() {
+            config["headers"] = serde_json::Value::Object(headers);
+        }
+        if self.events.is_empty() {
+            return Err("Choose at least one event.".into());
+        }
+        serde_json::from_value(
+            json!({"name": self.name.trim(), "events": self.events, "config": config}),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The form that creates a hook: events grouped as Logto's console groups them.
+pub fn new_hook(session: &Session, form: &HookForm, error: Option<&str>) -> Markup {
+    let mut groups: Vec<(&str, Vec<HookEvent>)> = Vec::new();
+    for e in HookEvent::all() {
+        match groups.iter_mut().find(|(g, _)| *g == e.group()) {
+            Some((_, list)) => list.push(e),
+            None => groups.push((e.group(), vec![e])),
+        }
+    }
+    layout(
+        "New hook",
+        Some(session),
+        html! {
+            h1 { "New hook" }
+            @if let Some(e) = error {
+                p.error role="alert" { (e) }
+            }
+            form.card.wide method="post" action="/console/hooks" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                label for="name" { "Name" }
+                input #name type="text" name="name" value=(form.name) maxlength="256" required;
+                label for="url" { "Endpoint URL" }
+                input #url type="url" name="url" value=(form.url) placeholder="https://example.com/webhooks" required;
+                fieldset {
+                    legend { "Events" }
+                    @for (group, events) in &groups {
+                        fieldset.group {
+                            legend { (group) }
+                            @for e in events {
+                                label.check {
+                                    input type="checkbox" name="events" value=(e.name()) checked[form.events.iter().any(|n| n == e.name())];
+                                    " " (e.name())
+                                }
+                            }
+                        }
+                    }
+                }
+                label for="headers" { "Custom headers (one " code { "Name: value" } " a line)" }
+                textarea #headers name="headers" rows="3" { (form.headers) }
+                button type="submit" { "Create hook" }
+            }
+        },
+    )
+}
+
 /// A page that says what went wrong.
 pub fn problem(message: &str) -> Markup {
     layout(
@@ -81,8 +185,9 @@ pub fn hooks(session: &Session, hooks: &[Hook], stats: &HashMap<String, Executio
         Some(session),
         html! {
             h1 { "Hooks" }
+            p { a.button href="/console/hooks/new" { "New hook" } }
             @if hooks.is_empty() {
-                p.empty { "No hooks yet. Create one with " code { "POST /api/hooks" } "." }
+                p.empty { "No hooks yet. Create one with the button above, or with " code { "POST /api/hooks" } "." }
             } @else {
                 div.scroll {
                     table {

@@ -132,6 +132,21 @@ impl HookEvent {
         CATALOG[self.0 as usize].1
     }
 
+    /// The group Logto's console shows the event in when a hook is edited ("User",
+    /// "Organization", "Role and permission", "Interaction", "Exception"), and hookline's
+    /// own two ("Blocking", "hookline").
+    pub fn group(self) -> &'static str {
+        match self.kind() {
+            EventKind::Interaction => "Interaction",
+            EventKind::Exception => "Exception",
+            EventKind::Blocking => "Blocking",
+            EventKind::Operational => "hookline",
+            EventKind::Data if self.name().starts_with("User.") => "User",
+            EventKind::Data if self.name().starts_with("Organization") => "Organization",
+            EventKind::Data => "Role and permission",
+        }
+    }
+
     /// Every event, in catalog order.
     pub fn all() -> impl Iterator<Item = HookEvent> {
         (0..CATALOG.len()).map(|i| HookEvent(i as u8))
@@ -159,6 +174,20 @@ impl Serialize for HookEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_fall_into_logtos_console_groups() {
+        let group = |n: &str| HookEvent::parse(n).unwrap().group();
+        assert_eq!(group("User.Data.Updated"), "User");
+        assert_eq!(group("OrganizationRole.Created"), "Organization");
+        assert_eq!(group("Organization.Membership.Updated"), "Organization");
+        assert_eq!(group("Scope.Deleted"), "Role and permission");
+        assert_eq!(group("Role.Scopes.Updated"), "Role and permission");
+        assert_eq!(group("PostSignIn"), "Interaction");
+        assert_eq!(group("Identifier.Lockout"), "Exception");
+        assert_eq!(group("PreSignIn"), "Blocking");
+        assert_eq!(group("Hook.Disabled"), "hookline");
+    }
 
     #[test]
     fn catalog_round_trips_and_keeps_logto_order() {

@@ -182,17 +182,24 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<HookInput>,
 ) -> Result<Response, ApiError> {
+    let hook = create_hook(&state, input).await?;
+    Ok((StatusCode::CREATED, Json(hook_json(&hook, None))).into_response())
+}
+
+/// Makes and stores a hook from a create body (the API's and the console's): parsed, its
+/// target and scripts checked, a new id and signing key.
+pub(crate) async fn create_hook(state: &AppState, input: HookInput) -> Result<Hook, ApiError> {
     let hook = input.into_new_hook(
         new_id(),
         new_secret(SIGNING_KEY_LENGTH),
         now_ms(),
         &state.targets,
     )?;
-    check_config(&state, &hook.config).await?;
+    check_config(state, &hook.config).await?;
     super::record_hook_id(&hook.id);
     state.store.insert_hook(&hook).await?;
     tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
-    Ok((StatusCode::CREATED, Json(hook_json(&hook, None))).into_response())
+    Ok(hook)
 }
 
 pub async fn update(

@@ -97,8 +97,22 @@ async fn the_admin_token_becomes_a_strict_session_that_sign_out_ends() {
     );
     assert!(!page.contains(TOKEN));
 
-    // Sign-out without the page's CSRF token, or from another site: refused.
+    // A change without the page's CSRF token: refused, and nothing made.
     let csrf = csrf_of(&page);
+    let res = client
+        .post(format!("{}/console/hooks", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[
+            ("name", "forged"),
+            ("url", "https://example.com/x"),
+            ("events", "User.Created"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_json("/hooks").await.as_array().unwrap().len(), 1);
+    // Sign-out without the page's CSRF token, or from another site: refused.
     for (form, origin) in [
         (vec![], None),
         (vec![("csrf", "wrong")], None),
@@ -192,12 +206,14 @@ async fn a_browser_signs_in_sees_the_hooks_and_signs_out() {
     std::fs::create_dir_all(&shots).unwrap();
     // On the blocking pool: the app answers the browser on this test's runtime meanwhile.
     let (script, base, dir) = (browser.join("console.mjs"), app.base.clone(), shots.clone());
+    let receiver_url = receiver.url();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg(script)
             .arg(base)
             .arg(TOKEN)
             .arg(dir)
+            .arg(receiver_url)
             .current_dir(browser_dir())
             .output()
             .expect("node runs")
@@ -212,5 +228,17 @@ async fn a_browser_signs_in_sees_the_hooks_and_signs_out() {
     );
     assert!(stdout.contains("console ok"), "{stdout}");
     assert!(shots.join("hooks.png").exists());
+    // The hook the form made is a real one: it gets its deliveries, with its header.
+    app.publish(serde_json::json!({"event": "User.Created", "data": {"id": "u1"}}))
+        .await;
+    // Two hooks get User.Created: the one made through the API and the console's.
+    let got = receiver
+        .wait_for(2, std::time::Duration::from_secs(10))
+        .await;
+    let from_console: Vec<_> = got
+        .iter()
+        .filter(|r| r.header("x-from") == "console")
+        .collect();
+    assert_eq!(from_console.len(), 1);
     app.stop().await;
 }

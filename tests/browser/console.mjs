@@ -5,7 +5,7 @@ import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import path from "node:path";
 
-const [base, token, shots] = process.argv.slice(2);
+const [base, token, shots, receiverUrl] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   // As root in a closed network: no sandbox, no background connections.
@@ -45,6 +45,29 @@ try {
   assert.equal(await page.evaluate(() => document.cookie), "");
   assert.equal(await page.evaluate(() => localStorage.length), 0);
   assert.ok(!page.url().includes(token));
+
+  // A hook made through the form: events picked by their labels, grouped as in Logto.
+  await page.getByRole("link", { name: "New hook" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("From the console");
+  await page.getByLabel("Endpoint URL").fill(receiverUrl);
+  await page.getByRole("group", { name: "User" }).getByLabel("User.Created").check();
+  await page.getByRole("group", { name: "Organization" }).getByLabel("Organization.Created").check();
+  await page.getByLabel(/Custom headers/).fill("x-from: console");
+  await page.screenshot({ path: path.join(shots, "new-hook.png"), fullPage: true });
+  await page.getByRole("button", { name: "Create hook" }).click();
+  await page.waitForURL(/\/console\/hooks$/);
+  const made = page.getByRole("row", { name: /From the console/ });
+  await made.waitFor();
+  assert.match(await made.innerText(), /User\.Created, Organization\.Created/);
+  // A bad URL: the form again, with the API's reason and what was typed.
+  await page.getByRole("link", { name: "New hook" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Bad one");
+  await page.getByLabel("Endpoint URL").fill("ftp://example.com/x");
+  await page.getByRole("group", { name: "User" }).getByLabel("User.Deleted").check();
+  await page.getByRole("button", { name: "Create hook" }).click();
+  await page.getByRole("alert").getByText(/http/).waitFor();
+  assert.equal(await page.getByLabel("Name", { exact: true }).inputValue(), "Bad one");
+  await page.goto(`${base}/console/hooks`);
   await page.screenshot({ path: path.join(shots, "hooks.png"), fullPage: true });
 
   // Readable at 320 px: nothing wider than the window but the table's own scroller.
