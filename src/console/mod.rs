@@ -13,14 +13,19 @@
 //! - `GET /console/sign-in`, `POST /console/sign-in {token}`, `POST /console/sign-out {csrf}`;
 //! - `GET /console/hooks`: every hook, with its last 24 h of requests and success rate;
 //! - `GET /console/hooks/new`, `POST /console/hooks {csrf, name, url, events…, headers}`: a
-//!   new hook, through the same checks as `POST /api/hooks`.
+//!   new hook, through the same checks as `POST /api/hooks`;
+//! - `GET /console/deliveries?hookId=&status=`: the newest 50 deliveries matching, refreshed
+//!   live (`/console/deliveries/rows?…`, the table's rows alone, which `console.js` polls);
+//! - `GET /console/deliveries/{id}`: one delivery with every attempt, and `POST
+//!   /console/deliveries/{id}/retry {csrf}` (as `POST /api/deliveries/{id}/retry`).
 
 mod pages;
 pub mod session;
 
 use crate::clock::now_ms;
 use crate::routes::AppState;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use crate::storage::deliveries::{DeliveryInfo, DeliveryQuery, DeliveryStatus};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -49,6 +54,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/hooks", get(hooks_page).post(create_hook))
         .route("/console/hooks/new", get(new_hook_page))
+        .route("/console/deliveries", get(deliveries_page))
+        .route("/console/deliveries/rows", get(delivery_rows))
+        .route("/console/deliveries/{id}", get(delivery_page))
+        .route("/console/deliveries/{id}/retry", post(retry_delivery))
+        .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(stylesheet))
 }
 
@@ -76,10 +86,11 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// 303 See Other to `to` (after a form post, the browser GETs the next page).
-fn see_other(to: &'static str) -> Response {
+fn see_other(to: &str) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
-    res.headers_mut()
-        .insert(LOCATION, HeaderValue::from_static(to));
+    if let Ok(v) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(LOCATION, v);
+    }
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
@@ -303,6 +314,140 @@ async fn create_hook(
             pages::new_hook(&signed_in.session, &form, Some(&e.message)),
         ),
     }
+}
+
+/// What the deliveries page shows: the filter's matches (the newest 50) and the hooks, by
+/// name. An unknown status is an error page.
+async fn deliveries_of(
+    state: &AppState,
+    filter: &pages::DeliveryFilter,
+) -> Result<(Vec<crate::domain::hook::Hook>, Vec<DeliveryInfo>, u64), Response> {
+    let status = match filter.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match DeliveryStatus::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                return Err(html(
+                    StatusCode::BAD_REQUEST,
+                    pages::problem("That is not a delivery status."),
+                ))
+            }
+        },
+    };
+    let hooks = state.store.list_hooks(None).await.map_err(store_failed)?.0;
+    let query = DeliveryQuery {
+        hook_id: filter.hook_id.clone().filter(|h| !h.is_empty()),
+        status,
+        page: crate::storage::Page {
+            limit: 50,
+            offset: 0,
+        },
+        ..Default::default()
+    };
+    let (list, total) = state
+        .store
+        .list_deliveries(&query)
+        .await
+        .map_err(store_failed)?;
+    Ok((hooks, list, total))
+}
+
+async fn deliveries_page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(filter): Query<pages::DeliveryFilter>,
+) -> Response {
+    match deliveries_of(&state, &filter).await {
+        Ok((hooks, list, total)) => html(
+            StatusCode::OK,
+            pages::deliveries(&signed_in.session, &filter, &hooks, &list, total),
+        ),
+        Err(page) => page,
+    }
+}
+
+/// The deliveries table's rows alone, for the page's live refresh.
+async fn delivery_rows(
+    State(state): State<AppState>,
+    _signed_in: SignedIn,
+    Query(filter): Query<pages::DeliveryFilter>,
+) -> Response {
+    match deliveries_of(&state, &filter).await {
+        Ok((hooks, list, _)) => html(StatusCode::OK, pages::delivery_rows(&list, &hooks)),
+        Err(page) => page,
+    }
+}
+
+async fn delivery_page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    show_delivery(&state, &signed_in, &id, StatusCode::OK, None).await
+}
+
+/// The delivery page, with `notice` above it (what a retry did).
+async fn show_delivery(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: &str,
+    status: StatusCode,
+    notice: Option<&str>,
+) -> Response {
+    let detail = match state.store.get_delivery(id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::problem("There is no such delivery (its hook may have been deleted)."),
+            )
+        }
+        Err(e) => return store_failed(e),
+    };
+    let hook = match state.store.get_hook(&detail.delivery.hook_id).await {
+        Ok(h) => h,
+        Err(e) => return store_failed(e),
+    };
+    html(
+        status,
+        pages::delivery(&signed_in.session, &detail, hook.as_ref(), notice),
+    )
+}
+
+/// Sends the delivery again now: 303 back to it, or the page with the API's reason (a
+/// disabled hook, a blocking call).
+async fn retry_delivery(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<CsrfForm>,
+) -> Response {
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    match crate::routes::deliveries::retry_delivery(&state, &id).await {
+        Ok(_) => see_other(&format!("/console/deliveries/{id}")),
+        Err(e) => show_delivery(&state, &signed_in, &id, e.status, Some(&e.message)).await,
+    }
+}
+
+async fn script() -> Response {
+    let mut res = pages::SCRIPT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    res
 }
 
 async fn stylesheet() -> Response {

@@ -113,6 +113,14 @@ pub async fn retry(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let d = retry_delivery(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(delivery_json(&d))))
+}
+
+/// Retries a delivery (the API's and the console's): see [`retry`] for the rules and errors.
+/// The delivery as it now is.
+pub(crate) async fn retry_delivery(state: &AppState, id: &str) -> Result<DeliveryInfo, ApiError> {
+    let id = id.to_owned();
     let Some(found) = state.store.get_delivery(&id).await? else {
         return Err(not_found(&id));
     };
@@ -140,8 +148,7 @@ pub async fn retry(
         return Err(not_found(&id));
     }
     let now = state.store.get_delivery(&id).await?;
-    let body = now.map_or_else(|| delivery_json(&d), |n| delivery_json(&n.delivery));
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    Ok(now.map_or(d, |n| n.delivery))
 }
 
 /// 404 `delivery.not_found` naming (the start of) `id`.

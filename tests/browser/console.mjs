@@ -70,6 +70,35 @@ try {
   await page.goto(`${base}/console/hooks`);
   await page.screenshot({ path: path.join(shots, "hooks.png"), fullPage: true });
 
+  // Deliveries appear without a reload while events flow.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Deliveries" }).click();
+  await page.getByText("No deliveries yet.").waitFor();
+  const published = await fetch(`${base}/api/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ event: "User.Created", data: { id: "u-browser" } }),
+  });
+  assert.equal(published.status, 202);
+  const mine = page.getByRole("row", { name: /succeeded User\.Created From the console/ });
+  await mine.waitFor({ timeout: 10000 });
+  await page.getByRole("row", { name: /succeeded User\.Created test hook/ }).waitFor();
+  await page.screenshot({ path: path.join(shots, "deliveries.png"), fullPage: true });
+
+  // One delivery: what it sent and its attempt; retried from the page.
+  await mine.getByRole("link", { name: "User.Created" }).click();
+  await page.getByRole("heading", { name: /^Delivery / }).waitFor();
+  const first = page.getByRole("region", { name: "Attempt 1" });
+  assert.match(await first.innerText(), /success/);
+  assert.match(await first.innerText(), /Status 200/);
+  assert.match(await page.locator("pre").first().innerText(), /u-browser/);
+  await page.getByRole("button", { name: "Retry now" }).click();
+  for (let i = 0; i < 50 && (await page.getByRole("region", { name: "Attempt 2" }).count()) === 0; i++) {
+    await page.waitForTimeout(200);
+    await page.reload();
+  }
+  assert.match(await page.getByRole("region", { name: "Attempt 2" }).innerText(), /success/);
+  await page.screenshot({ path: path.join(shots, "delivery.png"), fullPage: true });
+
   // Readable at 320 px: nothing wider than the window but the table's own scroller.
   await page.setViewportSize({ width: 320, height: 640 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
