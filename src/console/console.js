@@ -16,3 +16,14 @@ for (const body of document.querySelectorAll("tbody[data-live]")) {
     }
   }, 2000);
 }
+// Copy buttons (hidden until this script shows them): copy the named field's value.
+for (const button of document.querySelectorAll("button[data-copy]")) {
+  const field = document.querySelector(button.dataset.copy);
+  if (!field || !navigator.clipboard) continue;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await navigator.clipboard.writeText(field.value);
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  });
+}

@@ -14,6 +14,8 @@
 //! - `GET /console/hooks`: every hook, with its last 24 h of requests and success rate;
 //! - `GET /console/hooks/new`, `POST /console/hooks {csrf, name, url, events…, headers}`: a
 //!   new hook, through the same checks as `POST /api/hooks`;
+//! - `GET /console/hooks/{id}`: one hook, and its changes: `POST /console/hooks/{id}` (the
+//!   form), `…/enabled`, `…/signing-key`, `…/test`, `GET`/`POST …/delete` (asks first);
 //! - `GET /console/deliveries?hookId=&status=`: the newest 50 deliveries matching, refreshed
 //!   live (`/console/deliveries/rows?…`, the table's rows alone, which `console.js` polls);
 //! - `GET /console/deliveries/{id}`: one delivery with every attempt, and `POST
@@ -54,6 +56,14 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/hooks", get(hooks_page).post(create_hook))
         .route("/console/hooks/new", get(new_hook_page))
+        .route("/console/hooks/{id}", get(hook_page).post(update_hook))
+        .route("/console/hooks/{id}/enabled", post(set_enabled))
+        .route("/console/hooks/{id}/signing-key", post(rotate_key))
+        .route("/console/hooks/{id}/test", post(test_hook))
+        .route(
+            "/console/hooks/{id}/delete",
+            get(delete_page).post(delete_hook),
+        )
         .route("/console/deliveries", get(deliveries_page))
         .route("/console/deliveries/rows", get(delivery_rows))
         .route("/console/deliveries/{id}", get(delivery_page))
@@ -308,11 +318,323 @@ async fn create_hook(
         }
     };
     match crate::routes::hooks::create_hook(&state, input).await {
-        Ok(_) => see_other("/console/hooks"),
+        Ok(hook) => see_other(&format!("/console/hooks/{}?done=created", hook.id)),
         Err(e) => html(
             e.status,
             pages::new_hook(&signed_in.session, &form, Some(&e.message)),
         ),
+    }
+}
+
+/// What a redirect back to a hook's page says happened.
+#[derive(Deserialize, Default)]
+struct Done {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+async fn hook_page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let notice = match done.done.as_deref() {
+        Some("saved") => Some("Saved."),
+        Some("created") => Some("Created."),
+        Some("rotated") => Some("The signing key was rotated. Give receivers the new one."),
+        Some("enabled") => Some("Enabled."),
+        Some("disabled") => Some("Disabled: it gets no new deliveries."),
+        _ => None,
+    };
+    show_hook(&state, &signed_in, &id, StatusCode::OK, None, notice, None).await
+}
+
+/// The hook page; `form` is what was typed (shown again with `error`), else the stored hook.
+async fn show_hook(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: &str,
+    status: StatusCode,
+    form: Option<&pages::HookForm>,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let hook = match state.store.get_hook(id).await {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::problem("There is no such hook."),
+            )
+        }
+        Err(e) => return store_failed(e),
+    };
+    let since = now_ms() - 24 * 60 * 60 * 1000;
+    let stats = match state
+        .store
+        .execution_stats(std::slice::from_ref(&hook.id), since)
+        .await
+    {
+        Ok(s) => s.get(&hook.id).copied().unwrap_or_default(),
+        Err(e) => return store_failed(e),
+    };
+    let stored = pages::HookForm::of(&hook);
+    html(
+        status,
+        pages::hook_page(
+            &signed_in.session,
+            &hook,
+            stats,
+            form.unwrap_or(&stored),
+            notice,
+            error,
+        ),
+    )
+}
+
+/// Saves the hook's form (what it does not show of `config` is kept): 303 back, or the page
+/// with the API's reason.
+async fn update_hook(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    parts: Parts,
+    ConsoleForm(pairs): ConsoleForm<Vec<(String, String)>>,
+) -> Response {
+    let form = pages::HookForm::from_pairs(&pairs);
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    let stored = match state.store.get_hook(&id).await {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::problem("There is no such hook."),
+            )
+        }
+        Err(e) => return store_failed(e),
+    };
+    let input = match form.to_input_over(Some(&stored.config)) {
+        Ok(input) => input,
+        Err(m) => {
+            return show_hook(
+                &state,
+                &signed_in,
+                &id,
+                StatusCode::BAD_REQUEST,
+                Some(&form),
+                None,
+                Some(&m),
+            )
+            .await
+        }
+    };
+    match crate::routes::hooks::update_hook(&state, &id, input).await {
+        Ok(_) => see_other(&format!("/console/hooks/{id}?done=saved")),
+        Err(e) => {
+            show_hook(
+                &state,
+                &signed_in,
+                &id,
+                e.status,
+                Some(&form),
+                None,
+                Some(&e.message),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EnabledForm {
+    #[serde(default)]
+    csrf: String,
+    enabled: bool,
+}
+
+/// Enables or disables the hook (as `PATCH /api/hooks/{id} {enabled}`).
+async fn set_enabled(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<EnabledForm>,
+) -> Response {
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    let input = match serde_json::from_value(serde_json::json!({"enabled": form.enabled})) {
+        Ok(i) => i,
+        Err(e) => return html(StatusCode::BAD_REQUEST, pages::problem(&e.to_string())),
+    };
+    match crate::routes::hooks::update_hook(&state, &id, input).await {
+        Ok(_) => see_other(&format!(
+            "/console/hooks/{id}?done={}",
+            if form.enabled { "enabled" } else { "disabled" }
+        )),
+        Err(e) => {
+            show_hook(
+                &state,
+                &signed_in,
+                &id,
+                e.status,
+                None,
+                None,
+                Some(&e.message),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RotateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(rename = "gracePeriodSeconds")]
+    grace_period_seconds: Option<u64>,
+}
+
+/// Rotates the signing key (as `PATCH /api/hooks/{id}/signing-key`).
+async fn rotate_key(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<RotateForm>,
+) -> Response {
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    match crate::routes::hooks::rotate_key(&state, &id, form.grace_period_seconds).await {
+        Ok(_) => see_other(&format!("/console/hooks/{id}?done=rotated")),
+        Err(e) => {
+            show_hook(
+                &state,
+                &signed_in,
+                &id,
+                e.status,
+                None,
+                None,
+                Some(&e.message),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TestForm {
+    #[serde(default)]
+    csrf: String,
+    event: String,
+}
+
+/// Sends a test payload of one event to the hook's endpoint and shows what it answered.
+async fn test_hook(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<TestForm>,
+) -> Response {
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    let hook = match state.store.get_hook(&id).await {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::problem("There is no such hook."),
+            )
+        }
+        Err(e) => return store_failed(e),
+    };
+    let Ok(event) = crate::domain::event::HookEvent::parse(&form.event) else {
+        return show_hook(
+            &state,
+            &signed_in,
+            &id,
+            StatusCode::BAD_REQUEST,
+            None,
+            None,
+            Some("That is not an event."),
+        )
+        .await;
+    };
+    match crate::routes::hooks::test_hook(&state, &hook, &[event], hook.config.clone()).await {
+        Ok(()) => {
+            let notice = format!(
+                "A test {} was sent; the endpoint answered with a 2xx.",
+                event.name()
+            );
+            show_hook(
+                &state,
+                &signed_in,
+                &id,
+                StatusCode::OK,
+                None,
+                Some(&notice),
+                None,
+            )
+            .await
+        }
+        Err(e) => {
+            let detail = e
+                .data
+                .as_deref()
+                .map(|d| format!("{}: {d}", e.message))
+                .unwrap_or(e.message);
+            show_hook(
+                &state,
+                &signed_in,
+                &id,
+                StatusCode::OK,
+                None,
+                None,
+                Some(&detail),
+            )
+            .await
+        }
+    }
+}
+
+async fn delete_page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    match state.store.get_hook(&id).await {
+        Ok(Some(h)) => html(StatusCode::OK, pages::delete_hook(&signed_in.session, &h)),
+        Ok(None) => html(
+            StatusCode::NOT_FOUND,
+            pages::problem("There is no such hook."),
+        ),
+        Err(e) => store_failed(e),
+    }
+}
+
+/// Deletes the hook with its deliveries (as `DELETE /api/hooks/{id}`).
+async fn delete_hook(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<CsrfForm>,
+) -> Response {
+    if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
+        return refused;
+    }
+    match state.store.delete_hook(&id).await {
+        Ok(_) => {
+            tracing::info!(hook_id = %id, "hook deleted from the console");
+            see_other("/console/hooks")
+        }
+        Err(e) => store_failed(e),
     }
 }
 

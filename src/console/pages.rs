@@ -77,6 +77,10 @@ pub struct HookForm {
     pub events: Vec<String>,
     /// One `Name: value` a line.
     pub headers: String,
+    /// Per-hook delivery settings, as typed (empty: unset).
+    pub max_in_flight: String,
+    pub timeout_ms: String,
+    pub rate_limit: String,
 }
 
 impl HookForm {
@@ -89,14 +93,52 @@ impl HookForm {
                 "url" => f.url = v.clone(),
                 "events" => f.events.push(v.clone()),
                 "headers" => f.headers = v.clone(),
+                "maxInFlight" => f.max_in_flight = v.clone(),
+                "timeoutMs" => f.timeout_ms = v.clone(),
+                "rateLimit" => f.rate_limit = v.clone(),
                 _ => {}
             }
         }
         f
     }
 
+    /// The form of a stored hook, to edit it.
+    pub fn of(hook: &Hook) -> Self {
+        let events = if hook.events.is_empty() {
+            hook.event.iter().copied().collect::<Vec<_>>()
+        } else {
+            hook.events.clone()
+        };
+        let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        HookForm {
+            csrf: String::new(),
+            name: hook.name.clone(),
+            url: hook.config.url.clone().unwrap_or_default(),
+            events: events.iter().map(|e| e.name().to_owned()).collect(),
+            headers: hook
+                .config
+                .headers
+                .iter()
+                .flat_map(|h| h.iter())
+                .map(|(k, v)| format!("{k}: {v}\n"))
+                .collect(),
+            max_in_flight: number(hook.config.max_in_flight.map(u64::from)),
+            timeout_ms: number(hook.config.timeout_ms),
+            rate_limit: number(hook.config.rate_limit.map(u64::from)),
+        }
+    }
+
     /// The API's create body for this form; an error for a header line without a colon.
     pub fn to_input(&self) -> Result<HookInput, String> {
+        self.to_input_over(None)
+    }
+
+    /// The API's body for this form; `over` is the stored config an edit keeps the fields
+    /// of that the form does not show (a transform, ordering, retries, …).
+    pub fn to_input_over(
+        &self,
+        over: Option<&crate::domain::hook::HookConfig>,
+    ) -> Result<HookInput, String> {
         let mut headers = serde_json::Map::new();
         for line in self
             .headers
@@ -111,9 +153,27 @@ impl HookForm {
             };
             headers.insert(name.trim().to_owned(), json!(value.trim()));
         }
-        let mut config = json!({"url": self.url.trim()});
-        if !headers.is_empty() {
-            config["headers"] = serde_json::Value::Object(headers);
+        let mut config = over
+            .and_then(|c| serde_json::to_value(c).ok())
+            .unwrap_or_else(|| json!({}));
+        config["url"] = json!(self.url.trim());
+        config["headers"] = if headers.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::Object(headers)
+        };
+        for (key, typed) in [
+            ("maxInFlight", &self.max_in_flight),
+            ("timeoutMs", &self.timeout_ms),
+            ("rateLimit", &self.rate_limit),
+        ] {
+            config[key] = match typed.trim() {
+                "" => serde_json::Value::Null,
+                t => match t.parse::<u64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => return Err(format!("{key} must be a whole number")),
+                },
+            };
         }
         if self.events.is_empty() {
             return Err("Choose at least one event.".into());
@@ -127,13 +187,6 @@ impl HookForm {
 
 /// The form that creates a hook: events grouped as Logto's console groups them.
 pub fn new_hook(session: &Session, form: &HookForm, error: Option<&str>) -> Markup {
-    let mut groups: Vec<(&str, Vec<HookEvent>)> = Vec::new();
-    for e in HookEvent::all() {
-        match groups.iter_mut().find(|(g, _)| *g == e.group()) {
-            Some((_, list)) => list.push(e),
-            None => groups.push((e.group(), vec![e])),
-        }
-    }
     layout(
         "New hook",
         Some(session),
@@ -142,7 +195,22 @@ pub fn new_hook(session: &Session, form: &HookForm, error: Option<&str>) -> Mark
             @if let Some(e) = error {
                 p.error role="alert" { (e) }
             }
-            form.card.wide method="post" action="/console/hooks" {
+            (hook_fields(session, form, "/console/hooks", "Create hook"))
+        },
+    )
+}
+
+/// A hook's form: name, URL, events by group, headers, delivery settings.
+fn hook_fields(session: &Session, form: &HookForm, action: &str, submit: &str) -> Markup {
+    let mut groups: Vec<(&str, Vec<HookEvent>)> = Vec::new();
+    for e in HookEvent::all() {
+        match groups.iter_mut().find(|(g, _)| *g == e.group()) {
+            Some((_, list)) => list.push(e),
+            None => groups.push((e.group(), vec![e])),
+        }
+    }
+    html! {
+            form.card.wide method="post" action=(action) {
                 input type="hidden" name="csrf" value=(session.csrf);
                 label for="name" { "Name" }
                 input #name type="text" name="name" value=(form.name) maxlength="256" required;
@@ -164,7 +232,118 @@ pub fn new_hook(session: &Session, form: &HookForm, error: Option<&str>) -> Mark
                 }
                 label for="headers" { "Custom headers (one " code { "Name: value" } " a line)" }
                 textarea #headers name="headers" rows="3" { (form.headers) }
-                button type="submit" { "Create hook" }
+                fieldset {
+                    legend { "Delivery settings (empty: hookline's defaults)" }
+                    label for="maxInFlight" { "Requests in flight at once (1 to 10,000)" }
+                    input #maxInFlight type="number" name="maxInFlight" min="1" max="10000" value=(form.max_in_flight);
+                    label for="timeoutMs" { "Request timeout, ms (100 to 30,000)" }
+                    input #timeoutMs type="number" name="timeoutMs" min="100" max="30000" value=(form.timeout_ms);
+                    label for="rateLimit" { "Requests a second at most (1 to 100,000)" }
+                    input #rateLimit type="number" name="rateLimit" min="1" max="100000" value=(form.rate_limit);
+                }
+                button type="submit" { (submit) }
+            }
+    }
+}
+
+/// One hook: its state, its signing key (both forms), a test send, enable or disable, delete,
+/// and its form.
+pub fn hook_page(
+    session: &Session,
+    hook: &Hook,
+    stats: ExecutionStats,
+    form: &HookForm,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Markup {
+    let base = format!("/console/hooks/{}", hook.id);
+    let events: Vec<HookEvent> = if hook.events.is_empty() {
+        hook.event.iter().copied().collect()
+    } else {
+        hook.events.clone()
+    };
+    layout(
+        "Hook",
+        Some(session),
+        html! {
+            h1 { @if hook.name.is_empty() { "Hook " code { (hook.id) } } @else { (hook.name) } }
+            @if let Some(n) = notice { p.notice role="status" { (n) } }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            dl.facts {
+                dt { "ID" } dd { code { (hook.id) } }
+                dt { "State" } dd {
+                    @if hook.enabled { span.ok { "Enabled" } } @else {
+                        span.bad { "Disabled" }
+                        @if let Some(r) = &hook.disabled_reason { " — " (r) }
+                    }
+                }
+                dt { "Last 24 h" } dd { (stats.request_count) " requests, " (stats.success_count) " succeeded" }
+            }
+            div.row {
+                form method="post" action={ (base) "/enabled" } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    input type="hidden" name="enabled" value=(if hook.enabled { "false" } else { "true" });
+                    button type="submit" { @if hook.enabled { "Disable" } @else { "Enable" } }
+                }
+                a.button href={ "/console/deliveries?hookId=" (hook.id) } { "Deliveries" }
+                a.button.danger href={ (base) "/delete" } { "Delete…" }
+            }
+            @if hook.config.url.is_some() {
+                h2 { "Send a test event" }
+                form.row method="post" action={ (base) "/test" } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for="test-event" { "Event" }
+                    select #test-event name="event" {
+                        @for e in &events { option value=(e.name()) { (e.name()) } }
+                    }
+                    button type="submit" { "Send test" }
+                }
+            }
+            h2 { "Signing key" }
+            div.card.wide {
+                label for="key-logto" { "Key (logto-signature-sha-256, HMAC-SHA256 hex)" }
+                div.row {
+                    input #key-logto type="text" readonly value=(hook.signing_key);
+                    button type="button" data-copy="#key-logto" hidden { "Copy" }
+                }
+                label for="key-whsec" { "Standard Webhooks secret (webhook-signature)" }
+                div.row {
+                    input #key-whsec type="text" readonly value=(crate::domain::signature::standard_webhooks_secret(&hook.signing_key));
+                    button type="button" data-copy="#key-whsec" hidden { "Copy" }
+                }
+                form.row method="post" action={ (base) "/signing-key" } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for="grace" { "The old key keeps signing for" }
+                    select #grace name="gracePeriodSeconds" {
+                        option value="86400" { "a day" }
+                        option value="3600" { "an hour" }
+                        option value="0" { "no time: switch at once" }
+                    }
+                    button type="submit" { "Rotate key" }
+                }
+            }
+            h2 { "Edit" }
+            @if hook.config.script.is_some() {
+                p.muted { "A script hook is edited through " code { "PATCH /api/hooks/" (hook.id) } "." }
+            } @else {
+                (hook_fields(session, form, &base, "Save"))
+            }
+        },
+    )
+}
+
+/// Asks before a hook is deleted, with its deliveries.
+pub fn delete_hook(session: &Session, hook: &Hook) -> Markup {
+    layout(
+        "Delete hook",
+        Some(session),
+        html! {
+            h1 { "Delete " (if hook.name.is_empty() { hook.id.as_str() } else { hook.name.as_str() }) "?" }
+            p { "The hook, its queued deliveries and its logs are deleted. This cannot be undone." }
+            form.row method="post" action={ "/console/hooks/" (hook.id) "/delete" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button.danger type="submit" { "Delete the hook" }
+                a href={ "/console/hooks/" (hook.id) } { "Keep it" }
             }
         },
     )
@@ -211,7 +390,7 @@ pub fn hooks(session: &Session, hooks: &[Hook], stats: &HashMap<String, Executio
                             @for h in hooks {
                                 @let s = stats.get(&h.id).copied().unwrap_or_default();
                                 tr {
-                                    td { @if h.name.is_empty() { span.muted { "(no name)" } } @else { (h.name) } br; small.muted { (h.id) } }
+                                    td { a href={ "/console/hooks/" (h.id) } { @if h.name.is_empty() { "(no name)" } @else { (h.name) } } br; small.muted { (h.id) } }
                                     td.url { @match (&h.config.url, &h.config.script) {
                                         (Some(url), _) => (url),
                                         (None, Some(_)) => span.muted { "script (in process)" },

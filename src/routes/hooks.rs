@@ -207,6 +207,18 @@ pub async fn update(
     HookId(id): HookId,
     ApiJson(input): ApiJson<HookInput>,
 ) -> Result<Json<Value>, ApiError> {
+    let hook = update_hook(&state, &id, input).await?;
+    Ok(Json(hook_json(&hook, None)))
+}
+
+/// Changes a hook from an update body (the API's and the console's): the hook as it now is.
+pub(crate) async fn update_hook(
+    state: &AppState,
+    id: &str,
+    input: HookInput,
+) -> Result<Hook, ApiError> {
+    let id = id.to_owned();
+    let state = state.clone();
     let patch = input.into_patch(&state.targets)?;
     if let Some(config) = &patch.config {
         check_config(&state, config).await?;
@@ -226,7 +238,7 @@ pub async fn update(
     if !state.store.update_hook(&hook).await? {
         return Err(missing(&id, "entity.not_exists"));
     }
-    Ok(Json(hook_json(&hook, None)))
+    Ok(hook)
 }
 
 /// `PATCH /api/hooks/:id/signing-key`: a new signing key, answered with the hook (200) as
@@ -240,7 +252,18 @@ pub async fn rotate_signing_key(
     HookId(id): HookId,
     ApiJson(body): ApiJson<RotateBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let grace = match body.grace_period_seconds {
+    let hook = rotate_key(&state, &id, body.grace_period_seconds).await?;
+    Ok(Json(hook_json(&hook, None)))
+}
+
+/// Gives a hook a new signing key (the API's and the console's), the old one signing on for
+/// `grace_period_seconds` (default a day): the hook as it now is.
+pub(crate) async fn rotate_key(
+    state: &AppState,
+    id: &str,
+    grace_period_seconds: Option<u64>,
+) -> Result<Hook, ApiError> {
+    let grace = match grace_period_seconds {
         None => DEFAULT_GRACE_PERIOD_SECONDS,
         Some(s) if s <= MAX_GRACE_PERIOD_SECONDS => s,
         Some(_) => {
@@ -249,17 +272,17 @@ pub async fn rotate_signing_key(
             )))
         }
     };
-    let mut hook = find(&state, &id, "entity.not_exists").await?;
+    let mut hook = find(state, id, "entity.not_exists").await?;
     let old = std::mem::replace(&mut hook.signing_key, new_secret(SIGNING_KEY_LENGTH));
     hook.previous_signing_key = (grace > 0).then(|| PreviousKey {
         key: old,
         expires_at: now_ms() + grace as i64 * 1000,
     });
     if !state.store.update_hook(&hook).await? {
-        return Err(missing(&id, "entity.not_exists"));
+        return Err(missing(id, "entity.not_exists"));
     }
     tracing::info!(hook_id = %hook.id, "signing key rotated");
-    Ok(Json(hook_json(&hook, None)))
+    Ok(hook)
 }
 
 /// The grace period a rotation gives the previous key when the body names none: a day, so
@@ -315,6 +338,18 @@ pub async fn test(
     };
     check_target(url, &state.targets).await?;
     let hook = find(&state, &id, "entity.not_exists_with_id").await?;
+    test_hook(&state, &hook, &events, config).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a test payload per event to `config`'s endpoint, signed with `hook`'s key (the API's
+/// test and the console's): `Ok` when every send got a 2xx, else Logto's 422.
+pub(crate) async fn test_hook(
+    state: &AppState,
+    hook: &Hook,
+    events: &[crate::domain::event::HookEvent],
+    config: HookConfig,
+) -> Result<(), ApiError> {
     let target = DeliveryTarget::new(
         config,
         hook.signing_key.clone(),
@@ -350,7 +385,7 @@ pub async fn test(
             ),
         });
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// `GET /api/hooks/:id/recent-logs`: the hook's attempts, newest first, in Logto's log shape,

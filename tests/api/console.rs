@@ -193,6 +193,13 @@ async fn wrong_tokens_are_refused_then_throttled_per_address() {
     app.stop().await;
 }
 
+fn logto_signature(key: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
@@ -243,15 +250,85 @@ async fn a_browser_signs_in_sees_the_hooks_and_signs_out() {
     );
     assert!(stdout.contains("console ok"), "{stdout}");
     assert!(shots.join("hooks.png").exists());
-    // The hook the form made is a real one: its delivery (and the retry the page asked for)
-    // came with the form's header; the API's hook got one.
+    // The hook the form made is a real one: its test event, its delivery and the retry the
+    // page asked for came with the form's header, signed with the rotated key; the API's hook
+    // got its one delivery.
     let got = receiver
-        .wait_for(3, std::time::Duration::from_secs(10))
+        .wait_for(4, std::time::Duration::from_secs(10))
         .await;
-    let from_console = got
+    let from_console: Vec<_> = got
         .iter()
         .filter(|r| r.header("x-from") == "console")
-        .count();
-    assert_eq!((got.len(), from_console), (3, 2));
+        .collect();
+    assert_eq!((got.len(), from_console.len()), (4, 3));
+    let hooks = app.get_json("/hooks").await;
+    let console_hook = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "From the console")
+        .unwrap();
+    assert_eq!(console_hook["config"]["timeoutMs"], 2500);
+    let key = console_hook["signingKey"].as_str().unwrap();
+    for r in &from_console {
+        assert_eq!(
+            r.header("logto-signature-sha-256"),
+            logto_signature(key, &r.body)
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hook_is_disabled_and_deleted_from_its_page() {
+    let app = TestApp::spawn().await;
+    let client = browserless();
+    let hook = app
+        .create_hook(&["User.Created"], "https://example.com/hook")
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let cookie = session_cookie(&sign_in(&app, TOKEN).await);
+    let page_url = format!("{}/console/hooks/{id}", app.base);
+    let page = client
+        .get(&page_url)
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(hook["signingKey"].as_str().unwrap()));
+    let csrf = csrf_of(&page);
+    let post = |path: &str, form: Vec<(&str, &str)>| {
+        client
+            .post(format!("{page_url}{path}"))
+            .header(COOKIE, &cookie)
+            .form(&form)
+            .send()
+    };
+    let res = post("/enabled", vec![("csrf", &csrf), ("enabled", "false")])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_json(&format!("/hooks/{id}")).await["enabled"],
+        false
+    );
+    // Deleting asks first; without the token it is refused.
+    let ask = client
+        .get(format!("{page_url}/delete"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(ask.text().await.unwrap().contains("This cannot be undone."));
+    let res = post("/delete", vec![]).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_json("/hooks").await.as_array().unwrap().len(), 1);
+    let res = post("/delete", vec![("csrf", &csrf)]).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/console/hooks");
+    assert!(app.get_json("/hooks").await.as_array().unwrap().is_empty());
     app.stop().await;
 }

@@ -55,7 +55,30 @@ try {
   await page.getByLabel(/Custom headers/).fill("x-from: console");
   await page.screenshot({ path: path.join(shots, "new-hook.png"), fullPage: true });
   await page.getByRole("button", { name: "Create hook" }).click();
-  await page.waitForURL(/\/console\/hooks$/);
+  await page.waitForURL(/\/console\/hooks\/[a-z0-9]+\?done=created$/);
+  await page.getByRole("status").getByText("Created.").waitFor();
+
+  // Its page: the key in both forms, rotated; a test event and what the endpoint answered;
+  // an edit of its delivery settings.
+  const before = await page.getByLabel(/^Key \(logto/).inputValue();
+  assert.match(await page.getByLabel(/Standard Webhooks secret/).inputValue(), /^whsec_/);
+  await page.getByLabel("The old key keeps signing for").selectOption("0");
+  await page.getByRole("button", { name: "Rotate key" }).click();
+  await page.getByRole("status").getByText(/rotated/).waitFor();
+  const after = await page.getByLabel(/^Key \(logto/).inputValue();
+  assert.notEqual(after, before);
+  assert.equal(after.length, before.length);
+  await page.getByLabel("Event", { exact: true }).selectOption("User.Created");
+  await page.getByRole("button", { name: "Send test" }).click();
+  await page.getByRole("status").getByText(/answered with a 2xx/).waitFor();
+  await page.getByLabel(/Request timeout, ms/).fill("2500");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").getByText("Saved.").waitFor();
+  assert.equal(await page.getByLabel(/Request timeout, ms/).inputValue(), "2500");
+  assert.equal(await page.getByLabel(/Custom headers/).inputValue(), "x-from: console\n");
+  await page.screenshot({ path: path.join(shots, "hook.png"), fullPage: true });
+
+  await page.goto(`${base}/console/hooks`);
   const made = page.getByRole("row", { name: /From the console/ });
   await made.waitFor();
   assert.match(await made.innerText(), /User\.Created, Organization\.Created/);
