@@ -2,17 +2,26 @@
 // without it). A table body marked data-live="URL" is refreshed from URL every 2 s while the
 // page is visible: the deliveries list updates while events flow.
 "use strict";
+// When the session has ended (the rows answer with a redirect to the sign-in), the page is
+// reloaded, which shows the sign-in.
 for (const body of document.querySelectorAll("tbody[data-live]")) {
   const source = body.dataset.live;
-  setInterval(async () => {
-    if (document.hidden) return;
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (document.hidden || busy) return;
+    busy = true;
     try {
-      const res = await fetch(source, { credentials: "same-origin" });
-      if (res.ok && res.headers.get("content-type")?.startsWith("text/html")) {
+      const res = await fetch(source, { credentials: "same-origin", redirect: "manual" });
+      if (res.type === "opaqueredirect" || res.status === 401) {
+        clearInterval(timer);
+        location.reload();
+      } else if (res.ok && res.headers.get("content-type")?.startsWith("text/html")) {
         body.innerHTML = await res.text();
       }
     } catch (_) {
       // Offline for a moment: the next tick tries again.
+    } finally {
+      busy = false;
     }
   }, 2000);
 }

@@ -133,7 +133,8 @@ impl FromRequestParts<AppState> for SignedIn {
         let Some(id) = session::cookie_id(&parts.headers).map(str::to_owned) else {
             return Err(see_other("/console/sign-in"));
         };
-        match session::find(&*state.store, &id, now_ms()).await {
+        let token = session::token_fingerprint(&state.admin_token_hash);
+        match session::find(&*state.store, &id, now_ms(), &token).await {
             Ok(Some(session)) => Ok(SignedIn { id, session }),
             Ok(None) => Err(see_other("/console/sign-in")),
             Err(e) => Err(store_failed(e)),
@@ -173,8 +174,9 @@ struct SignInForm {
 }
 
 /// Exchanges the admin token for a session: 303 to the hooks page with the session cookie;
-/// 401 with the form again for a wrong token; 429 while the client's address is locked out
-/// (the right token included, as for end users' sign-ins); 403 from another site's page.
+/// 401 with the form again for a wrong token, 429 once the client's address is locked out
+/// (its wrong tokens are then not even counted; the right one still signs in, so that a
+/// stranger cannot lock the admin out); 403 from another site's page.
 async fn sign_in(
     State(state): State<AppState>,
     parts: Parts,
@@ -201,13 +203,13 @@ async fn sign_in(
             ))),
         )
     };
-    match throttle.locked_until(&*state.store, ip, now).await {
-        Ok(Some(until)) => return locked(until),
-        Ok(None) => {}
-        Err(e) => return store_failed(e),
-    }
     let hash = crate::routes::auth::token_hash(form.token.trim());
     if !bool::from(hash.ct_eq(&state.admin_token_hash)) {
+        match throttle.locked_until(&*state.store, ip, now).await {
+            Ok(Some(until)) => return locked(until),
+            Ok(None) => {}
+            Err(e) => return store_failed(e),
+        }
         tracing::info!(client_ip = %ip, "a wrong admin token at the console's sign-in");
         return match throttle.fail(&*state.store, ip, now).await {
             Ok(true) => locked(now + state.interactions.lockout.lock_ms),
@@ -219,7 +221,8 @@ async fn sign_in(
         };
     }
     let ttl = state.console.session_ttl_ms;
-    match session::start(&*state.store, now, ttl).await {
+    let token = session::token_fingerprint(&state.admin_token_hash);
+    match session::start(&*state.store, now, ttl, token).await {
         Ok((id, _)) => {
             let mut res = see_other("/console/hooks");
             let cookie = session::set_cookie(&id, ttl / 1000, session::over_https(&parts.headers));
@@ -566,6 +569,22 @@ async fn test_hook(
         )
         .await;
     };
+    // As the API's test: the target is checked (SSRF rules, after DNS) before anything is sent.
+    if let Some(url) = &hook.config.url {
+        if let Err(e) = crate::delivery::http::check_target(url, &state.targets).await {
+            let message = format!("The endpoint may not be called: {e}");
+            return show_hook(
+                &state,
+                &signed_in,
+                &id,
+                StatusCode::OK,
+                None,
+                None,
+                Some(&message),
+            )
+            .await;
+        }
+    }
     match crate::routes::hooks::test_hook(&state, &hook, &[event], hook.config.clone()).await {
         Ok(()) => {
             let notice = format!(
@@ -630,10 +649,14 @@ async fn delete_hook(
         return refused;
     }
     match state.store.delete_hook(&id).await {
-        Ok(_) => {
+        Ok(true) => {
             tracing::info!(hook_id = %id, "hook deleted from the console");
             see_other("/console/hooks")
         }
+        Ok(false) => html(
+            StatusCode::NOT_FOUND,
+            pages::problem("There is no such hook."),
+        ),
         Err(e) => store_failed(e),
     }
 }

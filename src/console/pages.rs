@@ -512,7 +512,7 @@ pub fn deliveries(
                             th scope="col" { "Next attempt" }
                         }
                     }
-                    tbody data-live=(live) aria-live="polite" { (delivery_rows(list, hooks)) }
+                    tbody data-live=(live) { (delivery_rows(list, hooks)) }
                 }
             }
         },

@@ -36,6 +36,19 @@ pub struct Session {
     pub created_at: i64,
     /// Epoch ms; the cookie's `Max-Age` ends with it.
     pub expires_at: i64,
+    /// Which admin token it was signed in with ([`token_fingerprint`]): a session made with
+    /// a token that has since been replaced is dead.
+    #[serde(default)]
+    pub token: String,
+}
+
+/// A short fingerprint of the admin token's hash (not the token): sessions carry it, so that
+/// starting hookline with another `--admin-token` ends every session made with the old one.
+pub fn token_fingerprint(admin_token_hash: &[u8; 32]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"hookline console session\0");
+    h.update(admin_token_hash);
+    hex::encode(&h.finalize()[..12])
 }
 
 impl Session {
@@ -61,12 +74,14 @@ pub async fn start(
     store: &dyn Store,
     now: i64,
     ttl_ms: i64,
+    token: String,
 ) -> Result<(String, Session), StoreError> {
     let id = new_secret(SECRET_LENGTH);
     let session = Session {
         csrf: new_secret(SECRET_LENGTH),
         created_at: now,
-        expires_at: now + ttl_ms,
+        expires_at: now.saturating_add(ttl_ms),
+        token,
     };
     let (k, value) = (
         key(&id),
@@ -83,11 +98,18 @@ pub async fn start(
 }
 
 /// The live session whose id is `id`, if any.
-pub async fn find(store: &dyn Store, id: &str, now: i64) -> Result<Option<Session>, StoreError> {
+/// Made with the admin token whose fingerprint is `token` ([`token_fingerprint`]).
+pub async fn find(
+    store: &dyn Store,
+    id: &str,
+    now: i64,
+    token: &str,
+) -> Result<Option<Session>, StoreError> {
     Ok(store
         .state(StateSpace::ConsoleSessions, &key(id), now)
         .await?
-        .and_then(|v| serde_json::from_value(v).ok()))
+        .and_then(|v| serde_json::from_value::<Session>(v).ok())
+        .filter(|s| bool::from(s.token.as_bytes().ct_eq(token.as_bytes()))))
 }
 
 /// Ends the session `id` (on every node).
@@ -131,16 +153,20 @@ pub fn set_cookie(id: &str, max_age_s: i64, secure: bool) -> String {
     )
 }
 
-/// Whether a change request's `Origin`, when the browser sends one, names this host (the
-/// `Host` it was sent to). Browsers send `Origin` on every POST; a request without one did
-/// not come from a page of another site.
+/// Whether a change request's `Origin`, when the browser sends one, names this host: the
+/// `X-Forwarded-Host` a proxy in front passed on, else the `Host` it was sent to (a page
+/// cannot set either on a cross-site request). Browsers send `Origin` on every POST; a
+/// request without one did not come from a page of another site.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         return true;
     };
     let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok());
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(axum::http::header::HOST))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
     let origin = origin
         .to_str()
         .ok()
@@ -242,5 +268,15 @@ mod tests {
             HeaderValue::from_static("https://evil.example"),
         );
         assert!(!same_origin(&h));
+        // Behind a proxy that rewrites Host and says which host the browser asked for.
+        h.insert(
+            axum::http::header::ORIGIN,
+            HeaderValue::from_static("https://hooks.example.com"),
+        );
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("hooks.example.com"),
+        );
+        assert!(same_origin(&h));
     }
 }

@@ -185,11 +185,39 @@ async fn wrong_tokens_are_refused_then_throttled_per_address() {
     }
     let res = sign_in(&app, "not-the-token").await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    // Locked: the right token too, until the lockout ends.
-    let res = sign_in(&app, TOKEN).await;
+    // Locked: every wrong token is turned away at once, until the lockout ends ...
+    let res = sign_in(&app, "another-guess").await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().get(SET_COOKIE).is_none());
     assert!(res.text().await.unwrap().contains("Too many wrong tokens"));
+    // ... but the admin is not locked out by them.
+    let res = sign_in(&app, TOKEN).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_admin_token_ends_the_old_ones_sessions() {
+    let app = TestApp::spawn().await;
+    let cookie = session_cookie(&sign_in(&app, TOKEN).await);
+    let hooks = |app: &TestApp| {
+        browserless()
+            .get(format!("{}/console/hooks", app.base))
+            .header(COOKIE, &cookie)
+            .send()
+    };
+    assert_eq!(hooks(&app).await.unwrap().status(), StatusCode::OK);
+    let dir = app.stop().await;
+    // The same database, the same token: the session lives on.
+    let app = TestApp::spawn_in(dir, |_| {}).await;
+    assert_eq!(hooks(&app).await.unwrap().status(), StatusCode::OK);
+    let dir = app.stop().await;
+    // Another token (the old one leaked): the session is dead.
+    let app = TestApp::spawn_in(dir, |a| {
+        a.admin_token = Some("a-new-admin-token-0123456789".into())
+    })
+    .await;
+    assert_eq!(hooks(&app).await.unwrap().status(), StatusCode::SEE_OTHER);
     app.stop().await;
 }
 
