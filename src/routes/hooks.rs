@@ -217,13 +217,11 @@ pub(crate) async fn update_hook(
     id: &str,
     input: HookInput,
 ) -> Result<Hook, ApiError> {
-    let id = id.to_owned();
-    let state = state.clone();
     let patch = input.into_patch(&state.targets)?;
     if let Some(config) = &patch.config {
-        check_config(&state, config).await?;
+        check_config(state, config).await?;
     }
-    let mut hook = find(&state, &id, "entity.not_exists").await?;
+    let mut hook = find(state, id, "entity.not_exists").await?;
     // A hook stays what it was made: its deliveries, logs and failing streak are those of an
     // endpoint, or of a script.
     if let Some(config) = &patch.config {
@@ -236,7 +234,7 @@ pub(crate) async fn update_hook(
     patch.apply(&mut hook);
     hook.check_scripts()?;
     if !state.store.update_hook(&hook).await? {
-        return Err(missing(&id, "entity.not_exists"));
+        return Err(missing(id, "entity.not_exists"));
     }
     Ok(hook)
 }
