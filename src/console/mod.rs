@@ -329,6 +329,18 @@ async fn create_hook(
     }
 }
 
+/// The hook `id`, or the page to answer instead (404, or the store's failure).
+async fn find_hook(state: &AppState, id: &str) -> Result<crate::domain::hook::Hook, Response> {
+    match state.store.get_hook(id).await {
+        Ok(Some(h)) => Ok(h),
+        Ok(None) => Err(html(
+            StatusCode::NOT_FOUND,
+            pages::problem("There is no such hook."),
+        )),
+        Err(e) => Err(store_failed(e)),
+    }
+}
+
 /// What a redirect back to a hook's page says happened.
 #[derive(Deserialize, Default)]
 struct Done {
@@ -363,15 +375,9 @@ async fn show_hook(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    let hook = match state.store.get_hook(id).await {
-        Ok(Some(h)) => h,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::problem("There is no such hook."),
-            )
-        }
-        Err(e) => return store_failed(e),
+    let hook = match find_hook(state, id).await {
+        Ok(h) => h,
+        Err(page) => return page,
     };
     let since = now_ms() - 24 * 60 * 60 * 1000;
     let stats = match state
@@ -409,15 +415,9 @@ async fn update_hook(
     if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
         return refused;
     }
-    let stored = match state.store.get_hook(&id).await {
-        Ok(Some(h)) => h,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::problem("There is no such hook."),
-            )
-        }
-        Err(e) => return store_failed(e),
+    let stored = match find_hook(&state, &id).await {
+        Ok(h) => h,
+        Err(page) => return page,
     };
     let input = match form.to_input_over(Some(&stored.config)) {
         Ok(input) => input,
@@ -547,15 +547,9 @@ async fn test_hook(
     if let Some(refused) = refuse_forgery(&parts, &signed_in, &form.csrf) {
         return refused;
     }
-    let hook = match state.store.get_hook(&id).await {
-        Ok(Some(h)) => h,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::problem("There is no such hook."),
-            )
-        }
-        Err(e) => return store_failed(e),
+    let hook = match find_hook(&state, &id).await {
+        Ok(h) => h,
+        Err(page) => return page,
     };
     let Ok(event) = crate::domain::event::HookEvent::parse(&form.event) else {
         return show_hook(
@@ -627,13 +621,9 @@ async fn delete_page(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    match state.store.get_hook(&id).await {
-        Ok(Some(h)) => html(StatusCode::OK, pages::delete_hook(&signed_in.session, &h)),
-        Ok(None) => html(
-            StatusCode::NOT_FOUND,
-            pages::problem("There is no such hook."),
-        ),
-        Err(e) => store_failed(e),
+    match find_hook(&state, &id).await {
+        Ok(h) => html(StatusCode::OK, pages::delete_hook(&signed_in.session, &h)),
+        Err(page) => page,
     }
 }
 

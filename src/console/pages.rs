@@ -104,11 +104,7 @@ impl HookForm {
 
     /// The form of a stored hook, to edit it.
     pub fn of(hook: &Hook) -> Self {
-        let events = if hook.events.is_empty() {
-            hook.event.iter().copied().collect::<Vec<_>>()
-        } else {
-            hook.events.clone()
-        };
+        let events = hook.subscribed();
         let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
         HookForm {
             csrf: String::new(),
@@ -257,11 +253,7 @@ pub fn hook_page(
     error: Option<&str>,
 ) -> Markup {
     let base = format!("/console/hooks/{}", hook.id);
-    let events: Vec<HookEvent> = if hook.events.is_empty() {
-        hook.event.iter().copied().collect()
-    } else {
-        hook.events.clone()
-    };
+    let events = hook.subscribed();
     layout(
         "Hook",
         Some(session),
@@ -294,7 +286,7 @@ pub fn hook_page(
                     input type="hidden" name="csrf" value=(session.csrf);
                     label for="test-event" { "Event" }
                     select #test-event name="event" {
-                        @for e in &events { option value=(e.name()) { (e.name()) } }
+                        @for e in events { option value=(e.name()) { (e.name()) } }
                     }
                     button type="submit" { "Send test" }
                 }
@@ -418,11 +410,7 @@ pub fn hooks(session: &Session, hooks: &[Hook], stats: &HashMap<String, Executio
 }
 
 fn events(h: &Hook) -> String {
-    let names: Vec<&str> = if h.events.is_empty() {
-        h.event.iter().map(|e| e.name()).collect()
-    } else {
-        h.events.iter().map(|e| e.name()).collect()
-    };
+    let names: Vec<&str> = h.subscribed().iter().map(|e| e.name()).collect();
     names.join(", ")
 }
 

@@ -462,10 +462,15 @@ impl Hook {
     /// The stores' subscriber queries say the same in SQL (`sqlite/cache.rs`,
     /// `postgres/queue.rs`).
     pub fn subscribes_to(&self, event: HookEvent) -> bool {
+        self.subscribed().contains(&event)
+    }
+
+    /// The events the hook gets: its `events`, or the legacy `event` while they are empty.
+    pub fn subscribed(&self) -> &[HookEvent] {
         if self.events.is_empty() {
-            self.event == Some(event)
+            self.event.as_slice()
         } else {
-            self.events.contains(&event)
+            &self.events
         }
     }
 
@@ -476,11 +481,7 @@ impl Hook {
     /// (it would be refused rather than called untransformed). Checked on create and after
     /// every update.
     pub fn check_scripts(&self) -> Result<(), HookInputError> {
-        let events = if self.events.is_empty() {
-            self.event.as_slice()
-        } else {
-            &self.events
-        };
+        let events = self.subscribed();
         let blocking = |e: &&HookEvent| e.kind() == super::event::EventKind::Blocking;
         if self.config.script.is_some() {
             if let Some(e) = events.iter().find(|e| !blocking(e)) {
