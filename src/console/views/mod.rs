@@ -1,0 +1,93 @@
+//! The console's pages as `maud` templates (every interpolated value is HTML-escaped) and
+//! its stylesheet. Layout: a header with the navigation and the sign-out button, then the
+//! page. Readable from 320 px wide up; every control has a label.
+
+mod deliveries;
+mod hooks;
+
+pub use deliveries::*;
+pub use hooks::*;
+
+use super::session::Session;
+use maud::{html, Markup, DOCTYPE};
+
+/// The whole stylesheet (system fonts, no external resources).
+pub const STYLESHEET: &str = include_str!("../console.css");
+/// The one script: live table bodies (progressive enhancement).
+pub const SCRIPT: &str = include_str!("../console.js");
+
+/// The frame of every page: `session` is `None` on the sign-in page.
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · hookline" }
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/console/hooks" { "hookline" }
+                    @if let Some(s) = session {
+                        nav aria-label="Main" {
+                            a href="/console/hooks" { "Hooks" }
+                            a href="/console/deliveries" { "Deliveries" }
+                        }
+                        form.sign-out method="post" action="/console/sign-out" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The sign-in form, with `error` above it when the last try failed.
+pub fn sign_in(error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in" }
+            p { "Sign in with the admin token hookline printed at its first start (or the one given with " code { "--admin-token" } "). It is exchanged for a session cookie; the browser never keeps the token." }
+            @if let Some(e) = error {
+                p.error role="alert" { (e) }
+            }
+            form.card method="post" action="/console/sign-in" {
+                label for="token" { "Admin token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// A page that says what went wrong.
+pub fn problem(message: &str) -> Markup {
+    layout(
+        "Error",
+        None,
+        html! {
+            h1 { "Something went wrong" }
+            p.error role="alert" { (message) }
+            p { a href="/console/hooks" { "Back to the console" } }
+        },
+    )
+}
+
+/// A time as the console shows it: RFC 3339 in UTC, to the second.
+fn when(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
