@@ -1,8 +1,10 @@
-//! `/console/deliveries…`: the deliveries list (live), one delivery, a retry.
+//! `/console/deliveries…`: the deliveries list (live, filtered by hook, status and time),
+//! recovery and replay of a hook's window, one delivery, a retry.
 
 use super::{
     html, refuse_forgery, see_other, store_failed, views, ConsoleForm, CsrfForm, SignedIn,
 };
+use crate::clock::now_ms;
 use crate::routes::AppState;
 use crate::storage::deliveries::{DeliveryInfo, DeliveryQuery, DeliveryStatus};
 use axum::extract::{Path, Query, State};
@@ -11,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
 
 /// The routes this file serves.
 pub(super) fn router() -> Router<AppState> {
@@ -19,36 +22,42 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/deliveries/rows", get(delivery_rows))
         .route("/console/deliveries/{id}", get(delivery_page))
         .route("/console/deliveries/{id}/retry", post(retry_delivery))
+        .route("/console/deliveries/recover", post(recover))
+        .route("/console/deliveries/replay", post(replay))
 }
 
-/// What the deliveries page shows: the filter's matches (the newest 50) and the hooks, by
-/// name. An unknown status is an error page.
-async fn deliveries_of(
-    state: &AppState,
-    filter: &views::DeliveryFilter,
-) -> Result<(Vec<crate::domain::hook::Hook>, Vec<DeliveryInfo>, u64), Response> {
+/// The filter as a query of the newest 50 (400 page for an unknown status or a bad time).
+fn query_of(filter: &views::DeliveryFilter) -> Result<DeliveryQuery, Response> {
+    let bad = |m: &str| html(StatusCode::BAD_REQUEST, views::problem(m));
     let status = match filter.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match DeliveryStatus::parse(s) {
             Some(s) => Some(s),
-            None => {
-                return Err(html(
-                    StatusCode::BAD_REQUEST,
-                    views::problem("That is not a delivery status."),
-                ))
-            }
+            None => return Err(bad("That is not a delivery status.")),
         },
     };
-    let hooks = state.store.list_hooks(None).await.map_err(store_failed)?.0;
-    let query = DeliveryQuery {
+    let (since, until) = filter.times().map_err(|m| bad(&m))?;
+    Ok(DeliveryQuery {
         hook_id: filter.hook_id.clone().filter(|h| !h.is_empty()),
         status,
+        since,
+        until,
         page: crate::storage::Page {
             limit: 50,
             offset: 0,
         },
         ..Default::default()
-    };
+    })
+}
+
+/// What the deliveries page shows: the filter's matches (the newest 50, and how many match)
+/// and the hooks, by name.
+async fn deliveries_of(
+    state: &AppState,
+    filter: &views::DeliveryFilter,
+) -> Result<(Vec<crate::domain::hook::Hook>, Vec<DeliveryInfo>, u64), Response> {
+    let query = query_of(filter)?;
+    let hooks = state.store.list_hooks(None).await.map_err(store_failed)?.0;
     let (list, total) = state
         .store
         .list_deliveries(&query)
@@ -62,12 +71,149 @@ async fn deliveries_page(
     signed_in: SignedIn,
     Query(filter): Query<views::DeliveryFilter>,
 ) -> Response {
-    match deliveries_of(&state, &filter).await {
+    let notice = match (filter.done.as_deref(), filter.queued) {
+        (Some("recovered"), Some(n)) => Some(format!(
+            "{n} failed deliver{} queued again; they are sent in the background.",
+            if n == 1 { "y was" } else { "ies were" }
+        )),
+        (Some("replayed"), Some(n)) => Some(format!(
+            "{n} deliver{} created for the window's events; they are sent in the background.",
+            if n == 1 { "y was" } else { "ies were" }
+        )),
+        _ => None,
+    };
+    show_deliveries(
+        &state,
+        &signed_in,
+        &filter,
+        StatusCode::OK,
+        notice.as_deref(),
+        None,
+    )
+    .await
+}
+
+/// The deliveries page for `filter`, with what a change did or why it did not.
+async fn show_deliveries(
+    state: &AppState,
+    signed_in: &SignedIn,
+    filter: &views::DeliveryFilter,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    match deliveries_of(state, filter).await {
         Ok((hooks, list, total)) => html(
-            StatusCode::OK,
-            views::deliveries(&signed_in.session, &filter, &hooks, &list, total),
+            status,
+            views::deliveries(
+                &signed_in.session,
+                &views::DeliveriesPage {
+                    filter,
+                    hooks: &hooks,
+                    list: &list,
+                    total,
+                    notice,
+                    error,
+                },
+            ),
         ),
         Err(page) => page,
+    }
+}
+
+/// What the recover and replay forms send: the CSRF token and the filter they act on.
+#[derive(Deserialize)]
+struct WindowForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    filter: views::DeliveryFilter,
+}
+
+/// Which of the API's window operations a form asks for.
+#[derive(Clone, Copy)]
+enum WindowOperation {
+    Recover,
+    Replay,
+}
+
+/// Recovers the failed deliveries of the filter's hook and window (as `POST
+/// /api/hooks/{id}/recover`): 303 back to the list with how many, or the list with the API's
+/// reason (a disabled hook, no window).
+async fn recover(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<WindowForm>,
+) -> Response {
+    run_window(&state, &signed_in, &parts, form, WindowOperation::Recover).await
+}
+
+/// Replays the window's events to the filter's hook (as `POST /api/hooks/{id}/replay`).
+async fn replay(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    parts: Parts,
+    ConsoleForm(form): ConsoleForm<WindowForm>,
+) -> Response {
+    run_window(&state, &signed_in, &parts, form, WindowOperation::Replay).await
+}
+
+async fn run_window(
+    state: &AppState,
+    signed_in: &SignedIn,
+    parts: &Parts,
+    form: WindowForm,
+    op: WindowOperation,
+) -> Response {
+    if let Some(refused) = refuse_forgery(parts, signed_in, &form.csrf) {
+        return refused;
+    }
+    let filter = &form.filter;
+    let refuse = |message: String| async move {
+        show_deliveries(
+            state,
+            signed_in,
+            filter,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(&message),
+        )
+        .await
+    };
+    let Some(hook_id) = filter.hook_id.clone().filter(|h| !h.is_empty()) else {
+        return refuse("Choose a hook first: recovery and replay work on one hook.".into()).await;
+    };
+    let window = match filter.times() {
+        Ok((None, _)) => {
+            return refuse("Choose when the window starts (“From”) first.".into()).await
+        }
+        Ok((since, until)) => crate::routes::recovery::window(since, until, now_ms()),
+        Err(m) => return refuse(m).await,
+    };
+    let window = match window {
+        Ok(w) => w,
+        Err(e) => return refuse(e.message).await,
+    };
+    let (done, result) = match op {
+        WindowOperation::Recover => (
+            "recovered",
+            crate::routes::recovery::recover_window(state, &hook_id, window).await,
+        ),
+        WindowOperation::Replay => (
+            "replayed",
+            crate::routes::recovery::replay_window(state, &hook_id, window).await,
+        ),
+    };
+    match result {
+        Ok(queued) => see_other(&format!(
+            "/console/deliveries?{}&done={done}&queued={queued}",
+            filter.query()
+        )),
+        Err(e) => {
+            let status = e.status;
+            show_deliveries(state, signed_in, filter, status, None, Some(&e.message)).await
+        }
     }
 }
 

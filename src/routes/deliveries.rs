@@ -4,8 +4,10 @@
 //! A delivery is one (event, hook) pair: its `id` is the `webhook-id` every attempt sends.
 //! Shapes:
 //! - list item: `{id, eventId, hookId, event, status, attempts, nextAttemptAt, createdAt,
-//!   updatedAt}`; `status` is `queued`, `succeeded`, `failed` or `skipped` (its hook's
-//!   transform answered `null`), times are epoch ms, `nextAttemptAt` is `null` unless queued.
+//!   updatedAt, lastResponseStatus, lastDurationMs}`; `status` is `queued`, `succeeded`,
+//!   `failed` or `skipped` (its hook's transform answered `null`), times are epoch ms,
+//!   `nextAttemptAt` is `null` unless queued; the `last…` pair is the latest attempt's
+//!   response status (`null` before the first attempt or without a response) and duration.
 //! - one delivery: the same, plus `requestBody` (the JSON every attempt sends: what the
 //!   hook's transform made, once it ran; `null` if its event is gone), `requestHeaders` (the
 //!   custom headers a transform chose, only when it chose some) and `attempts`, oldest first:
@@ -179,6 +181,8 @@ fn delivery_json(d: &DeliveryInfo) -> Value {
         "nextAttemptAt": d.next_attempt_at,
         "createdAt": d.created_at,
         "updatedAt": d.updated_at,
+        "lastResponseStatus": d.last_response_status,
+        "lastDurationMs": d.last_duration_ms,
     })
 }
 

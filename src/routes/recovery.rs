@@ -31,9 +31,20 @@ pub async fn recover(
     HookId(id): HookId,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let window = parse_window(&body, now_ms())?;
+    let queued = recover_window(&state, &id, window).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+}
+
+/// Starts the recovery of `window` for the hook `id` (the API's and the console's; see
+/// [`recover`]): how many deliveries it re-queues.
+pub(crate) async fn recover_window(
+    state: &AppState,
+    id: &str,
+    window: Window,
+) -> Result<u64, ApiError> {
     let now = now_ms();
-    let window = parse_window(&body, now)?;
-    let hook = enabled_hook(&state, &id).await?;
+    let hook = enabled_hook(state, id).await?;
     let r = Recovery {
         hook_id: hook.id,
         window,
@@ -43,7 +54,7 @@ pub async fn recover(
     if queued > 0 {
         state.operations.recover(r);
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+    Ok(queued)
 }
 
 /// `POST /api/hooks/{id}/replay`: creates a delivery, due now, for every stored event created
@@ -55,9 +66,19 @@ pub async fn replay(
     HookId(id): HookId,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let now = now_ms();
-    let window = parse_window(&body, now)?;
-    let hook = enabled_hook(&state, &id).await?;
+    let window = parse_window(&body, now_ms())?;
+    let queued = replay_window(&state, &id, window).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+}
+
+/// Starts the replay of `window` to the hook `id` (the API's and the console's; see
+/// [`replay`]): how many deliveries it creates.
+pub(crate) async fn replay_window(
+    state: &AppState,
+    id: &str,
+    window: Window,
+) -> Result<u64, ApiError> {
+    let hook = enabled_hook(state, id).await?;
     let events: Vec<String> = HookEvent::all()
         .filter(|e| e.kind() != EventKind::Blocking && hook.subscribes_to(*e))
         .map(|e| e.name().to_owned())
@@ -79,7 +100,7 @@ pub async fn replay(
     if queued > 0 {
         state.operations.replay(r);
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+    Ok(queued)
 }
 
 /// The hook `id` if it exists and is enabled: 404 `entity.not_exists_with_id` otherwise,
@@ -135,10 +156,16 @@ fn parse_window(body: &Value, now: i64) -> Result<Window, ApiError> {
             Some(_) => Err(bad()),
         }
     };
-    let Some(since) = time("since")? else {
+    window(time("since")?, time("until")?, now)
+}
+
+/// The window from `since` (required) to `until` (now when absent; a later one counts as
+/// now): 400 `guard.invalid_input` without `since` or when it is after `until`.
+pub(crate) fn window(since: Option<i64>, until: Option<i64>, now: i64) -> Result<Window, ApiError> {
+    let Some(since) = since else {
         return Err(ApiError::invalid_input("`since` is required"));
     };
-    let until = time("until")?.unwrap_or(now).min(now);
+    let until = until.unwrap_or(now).min(now);
     if since > until {
         return Err(ApiError::invalid_input(
             "`since` must not be after `until` (or now)",

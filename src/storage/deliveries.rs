@@ -95,6 +95,11 @@ pub struct DeliveryInfo {
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The latest attempt's response status (`None` before the first attempt, and for one
+    /// that got no response: a timeout, a refused connection, a failed transform).
+    pub last_response_status: Option<u16>,
+    /// The latest attempt's duration in ms (`None` before the first attempt).
+    pub last_duration_ms: Option<i64>,
 }
 
 /// One delivery with what it sends and every attempt, oldest first.
@@ -227,6 +232,27 @@ fn columns(tie: &str) -> String {
     )
 }
 
+/// The latest attempt's `response_status` and `duration_ms` of the delivery aliased `d`, as
+/// the columns `last_status` and `last_duration_ms`. Attempts are not indexed by delivery, so
+/// each is found through `(hook_id, created_at)` walking back from the delivery's last change,
+/// which its latest attempt is at or just before: a few index entries, whatever the hook's
+/// volume. A delivery without attempts is not looked for.
+fn last_attempt_columns(d: &str) -> String {
+    let of = |column: &str| {
+        format!(
+            "CASE WHEN {d}.attempts > 0 THEN (SELECT a.{column} FROM attempts a \
+             WHERE a.hook_id = {d}.hook_id AND a.delivery_id = {d}.id \
+             AND a.created_at >= {d}.created_at AND a.created_at <= {d}.updated_at \
+             ORDER BY a.created_at DESC LIMIT 1) END"
+        )
+    };
+    format!(
+        "{} AS last_status, {} AS last_duration_ms",
+        of("response_status"),
+        of("duration_ms")
+    )
+}
+
 /// The count and page queries of `q`, and their arguments (the page query takes two more
 /// after them: the rows to take and to skip).
 pub(crate) fn list_sql(q: &DeliveryQuery, marks: Marks, tie: &str) -> (String, String, Vec<Arg>) {
@@ -296,8 +322,11 @@ pub(crate) fn list_sql(q: &DeliveryQuery, marks: Marks, tie: &str) -> (String, S
         .map(|(i, s)| format!("{s}{i}"))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
+    // The latest attempts are looked up for the page's rows only, outside the limit.
     let page = format!(
-        "SELECT * FROM ({page}) d ORDER BY created_at DESC, tie DESC LIMIT {take} OFFSET {skip}"
+        "SELECT p.*, {} FROM (SELECT * FROM ({page}) d ORDER BY created_at DESC, tie DESC \
+         LIMIT {take} OFFSET {skip}) p ORDER BY created_at DESC, tie DESC",
+        last_attempt_columns("p")
     );
     (format!("SELECT {count}"), page, args)
 }
@@ -305,13 +334,14 @@ pub(crate) fn list_sql(q: &DeliveryQuery, marks: Marks, tie: &str) -> (String, S
 /// One delivery by id, with its event's payload.
 pub(crate) fn get_sql(marks: Marks, tie: &str) -> String {
     format!(
-        "SELECT {}, e.payload, d.request_body, d.request_headers \
+        "SELECT {}, {}, e.payload, d.request_body, d.request_headers \
          FROM deliveries d LEFT JOIN events e ON e.id = d.event_id WHERE d.id = {}",
         columns(tie)
             .split(", ")
             .map(|c| format!("d.{c}"))
             .collect::<Vec<_>>()
             .join(", "),
+        last_attempt_columns("d"),
         marks.at(1)
     )
 }
@@ -380,7 +410,7 @@ mod tests {
             2
         );
         assert!(page.contains("UNION ALL"));
-        assert!(page.ends_with("LIMIT ?4 OFFSET ?5"));
+        assert!(page.contains("LIMIT ?4 OFFSET ?5) p"));
     }
 
     #[test]

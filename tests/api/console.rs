@@ -360,3 +360,166 @@ async fn a_hook_is_disabled_and_deleted_from_its_page() {
     assert!(app.get_json("/hooks").await.as_array().unwrap().is_empty());
     app.stop().await;
 }
+
+/// A console page's text, through the session `cookie`.
+async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let res = browserless()
+        .get(format!("{}{path}", app.base))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_filtered_by_time_recovered_and_replayed() {
+    let app = TestApp::spawn_with(|a| a.retry_schedule = "50ms".parse().unwrap()).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(503).body("down"));
+    let down = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let down = down["id"].as_str().unwrap().to_owned();
+    let before = hookline::clock::now_ms();
+    app.publish(serde_json::json!({"event": "User.Created", "data": {"id": "u1"}}))
+        .await;
+    let failed = app
+        .poll_json(
+            &format!("/deliveries?hookId={down}&status=failed"),
+            std::time::Duration::from_secs(10),
+            |v| v.as_array().unwrap().len() == 1,
+        )
+        .await[0]
+        .clone();
+    let cookie = session_cookie(&sign_in(&app, TOKEN).await);
+
+    // The failed delivery, with its last answer; a window that ends before it shows nothing.
+    let (status, list) = page(
+        &app,
+        &cookie,
+        &format!("/console/deliveries?hookId={down}&status=failed&since={before}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(list.contains(failed["id"].as_str().unwrap()), "{list}");
+    let duration = failed["lastDurationMs"].as_i64().unwrap();
+    assert!(list.contains(&format!("503 · {duration} ms")), "{list}");
+    assert!(list.contains("1 deliveries match"), "{list}");
+    assert!(list.contains("Recover failed deliveries"), "{list}");
+    let (_, earlier) = page(
+        &app,
+        &cookie,
+        &format!("/console/deliveries?hookId={down}&until=2020-01-01T00:00"),
+    )
+    .await;
+    assert!(earlier.contains("No deliveries match."), "{earlier}");
+    assert!(
+        earlier.contains("value=\"2020-01-01T00:00:00\""),
+        "{earlier}"
+    );
+    let (status, bad) = page(&app, &cookie, "/console/deliveries?since=yesterday").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("“From” is not a time"), "{bad}");
+
+    let csrf = csrf_of(&list);
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        browserless()
+            .post(format!("{}/console/deliveries/{path}", app.base))
+            .header(COOKIE, &cookie)
+            .form(&form)
+            .send()
+    };
+    let since = before.to_string();
+    // Refused without the page's CSRF token, and without a window's start.
+    let res = post(
+        "recover",
+        vec![("hookId", down.clone()), ("since", since.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post(
+        "recover",
+        vec![("csrf", csrf.clone()), ("hookId", down.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Choose when the window starts"));
+    assert_eq!(receiver.received().len(), 2, "nothing was sent again");
+
+    // The receiver is back: recovered from the console, the delivery succeeds.
+    receiver.set_default(Reply::status(200));
+    let res = post(
+        "recover",
+        vec![
+            ("csrf", csrf.clone()),
+            ("hookId", down.clone()),
+            ("status", "failed".into()),
+            ("since", since.clone()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(to.contains("done=recovered&queued=1"), "{to}");
+    let (_, done) = page(&app, &cookie, &to).await;
+    assert!(
+        done.contains("1 failed delivery was queued again"),
+        "{done}"
+    );
+    receiver
+        .wait_for(3, std::time::Duration::from_secs(10))
+        .await;
+    app.poll_json(
+        &format!("/deliveries/{}", failed["id"].as_str().unwrap()),
+        std::time::Duration::from_secs(10),
+        |d| d["status"] == "succeeded" && d["lastResponseStatus"] == 200,
+    )
+    .await;
+
+    // A hook added later gets the window's event replayed to it, once.
+    let late = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let late = late["id"].as_str().unwrap().to_owned();
+    let replay = vec![
+        ("csrf", csrf.clone()),
+        ("hookId", late.clone()),
+        ("since", since.clone()),
+    ];
+    let res = post("replay", replay.clone()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(to.contains("done=replayed&queued=1"), "{to}");
+    let got = receiver
+        .wait_for(4, std::time::Duration::from_secs(10))
+        .await;
+    let body: serde_json::Value = serde_json::from_slice(&got[3].body).unwrap();
+    assert_eq!(body["hookId"], late.as_str());
+    assert_eq!(got[3].header("webhook-id").len(), 21);
+    let again = post("replay", replay).await.unwrap();
+    assert!(again.headers()[LOCATION]
+        .to_str()
+        .unwrap()
+        .contains("queued=0"));
+
+    // A disabled hook: the API's reason, on the page.
+    app.send_json(
+        reqwest::Method::PATCH,
+        &format!("/hooks/{late}"),
+        serde_json::json!({"enabled": false}),
+    )
+    .await;
+    let res = post(
+        "replay",
+        vec![("csrf", csrf), ("hookId", late.clone()), ("since", since)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("is disabled"));
+    app.stop().await;
+}

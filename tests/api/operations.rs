@@ -90,16 +90,30 @@ async fn deliveries_are_listed_newest_first_filtered_and_shown_with_their_attemp
             "attempts",
             "nextAttemptAt",
             "createdAt",
-            "updatedAt"
+            "updatedAt",
+            "lastResponseStatus",
+            "lastDurationMs"
         ],
         "the keys, in the documented order"
     );
+    // The latest attempt's answer: a 2xx here, the third 503 there, none while held.
+    assert_eq!(all[0]["lastResponseStatus"], 200);
+    assert!(all[0]["lastDurationMs"].as_i64().is_some());
+    let (of_b, _) = list(&app, &format!("?hookId={b}")).await;
+    assert_eq!(of_b[0]["attempts"], 3);
+    assert_eq!(of_b[0]["lastResponseStatus"], 503);
+    let one = app
+        .get_json(&format!("/deliveries/{}", of_b[0]["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(one["lastResponseStatus"], 503);
+    assert_eq!(one["lastDurationMs"], one["attempts"][2]["durationMs"]);
 
     // Each filter.
     let (queued, total) = list(&app, "?status=queued").await;
     assert_eq!(total, "1");
     assert_eq!(queued[0]["hookId"], c);
     assert!(queued[0]["nextAttemptAt"].as_i64().is_some());
+    assert!(queued[0]["lastResponseStatus"].is_null());
     assert_eq!(queued[0]["id"], held.received()[0].header("webhook-id"));
     let (of_e1, total) = list(&app, &format!("?eventId={e1}")).await;
     assert_eq!(total, "3");

@@ -95,7 +95,7 @@ try {
 
   // Deliveries appear without a reload while events flow.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Deliveries" }).click();
-  await page.getByText("No deliveries yet.").waitFor();
+  await page.getByText("No deliveries match.").waitFor();
   const published = await fetch(`${base}/api/events`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },

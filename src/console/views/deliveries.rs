@@ -6,37 +6,116 @@ use crate::domain::hook::Hook;
 use crate::storage::deliveries::{DeliveryDetail, DeliveryInfo, DeliveryStatus};
 use maud::{html, Markup};
 
-/// The deliveries filter as the page holds it.
+/// The deliveries filter as the page holds it (its query string), with what the last
+/// recovery or replay did (`done`, `queued`: shown once, not repeated by [`Self::query`]).
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct DeliveryFilter {
     #[serde(rename = "hookId", default)]
     pub hook_id: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    /// Created at or after, as typed (see [`Self::times`]).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Created at or before, as typed.
+    #[serde(default)]
+    pub until: Option<String>,
+    #[serde(default)]
+    pub done: Option<String>,
+    #[serde(default)]
+    pub queued: Option<u64>,
 }
 
 impl DeliveryFilter {
-    /// The query string that repeats this filter (`hookId=…&status=…`), escaped.
+    /// The query string that repeats this filter (`hookId=…&status=…&since=…&until=…`),
+    /// escaped.
     pub fn query(&self) -> String {
         let mut pairs = Vec::new();
-        if let Some(h) = self.hook_id.as_deref().filter(|h| !h.is_empty()) {
-            pairs.push(("hookId", h));
-        }
-        if let Some(s) = self.status.as_deref().filter(|s| !s.is_empty()) {
-            pairs.push(("status", s));
+        for (key, value) in [
+            ("hookId", &self.hook_id),
+            ("status", &self.status),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+                pairs.push((key, v));
+            }
         }
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
+
+    /// `since` and `until` in epoch ms, each `None` when empty. A time is what a
+    /// `datetime-local` field sends, `YYYY-MM-DDTHH:MM[:SS]`, read in UTC (the console shows
+    /// every time in UTC), or epoch ms, or RFC 3339. The error says which field is wrong.
+    pub fn times(&self) -> Result<(Option<i64>, Option<i64>), String> {
+        Ok((
+            parse_time(self.since.as_deref(), "From")?,
+            parse_time(self.until.as_deref(), "To")?,
+        ))
+    }
 }
 
-/// The deliveries, newest first, with their filter; the table body refreshes itself.
-pub fn deliveries(
-    session: &Session,
-    filter: &DeliveryFilter,
-    hooks: &[Hook],
-    list: &[DeliveryInfo],
-    total: u64,
-) -> Markup {
+fn parse_time(raw: Option<&str>, field: &str) -> Result<Option<i64>, String> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if let Some(ms) = crate::routes::deliveries::parse_time(raw) {
+        return Ok(Some(ms));
+    }
+    [
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+    ]
+    .iter()
+    .find_map(|f| time::PrimitiveDateTime::parse(raw, f).ok())
+    .and_then(|t| i64::try_from(t.assume_utc().unix_timestamp_nanos() / 1_000_000).ok())
+    .filter(|ms| *ms >= 0)
+    .map(Some)
+    .ok_or_else(|| format!("“{field}” is not a time: use YYYY-MM-DDTHH:MM, in UTC."))
+}
+
+/// A time as a `datetime-local` field's value, in UTC to the second (empty if not a time).
+fn field_time(ms: Option<i64>) -> String {
+    ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// What the deliveries page shows.
+pub struct DeliveriesPage<'a> {
+    pub filter: &'a DeliveryFilter,
+    pub hooks: &'a [Hook],
+    /// The newest 50 matches.
+    pub list: &'a [DeliveryInfo],
+    /// How many match.
+    pub total: u64,
+    /// What a recovery or replay did.
+    pub notice: Option<&'a str>,
+    /// Why one was refused.
+    pub error: Option<&'a str>,
+}
+
+/// The deliveries, newest first, with their filter; the table body refreshes itself. With
+/// one hook chosen, its window's failed deliveries can be recovered and its events replayed.
+pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
+    let DeliveriesPage {
+        filter,
+        hooks,
+        list,
+        total,
+        notice,
+        error,
+    } = *page;
+    let (since, until) = filter.times().unwrap_or_default();
+    let hook = filter
+        .hook_id
+        .as_deref()
+        .and_then(|id| hooks.iter().find(|h| h.id == id));
     let statuses = [
         DeliveryStatus::Queued,
         DeliveryStatus::Succeeded,
@@ -49,6 +128,8 @@ pub fn deliveries(
         Some(session),
         html! {
             h1 { "Deliveries" }
+            @if let Some(n) = notice { p.notice role="status" { (n) } }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
             form.filters method="get" action="/console/deliveries" {
                 label for="hook" { "Hook" }
                 select #hook name="hookId" {
@@ -66,7 +147,31 @@ pub fn deliveries(
                         option value=(s.as_str()) selected[filter.status.as_deref() == Some(s.as_str())] { (s.as_str()) }
                     }
                 }
+                label for="since" { "From (UTC)" }
+                input #since type="datetime-local" step="1" name="since" value=(field_time(since));
+                label for="until" { "To (UTC)" }
+                input #until type="datetime-local" step="1" name="until" value=(field_time(until));
                 button type="submit" { "Filter" }
+            }
+            @if let Some(h) = hook {
+                details.card.wide open[since.is_some()] {
+                    summary { "Recover or replay this window for " (hook_name(h)) }
+                    @if since.is_none() {
+                        p.muted { "Set “From” above and filter first: both act on the window shown." }
+                    } @else {
+                        p { "Window: " (when(since.unwrap_or_default())) " to " (until.map(when).unwrap_or_else(|| "now".into())) "." }
+                        form method="post" action="/console/deliveries/recover" {
+                            (window_fields(session, filter))
+                            button type="submit" { "Recover failed deliveries" }
+                            " " small.muted { "Each failed delivery of the window is queued again with a fresh schedule (same webhook-id and body)." }
+                        }
+                        form method="post" action="/console/deliveries/replay" {
+                            (window_fields(session, filter))
+                            button type="submit" { "Replay events" }
+                            " " small.muted { "Each event of the window the hook subscribes to and has no delivery of gets one." }
+                        }
+                    }
+                }
             }
             div.scroll {
                 table {
@@ -77,6 +182,7 @@ pub fn deliveries(
                             th scope="col" { "Event" }
                             th scope="col" { "Hook" }
                             th scope="col" { "Attempts" }
+                            th scope="col" { "Last response" }
                             th scope="col" { "Created" }
                             th scope="col" { "Next attempt" }
                         }
@@ -92,7 +198,7 @@ pub fn deliveries(
 pub fn delivery_rows(list: &[DeliveryInfo], hooks: &[Hook]) -> Markup {
     html! {
         @if list.is_empty() {
-            tr { td colspan="6" { span.muted { "No deliveries yet." } } }
+            tr { td colspan="7" { span.muted { "No deliveries match." } } }
         }
         @for d in list {
             @let hook = hooks.iter().find(|h| h.id == d.hook_id);
@@ -101,10 +207,36 @@ pub fn delivery_rows(list: &[DeliveryInfo], hooks: &[Hook]) -> Markup {
                 td { a href={ "/console/deliveries/" (d.id) } { (d.event_name) } }
                 td { @match hook { Some(h) if !h.name.is_empty() => (h.name), _ => (d.hook_id) } }
                 td.num { (d.attempts) }
+                td.num {
+                    @match (d.last_response_status, d.last_duration_ms) {
+                        (Some(s), Some(ms)) => { (s) " · " (ms) " ms" },
+                        (None, Some(ms)) => { span.muted { "no response" } " · " (ms) " ms" },
+                        _ => span.muted { "–" },
+                    }
+                }
                 td { (when(d.created_at)) }
                 td { @match d.next_attempt_at { Some(t) => (when(t)), None => span.muted { "–" } } }
             }
         }
+    }
+}
+
+/// The hidden fields of a recovery or replay: the CSRF token and the filter.
+fn window_fields(session: &Session, filter: &DeliveryFilter) -> Markup {
+    html! {
+        input type="hidden" name="csrf" value=(session.csrf);
+        input type="hidden" name="hookId" value=(filter.hook_id.as_deref().unwrap_or_default());
+        input type="hidden" name="status" value=(filter.status.as_deref().unwrap_or_default());
+        input type="hidden" name="since" value=(filter.since.as_deref().unwrap_or_default());
+        input type="hidden" name="until" value=(filter.until.as_deref().unwrap_or_default());
+    }
+}
+
+fn hook_name(h: &Hook) -> &str {
+    if h.name.is_empty() {
+        &h.id
+    } else {
+        &h.name
     }
 }
 
@@ -163,4 +295,44 @@ pub fn delivery(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_times_are_read_in_utc_and_shown_back_as_typed() {
+        let filter = DeliveryFilter {
+            since: Some("2026-12-01T10:30".into()),
+            until: Some("2026-12-01T10:30:15".into()),
+            ..Default::default()
+        };
+        let (since, until) = filter.times().unwrap();
+        assert_eq!(since, Some(1_796_121_000_000));
+        assert_eq!(until, Some(1_796_121_015_000));
+        assert_eq!(field_time(since), "2026-12-01T10:30:00");
+        let rfc = DeliveryFilter {
+            since: Some("2026-12-01T11:30:00+01:00".into()),
+            until: Some(" 1796121000000 ".into()),
+            ..Default::default()
+        };
+        assert_eq!(rfc.times().unwrap(), (since, since));
+        let bad = DeliveryFilter {
+            until: Some("tomorrow".into()),
+            ..Default::default()
+        };
+        assert!(bad.times().unwrap_err().contains("“To”"));
+        assert_eq!(DeliveryFilter::default().times().unwrap(), (None, None));
+        assert_eq!(
+            DeliveryFilter {
+                hook_id: Some("h&1".into()),
+                since: Some(" ".into()),
+                done: Some("recovered".into()),
+                ..Default::default()
+            }
+            .query(),
+            "hookId=h%261"
+        );
+    }
 }

@@ -46,6 +46,10 @@ fn delivery(row: &PgRow) -> StoreResult<DeliveryInfo> {
             .filter(|due| *due < crate::storage::health::PARK_MS),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        last_response_status: row
+            .try_get::<Option<i32>, _>("last_status")?
+            .map(|s| s as u16),
+        last_duration_ms: row.try_get("last_duration_ms")?,
     })
 }
 
