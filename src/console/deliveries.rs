@@ -26,17 +26,16 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/deliveries/replay", post(replay))
 }
 
-/// The filter as a query of the newest 50 (400 page for an unknown status or a bad time).
-fn query_of(filter: &views::DeliveryFilter) -> Result<DeliveryQuery, Response> {
-    let bad = |m: &str| html(StatusCode::BAD_REQUEST, views::problem(m));
+/// The filter as a query of the newest 50; why not for an unknown status or a bad time.
+fn query_of(filter: &views::DeliveryFilter) -> Result<DeliveryQuery, String> {
     let status = match filter.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match DeliveryStatus::parse(s) {
             Some(s) => Some(s),
-            None => return Err(bad("That is not a delivery status.")),
+            None => return Err("That is not a delivery status.".into()),
         },
     };
-    let (since, until) = filter.times().map_err(|m| bad(&m))?;
+    let (since, until) = filter.times()?;
     Ok(DeliveryQuery {
         hook_id: filter.hook_id.clone().filter(|h| !h.is_empty()),
         status,
@@ -56,7 +55,7 @@ async fn deliveries_of(
     state: &AppState,
     filter: &views::DeliveryFilter,
 ) -> Result<(Vec<crate::domain::hook::Hook>, Vec<DeliveryInfo>, u64), Response> {
-    let query = query_of(filter)?;
+    let query = query_of(filter).map_err(|m| html(StatusCode::BAD_REQUEST, views::problem(&m)))?;
     let hooks = state.store.list_hooks(None).await.map_err(store_failed)?.0;
     let (list, total) = state
         .store
