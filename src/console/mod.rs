@@ -22,6 +22,7 @@
 //!   /console/deliveries/{id}/retry {csrf}` (as `POST /api/deliveries/{id}/retry`).
 
 mod deliveries;
+mod events;
 mod hooks;
 pub mod session;
 mod sign_in;
@@ -64,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .merge(sign_in::router())
         .merge(hooks::router())
         .merge(deliveries::router())
+        .merge(events::router())
 }
 
 /// A page, with the headers every console page has.

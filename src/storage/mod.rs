@@ -11,6 +11,7 @@
 pub mod cipher;
 pub mod deliveries;
 mod errors;
+pub mod events;
 pub(crate) mod health;
 pub mod identity;
 pub mod ordering;
@@ -522,6 +523,13 @@ pub trait Store: identity::IdentityStore + Send + Sync + 'static {
     ) -> StoreResult<(Vec<deliveries::DeliveryInfo>, u64)>;
     /// One delivery with the body it sends and its attempts, oldest first.
     async fn get_delivery(&self, id: &str) -> StoreResult<Option<deliveries::DeliveryDetail>>;
+    /// Published events, newest first, each with its deliveries counted by status
+    /// (`storage::events`).
+    async fn list_events(&self, q: &events::EventQuery)
+        -> StoreResult<Vec<events::PublishedEvent>>;
+    /// One published event with its deliveries counted; `None` if there is none (or it was
+    /// pruned).
+    async fn get_event(&self, id: &str) -> StoreResult<Option<events::PublishedEvent>>;
 
     /// Makes a delivery due at `now`, whatever its state, with its retry schedule started
     /// afresh (attempt numbers go on). On SQLite a delivery this process is sending right

@@ -523,3 +523,53 @@ async fn failed_deliveries_are_filtered_by_time_recovered_and_replayed() {
     assert!(res.text().await.unwrap().contains("is disabled"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn published_events_are_listed_newest_first_with_where_they_went() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    let cookie = session_cookie(&sign_in(&app, TOKEN).await);
+    let (_, empty) = page(&app, &cookie, "/console/events").await;
+    assert!(empty.contains("No events yet."), "{empty}");
+
+    let created = app
+        .publish(serde_json::json!({"event": "User.Created", "data": {"id": "u-<1>"}}))
+        .await;
+    let created = created["id"].as_str().unwrap().to_owned();
+    receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
+    // 51 more that no hook takes: the first page holds 50, the oldest go to the next.
+    for i in 0..51 {
+        app.publish(serde_json::json!({"event": "Role.Created", "data": {"id": format!("r{i}")}}))
+            .await;
+    }
+    let (status, first) = page(&app, &cookie, "/console/events").await;
+    assert_eq!(status, 200);
+    assert_eq!(first.matches("href=\"/console/events/").count(), 50);
+    assert!(first.contains(">Older<"), "{first}");
+    assert!(!first.contains(&created), "the oldest is on page 2");
+    let (_, second) = page(&app, &cookie, "/console/events?page=2").await;
+    assert_eq!(second.matches("href=\"/console/events/").count(), 2);
+    assert!(second.contains(&created));
+    assert!(second.contains("1 hook: 1 succeeded"), "{second}");
+    assert!(second.contains("no hook"), "{second}");
+    assert!(second.contains(">Newer<") && !second.contains(">Older<"));
+    let (_, only) = page(&app, &cookie, "/console/events?event=User.Created").await;
+    assert_eq!(only.matches("href=\"/console/events/").count(), 1);
+    assert!(only.contains(&created));
+    let (status, _) = page(&app, &cookie, "/console/events?event=Nope").await;
+    assert_eq!(status, 400);
+
+    // One event: its payload, escaped, and its delivery with the hook's answer.
+    let (status, one) = page(&app, &cookie, &format!("/console/events/{created}")).await;
+    assert_eq!(status, 200);
+    assert!(one.contains("u-&lt;1&gt;"), "{one}");
+    assert!(one.contains("succeeded"), "{one}");
+    assert!(one.contains("200 · "), "{one}");
+    assert!(one.contains(hook["name"].as_str().unwrap()), "{one}");
+    let (status, _) = page(&app, &cookie, "/console/events/nope").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}

@@ -3,9 +3,11 @@
 //! page. Readable from 320 px wide up; every control has a label.
 
 mod deliveries;
+mod events;
 mod hooks;
 
 pub use deliveries::*;
+pub use events::*;
 pub use hooks::*;
 
 use super::session::Session;
@@ -35,6 +37,7 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/console/hooks" { "Hooks" }
                             a href="/console/deliveries" { "Deliveries" }
+                            a href="/console/events" { "Events" }
                         }
                         form.sign-out method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf);

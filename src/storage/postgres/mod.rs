@@ -548,6 +548,17 @@ impl Store for PostgresStore {
         self.get_delivery_here(id).await
     }
 
+    async fn list_events(
+        &self,
+        q: &super::events::EventQuery,
+    ) -> StoreResult<Vec<super::events::PublishedEvent>> {
+        self.list_events_here(q).await
+    }
+
+    async fn get_event(&self, id: &str) -> StoreResult<Option<super::events::PublishedEvent>> {
+        self.get_event_here(id).await
+    }
+
     async fn retry_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
         self.retry_here(id, now).await
     }

@@ -7,6 +7,7 @@ use crate::storage::deliveries::{
     attempts_sql, get_sql, list_sql, recovery_filter, replay_filter, Arg, DeliveryDetail,
     DeliveryInfo, DeliveryQuery, DeliveryStatus, Recovery, Replay,
 };
+use crate::storage::events::{self, DeliveryCounts, EventQuery, PublishedEvent};
 use crate::storage::schema::Marks;
 use crate::storage::{AttemptLog, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
@@ -160,5 +161,67 @@ impl SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         Ok(n as u64)
+    }
+}
+
+/// An event row (`storage::events` columns), its deliveries not counted yet.
+fn event(row: &SqliteRow) -> StoreResult<PublishedEvent> {
+    Ok(PublishedEvent {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        payload: row.try_get("payload")?,
+        created_at: row.try_get("created_at")?,
+        deliveries: DeliveryCounts::default(),
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn list_events_here(
+        &self,
+        q: &EventQuery,
+    ) -> StoreResult<Vec<PublishedEvent>> {
+        let (sql, mut args) = events::list_sql(q, Marks::Question);
+        args.push(Arg::Int(i64::from(q.page.limit)));
+        args.push(Arg::Int(q.page.offset.min(i64::MAX as u64) as i64));
+        let rows = bind(sqlx::query(&sql), &args)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut list = rows.iter().map(event).collect::<StoreResult<Vec<_>>>()?;
+        self.count_deliveries(&mut list).await?;
+        Ok(list)
+    }
+
+    pub(super) async fn get_event_here(&self, id: &str) -> StoreResult<Option<PublishedEvent>> {
+        let Some(row) = sqlx::query(&events::get_sql(Marks::Question))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut list = vec![event(&row)?];
+        self.count_deliveries(&mut list).await?;
+        Ok(list.pop())
+    }
+
+    /// Fills in each event's delivery counts, in one query.
+    async fn count_deliveries(&self, list: &mut [PublishedEvent]) -> StoreResult<()> {
+        if list.is_empty() {
+            return Ok(());
+        }
+        let sql = events::counts_sql(list.len(), Marks::Question);
+        let mut query = sqlx::query(&sql);
+        for e in list.iter() {
+            query = query.bind(e.id.as_str());
+        }
+        for row in query.fetch_all(&self.reader).await? {
+            let id: String = row.try_get("event_id")?;
+            let state: i64 = row.try_get("state")?;
+            let n: i64 = row.try_get::<i64, _>("n")?;
+            if let Some(e) = list.iter_mut().find(|e| e.id == id) {
+                e.deliveries.add(state, n.max(0) as u64);
+            }
+        }
+        Ok(())
     }
 }
