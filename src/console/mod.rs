@@ -21,9 +21,11 @@
 //! - `GET /console/deliveries/{id}`: one delivery with every attempt, and `POST
 //!   /console/deliveries/{id}/retry {csrf}` (as `POST /api/deliveries/{id}/retry`).
 
+mod actions;
 mod deliveries;
 mod events;
 mod hooks;
+mod identity;
 pub mod session;
 mod sign_in;
 mod views;
@@ -66,6 +68,8 @@ pub fn router() -> Router<AppState> {
         .merge(hooks::router())
         .merge(deliveries::router())
         .merge(events::router())
+        .merge(actions::router())
+        .merge(identity::router())
 }
 
 /// A page, with the headers every console page has.

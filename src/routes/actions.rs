@@ -115,15 +115,26 @@ pub async fn put(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Action>), ApiError> {
     let t = action_type(&name)?;
-    let action = Action::parse_put(body).map_err(|e| ApiError::invalid_input(e.0))?;
-    check_script(&state, &action.script).await?;
-    let created = store(&state, t, &action).await?;
+    let (created, action) = put_action(&state, t, body).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(action)))
+}
+
+/// Sets the action of type `t` from a `PUT` body (the API's and the console's): whether it is
+/// new, and the action. Errors as [`put`]'s.
+pub(crate) async fn put_action(
+    state: &AppState,
+    t: ActionType,
+    body: Value,
+) -> Result<(bool, Action), ApiError> {
+    let action = Action::parse_put(body).map_err(|e| ApiError::invalid_input(e.0))?;
+    check_script(state, &action.script).await?;
+    let created = store(state, t, &action).await?;
+    Ok((created, action))
 }
 
 /// `PATCH /api/configs/actions/:actionType`: changes the fields the body names.
@@ -222,6 +233,11 @@ pub async fn test(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
+    Ok(Json(dry_run(&state, body).await?))
+}
+
+/// Runs a dry run (the API's and the console's): the body and the answer of [`test`].
+pub(crate) async fn dry_run(state: &AppState, body: Value) -> Result<Value, ApiError> {
     let Value::Object(mut obj) = body else {
         return Err(ApiError::invalid_input("the body must be an object"));
     };
@@ -254,7 +270,7 @@ pub async fn test(
     }
     let action =
         Action::parse_put(json!({ "script": script })).map_err(|e| ApiError::invalid_input(e.0))?;
-    check_script(&state, &action.script).await?;
+    check_script(state, &action.script).await?;
     let input = json!({ "event": event, "environmentVariables": variables });
     let report = state
         .interactions
@@ -279,5 +295,5 @@ pub async fn test(
         "durationMs".into(),
         json!(report.duration.as_millis() as u64),
     );
-    Ok(Json(Value::Object(out)))
+    Ok(Value::Object(out))
 }

@@ -12,9 +12,37 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
+// A call to hookline's API with the admin token; the parsed JSON answer.
+async function api(method, route, body) {
+  const res = await fetch(`${base}/api${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  assert.ok(res.ok, `${method} ${route}: ${res.status}`);
+  return res.status === 204 ? null : res.json();
+}
+let page;
+// Presses Tab until the focused element matches `wanted` (at most 80 times); each element
+// reached must show a focus outline.
+async function tabTo(wanted) {
+  for (let i = 0; i < 80; i++) {
+    await page.keyboard.press("Tab");
+    const el = await page.evaluate(() => {
+      const el = document.activeElement;
+      const style = getComputedStyle(el);
+      return { tagName: el.tagName, id: el.id, type: el.type, value: el.value,
+        textContent: el.textContent,
+        outline: style.outlineStyle !== "none" && style.outlineWidth !== "0px" };
+    });
+    assert.ok(el.outline, `no visible focus on ${el.tagName} ${el.id || el.value || el.textContent}`);
+    if (wanted(el)) return;
+  }
+  assert.fail("never reached by Tab");
+}
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
+  page = await context.newPage();
 
   // Not signed in: the console sends the browser to the sign-in form.
   await page.goto(`${base}/console`);
@@ -96,12 +124,7 @@ try {
   // Deliveries appear without a reload while events flow.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Deliveries" }).click();
   await page.getByText("No deliveries match.").waitFor();
-  const published = await fetch(`${base}/api/events`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ event: "User.Created", data: { id: "u-browser" } }),
-  });
-  assert.equal(published.status, 202);
+  await api("POST", "/events", { event: "User.Created", data: { id: "u-browser" } });
   const mine = page.getByRole("row", { name: /succeeded User\.Created From the console/ });
   await mine.waitFor({ timeout: 10000 });
   await page.getByRole("row", { name: /succeeded User\.Created test hook/ }).waitFor();
@@ -122,10 +145,58 @@ try {
   assert.match(await page.getByRole("region", { name: "Attempt 2" }).innerText(), /success/);
   await page.screenshot({ path: path.join(shots, "delivery.png"), fullPage: true });
 
+  // An action: a script and a variable typed, dry-run with its sample event, then saved.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Actions" }).click();
+  await page.getByRole("link", { name: "action.postSignIn" }).click();
+  await page.getByLabel(/^Script/).fill(
+    'const runAction = async ({ event, environmentVariables }) => {\n' +
+    '  console.log("hello", event.user.username, environmentVariables.GREETING);\n' +
+    '  return { action: "updateUser", user: { name: environmentVariables.GREETING } };\n};');
+  await page.getByLabel(/^Environment variables/).fill("GREETING=howdy");
+  await page.getByRole("button", { name: "Run test" }).click();
+  const run = page.getByRole("region", { name: "Test run" });
+  await run.waitFor();
+  assert.match(await run.innerText(), /hello alice howdy/);
+  assert.match(await run.innerText(), /"name": "howdy"/);
+  await page.screenshot({ path: path.join(shots, "action.png"), fullPage: true });
+  assert.equal((await api("GET", "/configs/actions"))["action.postSignIn"], null, "a test saves nothing");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").getByText("Saved.").waitFor();
+  const saved = await api("GET", "/configs/actions/action.postSignIn");
+  assert.equal(saved.environmentVariables.GREETING, "howdy");
+  assert.match(saved.script, /hello/);
+
+  // The events page: the published event, and where it went.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Events" }).click();
+  await page.getByRole("row", { name: /User\.Created .* 2 hooks: 2 succeeded/ }).waitFor();
+  await page.screenshot({ path: path.join(shots, "events.png"), fullPage: true });
+
+  // Keyboard only: a hook made by tabbing through the form, every focus visible.
+  await page.goto(`${base}/console/hooks/new`);
+  await tabTo((el) => el.id === "name");
+  await page.keyboard.type("Keyboard hook");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(receiverUrl);
+  await tabTo((el) => el.type === "checkbox" && el.value === "User.Deleted");
+  await page.keyboard.press("Space");
+  await tabTo((el) => el.tagName === "BUTTON" && el.textContent === "Create hook");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/console\/hooks\/[a-z0-9]+\?done=created$/);
+  const keyed = (await api("GET", "/hooks")).find((h) => h.name === "Keyboard hook");
+  assert.deepEqual(keyed.events, ["User.Deleted"]);
+
   // Readable at 320 px: nothing wider than the window but the table's own scroller.
+  // Every kind of page, the one of the hook just made included.
   await page.setViewportSize({ width: 320, height: 640 });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `the page is ${overflow}px wider than 320px`);
+  const here = new URL(page.url()).pathname;
+  for (const route of [here, "/console/hooks", "/console/hooks/new", "/console/deliveries",
+    "/console/events", "/console/actions", "/console/actions/action.postSignIn",
+    "/console/users"]) {
+    await page.goto(`${base}${route}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${route} is ${overflow}px wider than 320px`);
+  }
+  await page.goto(`${base}/console/hooks`);
   await page.screenshot({ path: path.join(shots, "hooks-320.png"), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
 

@@ -2,13 +2,17 @@
 //! its stylesheet. Layout: a header with the navigation and the sign-out button, then the
 //! page. Readable from 320 px wide up; every control has a label.
 
+mod actions;
 mod deliveries;
 mod events;
 mod hooks;
+mod identity;
 
+pub use actions::*;
 pub use deliveries::*;
 pub use events::*;
 pub use hooks::*;
+pub use identity::*;
 
 use super::session::Session;
 use maud::{html, Markup, DOCTYPE};
@@ -38,6 +42,8 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                             a href="/console/hooks" { "Hooks" }
                             a href="/console/deliveries" { "Deliveries" }
                             a href="/console/events" { "Events" }
+                            a href="/console/actions" { "Actions" }
+                            a href="/console/users" { "Identity" }
                         }
                         form.sign-out method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf);
