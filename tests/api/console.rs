@@ -335,6 +335,52 @@ async fn a_hook_is_disabled_and_deleted_from_its_page() {
             .form(&form)
             .send()
     };
+    // Every change refuses a request without the page's CSRF token, and changes nothing.
+    for (path, form) in [
+        ("/enabled", vec![("enabled", "false")]),
+        ("/signing-key", vec![("gracePeriodSeconds", "0")]),
+        ("/test", vec![("event", "User.Created")]),
+        (
+            "",
+            vec![
+                ("name", "renamed"),
+                ("url", "https://example.com/other"),
+                ("events", "User.Deleted"),
+            ],
+        ),
+    ] {
+        let mut forged = form.clone();
+        forged.push(("csrf", "not-the-token"));
+        for form in [form, forged] {
+            let res = post(path, form).await.unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+    }
+    let unchanged = app.get_json(&format!("/hooks/{id}")).await;
+    assert_eq!(
+        (
+            &unchanged["enabled"],
+            &unchanged["signingKey"],
+            &unchanged["name"]
+        ),
+        (&serde_json::json!(true), &hook["signingKey"], &hook["name"])
+    );
+
+    // A rotation with a grace period: the page says until when the old key signs too.
+    let res = post(
+        "/signing-key",
+        vec![("csrf", &csrf), ("gracePeriodSeconds", "3600")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, rotated) = self::page(&app, &cookie, &format!("/console/hooks/{id}")).await;
+    assert!(rotated.contains("The previous key also signs"), "{rotated}");
+    assert!(
+        !rotated.contains(hook["signingKey"].as_str().unwrap()),
+        "the old key is not shown"
+    );
+
     let res = post("/enabled", vec![("csrf", &csrf), ("enabled", "false")])
         .await
         .unwrap();

@@ -19,9 +19,11 @@ async fn api_and_worker_nodes_split_the_work_and_see_each_others_changes() {
     let worker = TestApp::spawn_in(db.clone(), |a| a.role = Role::Worker).await;
     let both = TestApp::spawn_in(db.clone(), |_| {}).await;
 
-    // A worker serves health and metrics only.
+    // A worker serves health and metrics only: no API, no console.
     let res = worker.api(Method::GET, "/hooks").send().await.unwrap();
     assert_eq!(res.status(), 404);
+    assert_eq!(worker.get_public("/console/sign-in").await.status(), 404);
+    assert_eq!(api.get_public("/console/sign-in").await.status(), 200);
     assert_eq!(worker.get_public("/readyz").await.status(), 200);
     assert_eq!(worker.get_public("/metrics").await.status(), 200);
 

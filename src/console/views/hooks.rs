@@ -150,7 +150,7 @@ fn hook_fields(session: &Session, form: &HookForm, action: &str, submit: &str) -
             form.card.wide method="post" action=(action) {
                 input type="hidden" name="csrf" value=(session.csrf);
                 label for="name" { "Name" }
-                input #name type="text" name="name" value=(form.name) maxlength="256" required;
+                input #name type="text" name="name" value=(form.name) maxlength="256";
                 label for="url" { "Endpoint URL" }
                 input #url type="url" name="url" value=(form.url) placeholder="https://example.com/webhooks" required;
                 fieldset {
@@ -243,6 +243,9 @@ pub fn hook_page(
                 div.row {
                     input #key-whsec type="text" readonly value=(crate::domain::signature::standard_webhooks_secret(&hook.signing_key));
                     button type="button" data-copy="#key-whsec" hidden { "Copy" }
+                }
+                @if let Some(until) = hook.previous_signing_key.as_ref().filter(|p| p.valid_at(crate::clock::now_ms()).is_some()).map(|p| p.expires_at) {
+                    p.notice role="note" { "The previous key also signs every request (in " code { "webhook-signature" } ") until " (super::when(until)) "." }
                 }
                 form.row method="post" action={ (base) "/signing-key" } {
                     input type="hidden" name="csrf" value=(session.csrf);
