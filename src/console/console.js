@@ -1,11 +1,12 @@
 // hookline's console: the one script, progressive enhancement only (every page works
-// without it). A table body marked data-live="URL" is refreshed from URL every 2 s while the
-// page is visible: the deliveries list updates while events flow.
+// without it). An element marked data-live="URL" has its content replaced from URL every 2 s
+// while the page is visible: the deliveries list (its count and rows) updates while events
+// flow.
 "use strict";
 // When the session has ended (the rows answer with a redirect to the sign-in), the page is
 // reloaded, which shows the sign-in.
-for (const body of document.querySelectorAll("tbody[data-live]")) {
-  const source = body.dataset.live;
+for (const target of document.querySelectorAll("[data-live]")) {
+  const source = target.dataset.live;
   let busy = false;
   const timer = setInterval(async () => {
     if (document.hidden || busy) return;
@@ -16,7 +17,7 @@ for (const body of document.querySelectorAll("tbody[data-live]")) {
         clearInterval(timer);
         location.reload();
       } else if (res.ok && res.headers.get("content-type")?.startsWith("text/html")) {
-        body.innerHTML = await res.text();
+        target.innerHTML = await res.text();
       }
     } catch (_) {
       // Offline for a moment: the next tick tries again.

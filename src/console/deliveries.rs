@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/console/deliveries", get(deliveries_page))
-        .route("/console/deliveries/rows", get(delivery_rows))
+        .route("/console/deliveries/live", get(live_table))
         .route("/console/deliveries/{id}", get(delivery_page))
         .route("/console/deliveries/{id}/retry", post(retry_delivery))
         .route("/console/deliveries/recover", post(recover))
@@ -217,13 +217,16 @@ async fn run_window(
 }
 
 /// The deliveries table's rows alone, for the page's live refresh.
-async fn delivery_rows(
+async fn live_table(
     State(state): State<AppState>,
     _signed_in: SignedIn,
     Query(filter): Query<views::DeliveryFilter>,
 ) -> Response {
     match deliveries_of(&state, &filter).await {
-        Ok((hooks, list, _)) => html(StatusCode::OK, views::delivery_rows(&list, &hooks)),
+        Ok((hooks, list, total)) => html(
+            StatusCode::OK,
+            views::delivery_table(&views::matches(total), &list, &hooks),
+        ),
         Err(page) => page,
     }
 }

@@ -16,10 +16,18 @@
 //!   new hook, through the same checks as `POST /api/hooks`;
 //! - `GET /console/hooks/{id}`: one hook, and its changes: `POST /console/hooks/{id}` (the
 //!   form), `…/enabled`, `…/signing-key`, `…/test`, `GET`/`POST …/delete` (asks first);
-//! - `GET /console/deliveries?hookId=&status=`: the newest 50 deliveries matching, refreshed
-//!   live (`/console/deliveries/rows?…`, the table's rows alone, which `console.js` polls);
+//! - `GET /console/deliveries?hookId=&status=&since=&until=`: the newest 50 deliveries
+//!   matching, refreshed live (`/console/deliveries/live?…`, the table alone, which
+//!   `console.js` polls); `POST /console/deliveries/recover` and `…/replay` (one hook's
+//!   window, as `POST /api/hooks/{id}/recover` and `…/replay`);
 //! - `GET /console/deliveries/{id}`: one delivery with every attempt, and `POST
-//!   /console/deliveries/{id}/retry {csrf}` (as `POST /api/deliveries/{id}/retry`).
+//!   /console/deliveries/{id}/retry {csrf}` (as `POST /api/deliveries/{id}/retry`);
+//! - `GET /console/events?event=&page=`, `GET /console/events/{id}`: published events and
+//!   where each went;
+//! - `GET /console/actions`, `GET`/`POST /console/actions/{type}` (save, or dry-run what is
+//!   typed), `GET`/`POST …/delete`: Logto's Actions;
+//! - `GET /console/users`, `…/roles`, `…/organizations`, `…/applications` `?search=&page=`:
+//!   the identity core's data, read-only.
 
 mod actions;
 mod deliveries;

@@ -449,7 +449,7 @@ async fn failed_deliveries_are_filtered_by_time_recovered_and_replayed() {
     assert!(list.contains(failed["id"].as_str().unwrap()), "{list}");
     let duration = failed["lastDurationMs"].as_i64().unwrap();
     assert!(list.contains(&format!("503 · {duration} ms")), "{list}");
-    assert!(list.contains("1 deliveries match"), "{list}");
+    assert!(list.contains("1 delivery matches"), "{list}");
     assert!(list.contains("Recover failed deliveries"), "{list}");
     let (_, earlier) = page(
         &app,

@@ -128,6 +128,7 @@ try {
   const mine = page.getByRole("row", { name: /succeeded User\.Created From the console/ });
   await mine.waitFor({ timeout: 10000 });
   await page.getByRole("row", { name: /succeeded User\.Created test hook/ }).waitFor();
+  await page.getByText(/^2 deliveries match/).waitFor();
   await page.screenshot({ path: path.join(shots, "deliveries.png"), fullPage: true });
 
   // One delivery: what it sent and its attempt; retried from the page.
@@ -199,6 +200,11 @@ try {
   await page.goto(`${base}/console/hooks`);
   await page.screenshot({ path: path.join(shots, "hooks-320.png"), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
+  // The README's two (docs/console-*.png are copies of these).
+  await page.goto(`${base}/console/hooks`);
+  await page.screenshot({ path: path.join(shots, "readme-hooks.png") });
+  await page.goto(`${base}/console/deliveries`);
+  await page.screenshot({ path: path.join(shots, "readme-deliveries.png") });
 
   // Sign out: back to the sign-in, and the console is closed to this browser again.
   await page.getByRole("button", { name: "Sign out" }).click();

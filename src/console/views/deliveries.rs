@@ -122,7 +122,7 @@ pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
         DeliveryStatus::Failed,
         DeliveryStatus::Skipped,
     ];
-    let live = format!("/console/deliveries/rows?{}", filter.query());
+    let live = format!("/console/deliveries/live?{}", filter.query());
     layout(
         "Deliveries",
         Some(session),
@@ -173,29 +173,47 @@ pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
                     }
                 }
             }
-            div.scroll {
-                table {
-                    caption { (total) " deliveries match; the newest 50 are shown, and new ones appear as they come" }
-                    thead {
-                        tr {
-                            th scope="col" { "Status" }
-                            th scope="col" { "Event" }
-                            th scope="col" { "Hook" }
-                            th scope="col" { "Attempts" }
-                            th scope="col" { "Last response" }
-                            th scope="col" { "Created" }
-                            th scope="col" { "Next attempt" }
-                        }
-                    }
-                    tbody data-live=(live) { (delivery_rows(list, hooks)) }
-                }
-            }
+            div.scroll data-live=(live) { (delivery_table(&matches(total), list, hooks)) }
         },
     )
 }
 
-/// The rows of the deliveries table (also served alone, for the live refresh).
-pub fn delivery_rows(list: &[DeliveryInfo], hooks: &[Hook]) -> Markup {
+/// The deliveries list's caption: how many match.
+pub fn matches(total: u64) -> String {
+    format!(
+        "{total} {}; the newest 50 are shown, and new ones appear as they come",
+        if total == 1 {
+            "delivery matches"
+        } else {
+            "deliveries match"
+        }
+    )
+}
+
+/// A table of deliveries under `caption` (the deliveries list's is also served alone, for
+/// its live refresh).
+pub fn delivery_table(caption: &str, list: &[DeliveryInfo], hooks: &[Hook]) -> Markup {
+    html! {
+        table {
+            caption { (caption) }
+            thead {
+                tr {
+                    th scope="col" { "Status" }
+                    th scope="col" { "Event" }
+                    th scope="col" { "Hook" }
+                    th scope="col" { "Attempts" }
+                    th scope="col" { "Last response" }
+                    th scope="col" { "Created" }
+                    th scope="col" { "Next attempt" }
+                }
+            }
+            tbody { (delivery_rows(list, hooks)) }
+        }
+    }
+}
+
+/// A table's rows, one a delivery.
+fn delivery_rows(list: &[DeliveryInfo], hooks: &[Hook]) -> Markup {
     html! {
         @if list.is_empty() {
             tr { td colspan="7" { span.muted { "No deliveries match." } } }

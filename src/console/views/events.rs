@@ -133,23 +133,7 @@ pub fn event(
                 dt { "Delivered to" } dd { (counts(&e.deliveries)) }
             }
             h2 { "Deliveries" }
-            div.scroll {
-                table {
-                    caption { "Each hook the event was delivered to" }
-                    thead {
-                        tr {
-                            th scope="col" { "Status" }
-                            th scope="col" { "Event" }
-                            th scope="col" { "Hook" }
-                            th scope="col" { "Attempts" }
-                            th scope="col" { "Last response" }
-                            th scope="col" { "Created" }
-                            th scope="col" { "Next attempt" }
-                        }
-                    }
-                    tbody { (super::delivery_rows(deliveries, hooks)) }
-                }
-            }
+            div.scroll { (super::delivery_table("Each hook the event was delivered to", deliveries, hooks)) }
             h2 { "Payload" }
             p.muted { "As stored; each delivery adds its hook's " code { "hookId" } "." }
             pre { (payload) }
