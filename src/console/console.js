@@ -8,6 +8,7 @@
 for (const target of document.querySelectorAll("[data-live]")) {
   const source = target.dataset.live;
   let busy = false;
+  let last = null;
   const timer = setInterval(async () => {
     if (document.hidden || busy) return;
     busy = true;
@@ -17,7 +18,12 @@ for (const target of document.querySelectorAll("[data-live]")) {
         clearInterval(timer);
         location.reload();
       } else if (res.ok && res.headers.get("content-type")?.startsWith("text/html")) {
-        target.innerHTML = await res.text();
+        // Unchanged, or the keyboard is inside it: left alone (focus and selection stay).
+        const html = await res.text();
+        if (html !== last && !target.contains(document.activeElement)) {
+          target.innerHTML = html;
+          last = html;
+        }
       }
     } catch (_) {
       // Offline for a moment: the next tick tries again.

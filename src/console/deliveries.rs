@@ -22,8 +22,15 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/deliveries/live", get(live_table))
         .route("/console/deliveries/{id}", get(delivery_page))
         .route("/console/deliveries/{id}/retry", post(retry_delivery))
-        .route("/console/deliveries/recover", post(recover))
-        .route("/console/deliveries/replay", post(replay))
+        // A GET (a reload after a refusal shown at the POST's URL) goes back to the list.
+        .route(
+            "/console/deliveries/recover",
+            get(|| async { see_other("/console/deliveries") }).post(recover),
+        )
+        .route(
+            "/console/deliveries/replay",
+            get(|| async { see_other("/console/deliveries") }).post(replay),
+        )
 }
 
 /// The filter as a query of the newest 50; why not for an unknown status or a bad time.
@@ -205,10 +212,17 @@ async fn run_window(
         ),
     };
     match result {
-        Ok(queued) => see_other(&format!(
-            "/console/deliveries?{}&done={done}&queued={queued}",
-            filter.query()
-        )),
+        // Back to the hook's window, whatever the status: what was queued shows there.
+        Ok(queued) => {
+            let window = views::DeliveryFilter {
+                status: None,
+                ..filter.clone()
+            };
+            see_other(&format!(
+                "/console/deliveries?{}&done={done}&queued={queued}",
+                window.query()
+            ))
+        }
         Err(e) => {
             let status = e.status;
             show_deliveries(state, signed_in, filter, status, None, Some(&e.message)).await

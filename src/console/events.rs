@@ -21,6 +21,9 @@ pub(super) fn router() -> Router<AppState> {
 
 /// Events a page.
 const PAGE_SIZE: u32 = 50;
+/// The last page read (a larger number shows it): offsets stay far inside what both
+/// databases take.
+const MAX_PAGE: u64 = 1_000_000;
 /// The most deliveries an event's page lists (one per subscribed hook).
 const DELIVERIES_SHOWN: u32 = 200;
 
@@ -41,7 +44,7 @@ async fn events_page(
             }
         },
     };
-    let page = filter.page.unwrap_or(1).max(1);
+    let page = filter.page.unwrap_or(1).clamp(1, MAX_PAGE);
     // One more than a page: whether there is an older one, without counting the table.
     let query = EventQuery {
         name,
@@ -85,8 +88,8 @@ async fn event_page(
         },
         ..Default::default()
     };
-    let deliveries = match state.store.list_deliveries(&query).await {
-        Ok((list, _)) => list,
+    let (deliveries, total) = match state.store.list_deliveries(&query).await {
+        Ok(found) => found,
         Err(e) => return store_failed(e),
     };
     let hooks = match state.store.list_hooks(None).await {
@@ -95,6 +98,6 @@ async fn event_page(
     };
     html(
         StatusCode::OK,
-        views::event(&signed_in.session, &event, &deliveries, &hooks),
+        views::event(&signed_in.session, &event, (&deliveries, total), &hooks),
     )
 }

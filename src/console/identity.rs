@@ -52,6 +52,9 @@ pub(super) fn router() -> Router<AppState> {
 
 /// Entries a page.
 const PAGE_SIZE: u32 = 50;
+/// The last page asked for that is read (a larger number shows it, empty): offsets stay far
+/// inside what both databases take.
+const MAX_PAGE: u64 = 1_000_000;
 
 /// One page of a directory, searched.
 async fn directory(
@@ -60,7 +63,7 @@ async fn directory(
     Query(q): Query<views::DirectoryQuery>,
     which: Directory,
 ) -> Response {
-    let page = q.page.unwrap_or(1).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
     // In NFC, as identifiers are stored (as the API searches).
     let search = q
         .search

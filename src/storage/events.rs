@@ -2,7 +2,9 @@
 //! types and the queries both backends run, written once with the backend's parameter marks.
 //!
 //! Events are listed through `events_time (created_at, id)`, newest first, so a page costs
-//! its rows whatever the table holds; nothing counts the whole table. Where each event went is
+//! its rows whatever the table holds; nothing counts the whole table. A name filter has no
+//! index of its own (one more b-tree for every publish to write): it walks the time index
+//! back until the page is full, which for a rare name can be much of the table. Where each event went is
 //! one grouped count over its deliveries, found through the deliveries' event index (finished
 //! rows) and the queue (queued ones), as `super::deliveries` reads them.
 

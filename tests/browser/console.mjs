@@ -33,7 +33,8 @@ async function tabTo(wanted) {
       const style = getComputedStyle(el);
       return { tagName: el.tagName, id: el.id, type: el.type, value: el.value,
         textContent: el.textContent,
-        outline: style.outlineStyle !== "none" && style.outlineWidth !== "0px" };
+        // console.css's focus ring (3px), not the browser's default.
+        outline: style.outlineStyle === "solid" && style.outlineWidth === "3px" };
     });
     assert.ok(el.outline, `no visible focus on ${el.tagName} ${el.id || el.value || el.textContent}`);
     if (wanted(el)) return;
@@ -145,6 +146,7 @@ try {
   }
   assert.match(await page.getByRole("region", { name: "Attempt 2" }).innerText(), /success/);
   await page.screenshot({ path: path.join(shots, "delivery.png"), fullPage: true });
+  const deliveryPage = new URL(page.url()).pathname;
 
   // An action: a script and a variable typed, dry-run with its sample event, then saved.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Actions" }).click();
@@ -171,6 +173,10 @@ try {
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Events" }).click();
   await page.getByRole("row", { name: /User\.Created .* 2 hooks: 2 succeeded/ }).waitFor();
   await page.screenshot({ path: path.join(shots, "events.png"), fullPage: true });
+  await page.getByRole("row", { name: /User\.Created .* 2 hooks/ }).getByRole("link").click();
+  await page.getByRole("heading", { name: /^User\.Created/ }).waitFor();
+  assert.match(await page.locator("pre").innerText(), /u-browser/);
+  const eventPage = new URL(page.url()).pathname;
 
   // Keyboard only: a hook made by tabbing through the form, every focus visible.
   await page.goto(`${base}/console/hooks/new`);
@@ -187,12 +193,16 @@ try {
   assert.deepEqual(keyed.events, ["User.Deleted"]);
 
   // Readable at 320 px: nothing wider than the window but the table's own scroller.
-  // Every kind of page, the one of the hook just made included.
+  // Every kind of page, the one of the hook just made included, and a directory with rows.
+  // (A role: no hook here takes Role.Created, so the receiver's count stays.)
+  await api("POST", "/roles", { name: "a-rather-long-role-name-for-a-narrow-screen",
+    description: "Someone with a rather long description of what this role is for" });
   await page.setViewportSize({ width: 320, height: 640 });
   const here = new URL(page.url()).pathname;
   for (const route of [here, "/console/hooks", "/console/hooks/new", "/console/deliveries",
     "/console/events", "/console/actions", "/console/actions/action.postSignIn",
-    "/console/users"]) {
+    "/console/users", "/console/roles", deliveryPage, eventPage,
+    `/console/deliveries?hookId=${keyed.id}&since=2020-01-01T00:00`]) {
     await page.goto(`${base}${route}`);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${route} is ${overflow}px wider than 320px`);

@@ -168,7 +168,7 @@ impl ActionForm {
                     line.trim()
                 ));
             };
-            vars.insert(name.trim().to_owned(), json!(value.trim_end_matches('\r')));
+            vars.insert(name.trim().to_owned(), json!(value.trim()));
         }
         Ok(if vars.is_empty() {
             Value::Null
@@ -242,7 +242,7 @@ pub fn action(session: &Session, page: &ActionPage) -> Markup {
                 input type="hidden" name="csrf" value=(session.csrf);
                 label for="script" { "Script (defines " code { "runAction" } ")" }
                 textarea #script name="script" rows="14" spellcheck="false" required { (form.script) }
-                label for="variables" { "Environment variables (one " code { "NAME=value" } " a line; the script reads them as " code { "environmentVariables" } ")" }
+                label for="variables" { "Environment variables (one " code { "NAME=value" } " a line; the script reads them as " code { "environmentVariables" } "; shown as stored, and redacted from the runs' logs)" }
                 textarea #variables name="variables" rows="3" spellcheck="false" { (form.variables) }
                 label for="sample" { "Sample event for the test run (JSON)" }
                 textarea #sample name="sample" rows="8" spellcheck="false" { (form.sample) }

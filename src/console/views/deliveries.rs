@@ -44,18 +44,21 @@ impl DeliveryFilter {
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
 
-    /// `since` and `until` in epoch ms, each `None` when empty. A time is what a
-    /// `datetime-local` field sends, `YYYY-MM-DDTHH:MM[:SS]`, read in UTC (the console shows
-    /// every time in UTC), or epoch ms, or RFC 3339. The error says which field is wrong.
+    /// `since` and `until` in epoch ms, both inclusive, each `None` when empty. A time is
+    /// what a `datetime-local` field sends, `YYYY-MM-DDTHH:MM[:SS]`, read in UTC (the console
+    /// shows every time in UTC), or epoch ms, or RFC 3339. A `datetime-local` "To" covers its
+    /// whole second (or minute, without seconds). The error says which field is wrong.
     pub fn times(&self) -> Result<(Option<i64>, Option<i64>), String> {
         Ok((
-            parse_time(self.since.as_deref(), "From")?,
-            parse_time(self.until.as_deref(), "To")?,
+            parse_time(self.since.as_deref(), "From", false)?,
+            parse_time(self.until.as_deref(), "To", true)?,
         ))
     }
 }
 
-fn parse_time(raw: Option<&str>, field: &str) -> Result<Option<i64>, String> {
+/// A filter's time (see [`DeliveryFilter::times`]); `to_end`: the end of the second or minute
+/// a `datetime-local` value names.
+fn parse_time(raw: Option<&str>, field: &str, to_end: bool) -> Result<Option<i64>, String> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
@@ -63,12 +66,21 @@ fn parse_time(raw: Option<&str>, field: &str) -> Result<Option<i64>, String> {
         return Ok(Some(ms));
     }
     [
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+        (
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+            999,
+        ),
+        (
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+            59_999,
+        ),
     ]
     .iter()
-    .find_map(|f| time::PrimitiveDateTime::parse(raw, f).ok())
-    .and_then(|t| i64::try_from(t.assume_utc().unix_timestamp_nanos() / 1_000_000).ok())
+    .find_map(|(f, last)| {
+        let t = time::PrimitiveDateTime::parse(raw, f).ok()?;
+        let ms = i64::try_from(t.assume_utc().unix_timestamp_nanos() / 1_000_000).ok()?;
+        Some(if to_end { ms + last } else { ms })
+    })
     .filter(|ms| *ms >= 0)
     .map(Some)
     .ok_or_else(|| format!("“{field}” is not a time: use YYYY-MM-DDTHH:MM, in UTC."))
@@ -328,7 +340,7 @@ mod tests {
         };
         let (since, until) = filter.times().unwrap();
         assert_eq!(since, Some(1_796_121_000_000));
-        assert_eq!(until, Some(1_796_121_015_000));
+        assert_eq!(until, Some(1_796_121_015_999), "To covers its whole second");
         assert_eq!(field_time(since), "2026-12-01T10:30:00");
         let rfc = DeliveryFilter {
             since: Some("2026-12-01T11:30:00+01:00".into()),
@@ -336,6 +348,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(rfc.times().unwrap(), (since, since));
+        let minute = DeliveryFilter {
+            until: Some("2026-12-01T10:30".into()),
+            ..Default::default()
+        };
+        assert_eq!(minute.times().unwrap().1, Some(1_796_121_059_999));
         let bad = DeliveryFilter {
             until: Some("tomorrow".into()),
             ..Default::default()

@@ -41,7 +41,7 @@ pub fn events(
     list: &[PublishedEvent],
     older: bool,
 ) -> Markup {
-    // Blocking and operational events are never published through the store's event log.
+    // Blocking events are answered in their interaction, not published.
     let names: Vec<HookEvent> = HookEvent::all()
         .filter(|e| !matches!(e.kind(), EventKind::Blocking))
         .collect();
@@ -112,13 +112,22 @@ fn counts(c: &DeliveryCounts) -> Markup {
     }
 }
 
-/// One event: its payload, and each delivery of it.
+/// One event: its payload, and each delivery of it (`deliveries`: the first ones listed and
+/// how many there are).
 pub fn event(
     session: &Session,
     e: &PublishedEvent,
-    deliveries: &[DeliveryInfo],
+    (deliveries, total): (&[DeliveryInfo], u64),
     hooks: &[Hook],
 ) -> Markup {
+    let caption = if total > deliveries.len() as u64 {
+        format!(
+            "The newest {} of its {total} deliveries (GET /api/deliveries?eventId= lists them all)",
+            deliveries.len()
+        )
+    } else {
+        "Each hook the event was delivered to".to_owned()
+    };
     let payload = serde_json::from_str::<serde_json::Value>(&e.payload)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -133,7 +142,7 @@ pub fn event(
                 dt { "Delivered to" } dd { (counts(&e.deliveries)) }
             }
             h2 { "Deliveries" }
-            div.scroll { (super::delivery_table("Each hook the event was delivered to", deliveries, hooks)) }
+            div.scroll { (super::delivery_table(&caption, deliveries, hooks)) }
             h2 { "Payload" }
             p.muted { "As stored; each delivery adds its hook's " code { "hookId" } "." }
             pre { (payload) }

@@ -386,12 +386,14 @@ pub(super) async fn record_attempts(
     sqlx::query(
         "WITH r AS ( \
            SELECT * FROM UNNEST($1::text[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[], \
-             $14::bigint[]) AS r(id, state, due_at, attempts, at, lease_until) \
+             $14::bigint[], $10::int[], $13::bigint[]) \
+             AS r(id, state, due_at, attempts, at, lease_until, status, duration) \
          ), u AS ( \
            UPDATE deliveries d SET state = r.state, \
              due_at = CASE WHEN d.due_at >= $17 AND r.state = 0 THEN r.due_at + $17 \
                ELSE r.due_at END, \
-             attempts = r.attempts, updated_at = r.at \
+             attempts = r.attempts, updated_at = r.at, last_status = r.status, \
+             last_duration_ms = r.duration \
            FROM r WHERE d.id = r.id AND d.state = 0 \
              AND d.due_at IN (r.lease_until, r.lease_until + $17) \
            RETURNING d.hook_id, d.ordering_key, d.state \
@@ -495,7 +497,8 @@ pub(super) async fn record_blocking_calls(
         sqlx::query(
             "WITH e AS (INSERT INTO events (id, name, payload, created_at) VALUES ($1, $2, $3, $4)), \
              d AS (INSERT INTO deliveries (id, event_id, hook_id, event_name, state, attempts, due_at, \
-               created_at, updated_at) VALUES ($5, $1, $6, $2, $7, 1, $4, $4, $4)) \
+               created_at, updated_at, last_status, last_duration_ms) \
+               VALUES ($5, $1, $6, $2, $7, 1, $4, $4, $4, $10, $13)) \
              INSERT INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
                response_status, response_body, error, duration_ms, created_at, script) \
              VALUES ($8, $5, $6, $2, 1, $9, $10, $11, $12, $13, $4, $14)",

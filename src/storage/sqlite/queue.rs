@@ -329,7 +329,7 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
         // parked (`storage::health::PARK_MS`).
         "UPDATE OR FAIL deliveries SET state = ?1, \
          due_at = CASE WHEN ?1 = 0 AND due_at >= 1125899906842624 THEN ?2 + 1125899906842624 ELSE ?2 END, \
-         attempts = ?3, updated_at = ?4 \
+         attempts = ?3, updated_at = ?4, last_status = ?7, last_duration_ms = ?8 \
          WHERE rowid = ?5 AND id = ?6",
     )?;
     let mut insert = w.conn.prepare_cached(
@@ -354,6 +354,8 @@ pub fn record_attempts(w: &mut WriteTx<'_>, records: &[AttemptRecord]) -> StoreR
             r.at,
             r.delivery_row,
             &r.delivery_id,
+            r.response_status,
+            r.duration_ms,
         ))? == 0
         {
             // Deleted with its hook, which ended its lease (and the rowid may be another
@@ -445,8 +447,9 @@ pub fn record_blocking_calls(w: &mut WriteTx<'_>, calls: &[BlockingCallLog]) -> 
         "INSERT OR FAIL INTO events (id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut delivery = w.conn.prepare_cached(
-        "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, state, attempts, due_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?6)",
+        "INSERT OR FAIL INTO deliveries (id, event_id, hook_id, event_name, state, attempts, due_at, \
+         created_at, updated_at, last_status, last_duration_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?6, ?7, ?8)",
     )?;
     let mut attempt = w.conn.prepare_cached(
         "INSERT OR FAIL INTO attempts (id, delivery_id, hook_id, event_name, attempt, success, \
@@ -464,7 +467,16 @@ pub fn record_blocking_calls(w: &mut WriteTx<'_>, calls: &[BlockingCallLog]) -> 
         } else {
             STATE_FAILED
         };
-        delivery.execute((&c.delivery_id, &event_id, &c.hook_id, name, state, c.at))?;
+        delivery.execute((
+            &c.delivery_id,
+            &event_id,
+            &c.hook_id,
+            name,
+            state,
+            c.at,
+            c.response_status,
+            c.duration_ms,
+        ))?;
         attempt.execute((
             new_id(),
             &c.delivery_id,
