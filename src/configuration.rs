@@ -253,9 +253,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_LOCKOUT_DURATION", default_value = "60m", value_parser = humantime::parse_duration)]
     pub lockout_duration: Duration,
 
-    /// How long a console session lasts from its sign-in (`/console`); wrong admin tokens
-    /// there are throttled per address with --lockout-failures and --lockout-duration.
-    #[arg(long, env = "HOOKLINE_CONSOLE_SESSION_TTL", default_value = "12h", value_parser = positive_duration)]
+    /// How long a console session lasts from its sign-in (`/console`), at most 30 days; wrong
+    /// admin tokens there are throttled per address with --lockout-failures and
+    /// --lockout-duration.
+    #[arg(long, env = "HOOKLINE_CONSOLE_SESSION_TTL", default_value = "12h", value_parser = session_ttl)]
     pub console_session_ttl: Duration,
 
     /// Verification codes one recipient may be sent within --code-send-window. Logto's
@@ -290,6 +291,16 @@ fn positive_duration(raw: &str) -> Result<Duration, String> {
         Ok(_) => Err("must be more than zero".into()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// A console session's lifetime: more than zero and at most 30 days (a session outliving
+/// that is a stolen cookie's gift).
+fn session_ttl(raw: &str) -> Result<Duration, String> {
+    let d = positive_duration(raw)?;
+    if d > Duration::from_secs(30 * 24 * 60 * 60) {
+        return Err("must be at most 30 days".into());
+    }
+    Ok(d)
 }
 
 /// A secret flag value: parsed as text, never printed (`Debug` says only that it is set).
@@ -334,5 +345,18 @@ impl ServeArgs {
             }) => args,
             Err(e) => unreachable!("the defaults parse: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_session_lasts_more_than_nothing_and_at_most_30_days() {
+        assert_eq!(session_ttl("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(session_ttl("30days"), Ok(Duration::from_secs(30 * 86400)));
+        assert!(session_ttl("31days").unwrap_err().contains("30 days"));
+        assert!(session_ttl("0s").is_err());
     }
 }

@@ -158,9 +158,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ConsoleForm<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        // A body over the limit or too slow: the API's reason, as a page.
         let bytes = crate::routes::extract::body_bytes(req, state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|e| html(e.status, views::problem(&e.message)))?;
         serde_urlencoded::from_bytes(&bytes)
             .map(ConsoleForm)
             .map_err(|e| {

@@ -356,6 +356,16 @@ async fn a_hook_is_disabled_and_deleted_from_its_page() {
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
         }
     }
+    // A form over --max-body-bytes: refused with a page that says why.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let res = post("", vec![("csrf", &csrf), ("name", &huge)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let unchanged = app.get_json(&format!("/hooks/{id}")).await;
     assert_eq!(
         (
