@@ -229,7 +229,13 @@ impl Application {
         let overflow = overflow_router(state.clone());
         let operations = state.clone();
         let app = router(state, args.max_body_bytes, args.role.serves_api());
-        tracing::info!(address = %listener.local_addr()?, role = args.role.name(), "hookline is listening");
+        let address = listener.local_addr()?;
+        tracing::info!(%address, role = args.role.name(), "hookline is listening");
+        if args.role.serves_api() {
+            tracing::info!(
+                "the console is at http://{address}/console (sign in with the admin token)"
+            );
+        }
         // The server and the engine stop together, each within --shutdown-timeout.
         let engine = async {
             if let Some(engine) = engine {

@@ -2,7 +2,7 @@
 //! recovery and replay of a hook's window, one delivery, a retry.
 
 use super::{
-    html, refuse_forgery, see_other, store_failed, views, ConsoleForm, CsrfForm, SignedIn,
+    html, refuse_forgery, said, see_other, store_failed, views, ConsoleForm, CsrfForm, SignedIn,
 };
 use crate::clock::now_ms;
 use crate::routes::AppState;
@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
@@ -21,7 +21,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/deliveries", get(deliveries_page))
         .route("/console/deliveries/live", get(live_table))
         .route("/console/deliveries/{id}", get(delivery_page))
-        .route("/console/deliveries/{id}/retry", post(retry_delivery))
+        .route(
+            "/console/deliveries/{id}/retry",
+            get(back_to_delivery).post(retry_delivery),
+        )
         // A GET (a reload after a refusal shown at the POST's URL) goes back to the list.
         .route(
             "/console/deliveries/recover",
@@ -33,7 +36,14 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
-/// The filter as a query of the newest 50; why not for an unknown status or a bad time.
+/// Deliveries a page.
+const PAGE_SIZE: u32 = 50;
+/// The last page read (a larger number shows it): offsets stay far inside what both
+/// databases take.
+const MAX_PAGE: u64 = 1_000_000;
+
+/// The filter as a query of one page; why not for an unknown status, a bad time or a window
+/// that ends before it starts.
 fn query_of(filter: &views::DeliveryFilter) -> Result<DeliveryQuery, String> {
     let status = match filter.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -43,33 +53,52 @@ fn query_of(filter: &views::DeliveryFilter) -> Result<DeliveryQuery, String> {
         },
     };
     let (since, until) = filter.times()?;
+    if let (Some(since), Some(until)) = (since, until) {
+        if since > until {
+            return Err("“From” is after “To”: no delivery can match.".into());
+        }
+    }
+    let page = filter.page.unwrap_or(1).clamp(1, MAX_PAGE);
     Ok(DeliveryQuery {
         hook_id: filter.hook_id.clone().filter(|h| !h.is_empty()),
         status,
         since,
         until,
         page: crate::storage::Page {
-            limit: 50,
-            offset: 0,
+            limit: PAGE_SIZE,
+            offset: (page - 1) * u64::from(PAGE_SIZE),
         },
         ..Default::default()
     })
 }
 
-/// What the deliveries page shows: the filter's matches (the newest 50, and how many match)
-/// and the hooks, by name.
+/// What the deliveries page shows: the hooks, by name, and the filter's page of matches
+/// with how many match; a filter that cannot be read shows none, and why.
+struct Found {
+    hooks: Vec<crate::domain::hook::Hook>,
+    list: Vec<DeliveryInfo>,
+    total: u64,
+    refused: Option<String>,
+}
+
 async fn deliveries_of(
     state: &AppState,
     filter: &views::DeliveryFilter,
-) -> Result<(Vec<crate::domain::hook::Hook>, Vec<DeliveryInfo>, u64), Response> {
-    let query = query_of(filter).map_err(|m| html(StatusCode::BAD_REQUEST, views::problem(&m)))?;
-    let hooks = state.store.list_hooks(None).await.map_err(store_failed)?.0;
-    let (list, total) = state
-        .store
-        .list_deliveries(&query)
-        .await
-        .map_err(store_failed)?;
-    Ok((hooks, list, total))
+) -> Result<Found, crate::storage::StoreError> {
+    let hooks = state.store.list_hooks(None).await?.0;
+    let (list, total, refused) = match query_of(filter) {
+        Ok(query) => {
+            let (list, total) = state.store.list_deliveries(&query).await?;
+            (list, total, None)
+        }
+        Err(why) => (Vec::new(), 0, Some(why)),
+    };
+    Ok(Found {
+        hooks,
+        list,
+        total,
+        refused,
+    })
 }
 
 async fn deliveries_page(
@@ -78,6 +107,13 @@ async fn deliveries_page(
     Query(filter): Query<views::DeliveryFilter>,
 ) -> Response {
     let notice = match (filter.done.as_deref(), filter.queued) {
+        (Some("recovered"), Some(0)) => {
+            Some("Nothing to recover: no failed delivery was created in the window.".into())
+        }
+        (Some("replayed"), Some(0)) => Some(
+            "Nothing to replay: every event of the window the hook takes already has a delivery to it."
+                .into(),
+        ),
         (Some("recovered"), Some(n)) => Some(format!(
             "{n} failed deliver{} queued again; they are sent in the background.",
             if n == 1 { "y was" } else { "ies were" }
@@ -109,21 +145,28 @@ async fn show_deliveries(
     error: Option<&str>,
 ) -> Response {
     match deliveries_of(state, filter).await {
-        Ok((hooks, list, total)) => html(
-            status,
-            views::deliveries(
-                &signed_in.session,
-                &views::DeliveriesPage {
-                    filter,
-                    hooks: &hooks,
-                    list: &list,
-                    total,
-                    notice,
-                    error,
-                },
-            ),
-        ),
-        Err(page) => page,
+        Ok(found) => {
+            let (status, error) = match &found.refused {
+                Some(why) => (StatusCode::BAD_REQUEST, Some(why.as_str())),
+                None => (status, error),
+            };
+            html(
+                status,
+                views::deliveries(
+                    &signed_in.session,
+                    &views::DeliveriesPage {
+                        filter,
+                        hooks: &found.hooks,
+                        list: &found.list,
+                        total: found.total,
+                        page_size: u64::from(PAGE_SIZE),
+                        notice,
+                        error,
+                    },
+                ),
+            )
+        }
+        Err(e) => store_failed(e),
     }
 }
 
@@ -216,6 +259,7 @@ async fn run_window(
         Ok(queued) => {
             let window = views::DeliveryFilter {
                 status: None,
+                page: None,
                 ..filter.clone()
             };
             see_other(&format!(
@@ -225,23 +269,38 @@ async fn run_window(
         }
         Err(e) => {
             let status = e.status;
-            show_deliveries(state, signed_in, filter, status, None, Some(&e.message)).await
+            show_deliveries(state, signed_in, filter, status, None, Some(&said(&e))).await
         }
     }
 }
 
-/// The deliveries table's rows alone, for the page's live refresh.
+/// The deliveries table alone, for the page's live refresh (400 for a filter the page
+/// refused: the script then leaves the table as it is).
 async fn live_table(
     State(state): State<AppState>,
     _signed_in: SignedIn,
     Query(filter): Query<views::DeliveryFilter>,
 ) -> Response {
     match deliveries_of(&state, &filter).await {
-        Ok((hooks, list, total)) => html(
+        Ok(Found {
+            refused: Some(why), ..
+        }) => html(StatusCode::BAD_REQUEST, views::problem(&why)),
+        Ok(found) => html(
             StatusCode::OK,
-            views::delivery_table(&views::matches(total), &list, &hooks),
+            views::delivery_table(&views::matches(found.total), &found.list, &found.hooks),
         ),
-        Err(page) => page,
+        Err(e) => store_failed(e),
+    }
+}
+
+/// A GET of the retry's URL (Enter in the address bar after a refusal shown there) goes to
+/// the delivery.
+async fn back_to_delivery(Path(id): Path<String>) -> Response {
+    // Delivery ids are letters and digits; anything else is no delivery's.
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        see_other(&format!("/console/deliveries/{id}"))
+    } else {
+        see_other("/console/deliveries")
     }
 }
 
@@ -295,6 +354,6 @@ async fn retry_delivery(
     }
     match crate::routes::deliveries::retry_delivery(&state, &id).await {
         Ok(_) => see_other(&format!("/console/deliveries/{id}")),
-        Err(e) => show_delivery(&state, &signed_in, &id, e.status, Some(&e.message)).await,
+        Err(e) => show_delivery(&state, &signed_in, &id, e.status, Some(&said(&e))).await,
     }
 }

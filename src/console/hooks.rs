@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
@@ -20,9 +20,20 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/hooks", get(hooks_page).post(create_hook))
         .route("/console/hooks/new", get(new_hook_page))
         .route("/console/hooks/{id}", get(hook_page).post(update_hook))
-        .route("/console/hooks/{id}/enabled", post(set_enabled))
-        .route("/console/hooks/{id}/signing-key", post(rotate_key))
-        .route("/console/hooks/{id}/test", post(test_hook))
+        // A GET of a change's URL (Enter in the address bar after a result shown there) goes
+        // to the hook's page.
+        .route(
+            "/console/hooks/{id}/enabled",
+            get(back_to_hook).post(set_enabled),
+        )
+        .route(
+            "/console/hooks/{id}/signing-key",
+            get(back_to_hook).post(rotate_key),
+        )
+        .route(
+            "/console/hooks/{id}/test",
+            get(back_to_hook).post(test_hook),
+        )
         .route(
             "/console/hooks/{id}/delete",
             get(delete_page).post(delete_hook),
@@ -30,7 +41,11 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Every hook, newest first, with its requests and success rate of the last 24 h.
-async fn hooks_page(State(state): State<AppState>, signed_in: SignedIn) -> Response {
+async fn hooks_page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(done): Query<Done>,
+) -> Response {
     let hooks = match state.store.list_hooks(None).await {
         Ok((hooks, _)) => hooks,
         Err(e) => return store_failed(e),
@@ -43,8 +58,22 @@ async fn hooks_page(State(state): State<AppState>, signed_in: SignedIn) -> Respo
     };
     html(
         StatusCode::OK,
-        views::hooks(&signed_in.session, &hooks, &stats),
+        views::hooks(
+            &signed_in.session,
+            &hooks,
+            &stats,
+            (done.done.as_deref() == Some("deleted")).then_some("The hook was deleted."),
+        ),
     )
+}
+
+async fn back_to_hook(Path(id): Path<String>) -> Response {
+    // Hook ids are letters and digits; anything else is no hook's.
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        see_other(&format!("/console/hooks/{id}"))
+    } else {
+        see_other("/console/hooks")
+    }
 }
 
 async fn new_hook_page(signed_in: SignedIn) -> Response {
@@ -352,11 +381,27 @@ async fn test_hook(
             .await
         }
         Err(e) => {
-            let detail = e
-                .data
-                .as_deref()
-                .map(|d| format!("{}: {d}", e.message))
-                .unwrap_or(e.message);
+            // The endpoint's answer in words, when it gave one.
+            let answered = e.data.as_deref().and_then(|d| {
+                let status = d.get("responseStatus")?.as_u64()?;
+                let body: String = d
+                    .get("responseBody")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect();
+                Some(if body.is_empty() {
+                    format!("The endpoint answered {status}.")
+                } else {
+                    format!("The endpoint answered {status}: {body}")
+                })
+            });
+            let detail = match (answered, e.data.as_deref()) {
+                (Some(a), _) => a,
+                (None, Some(d)) => format!("{} {d}", e.message),
+                (None, None) => e.message,
+            };
             show_hook(
                 &state,
                 &signed_in,
@@ -396,7 +441,7 @@ async fn delete_hook(
     match state.store.delete_hook(&id).await {
         Ok(true) => {
             tracing::info!(hook_id = %id, "hook deleted from the console");
-            see_other("/console/hooks")
+            see_other("/console/hooks?done=deleted")
         }
         Ok(false) => html(
             StatusCode::NOT_FOUND,

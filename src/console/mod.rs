@@ -78,6 +78,16 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(actions::router())
         .merge(identity::router())
+        // Any other console address: a console page that says so, not the API's JSON.
+        .route(
+            "/console/{*rest}",
+            get(|| async {
+                html(
+                    StatusCode::NOT_FOUND,
+                    views::problem("There is no such console page."),
+                )
+            }),
+        )
 }
 
 /// A page, with the headers every console page has.
@@ -114,6 +124,15 @@ fn see_other(to: &str) -> Response {
     res
 }
 
+/// What the API's refusal `e` means, said for the console (whose pages have buttons where
+/// the API's messages name requests).
+fn said(e: &crate::routes::error::ApiError) -> String {
+    match e.code {
+        "hook.disabled" => "The hook is disabled: enable it on its page first.".into(),
+        _ => e.message.clone(),
+    }
+}
+
 /// A page for an error the store answered (503 when it is unavailable).
 fn store_failed(e: crate::storage::StoreError) -> Response {
     tracing::warn!(error = %e, "a console page could not read or write the store");
@@ -138,13 +157,27 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        // A page asked for without a session comes back after the sign-in (`next`); the live
+        // table's polls and changes do not.
+        let to_sign_in = || {
+            let path = parts.uri.path_and_query().map_or("", |p| p.as_str());
+            let come_back = parts.method == axum::http::Method::GET
+                && !parts.uri.path().starts_with("/console/deliveries/live");
+            match (come_back, session::safe_next(path)) {
+                (true, Some(next)) => see_other(&format!(
+                    "/console/sign-in?{}",
+                    serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+                )),
+                _ => see_other("/console/sign-in"),
+            }
+        };
         let Some(id) = session::cookie_id(&parts.headers).map(str::to_owned) else {
-            return Err(see_other("/console/sign-in"));
+            return Err(to_sign_in());
         };
         let token = session::token_fingerprint(&state.admin_token_hash);
         match session::find(&*state.store, &id, now_ms(), &token).await {
             Ok(Some(session)) => Ok(SignedIn { id, session }),
-            Ok(None) => Err(see_other("/console/sign-in")),
+            Ok(None) => Err(to_sign_in()),
             Err(e) => Err(store_failed(e)),
         }
     }
@@ -181,7 +214,14 @@ struct CsrfForm {
 
 /// Checks a change's CSRF token and origin: `None` when it may go on, else the 403 page.
 fn refuse_forgery(parts: &Parts, signed_in: &SignedIn, csrf: &str) -> Option<Response> {
-    if session::same_origin(&parts.headers) && signed_in.session.csrf_matches(csrf) {
+    if !session::same_origin(&parts.headers) {
+        tracing::warn!("a console change sent from another site's page was refused");
+        return Some(html(
+            StatusCode::FORBIDDEN,
+            views::problem("This change was sent from another site's page, so it was refused."),
+        ));
+    }
+    if signed_in.session.csrf_matches(csrf) {
         return None;
     }
     tracing::warn!("a console change without its session's CSRF token was refused");

@@ -224,6 +224,17 @@ impl Throttle {
     }
 }
 
+/// `next` if it is a console page of this site to go to after the sign-in: a path under
+/// `/console/` (never `//…` or a scheme, which would leave the site), else `None`.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let rest = next.strip_prefix("/console/")?;
+    let leaves = rest.starts_with('/')
+        || next.contains('\\')
+        || next.chars().any(|c| c.is_control())
+        || rest.starts_with("sign-in");
+    (!leaves).then_some(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +289,23 @@ mod tests {
             HeaderValue::from_static("hooks.example.com"),
         );
         assert!(same_origin(&h));
+    }
+
+    #[test]
+    fn only_console_pages_are_where_a_sign_in_goes_next() {
+        for good in ["/console/deliveries?status=failed", "/console/hooks/abc"] {
+            assert_eq!(safe_next(good), Some(good));
+        }
+        for bad in [
+            "https://evil.example/console/",
+            "//evil.example/console/x",
+            "/console//evil.example",
+            "/console/\\evil.example",
+            "/api/hooks",
+            "/console/sign-in?next=/console/x",
+            "/console/x\nSet-Cookie: a=b",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
     }
 }

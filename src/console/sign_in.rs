@@ -6,12 +6,12 @@ use super::{
 };
 use crate::clock::now_ms;
 use crate::routes::AppState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -20,19 +20,39 @@ use subtle::ConstantTimeEq;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
-        .route("/console/sign-out", post(sign_out))
+        // A GET never signs out (it carries no CSRF token): back to the console.
+        .route(
+            "/console/sign-out",
+            get(|| async { see_other("/console/hooks") }).post(sign_out),
+        )
 }
 
-async fn sign_in_page() -> Response {
-    html(StatusCode::OK, views::sign_in(None))
+/// Where to go after the sign-in (`?next=`, a console page), and whether the last session
+/// was just signed out.
+#[derive(Deserialize, Default)]
+struct SignInQuery {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default, rename = "signedOut")]
+    signed_out: Option<String>,
+}
+
+async fn sign_in_page(Query(q): Query<SignInQuery>) -> Response {
+    let next = q.next.as_deref().and_then(session::safe_next);
+    let notice = q.signed_out.is_some().then_some("Signed out.");
+    html(StatusCode::OK, views::sign_in(None, notice, next))
 }
 
 #[derive(Deserialize)]
 struct SignInForm {
     token: String,
+    /// The console page asked for before the sign-in.
+    #[serde(default)]
+    next: Option<String>,
 }
 
-/// Exchanges the admin token for a session: 303 to the hooks page with the session cookie;
+/// Exchanges the admin token for a session: 303 to the page asked for before (`next`, a
+/// console page) or the hooks page, with the session cookie;
 /// 401 with the form again for a wrong token, 429 once the client's address is locked out
 /// (its wrong tokens are then not even counted; the right one still signs in, so that a
 /// stranger cannot lock the admin out); 403 from another site's page.
@@ -47,6 +67,7 @@ async fn sign_in(
             views::problem("This form was sent from another site."),
         );
     }
+    let next = form.next.as_deref().and_then(session::safe_next);
     let (ip, _) = crate::routes::client_of(&parts, &state);
     let now = now_ms();
     let throttle = session::Throttle {
@@ -56,10 +77,14 @@ async fn sign_in(
         let minutes = (until - now + 59_999) / 60_000;
         html(
             StatusCode::TOO_MANY_REQUESTS,
-            views::sign_in(Some(&format!(
-                "Too many wrong tokens from your address. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            ))),
+            views::sign_in(
+                Some(&format!(
+                    "Too many wrong tokens from your address. Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                )),
+                None,
+                next,
+            ),
         )
     };
     let hash = crate::routes::auth::token_hash(form.token.trim());
@@ -74,7 +99,7 @@ async fn sign_in(
             Ok(true) => locked(now + state.interactions.lockout.lock_ms),
             Ok(false) => html(
                 StatusCode::UNAUTHORIZED,
-                views::sign_in(Some("That is not the admin token.")),
+                views::sign_in(Some("That is not the admin token."), None, next),
             ),
             Err(e) => store_failed(e),
         };
@@ -83,7 +108,7 @@ async fn sign_in(
     let token = session::token_fingerprint(&state.admin_token_hash);
     match session::start(&*state.store, now, ttl, token).await {
         Ok((id, _)) => {
-            let mut res = see_other("/console/hooks");
+            let mut res = see_other(next.unwrap_or("/console/hooks"));
             let cookie = session::set_cookie(&id, ttl / 1000, session::over_https(&parts.headers));
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 res.headers_mut().insert(SET_COOKIE, v);
@@ -107,7 +132,7 @@ async fn sign_out(
     if let Err(e) = session::end(&*state.store, &signed_in.id).await {
         return store_failed(e);
     }
-    let mut res = see_other("/console/sign-in");
+    let mut res = see_other("/console/sign-in?signedOut=1");
     let cookie = session::set_cookie("", 0, session::over_https(&parts.headers));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(SET_COOKIE, v);

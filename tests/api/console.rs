@@ -50,7 +50,11 @@ async fn the_admin_token_becomes_a_strict_session_that_sign_out_ends() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()[LOCATION], "/console/sign-in");
+    assert_eq!(
+        res.headers()[LOCATION],
+        "/console/sign-in?next=%2Fconsole%2Fhooks",
+        "it comes back here after the sign-in"
+    );
     let res = client
         .get(format!("{}/console/sign-in", app.base))
         .send()
@@ -166,6 +170,55 @@ async fn the_admin_token_becomes_a_strict_session_that_sign_out_ends() {
         res.status(),
         StatusCode::SEE_OTHER,
         "the old cookie is dead"
+    );
+
+    // A page asked for before the sign-in is where it goes after; nowhere off the console.
+    let res = client
+        .get(format!("{}/console/deliveries?status=failed", app.base))
+        .send()
+        .await
+        .unwrap();
+    let to = res.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(
+        to,
+        "/console/sign-in?next=%2Fconsole%2Fdeliveries%3Fstatus%3Dfailed"
+    );
+    let (_, form) = self::page(&app, "", &to).await;
+    assert!(
+        form.contains("name=\"next\" value=\"/console/deliveries?status=failed\""),
+        "{form}"
+    );
+    for (next, lands) in [
+        (
+            "/console/deliveries?status=failed",
+            "/console/deliveries?status=failed",
+        ),
+        ("//evil.example/console/", "/console/hooks"),
+        ("https://evil.example/", "/console/hooks"),
+    ] {
+        let res = browserless()
+            .post(format!("{}/console/sign-in", app.base))
+            .form(&[("token", TOKEN), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()[LOCATION], lands, "{next}");
+    }
+    // Any other console address is a console page; a GET of a change's URL goes back.
+    let cookie = session_cookie(&sign_in(&app, TOKEN).await);
+    let (status, nope) = self::page(&app, &cookie, "/console/nope").await;
+    assert_eq!(status, 404);
+    assert!(nope.contains("There is no such console page."), "{nope}");
+    let res = client
+        .get(format!("{}/console/sign-out", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()[LOCATION],
+        "/console/hooks",
+        "a GET never signs out"
     );
     app.stop().await;
 }
@@ -412,7 +465,7 @@ async fn a_hook_is_disabled_and_deleted_from_its_page() {
     assert_eq!(app.get_json("/hooks").await.as_array().unwrap().len(), 1);
     let res = post("/delete", vec![("csrf", &csrf)]).await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()[LOCATION], "/console/hooks");
+    assert_eq!(res.headers()[LOCATION], "/console/hooks?done=deleted");
     assert!(app.get_json("/hooks").await.as_array().unwrap().is_empty());
     app.stop().await;
 }
@@ -472,9 +525,27 @@ async fn failed_deliveries_are_filtered_by_time_recovered_and_replayed() {
         earlier.contains("value=\"2020-01-01T00:00:59\""),
         "{earlier}"
     );
-    let (status, bad) = page(&app, &cookie, "/console/deliveries?since=yesterday").await;
+    // A bad time, or a window ending before it starts: said on the page, filters kept.
+    let (status, bad) = page(
+        &app,
+        &cookie,
+        &format!("/console/deliveries?hookId={down}&since=yesterday"),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(bad.contains("“From” is not a time"), "{bad}");
+    assert!(
+        bad.contains("name=\"since\""),
+        "the filter form is there: {bad}"
+    );
+    let (status, backwards) = page(
+        &app,
+        &cookie,
+        "/console/deliveries?since=2026-01-02T00:00&until=2026-01-01T00:00",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(backwards.contains("“From” is after “To”"), "{backwards}");
 
     let csrf = csrf_of(&list);
     let post = |path: &'static str, form: Vec<(&'static str, String)>| {
@@ -572,6 +643,20 @@ async fn failed_deliveries_are_filtered_by_time_recovered_and_replayed() {
         .unwrap()
         .contains("queued=0"));
 
+    // The hook's test send: the endpoint's answer in words.
+    receiver.set_default(Reply::status(503).body("down"));
+    let res = browserless()
+        .post(format!("{}/console/hooks/{down}/test", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf_of(&list).as_str()), ("event", "User.Created")])
+        .send()
+        .await
+        .unwrap();
+    let tested = res.text().await.unwrap();
+    assert!(
+        tested.contains("The endpoint answered 503: down"),
+        "{tested}"
+    );
     // A disabled hook: the API's reason, on the page.
     app.send_json(
         reqwest::Method::PATCH,
@@ -828,5 +913,78 @@ async fn identity_data_is_listed_and_searched_read_only() {
             "{p}"
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_are_paged_and_a_blocking_hook_gets_its_failure_policy_from_the_form() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let hook = app.create_hook(&["User.Created"], &receiver.url()).await;
+    for i in 0..51 {
+        app.publish(serde_json::json!({"event": "User.Created", "data": {"id": format!("u{i}")}}))
+            .await;
+    }
+    receiver
+        .wait_for(51, std::time::Duration::from_secs(20))
+        .await;
+    let cookie = session_cookie(&sign_in(&app, TOKEN).await);
+    let rows = |page: &str| page.matches("<span class=\"ok\">succeeded</span>").count();
+    let (_, first) = page(&app, &cookie, "/console/deliveries").await;
+    assert!(first.contains("51 deliveries match"), "{first}");
+    assert_eq!(rows(&first), 50);
+    assert!(
+        first.contains(">Older<") && !first.contains(">Newer<"),
+        "{first}"
+    );
+    let (_, second) = page(&app, &cookie, "/console/deliveries?page=2").await;
+    assert_eq!(rows(&second), 1);
+    assert!(
+        second.contains(">Newer<") && !second.contains(">Older<"),
+        "{second}"
+    );
+    assert!(second.contains(&format!(
+        "href=\"/console/hooks/{}\"",
+        hook["id"].as_str().unwrap()
+    )));
+
+    // A hook for a blocking event, made through the form with its failure policy.
+    let csrf = csrf_of(&first);
+    let res = browserless()
+        .post(format!("{}/console/hooks", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "gate"),
+            ("url", receiver.url().as_str()),
+            ("events", "PreSignIn"),
+            ("failurePolicy", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let hooks = app.get_json("/hooks").await;
+    let gate = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "gate")
+        .unwrap();
+    assert_eq!(gate["config"]["failurePolicy"], "allow");
+    let (_, shown) = page(
+        &app,
+        &cookie,
+        &format!("/console/hooks/{}", gate["id"].as_str().unwrap()),
+    )
+    .await;
+    assert!(
+        shown.contains("<option value=\"allow\" selected>"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("it can deny them"),
+        "the blocking group says what it does: {shown}"
+    );
     app.stop().await;
 }

@@ -47,7 +47,7 @@ try {
 
   // Not signed in: the console sends the browser to the sign-in form.
   await page.goto(`${base}/console`);
-  assert.match(page.url(), /\/console\/sign-in$/);
+  assert.match(page.url(), /\/console\/sign-in\?next=%2Fconsole%2Fhooks$/);
   await page.screenshot({ path: path.join(shots, "sign-in.png") });
 
   // A wrong token: refused, with the reason, and no cookie.
@@ -89,12 +89,12 @@ try {
 
   // Its page: the key in both forms, rotated; a test event and what the endpoint answered;
   // an edit of its delivery settings.
-  const before = await page.getByLabel(/^Key \(logto/).inputValue();
+  const before = await page.getByLabel(/^Signing key/).inputValue();
   assert.match(await page.getByLabel(/Standard Webhooks secret/).inputValue(), /^whsec_/);
   await page.getByLabel("The old key keeps signing for").selectOption("0");
   await page.getByRole("button", { name: "Rotate key" }).click();
   await page.getByRole("status").getByText(/rotated/).waitFor();
-  const after = await page.getByLabel(/^Key \(logto/).inputValue();
+  const after = await page.getByLabel(/^Signing key/).inputValue();
   assert.notEqual(after, before);
   assert.equal(after.length, before.length);
   await page.getByLabel("Event", { exact: true }).selectOption("User.Created");
@@ -218,9 +218,10 @@ try {
 
   // Sign out: back to the sign-in, and the console is closed to this browser again.
   await page.getByRole("button", { name: "Sign out" }).click();
-  await page.waitForURL(/\/console\/sign-in$/);
+  await page.waitForURL(/\/console\/sign-in\?signedOut=1$/);
+  await page.getByRole("status").getByText("Signed out.").waitFor();
   await page.goto(`${base}/console/hooks`);
-  assert.match(page.url(), /\/console\/sign-in$/);
+  assert.match(page.url(), /\/console\/sign-in\?next=/);
   console.log("console ok");
 } finally {
   await browser.close();

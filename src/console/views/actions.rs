@@ -200,7 +200,8 @@ impl ActionForm {
     pub fn to_test_body(&self, t: ActionType) -> Result<Value, String> {
         let event = match self.sample()? {
             Value::Null => json!({}),
-            e => e,
+            e @ Value::Object(_) => e,
+            _ => return Err("The sample event must be a JSON object.".into()),
         };
         Ok(json!({
             "script": self.script,
@@ -238,7 +239,8 @@ pub fn action(session: &Session, page: &ActionPage) -> Markup {
             @if let Some(n) = page.notice { p.notice role="status" { (n) } }
             @if let Some(e) = page.error { p.error role="alert" { (e) } }
             @if !page.exists { p.muted { "Not set yet: this is a starting point. Nothing runs at sign-in until it is saved." } }
-            form.card.wide method="post" action={ "/console/actions/" (t.name()) } {
+            // The fragment brings a test run's answer into view.
+            form.card.wide method="post" action={ "/console/actions/" (t.name()) "#test-run" } {
                 input type="hidden" name="csrf" value=(session.csrf);
                 label for="script" { "Script (defines " code { "runAction" } ")" }
                 textarea #script name="script" rows="14" spellcheck="false" required { (form.script) }
@@ -262,7 +264,7 @@ pub fn action(session: &Session, page: &ActionPage) -> Markup {
                 }
             }
             @if let Some(run) = page.dry_run {
-                section aria-label="Test run" {
+                section #test-run aria-label="Test run" {
                     h2 { "Test run" }
                     p.muted { "The script as typed, run once with the sample event; nothing it answered was applied." }
                     (run_report(run.get("result"), run.get("error").and_then(Value::as_str), run.get("logs"), run.get("durationMs").and_then(Value::as_i64)))

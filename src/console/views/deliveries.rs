@@ -20,6 +20,9 @@ pub struct DeliveryFilter {
     /// Created at or before, as typed.
     #[serde(default)]
     pub until: Option<String>,
+    /// From 1, 50 a page.
+    #[serde(default)]
+    pub page: Option<u64>,
     #[serde(default)]
     pub done: Option<String>,
     #[serde(default)]
@@ -40,6 +43,10 @@ impl DeliveryFilter {
             if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) {
                 pairs.push((key, v));
             }
+        }
+        let page = self.page.filter(|p| *p > 1).map(|p| p.to_string());
+        if let Some(p) = page.as_deref() {
+            pairs.push(("page", p));
         }
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
@@ -106,6 +113,8 @@ pub struct DeliveriesPage<'a> {
     pub list: &'a [DeliveryInfo],
     /// How many match.
     pub total: u64,
+    /// Deliveries a page.
+    pub page_size: u64,
     /// What a recovery or replay did.
     pub notice: Option<&'a str>,
     /// Why one was refused.
@@ -120,9 +129,18 @@ pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
         hooks,
         list,
         total,
+        page_size,
         notice,
         error,
     } = *page;
+    let number = filter.page.unwrap_or(1).max(1);
+    let link = |n: u64| {
+        let f = DeliveryFilter {
+            page: Some(n),
+            ..filter.clone()
+        };
+        format!("/console/deliveries?{}", f.query())
+    };
     let (since, until) = filter.times().unwrap_or_default();
     let hook = filter
         .hook_id
@@ -186,6 +204,10 @@ pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
                 }
             }
             div.scroll data-live=(live) { (delivery_table(&matches(total), list, hooks)) }
+            nav.row aria-label="Pages" {
+                @if number > 1 { a.button href=(link(number - 1)) { "Newer" } }
+                @if number.saturating_mul(page_size) < total { a.button href=(link(number + 1)) { "Older" } }
+            }
         },
     )
 }
@@ -193,7 +215,7 @@ pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
 /// The deliveries list's caption: how many match.
 pub fn matches(total: u64) -> String {
     format!(
-        "{total} {}; the newest 50 are shown, and new ones appear as they come",
+        "{total} {}, newest first, 50 a page; new ones appear as they come",
         if total == 1 {
             "delivery matches"
         } else {
@@ -235,7 +257,7 @@ fn delivery_rows(list: &[DeliveryInfo], hooks: &[Hook]) -> Markup {
             tr {
                 td { a href={ "/console/deliveries/" (d.id) } { (status_badge(d.status)) } }
                 td { a href={ "/console/deliveries/" (d.id) } { (d.event_name) } }
-                td { @match hook { Some(h) if !h.name.is_empty() => (h.name), _ => (d.hook_id) } }
+                td { a href={ "/console/hooks/" (d.hook_id) } { @match hook { Some(h) if !h.name.is_empty() => (h.name), _ => (d.hook_id) } } }
                 td.num { (d.attempts) }
                 td.num {
                     @match (d.last_response_status, d.last_duration_ms) {
@@ -287,6 +309,8 @@ pub fn delivery(
     notice: Option<&str>,
 ) -> Markup {
     let info = &d.delivery;
+    let blocking = crate::domain::event::HookEvent::parse(&info.event_name)
+        .is_ok_and(|e| e.kind() == crate::domain::event::EventKind::Blocking);
     layout(
         "Delivery",
         Some(session),
@@ -295,15 +319,19 @@ pub fn delivery(
             @if let Some(n) = notice { p.notice role="status" { (n) } }
             dl.facts {
                 dt { "Status" } dd { (status_badge(info.status)) }
-                dt { "Event" } dd { (info.event_name) " " small.muted { (info.event_id) } }
-                dt { "Hook" } dd { @match hook { Some(h) => { (h.name) " " small.muted { (h.id) } }, None => (info.hook_id) } }
+                dt { "Event" } dd { a href={ "/console/events/" (info.event_id) } { (info.event_name) } " " small.muted { (info.event_id) } }
+                dt { "Hook" } dd { @match hook { Some(h) => { a href={ "/console/hooks/" (h.id) } { (hook_name(h)) } " " small.muted { (h.id) } }, None => (info.hook_id) } }
                 dt { "Attempts" } dd { (info.attempts) }
                 dt { "Created" } dd { (when(info.created_at)) }
                 @if let Some(t) = info.next_attempt_at { dt { "Next attempt" } dd { (when(t)) } }
             }
-            form method="post" action={ "/console/deliveries/" (info.id) "/retry" } {
-                input type="hidden" name="csrf" value=(session.csrf);
-                button type="submit" { "Retry now" }
+            @if blocking {
+                p.muted { "The logged call of a blocking hook: it was answered inside its interaction and is never sent again." }
+            } @else {
+                form method="post" action={ "/console/deliveries/" (info.id) "/retry" } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    button type="submit" { "Retry now" }
+                }
             }
             h2 { "Request body" }
             pre { (d.request_body.as_deref().unwrap_or("(the event is gone)")) }

@@ -61,7 +61,11 @@ pub fn events(
                 button type="submit" { "Filter" }
             }
             @if list.is_empty() {
-                p.empty { @if page > 1 { "No older events." } @else { "No events yet. Events appear here as the identity core and " code { "POST /api/events" } " publish them." } }
+                p.empty {
+                    @if page > 1 { "No older events." }
+                    @else if filter.event.as_deref().is_some_and(|e| !e.is_empty()) { "No events of this name." }
+                    @else { "No events yet. Events appear here as the identity core and " code { "POST /api/events" } " publish them." }
+                }
             } @else {
                 div.scroll {
                     table {

@@ -22,6 +22,8 @@ pub struct HookForm {
     pub max_in_flight: String,
     pub timeout_ms: String,
     pub rate_limit: String,
+    /// For blocking events: `deny`, `allow`, or empty (hookline's default, deny).
+    pub failure_policy: String,
 }
 
 impl HookForm {
@@ -37,6 +39,7 @@ impl HookForm {
                 "maxInFlight" => f.max_in_flight = v.clone(),
                 "timeoutMs" => f.timeout_ms = v.clone(),
                 "rateLimit" => f.rate_limit = v.clone(),
+                "failurePolicy" => f.failure_policy = v.clone(),
                 _ => {}
             }
         }
@@ -62,6 +65,12 @@ impl HookForm {
             max_in_flight: number(hook.config.max_in_flight.map(u64::from)),
             timeout_ms: number(hook.config.timeout_ms),
             rate_limit: number(hook.config.rate_limit.map(u64::from)),
+            failure_policy: hook
+                .config
+                .failure_policy
+                .and_then(|p| serde_json::to_value(p).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
         }
     }
 
@@ -98,6 +107,10 @@ impl HookForm {
             serde_json::Value::Null
         } else {
             serde_json::Value::Object(headers)
+        };
+        config["failurePolicy"] = match self.failure_policy.trim() {
+            "" => serde_json::Value::Null,
+            p => json!(p),
         };
         for (key, typed) in [
             ("maxInFlight", &self.max_in_flight),
@@ -158,6 +171,9 @@ fn hook_fields(session: &Session, form: &HookForm, action: &str, submit: &str) -
                     @for (group, events) in &groups {
                         fieldset.group {
                             legend { (group) }
+                            @if *group == "Blocking" {
+                                p.muted.wide-note { "Called inside registration, sign-in and password reset, which wait for the endpoint's answer " code { "{\"allow\": true|false}" } ": it can deny them. Only for an endpoint built to answer so." }
+                            }
                             @for e in events {
                                 label.check {
                                     input type="checkbox" name="events" value=(e.name()) checked[form.events.iter().any(|n| n == e.name())];
@@ -166,6 +182,12 @@ fn hook_fields(session: &Session, form: &HookForm, action: &str, submit: &str) -
                             }
                         }
                     }
+                }
+                label for="failurePolicy" { "When a blocking event's endpoint does not answer as it should (down, too slow, not JSON)" }
+                select #failurePolicy name="failurePolicy" {
+                    option value="" selected[form.failure_policy.is_empty()] { "deny the interaction (the default)" }
+                    option value="deny" selected[form.failure_policy == "deny"] { "deny the interaction" }
+                    option value="allow" selected[form.failure_policy == "allow"] { "let the interaction go on" }
                 }
                 label for="headers" { "Custom headers (one " code { "Name: value" } " a line)" }
                 textarea #headers name="headers" rows="3" { (form.headers) }
@@ -234,7 +256,7 @@ pub fn hook_page(
             }
             h2 { "Signing key" }
             div.card.wide {
-                label for="key-logto" { "Key (logto-signature-sha-256, HMAC-SHA256 hex)" }
+                label for="key-logto" { "Signing key (" code { "logto-signature-sha-256" } " is the body's HMAC-SHA256 with it, in hex)" }
                 div.row {
                     input #key-logto type="text" readonly value=(hook.signing_key);
                     button type="button" data-copy="#key-logto" hidden { "Copy" }
@@ -258,6 +280,15 @@ pub fn hook_page(
                     button type="submit" { "Rotate key" }
                 }
             }
+            @if hook.config.retries.is_some() || hook.config.ordering.is_some() || hook.config.transform.is_some() {
+                h2 { "Set through the API" }
+                p.muted { "Kept as they are when the form below is saved; change them with " code { "PATCH /api/hooks/" (hook.id) } "." }
+                dl.facts {
+                    @if let Some(r) = hook.config.retries { dt { "Retries" } dd { (r) " (" code { "config.retries" } ")" } }
+                    @if hook.config.ordering.is_some() { dt { "Ordering" } dd { "per user (" code { "config.ordering" } ")" } }
+                }
+                @if let Some(t) = &hook.config.transform { details { summary { "Transform (" code { "config.transform" } ")" } pre { (t) } } }
+            }
             h2 { "Edit" }
             @if hook.config.script.is_some() {
                 p.muted { "A script hook is edited through " code { "PATCH /api/hooks/" (hook.id) } "." }
@@ -275,7 +306,7 @@ pub fn delete_hook(session: &Session, hook: &Hook) -> Markup {
         Some(session),
         html! {
             h1 { "Delete " (if hook.name.is_empty() { hook.id.as_str() } else { hook.name.as_str() }) "?" }
-            p { "The hook, its queued deliveries and its logs are deleted. This cannot be undone." }
+            p { "The hook is deleted with all its deliveries (queued ones and the history) and their logs. This cannot be undone." }
             form.row method="post" action={ "/console/hooks/" (hook.id) "/delete" } {
                 input type="hidden" name="csrf" value=(session.csrf);
                 button.danger type="submit" { "Delete the hook" }
@@ -286,12 +317,18 @@ pub fn delete_hook(session: &Session, hook: &Hook) -> Markup {
 }
 
 /// Every hook: name, endpoint (or script), events, state, last 24 h of requests.
-pub fn hooks(session: &Session, hooks: &[Hook], stats: &HashMap<String, ExecutionStats>) -> Markup {
+pub fn hooks(
+    session: &Session,
+    hooks: &[Hook],
+    stats: &HashMap<String, ExecutionStats>,
+    notice: Option<&str>,
+) -> Markup {
     layout(
         "Hooks",
         Some(session),
         html! {
             h1 { "Hooks" }
+            @if let Some(n) = notice { p.notice role="status" { (n) } }
             p { a.button href="/console/hooks/new" { "New hook" } }
             @if hooks.is_empty() {
                 p.empty { "No hooks yet. Create one with the button above, or with " code { "POST /api/hooks" } "." }

@@ -58,17 +58,19 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
 }
 
 /// The sign-in form, with `error` above it when the last try failed.
-pub fn sign_in(error: Option<&str>) -> Markup {
+pub fn sign_in(error: Option<&str>, notice: Option<&str>, next: Option<&str>) -> Markup {
     layout(
         "Sign in",
         None,
         html! {
             h1 { "Sign in" }
             p { "Sign in with the admin token hookline printed at its first start (or the one given with " code { "--admin-token" } "). It is exchanged for a session cookie; the browser never keeps the token." }
+            @if let Some(n) = notice { p.notice role="status" { (n) } }
             @if let Some(e) = error {
                 p.error role="alert" { (e) }
             }
             form.card method="post" action="/console/sign-in" {
+                @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                 label for="token" { "Admin token" }
                 input #token type="password" name="token" autocomplete="current-password" required autofocus;
                 button type="submit" { "Sign in" }
