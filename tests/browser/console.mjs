@@ -1,5 +1,6 @@
 // Drives hookline's console in Debian's headless Chromium (playwright-core, no bundled
-// browser). Run by tests/api/console.rs: node console.mjs <base URL> <admin token> <screenshot dir>.
+// browser). Run by tests/api/console/browser.rs: node console.mjs <base URL> <admin token> <screenshot
+// dir> <receiver URL>.
 // Exits non-zero on the first failed check; prints "console ok" at the end.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
