@@ -242,7 +242,10 @@ async fn run_window(
     };
     let window = match window {
         Ok(w) => w,
-        Err(e) => return refuse(e.message).await,
+        // (A window ending before it starts is refused with the list itself.)
+        Err(_) => {
+            return refuse("“From” is in the future: nothing is in the window yet.".into()).await
+        }
     };
     let (done, result) = match op {
         WindowOperation::Recover => (

@@ -97,6 +97,19 @@ async fn failed_deliveries_are_filtered_by_time_recovered_and_replayed() {
         .await
         .unwrap()
         .contains("Choose when the window starts"));
+    let future = (hookline::clock::now_ms() + 3_600_000).to_string();
+    let res = post(
+        "recover",
+        vec![
+            ("csrf", csrf.clone()),
+            ("hookId", down.clone()),
+            ("since", future),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("is in the future"));
 
     // The receiver is back: recovered from the console, the delivery succeeds.
     receiver.set_default(Reply::status(200));
