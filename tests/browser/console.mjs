@@ -126,6 +126,9 @@ try {
   // Deliveries appear without a reload while events flow.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Deliveries" }).click();
   await page.getByText("No deliveries match.").waitFor();
+  const main = page.getByRole("navigation", { name: "Main" });
+  assert.equal(await main.getByRole("link", { name: "Deliveries" }).getAttribute("aria-current"), "page");
+  assert.equal(await main.getByRole("link", { name: "Hooks" }).getAttribute("aria-current"), null);
   await api("POST", "/events", { event: "User.Created", data: { id: "u-browser" } });
   const mine = page.getByRole("row", { name: /succeeded User\.Created From the console/ });
   await mine.waitFor({ timeout: 10000 });

@@ -1,7 +1,7 @@
 //! Logto's Actions: both types, one action's form with its dry run and recent runs, and the
 //! delete confirmation.
 
-use super::{layout, when};
+use super::{layout, when, Section};
 use crate::console::session::Session;
 use crate::domain::action::{Action, ActionType, OnExecutionError};
 use crate::storage::ActionRun;
@@ -54,7 +54,7 @@ fn sample(t: ActionType) -> Value {
 pub fn actions(session: &Session, actions: &[(ActionType, Option<Action>)]) -> Markup {
     layout(
         "Actions",
-        Some(session),
+        Some((session, Section::Actions)),
         html! {
             h1 { "Actions" }
             p.muted { "JavaScript run at points of sign-in, as Logto's Actions are (" code { "/api/configs/actions" } ")." }
@@ -232,7 +232,7 @@ pub fn action(session: &Session, page: &ActionPage) -> Markup {
     let form = page.form;
     layout(
         t.name(),
-        Some(session),
+        Some((session, Section::Actions)),
         html! {
             h1 { (t.name()) }
             p { (purpose(t)) }
@@ -313,7 +313,7 @@ fn run_report(
 pub fn delete_action(session: &Session, t: ActionType) -> Markup {
     layout(
         "Delete action",
-        Some(session),
+        Some((session, Section::Actions)),
         html! {
             h1 { "Delete " (t.name()) "?" }
             p { "Sign-ins go on without it. Its log of runs is kept." }

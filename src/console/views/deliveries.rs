@@ -1,6 +1,6 @@
 //! The deliveries list and its live rows, and one delivery.
 
-use super::{layout, when};
+use super::{layout, when, Section};
 use crate::console::session::Session;
 use crate::domain::hook::Hook;
 use crate::storage::deliveries::{DeliveryDetail, DeliveryInfo, DeliveryStatus};
@@ -155,7 +155,7 @@ pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
     let live = format!("/console/deliveries/live?{}", filter.query());
     layout(
         "Deliveries",
-        Some(session),
+        Some((session, Section::Deliveries)),
         html! {
             h1 { "Deliveries" }
             @if let Some(n) = notice { p.notice role="status" { (n) } }
@@ -313,7 +313,7 @@ pub fn delivery(
         .is_ok_and(|e| e.kind() == crate::domain::event::EventKind::Blocking);
     layout(
         "Delivery",
-        Some(session),
+        Some((session, Section::Deliveries)),
         html! {
             h1 { "Delivery " code { (info.id) } }
             @if let Some(n) = notice { p.notice role="status" { (n) } }

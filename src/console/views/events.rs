@@ -1,6 +1,6 @@
 //! The events list and one event.
 
-use super::{layout, when};
+use super::{layout, when, Section};
 use crate::console::session::Session;
 use crate::domain::event::{EventKind, HookEvent};
 use crate::domain::hook::Hook;
@@ -47,7 +47,7 @@ pub fn events(
         .collect();
     layout(
         "Events",
-        Some(session),
+        Some((session, Section::Events)),
         html! {
             h1 { "Events" }
             form.filters method="get" action="/console/events" {
@@ -138,7 +138,7 @@ pub fn event(
         .unwrap_or_else(|| e.payload.clone());
     layout(
         "Event",
-        Some(session),
+        Some((session, Section::Events)),
         html! {
             h1 { (e.name) " " small.muted { code { (e.id) } } }
             dl.facts {

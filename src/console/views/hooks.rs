@@ -1,6 +1,6 @@
 //! The hooks list, the hook form, one hook, and the delete confirmation.
 
-use super::layout;
+use super::{layout, Section};
 use crate::console::session::Session;
 use crate::domain::event::HookEvent;
 use crate::domain::hook::{Hook, HookInput};
@@ -139,7 +139,7 @@ impl HookForm {
 pub fn new_hook(session: &Session, form: &HookForm, error: Option<&str>) -> Markup {
     layout(
         "New hook",
-        Some(session),
+        Some((session, Section::Hooks)),
         html! {
             h1 { "New hook" }
             @if let Some(e) = error {
@@ -219,7 +219,7 @@ pub fn hook_page(
     let events = hook.subscribed();
     layout(
         "Hook",
-        Some(session),
+        Some((session, Section::Hooks)),
         html! {
             h1 { @if hook.name.is_empty() { "Hook " code { (hook.id) } } @else { (hook.name) } }
             @if let Some(n) = notice { p.notice role="status" { (n) } }
@@ -303,7 +303,7 @@ pub fn hook_page(
 pub fn delete_hook(session: &Session, hook: &Hook) -> Markup {
     layout(
         "Delete hook",
-        Some(session),
+        Some((session, Section::Hooks)),
         html! {
             h1 { "Delete " (if hook.name.is_empty() { hook.id.as_str() } else { hook.name.as_str() }) "?" }
             p { "The hook is deleted with all its deliveries (queued ones and the history) and their logs. This cannot be undone." }
@@ -325,7 +325,7 @@ pub fn hooks(
 ) -> Markup {
     layout(
         "Hooks",
-        Some(session),
+        Some((session, Section::Hooks)),
         html! {
             h1 { "Hooks" }
             @if let Some(n) = notice { p.notice role="status" { (n) } }

@@ -1,6 +1,6 @@
 //! The identity core's directories (users, roles, organizations, applications), read-only.
 
-use super::{layout, when};
+use super::{layout, when, Section};
 use crate::console::session::Session;
 use crate::storage::identity::Kind;
 use maud::{html, Markup};
@@ -120,7 +120,7 @@ pub fn directory(
     let columns = which.columns();
     layout(
         which.title(),
-        Some(session),
+        Some((session, Section::Identity)),
         html! {
             nav.row aria-label="Identity" {
                 @for d in Directory::ALL {

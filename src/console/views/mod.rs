@@ -22,8 +22,29 @@ pub const STYLESHEET: &str = include_str!("../console.css");
 /// The one script: live table bodies (progressive enhancement).
 pub const SCRIPT: &str = include_str!("../console.js");
 
-/// The frame of every page: `session` is `None` on the sign-in page.
-fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+/// The console's sections, as the main navigation names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Hooks,
+    Deliveries,
+    Events,
+    Actions,
+    Identity,
+}
+
+impl Section {
+    const ALL: [(Section, &'static str, &'static str); 5] = [
+        (Section::Hooks, "/console/hooks", "Hooks"),
+        (Section::Deliveries, "/console/deliveries", "Deliveries"),
+        (Section::Events, "/console/events", "Events"),
+        (Section::Actions, "/console/actions", "Actions"),
+        (Section::Identity, "/console/users", "Identity"),
+    ];
+}
+
+/// The frame of every page: `signed_in` (the session and the section the page is in) is
+/// `None` on the sign-in and error pages, which have no navigation.
+fn layout(title: &str, signed_in: Option<(&Session, Section)>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -37,13 +58,12 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
             body {
                 header.top {
                     a.brand href="/console/hooks" { "hookline" }
-                    @if let Some(s) = session {
+                    @if let Some((s, here)) = signed_in {
                         nav aria-label="Main" {
-                            a href="/console/hooks" { "Hooks" }
-                            a href="/console/deliveries" { "Deliveries" }
-                            a href="/console/events" { "Events" }
-                            a href="/console/actions" { "Actions" }
-                            a href="/console/users" { "Identity" }
+                            @for (section, href, label) in Section::ALL {
+                                @if section == here { a.current href=(href) aria-current="page" { (label) } }
+                                @else { a href=(href) { (label) } }
+                            }
                         }
                         form.sign-out method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf);
