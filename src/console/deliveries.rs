@@ -2,7 +2,8 @@
 //! recovery and replay of a hook's window, one delivery, a retry.
 
 use super::{
-    html, refuse_forgery, said, see_other, store_failed, views, ConsoleForm, CsrfForm, SignedIn,
+    html, refuse_forgery, said, see_item, see_other, store_failed, views, ConsoleForm, CsrfForm,
+    SignedIn,
 };
 use crate::clock::now_ms;
 use crate::routes::AppState;
@@ -299,12 +300,7 @@ async fn live_table(
 /// A GET of the retry's URL (Enter in the address bar after a refusal shown there) goes to
 /// the delivery.
 async fn back_to_delivery(Path(id): Path<String>) -> Response {
-    // Delivery ids are letters and digits; anything else is no delivery's.
-    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        see_other(&format!("/console/deliveries/{id}"))
-    } else {
-        see_other("/console/deliveries")
-    }
+    see_item("/console/deliveries", &id)
 }
 
 async fn delivery_page(

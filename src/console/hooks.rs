@@ -2,7 +2,8 @@
 //! through the API's own code (`routes::hooks`), so it is checked as the API checks it.
 
 use super::{
-    html, refuse_forgery, see_other, store_failed, views, ConsoleForm, CsrfForm, SignedIn,
+    html, refuse_forgery, said, see_item, see_other, store_failed, views, ConsoleForm, CsrfForm,
+    SignedIn,
 };
 use crate::clock::now_ms;
 use crate::routes::AppState;
@@ -68,12 +69,7 @@ async fn hooks_page(
 }
 
 async fn back_to_hook(Path(id): Path<String>) -> Response {
-    // Hook ids are letters and digits; anything else is no hook's.
-    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        see_other(&format!("/console/hooks/{id}"))
-    } else {
-        see_other("/console/hooks")
-    }
+    see_item("/console/hooks", &id)
 }
 
 async fn new_hook_page(signed_in: SignedIn) -> Response {
@@ -108,7 +104,7 @@ async fn create_hook(
         Ok(hook) => see_other(&format!("/console/hooks/{}?done=created", hook.id)),
         Err(e) => html(
             e.status,
-            views::new_hook(&signed_in.session, &form, Some(&e.message)),
+            views::new_hook(&signed_in.session, &form, Some(&said(&e))),
         ),
     }
 }
@@ -186,6 +182,18 @@ async fn show_hook(
     )
 }
 
+/// The hook page with `error` above it, and the `form` as typed when there is one.
+async fn hook_error(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: &str,
+    status: StatusCode,
+    form: Option<&views::HookForm>,
+    error: &str,
+) -> Response {
+    show_hook(state, signed_in, id, status, form, None, Some(error)).await
+}
+
 /// Saves the hook's form (what it does not show of `config` is kept): 303 back, or the page
 /// with the API's reason.
 async fn update_hook(
@@ -206,32 +214,20 @@ async fn update_hook(
     let input = match form.to_input_over(Some(&stored.config)) {
         Ok(input) => input,
         Err(m) => {
-            return show_hook(
+            return hook_error(
                 &state,
                 &signed_in,
                 &id,
                 StatusCode::BAD_REQUEST,
                 Some(&form),
-                None,
-                Some(&m),
+                &m,
             )
             .await
         }
     };
     match crate::routes::hooks::update_hook(&state, &id, input).await {
         Ok(_) => see_other(&format!("/console/hooks/{id}?done=saved")),
-        Err(e) => {
-            show_hook(
-                &state,
-                &signed_in,
-                &id,
-                e.status,
-                Some(&form),
-                None,
-                Some(&e.message),
-            )
-            .await
-        }
+        Err(e) => hook_error(&state, &signed_in, &id, e.status, Some(&form), &said(&e)).await,
     }
 }
 
@@ -262,18 +258,7 @@ async fn set_enabled(
             "/console/hooks/{id}?done={}",
             if form.enabled { "enabled" } else { "disabled" }
         )),
-        Err(e) => {
-            show_hook(
-                &state,
-                &signed_in,
-                &id,
-                e.status,
-                None,
-                None,
-                Some(&e.message),
-            )
-            .await
-        }
+        Err(e) => hook_error(&state, &signed_in, &id, e.status, None, &said(&e)).await,
     }
 }
 
@@ -298,18 +283,7 @@ async fn rotate_key(
     }
     match crate::routes::hooks::rotate_key(&state, &id, form.grace_period_seconds).await {
         Ok(_) => see_other(&format!("/console/hooks/{id}?done=rotated")),
-        Err(e) => {
-            show_hook(
-                &state,
-                &signed_in,
-                &id,
-                e.status,
-                None,
-                None,
-                Some(&e.message),
-            )
-            .await
-        }
+        Err(e) => hook_error(&state, &signed_in, &id, e.status, None, &said(&e)).await,
     }
 }
 
@@ -336,14 +310,13 @@ async fn test_hook(
         Err(page) => return page,
     };
     let Ok(event) = crate::domain::event::HookEvent::parse(&form.event) else {
-        return show_hook(
+        return hook_error(
             &state,
             &signed_in,
             &id,
             StatusCode::BAD_REQUEST,
             None,
-            None,
-            Some("That is not an event."),
+            "That is not an event.",
         )
         .await;
     };
@@ -351,16 +324,7 @@ async fn test_hook(
     if let Some(url) = &hook.config.url {
         if let Err(e) = crate::delivery::http::check_target(url, &state.targets).await {
             let message = format!("The endpoint may not be called: {e}");
-            return show_hook(
-                &state,
-                &signed_in,
-                &id,
-                StatusCode::OK,
-                None,
-                None,
-                Some(&message),
-            )
-            .await;
+            return hook_error(&state, &signed_in, &id, StatusCode::OK, None, &message).await;
         }
     }
     match crate::routes::hooks::test_hook(&state, &hook, &[event], hook.config.clone()).await {
@@ -402,16 +366,7 @@ async fn test_hook(
                 (None, Some(d)) => format!("{} {d}", e.message),
                 (None, None) => e.message,
             };
-            show_hook(
-                &state,
-                &signed_in,
-                &id,
-                StatusCode::OK,
-                None,
-                None,
-                Some(&detail),
-            )
-            .await
+            hook_error(&state, &signed_in, &id, StatusCode::OK, None, &detail).await
         }
     }
 }

@@ -15,39 +15,18 @@ use views::Directory;
 
 /// The routes this file serves.
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/console/users",
-            get(
-                |s: State<AppState>, i: SignedIn, q: Query<views::DirectoryQuery>| {
-                    directory(s, i, q, Directory::Users)
-                },
-            ),
-        )
-        .route(
-            "/console/roles",
-            get(
-                |s: State<AppState>, i: SignedIn, q: Query<views::DirectoryQuery>| {
-                    directory(s, i, q, Directory::Roles)
-                },
-            ),
-        )
-        .route(
-            "/console/organizations",
-            get(
-                |s: State<AppState>, i: SignedIn, q: Query<views::DirectoryQuery>| {
-                    directory(s, i, q, Directory::Organizations)
-                },
-            ),
-        )
-        .route(
-            "/console/applications",
-            get(
-                |s: State<AppState>, i: SignedIn, q: Query<views::DirectoryQuery>| {
-                    directory(s, i, q, Directory::Applications)
-                },
-            ),
-        )
+    Directory::ALL
+        .into_iter()
+        .fold(Router::new(), |router, which| {
+            router.route(
+                which.path(),
+                get(
+                    move |s: State<AppState>, i: SignedIn, q: Query<views::DirectoryQuery>| {
+                        directory(s, i, q, which)
+                    },
+                ),
+            )
+        })
 }
 
 /// Entries a page.

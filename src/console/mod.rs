@@ -124,6 +124,16 @@ fn see_other(to: &str) -> Response {
     res
 }
 
+/// 303 to the item `id` of the list at `list` (`/console/hooks` → `/console/hooks/{id}`), or
+/// to the list for what cannot be an id (ids are letters and digits).
+fn see_item(list: &str, id: &str) -> Response {
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        see_other(&format!("{list}/{id}"))
+    } else {
+        see_other(list)
+    }
+}
+
 /// What the API's refusal `e` means, said for the console (whose pages have buttons where
 /// the API's messages name requests).
 fn said(e: &crate::routes::error::ApiError) -> String {

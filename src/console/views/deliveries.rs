@@ -1,6 +1,6 @@
 //! The deliveries list and its live rows, and one delivery.
 
-use super::{layout, when, Section};
+use super::{hook_name, layout, when, Section};
 use crate::console::session::Session;
 use crate::domain::hook::Hook;
 use crate::storage::deliveries::{DeliveryDetail, DeliveryInfo, DeliveryStatus};
@@ -166,7 +166,7 @@ pub fn deliveries(session: &Session, page: &DeliveriesPage) -> Markup {
                     option value="" { "All hooks" }
                     @for h in hooks {
                         option value=(h.id) selected[filter.hook_id.as_deref() == Some(h.id.as_str())] {
-                            @if h.name.is_empty() { (h.id) } @else { (h.name) }
+                            (hook_name(h))
                         }
                     }
                 }
@@ -257,7 +257,7 @@ fn delivery_rows(list: &[DeliveryInfo], hooks: &[Hook]) -> Markup {
             tr {
                 td { a href={ "/console/deliveries/" (d.id) } { (status_badge(d.status)) } }
                 td { a href={ "/console/deliveries/" (d.id) } { (d.event_name) } }
-                td { a href={ "/console/hooks/" (d.hook_id) } { @match hook { Some(h) if !h.name.is_empty() => (h.name), _ => (d.hook_id) } } }
+                td { a href={ "/console/hooks/" (d.hook_id) } { (hook.map_or(d.hook_id.as_str(), hook_name)) } }
                 td.num { (d.attempts) }
                 td.num {
                     @match (d.last_response_status, d.last_duration_ms) {
@@ -281,14 +281,6 @@ fn window_fields(session: &Session, filter: &DeliveryFilter) -> Markup {
         input type="hidden" name="status" value=(filter.status.as_deref().unwrap_or_default());
         input type="hidden" name="since" value=(filter.since.as_deref().unwrap_or_default());
         input type="hidden" name="until" value=(filter.until.as_deref().unwrap_or_default());
-    }
-}
-
-fn hook_name(h: &Hook) -> &str {
-    if h.name.is_empty() {
-        &h.id
-    } else {
-        &h.name
     }
 }
 

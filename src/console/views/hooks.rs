@@ -305,7 +305,7 @@ pub fn delete_hook(session: &Session, hook: &Hook) -> Markup {
         "Delete hook",
         Some((session, Section::Hooks)),
         html! {
-            h1 { "Delete " (if hook.name.is_empty() { hook.id.as_str() } else { hook.name.as_str() }) "?" }
+            h1 { "Delete " (super::hook_name(hook)) "?" }
             p { "The hook is deleted with all its deliveries (queued ones and the history) and their logs. This cannot be undone." }
             form.row method="post" action={ "/console/hooks/" (hook.id) "/delete" } {
                 input type="hidden" name="csrf" value=(session.csrf);

@@ -112,6 +112,15 @@ pub fn problem(message: &str) -> Markup {
     )
 }
 
+/// A hook as the console names it: its name, or its id when it has none.
+fn hook_name(h: &crate::domain::hook::Hook) -> &str {
+    if h.name.is_empty() {
+        &h.id
+    } else {
+        &h.name
+    }
+}
+
 /// A time as the console shows it: RFC 3339 in UTC, to the second.
 fn when(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))

@@ -179,13 +179,13 @@ async fn failed_deliveries_are_filtered_by_time_recovered_and_replayed() {
 
     // The hook's test send: the endpoint's answer in words.
     receiver.set_default(Reply::status(503).body("down"));
-    let res = browserless()
-        .post(format!("{}/console/hooks/{down}/test", app.base))
-        .header(COOKIE, &cookie)
-        .form(&[("csrf", csrf_of(&list).as_str()), ("event", "User.Created")])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(
+        &app,
+        &cookie,
+        &format!("/console/hooks/{down}/test"),
+        &[("csrf", csrf_of(&list).as_str()), ("event", "User.Created")],
+    )
+    .await;
     let tested = res.text().await.unwrap();
     assert!(
         tested.contains("The endpoint answered 503: down"),
@@ -243,19 +243,20 @@ async fn deliveries_are_paged_and_a_blocking_hook_gets_its_failure_policy_from_t
 
     // A hook for a blocking event, made through the form with its failure policy.
     let csrf = csrf_of(&first);
-    let res = browserless()
-        .post(format!("{}/console/hooks", app.base))
-        .header(COOKIE, &cookie)
-        .form(&[
+    let url = receiver.url();
+    let res = post_form(
+        &app,
+        &cookie,
+        "/console/hooks",
+        &[
             ("csrf", csrf.as_str()),
             ("name", "gate"),
-            ("url", receiver.url().as_str()),
+            ("url", url.as_str()),
             ("events", "PreSignIn"),
             ("failurePolicy", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let hooks = app.get_json("/hooks").await;
     let gate = hooks

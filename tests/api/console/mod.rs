@@ -1,7 +1,7 @@
 //! The console (issue 17) through HTTP (sign-in, session cookie, CSRF, throttling, every page
 //! and change), and driven in real headless Chromium (Debian's, through playwright-core:
 //! `tests/browser/console.mjs`). Shared here: a client that does not follow redirects, the
-//! sign-in, the session cookie, a page's CSRF token and a page's text.
+//! sign-in, the session cookie, a page's CSRF token, a page's text and a form's post.
 
 mod browser;
 mod deliveries;
@@ -52,4 +52,20 @@ async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
         .await
         .unwrap();
     (res.status(), res.text().await.unwrap())
+}
+
+/// POSTs `form` to the console's `path` with the session `cookie` (redirects not followed).
+async fn post_form(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browserless()
+        .post(format!("{}{path}", app.base))
+        .header(COOKIE, cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
 }

@@ -146,28 +146,11 @@ async fn an_action_is_tested_saved_run_at_sign_in_and_deleted_from_its_page() {
     // Deleted, after asking.
     let (_, ask) = page(app, &cookie, "/console/actions/action.postSignIn/delete").await;
     assert!(ask.contains("Sign-ins go on without it."));
-    let res = browserless()
-        .post(format!(
-            "{}/console/actions/action.postSignIn/delete",
-            app.base
-        ))
-        .header(COOKIE, &cookie)
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let delete = "/console/actions/action.postSignIn/delete";
+    let res = post_form(app, &cookie, delete, &[("csrf", "forged")]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(app.get_json("/configs/actions").await["action.postSignIn"].is_object());
-    let res = browserless()
-        .post(format!(
-            "{}/console/actions/action.postSignIn/delete",
-            app.base
-        ))
-        .header(COOKIE, &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(app, &cookie, delete, &[("csrf", csrf.as_str())]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         app.get_json("/configs/actions").await["action.postSignIn"],
